@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command (README): install dependencies, configure, build, run every test.
+# Exits non-zero on any failure, and on any skipped privileged test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build=${FAULTLINE_BUILD_DIR:-$root/build}
+jobs=$(nproc)
+
+./ci/install-deps.sh
+
+echo "== configure and build ($build)"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$jobs"
+
+export FAULTLINE_REQUIRE_PRIVILEGED=1
+export FAULTLINE_SOURCE_DIR=$root
+export FAULTLINE_BUILD_DIR=$build
+
+status=0
+echo "== unit tests"
+ctest --test-dir "$build" -L '^unit$' -j"$jobs" --output-on-failure --timeout 300 || status=1
+echo "== integration tests (real processes)"
+ctest --test-dir "$build" -L '^integration$' --output-on-failure --timeout 600 || status=1
+echo "== privileged tests (namespaces, cgroups, loop devices)"
+ctest --test-dir "$build" -L '^privileged$' --output-on-failure --timeout 600 || status=1
+
+echo "== fuzz (libFuzzer, brief)"
+./ci/fuzz.sh --brief || status=1
+
+if [[ $status -ne 0 ]]; then
+  echo "ci/test.sh: FAILED" >&2
+fi
+exit $status
