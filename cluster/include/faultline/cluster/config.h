@@ -1,0 +1,64 @@
+// Configuration of the cluster's processes. Kafka's config keys (DESIGN.md §2) map onto these
+// fields one to one (see `apply_kafka_key`); defaults are Kafka's.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include "faultline/cluster/types.h"
+
+namespace faultline::cluster {
+
+using std::chrono::milliseconds;
+
+// "host:port"; port 0 asks for an ephemeral port.
+struct Endpoint {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string str() const { return host + ":" + std::to_string(port); }
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// Parses "host:port"; false on malformed input.
+bool parse_endpoint(std::string_view text, Endpoint& out);
+
+struct BrokerConfig {
+  BrokerId broker_id{1};
+  std::filesystem::path data_dir = "data";
+  Endpoint internal_listener{"127.0.0.1", 0};  // replication, admin, metrics
+  Endpoint client_listener{"127.0.0.1", 0};    // clients only
+  Endpoint controller{"127.0.0.1", 0};
+  uint16_t metrics_port = 0;                    // on the internal address; 0 = no exporter
+  milliseconds heartbeat_interval{2000};        // broker.heartbeat.interval.ms
+  milliseconds replica_lag_time_max{30000};     // replica.lag.time.max.ms
+  int min_insync_replicas = 1;                  // min.insync.replicas
+  milliseconds replica_fetch_wait_max{500};     // replica.fetch.wait.max.ms
+  milliseconds request_timeout{30000};          // request.timeout.ms (acks=all wait cap)
+  milliseconds controlled_shutdown_timeout{30000};
+  bool flush_every_batch = false;               // log.flush.interval.messages=1 when true
+  milliseconds flush_interval{1000};            // log.flush.interval.ms
+  int64_t segment_bytes = 64ll << 20;           // log.segment.bytes
+  int32_t replica_fetch_max_bytes = 4 << 20;    // replica.fetch.max.bytes
+  // Test-only planted bug (DESIGN.md: a harness must catch it): acknowledge acks=all as soon as the
+  // leader has appended, like acks=1. Off by default; never set in production scenarios.
+  bool planted_bug_early_ack = false;
+};
+
+struct ControllerConfig {
+  std::filesystem::path data_dir = "controller";
+  Endpoint listener{"127.0.0.1", 0};
+  uint16_t metrics_port = 0;
+  milliseconds session_timeout{9000};             // broker.session.timeout.ms
+  int default_min_insync_replicas = 1;
+  bool unclean_leader_election = false;           // unclean.leader.election.enable
+  bool auto_leader_rebalance = true;              // auto.leader.rebalance.enable
+  std::chrono::seconds leader_imbalance_check_interval{300};
+  int leader_imbalance_per_broker_percentage = 10;
+  int rebalance_batch_cap = 1000;
+  milliseconds metadata_fetch_wait_max{500};
+};
+
+}  // namespace faultline::cluster

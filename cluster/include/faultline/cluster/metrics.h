@@ -1,0 +1,66 @@
+// Prometheus metrics of the cluster's processes (DESIGN.md §6), exported with prometheus-cpp on
+// the process's internal address. Names start with faultline_ and carry their unit.
+//
+// Threading: prometheus-cpp metrics are thread-safe; the exposer serves scrapes on its own threads.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "faultline/cluster/config.h"
+#include "faultline/cluster/types.h"
+
+namespace faultline::cluster {
+
+// Owns a registry and, when a port is given, the HTTP exposer serving /metrics on host:port.
+class MetricsEndpoint {
+ public:
+  // port 0: metrics are kept but not served (tests, or when not asked for).
+  MetricsEndpoint(const std::string& host, uint16_t port);
+  prometheus::Registry& registry() { return *registry_; }
+  std::shared_ptr<prometheus::Registry> registry_ptr() { return registry_; }
+  // The bound port (0 when not serving).
+  uint16_t port() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+class ControllerMetrics {
+ public:
+  explicit ControllerMetrics(prometheus::Registry& registry);
+  void election(std::string_view reason, std::chrono::duration<double> trigger_to_commit);
+  void set_offline_partitions(size_t count);
+  void set_broker_fenced(BrokerId broker, bool fenced);
+  void set_broker_demoted(BrokerId broker, const std::string& reason, bool demoted);
+
+ private:
+  prometheus::Family<prometheus::Counter>& elections_;
+  prometheus::Family<prometheus::Histogram>& election_seconds_;
+  prometheus::Gauge& offline_partitions_;
+  prometheus::Family<prometheus::Gauge>& broker_fenced_;
+  prometheus::Family<prometheus::Gauge>& broker_demoted_;
+  std::map<BrokerId, std::string> demoted_reason_;
+};
+
+class BrokerMetrics {
+ public:
+  explicit BrokerMetrics(prometheus::Registry& registry);
+  prometheus::Counter& isr_shrinks;
+  prometheus::Counter& isr_expands;
+  prometheus::Gauge& under_replicated_partitions;
+  prometheus::Gauge& leader_partitions;
+  prometheus::Histogram& produce_latency;
+  prometheus::Histogram& storage_fsync;
+};
+
+}  // namespace faultline::cluster

@@ -1,0 +1,148 @@
+#include "faultline/cluster/controller/metadata_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace faultline::cluster {
+
+namespace {
+
+std::error_code last_errno() {
+  return {errno, std::system_category()};
+}
+
+// Writes all of `bytes`, retrying short writes and EINTR.
+std::error_code write_all(int fd, const uint8_t* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return last_errno();
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
+std::error_code read_file(int fd, std::vector<uint8_t>& out) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return last_errno();
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return last_errno();
+    }
+    if (n == 0)
+      break;
+    done += static_cast<size_t>(n);
+  }
+  out.resize(done);
+  return {};
+}
+
+std::error_code fsync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return last_errno();
+  std::error_code ec;
+  if (::fsync(fd) != 0)
+    ec = last_errno();
+  ::close(fd);
+  return ec;
+}
+
+}  // namespace
+
+MetadataStore::MetadataStore(int fd, std::filesystem::path path, MetadataOffset last_offset)
+    : fd_(fd), path_(std::move(path)), last_offset_(last_offset) {}
+
+MetadataStore::~MetadataStore() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+MetadataStoreOpenResult MetadataStore::open(const std::filesystem::path& file) {
+  MetadataStoreOpenResult result;
+  std::error_code ec;
+  if (file.has_parent_path()) {
+    std::filesystem::create_directories(file.parent_path(), ec);
+    if (ec) {
+      result.error = ec;
+      return result;
+    }
+  }
+  bool existed = std::filesystem::exists(file, ec);
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    result.error = last_errno();
+    return result;
+  }
+  // Owned from here on, so every early return closes it.
+  std::unique_ptr<MetadataStore> store(new MetadataStore(fd, file, MetadataOffset{-1}));
+  if (!existed) {
+    // The new file's directory entry must be durable too, or a crash can lose the whole log.
+    if ((result.error = fsync_dir(file.parent_path())))
+      return result;
+  }
+
+  std::vector<uint8_t> bytes;
+  if ((result.error = read_file(fd, bytes)))
+    return result;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    DecodeResult d = decode_metadata_entry(std::span<const uint8_t>(bytes).subspan(pos));
+    // A partial or corrupt frame, or one that does not continue the sequence, is what a crash
+    // mid-append leaves: everything from there on was never acknowledged.
+    if (d.status != DecodeStatus::ok || d.entry.offset != store->last_offset_.next())
+      break;
+    store->last_offset_ = d.entry.offset;
+    result.records.push_back(std::move(d.entry));
+    pos += d.consumed;
+  }
+  if (pos < bytes.size()) {
+    result.dropped_tail_bytes = bytes.size() - pos;
+    if (::ftruncate(fd, static_cast<off_t>(pos)) != 0 || ::fsync(fd) != 0) {
+      result.error = last_errno();
+      result.records.clear();
+      return result;
+    }
+  }
+  if (::lseek(fd, static_cast<off_t>(pos), SEEK_SET) < 0) {
+    result.error = last_errno();
+    result.records.clear();
+    return result;
+  }
+  result.store = std::move(store);
+  return result;
+}
+
+std::error_code MetadataStore::append(std::span<const MetadataEntry> records) {
+  if (records.empty())
+    return {};
+  MetadataOffset expected = last_offset_.next();
+  buffer_.clear();
+  for (const MetadataEntry& entry : records) {
+    if (entry.offset != expected)
+      return make_error_code(errc::invalid_request);
+    encode_metadata_entry(entry, buffer_);
+    expected = expected.next();
+  }
+  if (auto ec = write_all(fd_, buffer_.data(), buffer_.size()))
+    return ec;
+  if (::fdatasync(fd_) != 0)
+    return last_errno();
+  last_offset_ = records.back().offset;
+  return {};
+}
+
+}  // namespace faultline::cluster
