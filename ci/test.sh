@@ -23,7 +23,15 @@ ctest --test-dir "$build" -L '^unit$' -j"$jobs" --output-on-failure --timeout 30
 echo "== integration tests (real processes)"
 ctest --test-dir "$build" -L '^integration$' --output-on-failure --timeout 600 || status=1
 echo "== privileged tests (namespaces, cgroups, loop devices)"
-ctest --test-dir "$build" -L '^privileged$' --output-on-failure --timeout 600 || status=1
+privileged_log=$build/privileged-tests.log
+ctest --test-dir "$build" -L '^privileged$' --output-on-failure --timeout 600 2>&1 |
+  tee "$privileged_log" || status=1
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+# A skipped privileged test is a test that did not run: CI runs as root, so it is a failure.
+if grep -q '(Skipped)' "$privileged_log"; then
+  echo "ci/test.sh: a privileged test was skipped" >&2
+  status=1
+fi
 
 echo "== fuzz (libFuzzer, brief)"
 ./ci/fuzz.sh --brief || status=1

@@ -1,0 +1,317 @@
+// The cluster's wire protocol: every request and response as a plain struct (DESIGN.md §2).
+//
+// A frame is `u32 size | header | body` (big-endian). Request header: i16 api key, i16 version,
+// i32 correlation id. Response header: i32 correlation id, i16 api key. The api key of a message is
+// its index in the Request / Response variants below, so the two variants list the same APIs in
+// the same order. Bodies are encoded field by field from each struct's `fields()` (codec.h), so a
+// struct and its encoding cannot drift apart.
+//
+// Every response carries an `errc error` first: a server that cannot serve an API answers with
+// error_response_for(request, code) without knowing the response's other fields.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include "faultline/cluster/config.h"
+#include "faultline/cluster/controller/controller.h"
+#include "faultline/cluster/controller/metadata.h"
+#include "faultline/cluster/errc.h"
+#include "faultline/cluster/types.h"
+
+namespace faultline::cluster {
+
+// ---- data path (brokers) -----------------------------------------------------------------------
+
+struct ProduceRequest {
+  TopicPartition tp;
+  Acks acks = Acks::all;
+  int32_t timeout_ms = 30000;
+  std::string batch;  // exactly one record batch (log/record_batch.h)
+  static auto fields(auto& s) { return std::tie(s.tp, s.acks, s.timeout_ms, s.batch); }
+};
+struct ProduceResponse {
+  errc error = errc::none;
+  Offset base_offset{-1};
+  static auto fields(auto& s) { return std::tie(s.error, s.base_offset); }
+};
+
+struct FetchRequest {
+  int32_t replica_id = -1;  // >= 0: a follower (internal listener only); -1: a consumer
+  int64_t broker_epoch = -1;
+  TopicPartition tp;
+  int32_t current_leader_epoch = -1;  // -1: not checked
+  int64_t fetch_offset = 0;
+  int32_t last_fetched_epoch = -1;  // followers: epoch of their last record (KIP-320)
+  int32_t max_bytes = 1 << 20;
+  int32_t max_wait_ms = 0;
+  static auto fields(auto& s) {
+    return std::tie(s.replica_id, s.broker_epoch, s.tp, s.current_leader_epoch, s.fetch_offset,
+                    s.last_fetched_epoch, s.max_bytes, s.max_wait_ms);
+  }
+};
+// The leader's answer to a follower whose log diverged: truncate using this epoch and end offset.
+struct DivergingEpoch {
+  int32_t epoch = -1;
+  int64_t end_offset = -1;
+  static auto fields(auto& s) { return std::tie(s.epoch, s.end_offset); }
+};
+struct FetchResponse {
+  errc error = errc::none;
+  int64_t high_watermark = -1;
+  int64_t log_start_offset = -1;
+  int64_t log_end_offset = -1;
+  std::optional<DivergingEpoch> diverging;
+  std::string records;  // whole batches
+  static auto fields(auto& s) {
+    return std::tie(s.error, s.high_watermark, s.log_start_offset, s.log_end_offset, s.diverging,
+                    s.records);
+  }
+};
+
+enum class OffsetSpec : int8_t { earliest = 0, latest = 1, high_watermark = 2 };
+struct ListOffsetsRequest {
+  TopicPartition tp;
+  OffsetSpec which = OffsetSpec::latest;
+  static auto fields(auto& s) { return std::tie(s.tp, s.which); }
+};
+struct ListOffsetsResponse {
+  errc error = errc::none;
+  int64_t offset = -1;
+  static auto fields(auto& s) { return std::tie(s.error, s.offset); }
+};
+
+struct OffsetForLeaderEpochRequest {
+  TopicPartition tp;
+  int32_t current_leader_epoch = -1;
+  int32_t requested_epoch = -1;
+  static auto fields(auto& s) { return std::tie(s.tp, s.current_leader_epoch, s.requested_epoch); }
+};
+struct OffsetForLeaderEpochResponse {
+  errc error = errc::none;
+  int32_t leader_epoch = -1;
+  int64_t end_offset = -1;
+  static auto fields(auto& s) { return std::tie(s.error, s.leader_epoch, s.end_offset); }
+};
+
+struct MetadataRequest {
+  std::vector<std::string> topics;  // empty: every topic
+  static auto fields(auto& s) { return std::tie(s.topics); }
+};
+struct BrokerMetadata {
+  BrokerId id;
+  Endpoint client_endpoint;
+  Endpoint internal_endpoint;
+  bool fenced = false;
+  bool demoted = false;
+  std::string demotion_reason;
+  static auto fields(auto& s) {
+    return std::tie(s.id, s.client_endpoint, s.internal_endpoint, s.fenced, s.demoted,
+                    s.demotion_reason);
+  }
+};
+struct PartitionMetadata {
+  TopicPartition tp;
+  errc error = errc::none;
+  BrokerId leader = kNoBroker;
+  LeaderEpoch leader_epoch{-1};
+  PartitionEpoch partition_epoch{-1};
+  ReplicaList replicas;
+  ReplicaList isr;
+  int32_t unclean_elections = 0;
+  static auto fields(auto& s) {
+    return std::tie(s.tp, s.error, s.leader, s.leader_epoch, s.partition_epoch, s.replicas, s.isr,
+                    s.unclean_elections);
+  }
+};
+struct MetadataResponse {
+  errc error = errc::none;
+  Endpoint controller;
+  int64_t metadata_offset = -1;
+  std::vector<BrokerMetadata> brokers;
+  std::vector<PartitionMetadata> partitions;
+  static auto fields(auto& s) {
+    return std::tie(s.error, s.controller, s.metadata_offset, s.brokers, s.partitions);
+  }
+};
+
+struct ApiVersionsRequest {
+  static auto fields(auto&) { return std::tie(); }
+};
+struct ApiVersionsResponse {
+  errc error = errc::none;
+  BrokerId broker_id{-1};  // -1 when the controller answers
+  int16_t max_version = 0;
+  static auto fields(auto& s) { return std::tie(s.error, s.broker_id, s.max_version); }
+};
+
+// ---- broker <-> controller ---------------------------------------------------------------------
+
+struct BrokerRegistrationRequest {
+  BrokerId broker;
+  uint64_t incarnation = 0;
+  Endpoint internal_endpoint;
+  Endpoint client_endpoint;
+  static auto fields(auto& s) {
+    return std::tie(s.broker, s.incarnation, s.internal_endpoint, s.client_endpoint);
+  }
+};
+struct BrokerRegistrationResponse {
+  errc error = errc::none;
+  BrokerEpoch broker_epoch{-1};
+  static auto fields(auto& s) { return std::tie(s.error, s.broker_epoch); }
+};
+
+struct BrokerHeartbeatRequest {
+  BrokerId broker;
+  BrokerEpoch broker_epoch{-1};
+  MetadataOffset applied_metadata_offset{-1};
+  bool want_shutdown = false;
+  static auto fields(auto& s) {
+    return std::tie(s.broker, s.broker_epoch, s.applied_metadata_offset, s.want_shutdown);
+  }
+};
+struct BrokerHeartbeatResponse {
+  errc error = errc::none;
+  bool fenced = true;
+  bool shutting_down = false;
+  bool shutdown_allowed = false;
+  static auto fields(auto& s) {
+    return std::tie(s.error, s.fenced, s.shutting_down, s.shutdown_allowed);
+  }
+};
+
+// Brokers pull the metadata log (DESIGN.md §2 item 8): a long-poll from `from` (inclusive).
+struct FetchMetadataLogRequest {
+  MetadataOffset from{0};
+  uint32_t max_records = 4096;
+  int32_t max_wait_ms = 0;
+  static auto fields(auto& s) { return std::tie(s.from, s.max_records, s.max_wait_ms); }
+};
+struct FetchMetadataLogResponse {
+  errc error = errc::none;
+  std::vector<MetadataEntry> entries;
+  MetadataOffset durable_offset{-1};
+  static auto fields(auto& s) { return std::tie(s.error, s.entries, s.durable_offset); }
+};
+
+// The controller's AlterPartitionRequest (controller.h) travels as it is.
+struct AlterPartitionRequestMsg : AlterPartitionRequest {
+  AlterPartitionRequestMsg() = default;
+  AlterPartitionRequestMsg(const AlterPartitionRequest& r) : AlterPartitionRequest(r) {}  // NOLINT
+  static auto fields(auto& s) {
+    return std::tie(s.tp, s.leader, s.leader_broker_epoch, s.leader_epoch, s.partition_epoch,
+                    s.proposed_isr);
+  }
+};
+struct AlterPartitionResponse {
+  errc error = errc::none;
+  BrokerId leader = kNoBroker;
+  ReplicaList isr;
+  LeaderEpoch leader_epoch{-1};
+  PartitionEpoch partition_epoch{-1};
+  static auto fields(auto& s) {
+    return std::tie(s.error, s.leader, s.isr, s.leader_epoch, s.partition_epoch);
+  }
+};
+
+// ---- admin (controller) ------------------------------------------------------------------------
+
+struct CreateTopicRequest {
+  std::string name;
+  int32_t partitions = 1;
+  int32_t replication_factor = 1;
+  static auto fields(auto& s) { return std::tie(s.name, s.partitions, s.replication_factor); }
+};
+struct CreateTopicResponse {
+  errc error = errc::none;
+  std::vector<ReplicaList> assignment;
+  static auto fields(auto& s) { return std::tie(s.error, s.assignment); }
+};
+
+struct ElectLeadersRequest {
+  ElectionType type = ElectionType::preferred;
+  std::vector<TopicPartition> partitions;  // empty: every partition
+  static auto fields(auto& s) { return std::tie(s.type, s.partitions); }
+};
+struct ElectLeadersResult {
+  TopicPartition tp;
+  errc error = errc::none;
+  static auto fields(auto& s) { return std::tie(s.tp, s.error); }
+};
+struct ElectLeadersResponse {
+  errc error = errc::none;
+  std::vector<ElectLeadersResult> results;
+  static auto fields(auto& s) { return std::tie(s.error, s.results); }
+};
+
+struct DemoteBrokerRequest {
+  BrokerId broker;
+  std::string reason;
+  static auto fields(auto& s) { return std::tie(s.broker, s.reason); }
+};
+struct DemoteBrokerResponse {
+  errc error = errc::none;
+  static auto fields(auto& s) { return std::tie(s.error); }
+};
+struct PromoteBrokerRequest {
+  BrokerId broker;
+  static auto fields(auto& s) { return std::tie(s.broker); }
+};
+struct PromoteBrokerResponse {
+  errc error = errc::none;
+  static auto fields(auto& s) { return std::tie(s.error); }
+};
+
+struct ReassignRequest {
+  TopicPartition tp;
+  ReplicaList replicas;
+  static auto fields(auto& s) { return std::tie(s.tp, s.replicas); }
+};
+struct ReassignResponse {
+  errc error = errc::none;
+  static auto fields(auto& s) { return std::tie(s.error); }
+};
+
+struct SetConfigRequest {
+  std::string key;
+  std::string value;
+  static auto fields(auto& s) { return std::tie(s.key, s.value); }
+};
+struct SetConfigResponse {
+  errc error = errc::none;
+  static auto fields(auto& s) { return std::tie(s.error); }
+};
+
+// ---- the variants: index == api key ------------------------------------------------------------
+
+using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
+                             OffsetForLeaderEpochRequest, MetadataRequest, ApiVersionsRequest,
+                             BrokerRegistrationRequest, BrokerHeartbeatRequest,
+                             FetchMetadataLogRequest, AlterPartitionRequestMsg, CreateTopicRequest,
+                             ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
+                             ReassignRequest, SetConfigRequest>;
+using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse,
+                              OffsetForLeaderEpochResponse, MetadataResponse, ApiVersionsResponse,
+                              BrokerRegistrationResponse, BrokerHeartbeatResponse,
+                              FetchMetadataLogResponse, AlterPartitionResponse, CreateTopicResponse,
+                              ElectLeadersResponse, DemoteBrokerResponse, PromoteBrokerResponse,
+                              ReassignResponse, SetConfigResponse>;
+static_assert(std::variant_size_v<Request> == std::variant_size_v<Response>);
+
+using ApiKey = int16_t;
+inline constexpr int16_t kApiVersion = 0;  // every API is at version 0 for now
+inline ApiKey api_key(const Request& r) { return static_cast<ApiKey>(r.index()); }
+inline ApiKey api_key(const Response& r) { return static_cast<ApiKey>(r.index()); }
+std::string_view api_name(ApiKey key) noexcept;
+
+// The response type that answers `request`, with `error` set and every other field defaulted.
+Response error_response_for(const Request& request, errc error);
+// The `error` field of any response.
+errc response_error(const Response& response) noexcept;
+
+}  // namespace faultline::cluster

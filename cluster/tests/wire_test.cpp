@@ -1,0 +1,162 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "faultline/cluster/wire/codec.h"
+
+namespace faultline::cluster {
+namespace {
+
+std::span<const char> body(const std::string& frame) {
+  return std::span<const char>(frame).subspan(kFrameSizeBytes);
+}
+
+ProduceRequest sample_produce() {
+  ProduceRequest r;
+  r.tp = {"orders", PartitionIndex{3}};
+  r.acks = Acks::all;
+  r.timeout_ms = 1500;
+  r.batch = std::string("\x00\x01\x02 batch bytes", 15);
+  return r;
+}
+
+FetchMetadataLogResponse sample_metadata_log() {
+  FetchMetadataLogResponse r;
+  r.durable_offset = MetadataOffset{7};
+  r.entries.push_back({MetadataOffset{6},
+                       BrokerRegistered{BrokerId{2}, BrokerEpoch{6}, 42,
+                                        Endpoint{"198.18.0.2", 9093}, Endpoint{"198.19.0.2", 9092},
+                                        std::nullopt}});
+  r.entries.push_back(
+      {MetadataOffset{7}, TopicCreated{"orders", {ReplicaList{1, 2, 3}, ReplicaList{2, 3, 1}}}});
+  return r;
+}
+
+TEST(Wire, EveryRequestRoundTrips) {
+  std::vector<Request> requests = {
+      sample_produce(),
+      FetchRequest{2, 17, {"t", PartitionIndex{0}}, 4, 100, 3, 1 << 20, 500},
+      ListOffsetsRequest{{"t", PartitionIndex{1}}, OffsetSpec::high_watermark},
+      OffsetForLeaderEpochRequest{{"t", PartitionIndex{1}}, 5, 4},
+      MetadataRequest{{"a", "b"}},
+      ApiVersionsRequest{},
+      BrokerRegistrationRequest{BrokerId{3}, 99, {"198.18.0.3", 9093}, {"198.19.0.3", 9092}},
+      BrokerHeartbeatRequest{BrokerId{3}, BrokerEpoch{12}, MetadataOffset{40}, true},
+      FetchMetadataLogRequest{MetadataOffset{41}, 4096, 500},
+      AlterPartitionRequestMsg(AlterPartitionRequest{{"t", PartitionIndex{0}}, BrokerId{1},
+                                                     BrokerEpoch{5}, LeaderEpoch{2},
+                                                     PartitionEpoch{9}, ReplicaList{1, 2}}),
+      CreateTopicRequest{"orders", 6, 3},
+      ElectLeadersRequest{ElectionType::unclean, {{"t", PartitionIndex{0}}}},
+      DemoteBrokerRequest{BrokerId{2}, "unreachable from clients"},
+      PromoteBrokerRequest{BrokerId{2}},
+      ReassignRequest{{"t", PartitionIndex{0}}, ReplicaList{4, 5, 6}},
+      SetConfigRequest{"unclean.leader.election.enable", "true"},
+  };
+  ASSERT_EQ(requests.size(), std::variant_size_v<Request>) << "a request type has no test";
+  for (const auto& request : requests) {
+    std::string frame;
+    encode_request(77, request, frame);
+    auto decoded = decode_request(body(frame));
+    ASSERT_EQ(decoded.error, errc::none) << api_name(api_key(request));
+    EXPECT_EQ(decoded.header.correlation_id, 77);
+    EXPECT_EQ(decoded.request.index(), request.index());
+    std::string again;
+    encode_request(77, decoded.request, again);
+    EXPECT_EQ(again, frame) << api_name(api_key(request));
+  }
+}
+
+TEST(Wire, ResponsesCarryTheirFields) {
+  FetchResponse fetch;
+  fetch.high_watermark = 10;
+  fetch.diverging = DivergingEpoch{3, 120};
+  fetch.records = "records";
+  MetadataResponse md;
+  md.controller = {"198.18.0.10", 9090};
+  md.brokers.push_back({BrokerId{1}, {"c", 1}, {"i", 2}, false, true, "slow disk"});
+  PartitionMetadata pm;
+  pm.tp = {"t", PartitionIndex{2}};
+  pm.leader = BrokerId{1};
+  pm.isr = ReplicaList{1, 3};
+  md.partitions.push_back(pm);
+
+  for (const Response& r : std::vector<Response>{fetch, md, sample_metadata_log()}) {
+    std::string frame;
+    encode_response(5, r, frame);
+    auto decoded = decode_response(body(frame));
+    ASSERT_EQ(decoded.error, errc::none);
+    EXPECT_EQ(decoded.correlation_id, 5);
+    std::string again;
+    encode_response(5, decoded.response, again);
+    EXPECT_EQ(again, frame);
+  }
+  std::string frame;
+  encode_response(1, fetch, frame);
+  auto f = std::get<FetchResponse>(decode_response(body(frame)).response);
+  ASSERT_TRUE(f.diverging);
+  EXPECT_EQ(f.diverging->end_offset, 120);
+  EXPECT_EQ(f.records, "records");
+
+  frame.clear();
+  encode_response(1, sample_metadata_log(), frame);
+  auto m = std::get<FetchMetadataLogResponse>(decode_response(body(frame)).response);
+  ASSERT_EQ(m.entries.size(), 2u);
+  EXPECT_EQ(m.entries[1], sample_metadata_log().entries[1]);
+}
+
+TEST(Wire, EveryTruncationAndTrailingByteIsMalformed) {
+  std::string frame;
+  encode_request(1, sample_produce(), frame);
+  auto full = body(frame);
+  for (size_t n = 0; n < full.size(); ++n) {
+    EXPECT_NE(decode_request(full.first(n)).error, errc::none) << "cut at " << n;
+  }
+  std::string longer(full.begin(), full.end());
+  longer.push_back('x');
+  EXPECT_EQ(decode_request(longer).error, errc::malformed_frame);
+}
+
+TEST(Wire, LengthsLargerThanTheFrameAreRefusedWithoutAllocating) {
+  std::string frame;
+  MetadataRequest req{{"x"}};
+  encode_request(1, req, frame);
+  // The topic count (right after the 8-byte header) claims two billion entries.
+  std::string b(body(frame).begin(), body(frame).end());
+  b[8] = 0x7f;
+  EXPECT_EQ(decode_request(b).error, errc::malformed_frame);
+}
+
+TEST(Wire, UnknownApiKeysAndVersionsAreNamed) {
+  std::string frame;
+  encode_request(9, ApiVersionsRequest{}, frame);
+  std::string b(body(frame).begin(), body(frame).end());
+  b[0] = 0x70;  // api key 0x7005
+  auto d = decode_request(b);
+  EXPECT_EQ(d.error, errc::unsupported_version);
+  EXPECT_EQ(d.header.correlation_id, 9);
+  b[0] = 0;
+  b[3] = 1;  // version 1
+  EXPECT_EQ(decode_request(b).error, errc::unsupported_version);
+}
+
+TEST(Wire, FrameSizePrefixIsBounded) {
+  uint32_t size = 0;
+  std::array<char, 4> huge{0x7f, 0, 0, 0};
+  EXPECT_EQ(decode_frame_size(huge, kMaxFrameBytes, size), errc::frame_too_large);
+  std::array<char, 4> tiny{0, 0, 0, 2};
+  EXPECT_EQ(decode_frame_size(tiny, kMaxFrameBytes, size), errc::malformed_frame);
+  std::array<char, 4> fine{0, 0, 1, 0};
+  EXPECT_EQ(decode_frame_size(fine, kMaxFrameBytes, size), errc::none);
+  EXPECT_EQ(size, 256u);
+}
+
+TEST(Wire, ErrorResponsesMatchTheirRequest) {
+  Request req = CreateTopicRequest{"t", 1, 1};
+  Response resp = error_response_for(req, errc::not_controller);
+  EXPECT_TRUE(std::holds_alternative<CreateTopicResponse>(resp));
+  EXPECT_EQ(response_error(resp), errc::not_controller);
+}
+
+}  // namespace
+}  // namespace faultline::cluster
