@@ -1,20 +1,24 @@
 // `faultline`: the harness's command line (DESIGN.md §7). Each component registers its own
 // subcommands; this file only assembles them and maps the outcome to an exit code.
 #include <CLI/CLI.hpp>
+#include <spdlog/cfg/env.h>
 #include <spdlog/spdlog.h>
 
 #include "faultline/chaos/cli.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/cli.h"
+#include "faultline/cluster/client/cli.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"faultline: chaos testing of partition leader election"};
   app.require_subcommand(1);
   int exit_code = 0;
+  spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug, e.g. to see every produce attempt
   // `clean` must know how to remove every kind of resource a fault journals.
   faultline::chaos::register_fault_cleaners();
   faultline::chaos::add_chaos_commands(app, exit_code);
   faultline::chaos::add_fault_commands(app, exit_code);
+  faultline::cluster::add_client_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,49 @@
+// faultline-broker: a broker of the mini-cluster (DESIGN.md §2 items 1-7, 9, 13).
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "faultline/cluster/server/broker_process.h"
+
+int main(int argc, char** argv) {
+  using namespace faultline::cluster;
+  BrokerConfig config;
+  int32_t id = 1;
+  std::string internal = "127.0.0.1:0", client = "127.0.0.1:0", controller;
+  int64_t heartbeat_ms = config.heartbeat_interval.count();
+  int64_t lag_ms = config.replica_lag_time_max.count();
+  int64_t fetch_wait_ms = config.replica_fetch_wait_max.count();
+  int64_t request_timeout_ms = config.request_timeout.count();
+  CLI::App app{"faultline-broker: a broker of a faultline mini-cluster"};
+  app.add_option("--id", id, "broker id")->required();
+  app.add_option("--data-dir", config.data_dir, "where the partition logs live")->required();
+  app.add_option("--internal", internal, "internal listener host:port (replication, admin)");
+  app.add_option("--client", client, "client listener host:port (clients only)");
+  app.add_option("--controller", controller, "controller host:port")->required();
+  app.add_option("--metrics-port", config.metrics_port, "Prometheus port on the internal host");
+  app.add_option("--heartbeat-interval-ms", heartbeat_ms, "broker.heartbeat.interval.ms");
+  app.add_option("--replica-lag-time-max-ms", lag_ms, "replica.lag.time.max.ms");
+  app.add_option("--replica-fetch-wait-max-ms", fetch_wait_ms, "replica.fetch.wait.max.ms");
+  app.add_option("--request-timeout-ms", request_timeout_ms, "request.timeout.ms");
+  app.add_option("--min-insync-replicas", config.min_insync_replicas, "min.insync.replicas");
+  app.add_flag("--flush-every-batch", config.flush_every_batch,
+               "fsync after every batch (log.flush.interval.messages=1)");
+  app.add_flag("--planted-bug-early-ack", config.planted_bug_early_ack,
+               "TEST ONLY: acknowledge acks=all before replication (a bug for the harness to find)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  config.broker_id = BrokerId{id};
+  if (!parse_endpoint(internal, config.internal_listener) ||
+      !parse_endpoint(client, config.client_listener) ||
+      !parse_endpoint(controller, config.controller)) {
+    spdlog::error("event=bad_config reason=\"endpoints must be host:port\"");
+    return 2;
+  }
+  config.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  config.replica_lag_time_max = std::chrono::milliseconds(lag_ms);
+  config.replica_fetch_wait_max = std::chrono::milliseconds(fetch_wait_ms);
+  config.request_timeout = std::chrono::milliseconds(request_timeout_ms);
+  return run_broker_process(config);
+}

@@ -1,0 +1,747 @@
+#include "broker/broker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "faultline/cluster/log/record_batch.h"
+#include "faultline/cluster/log/truncation.h"
+
+namespace faultline::cluster {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr size_t kMetadataBatch = 4096;
+constexpr auto kRetryBackoff = 50ms;
+constexpr auto kIsrCheckInterval = 50ms;
+
+std::filesystem::path partition_dir(const std::filesystem::path& data_dir,
+                                    const TopicPartition& tp) {
+  return data_dir / fmt::format("{}-{}", tp.topic, tp.partition.value());
+}
+
+uint64_t random_incarnation() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+}
+
+}  // namespace
+
+Broker::Broker(asio::io_context& io, BrokerConfig config, MetricsEndpoint& metrics)
+    : io_(io),
+      config_(std::move(config)),
+      metrics_(metrics.registry()),
+      peers_(io),
+      incarnation_(random_incarnation()) {}
+
+Broker::~Broker() = default;
+
+uint16_t Broker::internal_port() const { return internal_server_ ? internal_server_->port() : 0; }
+uint16_t Broker::client_port() const { return client_server_ ? client_server_->port() : 0; }
+
+bool Broker::start() {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.data_dir, ec);
+  if (ec) {
+    spdlog::error("event=data_dir_failed path={} error=\"{}\"", config_.data_dir.string(),
+                  ec.message());
+    return false;
+  }
+  try {
+    internal_server_ = std::make_unique<RpcServer>(io_, config_.internal_listener,
+                                                   ListenerKind::internal, *this);
+    client_server_ =
+        std::make_unique<RpcServer>(io_, config_.client_listener, ListenerKind::client, *this);
+  } catch (const std::exception& e) {
+    spdlog::error("event=listen_failed error=\"{}\"", e.what());
+    return false;
+  }
+  internal_server_->start();
+  client_server_->start();
+  // Re-open the partitions found on disk: their logs recover now, before any request.
+  for (const auto& entry : std::filesystem::directory_iterator(config_.data_dir, ec)) {
+    if (!entry.is_directory()) continue;
+    auto name = entry.path().filename().string();
+    auto dash = name.rfind('-');
+    if (dash == std::string::npos || dash == 0) continue;
+    try {
+      int32_t index = std::stoi(name.substr(dash + 1));
+      open_partition({name.substr(0, dash), PartitionIndex{index}});
+    } catch (const std::exception&) {
+      continue;
+    }
+  }
+  spdlog::info("event=broker_listening broker={} internal={}:{} client={}:{}", config_.broker_id,
+               config_.internal_listener.host, internal_port(), config_.client_listener.host,
+               client_port());
+  asio::co_spawn(io_, registration_and_heartbeat_loop(), asio::detached);
+  asio::co_spawn(io_, metadata_loop(), asio::detached);
+  asio::co_spawn(io_, isr_loop(), asio::detached);
+  asio::co_spawn(io_, flush_loop(), asio::detached);
+  return true;
+}
+
+void Broker::begin_controlled_shutdown() {
+  if (want_shutdown_) return;
+  want_shutdown_ = true;
+  shutdown_deadline_ = Clock::now() + config_.controlled_shutdown_timeout;
+  spdlog::info("event=controlled_shutdown_requested broker={}", config_.broker_id);
+}
+
+void Broker::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (auto& [tp, p] : partitions_) {
+    ++p->fetcher_generation;
+    if (p->replication) complete(p->replication->abandon_pending_produces());
+    wake(*p);
+    if (p->log) {
+      p->log->flush();
+      p->log->write_high_watermark_checkpoint(high_watermark(*p));
+    }
+  }
+  if (internal_server_) internal_server_->stop();
+  if (client_server_) client_server_->stop();
+  peers_.close_all();
+  io_.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+awaitable<Response> Broker::handle(Request request, ListenerKind listener) {
+  if (auto* r = std::get_if<ProduceRequest>(&request)) co_return co_await handle_produce(std::move(*r));
+  if (auto* r = std::get_if<FetchRequest>(&request))
+    co_return co_await handle_fetch(std::move(*r), listener);
+  if (auto* r = std::get_if<ListOffsetsRequest>(&request)) co_return handle_list_offsets(*r);
+  if (auto* r = std::get_if<OffsetForLeaderEpochRequest>(&request))
+    co_return handle_offset_for_leader_epoch(*r);
+  if (auto* r = std::get_if<MetadataRequest>(&request)) co_return handle_metadata(*r);
+  if (std::holds_alternative<ApiVersionsRequest>(request)) {
+    ApiVersionsResponse resp;
+    resp.broker_id = config_.broker_id;
+    co_return resp;
+  }
+  // Controller APIs are not served by brokers.
+  co_return error_response_for(request, errc::not_controller);
+}
+
+awaitable<Response> Broker::handle_produce(ProduceRequest req) {
+  auto started = Clock::now();
+  ProduceResponse resp;
+  Partition* p = find(req.tp);
+  if (p == nullptr) {
+    resp.error = image_.partition(req.tp) ? errc::not_leader_or_follower
+                                          : errc::unknown_topic_or_partition;
+    co_return resp;
+  }
+  if (!p->replication) {
+    resp.error = errc::not_leader_or_follower;
+    co_return resp;
+  }
+  if (want_shutdown_ && stopping_) {
+    resp.error = errc::not_leader_or_follower;
+    co_return resp;
+  }
+  if (auto e = p->replication->check_produce(req.acks); e != errc::none) {
+    resp.error = e;
+    co_return resp;
+  }
+  if (auto e = validate_batch(std::span<const char>(req.batch.data(), req.batch.size()));
+      e != errc::none) {
+    resp.error = e;
+    co_return resp;
+  }
+  BatchView view(std::span<const char>(req.batch.data(), req.batch.size()));
+  int32_t count = view.record_count();
+  std::error_code ec;
+  Offset base = p->log->append_as_leader(std::move(req.batch), p->leader_epoch, ec);
+  if (ec) {
+    spdlog::error("event=append_failed tp={} error=\"{}\"", p->tp, ec.message());
+    resp.error = errc::io_error;
+    co_return resp;
+  }
+  if (auto d = p->log->last_fsync_duration()) {
+    metrics_.storage_fsync.Observe(std::chrono::duration<double>(*d).count());
+  }
+  Offset last{base.value() + count - 1};
+  resp.base_offset = base;
+  p->replication->on_leader_append(p->log->log_end_offset());
+  wake(*p);
+  if (req.acks != Acks::all || config_.planted_bug_early_ack) {
+    after_replication_change(*p);
+    metrics_.produce_latency.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+    co_return resp;
+  }
+  uint64_t id = next_request_id_++;
+  p->replication->add_pending_produce(id, last);
+  asio::steady_timer timer(io_, std::chrono::milliseconds(req.timeout_ms));
+  pending_[id] = PendingProduce{&timer, std::nullopt};
+  after_replication_change(*p);  // a single-member ISR completes at once
+  if (!pending_[id].result) {
+    co_await timer.async_wait(use_tuple);
+  }
+  auto result = pending_[id].result;
+  pending_.erase(id);
+  // Timed out: the records are in the log and may yet commit; the client must treat it as unknown.
+  resp.error = result.value_or(errc::request_timed_out);
+  metrics_.produce_latency.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+  co_return resp;
+}
+
+awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener) {
+  FetchResponse resp;
+  bool from_follower = req.replica_id >= 0;
+  if (from_follower && listener == ListenerKind::client) {
+    resp.error = errc::invalid_request;  // replication never runs over the client network
+    co_return resp;
+  }
+  Partition* p = find(req.tp);
+  if (p == nullptr || !p->replication) {
+    resp.error = p == nullptr && !image_.partition(req.tp) ? errc::unknown_topic_or_partition
+                                                           : errc::not_leader_or_follower;
+    co_return resp;
+  }
+  if (req.current_leader_epoch >= 0) {
+    if (LeaderEpoch{req.current_leader_epoch} < p->leader_epoch) {
+      resp.error = errc::fenced_leader_epoch;
+      co_return resp;
+    }
+    if (LeaderEpoch{req.current_leader_epoch} > p->leader_epoch) {
+      resp.error = errc::unknown_leader_epoch;
+      co_return resp;
+    }
+  }
+  LeaderEpoch epoch_at_start = p->leader_epoch;
+  TopicPartition tp = p->tp;
+  Offset fetch_offset{req.fetch_offset};
+
+  if (from_follower) {
+    // KIP-320: tell a follower where its history diverges from ours before it appends anything.
+    if (req.last_fetched_epoch >= 0) {
+      auto [epoch, end] = p->log->end_offset_for_epoch(LeaderEpoch{req.last_fetched_epoch});
+      if (epoch != LeaderEpoch{req.last_fetched_epoch} || end < fetch_offset) {
+        resp.diverging = DivergingEpoch{epoch.value(), end.value()};
+        resp.high_watermark = high_watermark(*p).value();
+        resp.log_start_offset = p->log->log_start_offset().value();
+        resp.log_end_offset = p->log->log_end_offset().value();
+        co_return resp;
+      }
+    }
+    if (fetch_offset > p->log->log_end_offset()) {
+      resp.error = errc::offset_out_of_range;
+      co_return resp;
+    }
+    if (p->replication->on_follower_fetch(BrokerId{req.replica_id}, fetch_offset, Clock::now())) {
+      after_replication_change(*p);
+    }
+  }
+
+  auto read = [&](Partition& part, std::error_code& ec) {
+    Offset upper = from_follower ? part.log->log_end_offset() : high_watermark(part);
+    return part.log->read(fetch_offset, static_cast<size_t>(std::max(req.max_bytes, 1)), upper, ec);
+  };
+  std::error_code ec;
+  std::string data = read(*p, ec);
+  if (!ec && data.empty() && req.max_wait_ms > 0) {
+    co_await wait_for_data(*p, std::chrono::milliseconds(req.max_wait_ms));
+    p = find(tp);
+    if (p == nullptr || !p->replication || p->leader_epoch != epoch_at_start) {
+      resp.error = errc::not_leader_or_follower;
+      co_return resp;
+    }
+    data = read(*p, ec);
+  }
+  if (ec) {
+    resp.error = ec == make_error_code(errc::offset_out_of_range) ? errc::offset_out_of_range
+                                                                  : errc::unknown_server_error;
+  }
+  resp.high_watermark = high_watermark(*p).value();
+  resp.log_start_offset = p->log->log_start_offset().value();
+  resp.log_end_offset = p->log->log_end_offset().value();
+  resp.records = std::move(data);
+  co_return resp;
+}
+
+Response Broker::handle_list_offsets(const ListOffsetsRequest& req) {
+  ListOffsetsResponse resp;
+  Partition* p = find(req.tp);
+  if (p == nullptr || !p->replication) {
+    resp.error = errc::not_leader_or_follower;
+    return resp;
+  }
+  switch (req.which) {
+    case OffsetSpec::earliest: resp.offset = p->log->log_start_offset().value(); break;
+    case OffsetSpec::latest: resp.offset = p->log->log_end_offset().value(); break;
+    case OffsetSpec::high_watermark: resp.offset = high_watermark(*p).value(); break;
+  }
+  return resp;
+}
+
+Response Broker::handle_offset_for_leader_epoch(const OffsetForLeaderEpochRequest& req) {
+  OffsetForLeaderEpochResponse resp;
+  Partition* p = find(req.tp);
+  if (p == nullptr || !p->replication) {
+    resp.error = errc::not_leader_or_follower;
+    return resp;
+  }
+  if (req.current_leader_epoch >= 0 && LeaderEpoch{req.current_leader_epoch} != p->leader_epoch) {
+    resp.error = LeaderEpoch{req.current_leader_epoch} < p->leader_epoch
+                     ? errc::fenced_leader_epoch
+                     : errc::unknown_leader_epoch;
+    return resp;
+  }
+  auto [epoch, end] = p->log->end_offset_for_epoch(LeaderEpoch{req.requested_epoch});
+  resp.leader_epoch = epoch.value();
+  resp.end_offset = end.value();
+  return resp;
+}
+
+Response Broker::handle_metadata(const MetadataRequest& req) {
+  MetadataResponse resp;
+  resp.controller = config_.controller;
+  resp.metadata_offset = image_.applied_offset().value();
+  for (const auto& [id, b] : image_.brokers()) {
+    if (!b.registered) continue;
+    BrokerMetadata bm;
+    bm.id = id;
+    bm.client_endpoint = b.client_endpoint;
+    bm.internal_endpoint = b.internal_endpoint;
+    bm.fenced = b.fenced;
+    bm.demoted = b.demoted;
+    bm.demotion_reason = b.demotion_reason;
+    resp.brokers.push_back(std::move(bm));
+  }
+  auto add_topic = [&](const TopicState& t) {
+    for (size_t i = 0; i < t.partitions.size(); ++i) {
+      const auto& ps = t.partitions[i];
+      PartitionMetadata pm;
+      pm.tp = {t.name, PartitionIndex{static_cast<int32_t>(i)}};
+      pm.leader = ps.leader;
+      pm.leader_epoch = ps.leader_epoch;
+      pm.partition_epoch = ps.partition_epoch;
+      pm.replicas = ps.replicas;
+      pm.isr = ps.isr;
+      pm.unclean_elections = ps.unclean_elections;
+      pm.error = ps.leader == kNoBroker ? errc::leader_not_available : errc::none;
+      resp.partitions.push_back(std::move(pm));
+    }
+  };
+  if (req.topics.empty()) {
+    for (const auto& t : image_.topics()) add_topic(t);
+  } else {
+    for (const auto& name : req.topics) {
+      if (const auto* t = image_.topic(name)) {
+        add_topic(*t);
+      } else {
+        PartitionMetadata pm;
+        pm.tp = {name, PartitionIndex{0}};
+        pm.error = errc::unknown_topic_or_partition;
+        resp.partitions.push_back(std::move(pm));
+      }
+    }
+  }
+  return resp;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loops
+
+awaitable<void> Broker::sleep(std::chrono::milliseconds d) {
+  asio::steady_timer t(io_, d);
+  co_await t.async_wait(use_tuple);
+}
+
+awaitable<void> Broker::registration_and_heartbeat_loop() {
+  Endpoint internal{config_.internal_listener.host, internal_port()};
+  Endpoint client{config_.client_listener.host, client_port()};
+  while (!stopping_) {
+    if (!registered_) {
+      BrokerRegistrationRequest req;
+      req.broker = config_.broker_id;
+      req.incarnation = incarnation_;
+      req.internal_endpoint = internal;
+      req.client_endpoint = client;
+      auto res = co_await peers_.get(config_.controller).call(req, 2000ms);
+      if (!res.error) {
+        auto& r = std::get<BrokerRegistrationResponse>(res.response);
+        if (r.error == errc::none) {
+          broker_epoch_ = r.broker_epoch;
+          registered_ = true;
+          spdlog::info("event=registered broker={} epoch={}", config_.broker_id, broker_epoch_);
+          continue;
+        }
+        spdlog::warn("event=registration_refused error={}", errc_name(r.error));
+      }
+      co_await sleep(200ms);
+      continue;
+    }
+    BrokerHeartbeatRequest req;
+    req.broker = config_.broker_id;
+    req.broker_epoch = broker_epoch_;
+    req.applied_metadata_offset = image_.applied_offset();
+    req.want_shutdown = want_shutdown_;
+    auto res = co_await peers_.get(config_.controller).call(req, 2000ms);
+    if (!res.error) {
+      auto& r = std::get<BrokerHeartbeatResponse>(res.response);
+      if (r.error == errc::stale_broker_epoch || r.error == errc::broker_id_not_registered) {
+        // The controller lost or replaced our registration: register again (same incarnation).
+        registered_ = false;
+        continue;
+      }
+      if (r.error == errc::none) {
+        if (fenced_ != r.fenced) {
+          spdlog::info("event={} broker={}", r.fenced ? "fenced" : "unfenced", config_.broker_id);
+        }
+        fenced_ = r.fenced;
+        if (want_shutdown_ && r.shutdown_allowed) {
+          spdlog::info("event=controlled_shutdown_complete broker={}", config_.broker_id);
+          stop();
+          co_return;
+        }
+      }
+    }
+    if (want_shutdown_ && Clock::now() > shutdown_deadline_) {
+      spdlog::warn("event=controlled_shutdown_timeout broker={}", config_.broker_id);
+      stop();
+      co_return;
+    }
+    // Heartbeat fast while fenced or shutting down: both wait on the controller's answer.
+    auto interval = (fenced_ || want_shutdown_)
+                        ? std::min<std::chrono::milliseconds>(config_.heartbeat_interval, 50ms)
+                        : config_.heartbeat_interval;
+    co_await sleep(interval);
+  }
+}
+
+awaitable<void> Broker::metadata_loop() {
+  while (!stopping_) {
+    FetchMetadataLogRequest req;
+    req.from = image_.next_offset();
+    req.max_records = kMetadataBatch;
+    req.max_wait_ms = 500;
+    auto res = co_await peers_.get(config_.controller).call(req, 3000ms);
+    if (stopping_) co_return;
+    if (res.error) {
+      // The controller is away: keep serving with what we know (DESIGN.md §2 item 9).
+      co_await sleep(100ms);
+      continue;
+    }
+    auto& r = std::get<FetchMetadataLogResponse>(res.response);
+    if (r.error != errc::none) {
+      co_await sleep(100ms);
+      continue;
+    }
+    for (const auto& entry : r.entries) {
+      if (entry.offset < image_.next_offset()) continue;
+      if (auto ec = image_.apply(entry)) {
+        spdlog::critical("event=metadata_apply_failed offset={} error=\"{}\"", entry.offset,
+                         ec.message());
+        std::abort();
+      }
+      on_metadata_entry(entry);
+    }
+    update_gauges();
+  }
+}
+
+void Broker::on_metadata_entry(const MetadataEntry& entry) {
+  if (const auto* change = std::get_if<PartitionChanged>(&entry.record)) {
+    reconcile(change->tp);
+  } else if (const auto* topic = std::get_if<TopicCreated>(&entry.record)) {
+    for (size_t i = 0; i < topic->partitions.size(); ++i) {
+      reconcile({topic->name, PartitionIndex{static_cast<int32_t>(i)}});
+    }
+  } else if (std::holds_alternative<BrokerRegistered>(entry.record)) {
+    // A broker's endpoints changed: followers of partitions it leads reconnect to the new ones.
+    const auto& reg = std::get<BrokerRegistered>(entry.record);
+    for (auto& [tp, p] : partitions_) {
+      if (p->leader == reg.broker && !p->replication && p->fetcher_running) {
+        ++p->fetcher_generation;
+        p->fetcher_running = false;
+        reconcile(tp);
+      }
+    }
+  }
+}
+
+awaitable<void> Broker::isr_loop() {
+  while (!stopping_) {
+    co_await sleep(kIsrCheckInterval);
+    auto now = Clock::now();
+    for (auto& [tp, p] : partitions_) {
+      if (!p->replication) continue;
+      if (auto proposal = p->replication->propose_isr_change(now)) {
+        asio::co_spawn(io_, send_alter_partition(tp, *proposal), asio::detached);
+      }
+    }
+  }
+}
+
+awaitable<void> Broker::send_alter_partition(TopicPartition tp, IsrChangeProposal proposal) {
+  AlterPartitionRequest req;
+  req.tp = tp;
+  req.leader = config_.broker_id;
+  req.leader_broker_epoch = broker_epoch_;
+  req.leader_epoch = proposal.leader_epoch;
+  req.partition_epoch = proposal.partition_epoch;
+  req.proposed_isr = proposal.proposed_isr;
+  auto res = co_await peers_.get(config_.controller).call(req, 3000ms);
+  Partition* p = find(tp);
+  if (p == nullptr || !p->replication || p->leader_epoch != proposal.leader_epoch) co_return;
+  size_t before = p->replication->isr().size();
+  if (res.error) {
+    p->replication->on_alter_partition_result(errc::request_timed_out, {}, PartitionEpoch{-1});
+    co_return;
+  }
+  auto& r = std::get<AlterPartitionResponse>(res.response);
+  p->replication->on_alter_partition_result(r.error, r.isr, r.partition_epoch);
+  size_t after = p->replication->isr().size();
+  if (r.error == errc::none) {
+    if (after < before) metrics_.isr_shrinks.Increment();
+    if (after > before) metrics_.isr_expands.Increment();
+    spdlog::info("event=isr_changed tp={} isr_size={} -> {} partition_epoch={}", tp, before, after,
+                 r.partition_epoch);
+  } else {
+    spdlog::info("event=alter_partition_refused tp={} error={}", tp, errc_name(r.error));
+  }
+  after_replication_change(*p);
+  update_gauges();
+}
+
+awaitable<void> Broker::flush_loop() {
+  while (!stopping_) {
+    co_await sleep(config_.flush_interval);
+    for (auto& [tp, p] : partitions_) {
+      if (!p->log) continue;
+      if (!config_.flush_every_batch) {
+        auto started = Clock::now();
+        p->log->flush();
+        metrics_.storage_fsync.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+      }
+      p->log->write_high_watermark_checkpoint(high_watermark(*p));
+    }
+  }
+}
+
+awaitable<void> Broker::follower_loop(TopicPartition tp, uint64_t generation) {
+  while (!stopping_) {
+    Partition* p = find(tp);
+    if (p == nullptr || p->fetcher_generation != generation) co_return;
+    const BrokerState* leader = image_.broker(p->leader);
+    if (leader == nullptr) {
+      co_await sleep(kRetryBackoff);
+      continue;
+    }
+    FetchRequest req;
+    req.replica_id = config_.broker_id.value();
+    req.broker_epoch = broker_epoch_.value();
+    req.tp = tp;
+    req.current_leader_epoch = p->leader_epoch.value();
+    req.fetch_offset = p->log->log_end_offset().value();
+    req.last_fetched_epoch = p->log->latest_epoch().value();
+    req.max_bytes = config_.replica_fetch_max_bytes;
+    req.max_wait_ms = static_cast<int32_t>(config_.replica_fetch_wait_max.count());
+    Endpoint leader_endpoint = leader->internal_endpoint;
+    auto res = co_await peers_.get(leader_endpoint)
+                   .call(req, config_.replica_fetch_wait_max + std::chrono::milliseconds(2000));
+    p = find(tp);
+    if (p == nullptr || p->fetcher_generation != generation) co_return;
+    if (res.error) {
+      co_await sleep(kRetryBackoff);
+      continue;
+    }
+    auto& r = std::get<FetchResponse>(res.response);
+    if (r.error != errc::none) {
+      // Fenced or not yet known epochs resolve through the metadata log; others are transient.
+      co_await sleep(kRetryBackoff);
+      continue;
+    }
+    if (r.diverging) {
+      auto [own_epoch, own_end] = p->log->end_offset_for_epoch(LeaderEpoch{r.diverging->epoch});
+      Offset target = follower_truncation_offset(LeaderEpoch{r.diverging->epoch},
+                                                 Offset{r.diverging->end_offset}, own_epoch,
+                                                 own_end, p->log->log_end_offset());
+      spdlog::info("event=truncate tp={} from={} to={} leader_epoch={} diverging_epoch={}", tp,
+                   p->log->log_end_offset(), target, p->leader_epoch, r.diverging->epoch);
+      if (auto ec = p->log->truncate_to(target)) {
+        spdlog::error("event=truncate_failed tp={} error=\"{}\"", tp, ec.message());
+        co_await sleep(kRetryBackoff);
+      }
+      continue;
+    }
+    if (!r.records.empty()) {
+      if (auto ec = p->log->append_as_follower(
+              std::span<const char>(r.records.data(), r.records.size()))) {
+        spdlog::warn("event=follower_append_failed tp={} error=\"{}\"", tp, ec.message());
+        co_await sleep(kRetryBackoff);
+        continue;
+      }
+    }
+    p->follower_high_watermark =
+        follower_high_watermark(Offset{r.high_watermark}, p->log->log_end_offset());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+Broker::Partition* Broker::find(const TopicPartition& tp) {
+  auto it = partitions_.find(tp);
+  return it == partitions_.end() ? nullptr : it->second.get();
+}
+
+Broker::Partition* Broker::open_partition(const TopicPartition& tp) {
+  if (auto* p = find(tp)) return p;
+  std::error_code ec;
+  LogConfig log_config;
+  log_config.segment_bytes = config_.segment_bytes;
+  log_config.fsync_every_batch = config_.flush_every_batch;
+  auto log = PartitionLog::open(partition_dir(config_.data_dir, tp), log_config, ec);
+  if (!log) {
+    spdlog::critical("event=log_open_failed tp={} error=\"{}\"", tp, ec.message());
+    std::abort();
+  }
+  auto p = std::make_unique<Partition>();
+  p->tp = tp;
+  p->follower_high_watermark =
+      std::min(log->high_watermark_checkpoint(), log->log_end_offset());
+  p->log = std::move(log);
+  auto* raw = p.get();
+  partitions_.emplace(tp, std::move(p));
+  return raw;
+}
+
+void Broker::reconcile(const TopicPartition& tp) {
+  const PartitionState* state = image_.partition(tp);
+  BrokerId self = config_.broker_id;
+  if (state == nullptr) return;
+  bool hosted = state->replicas.contains(self) || state->adding.contains(self);
+  Partition* p = find(tp);
+  if (!hosted) {
+    if (p != nullptr) {
+      stop_leading(*p);
+      ++p->fetcher_generation;
+      p->fetcher_running = false;
+      p->leader = state->leader;
+      wake(*p);
+    }
+    return;
+  }
+  if (p == nullptr) p = open_partition(tp);
+
+  bool epoch_changed = p->leader_epoch != state->leader_epoch;
+  if (state->leader == self) {
+    if (!p->replication || epoch_changed) {
+      become_leader(*p, *state);
+    } else {
+      p->replication->on_metadata_update(state->isr, state->partition_epoch, state->replicas);
+    }
+  } else {
+    stop_leading(*p);
+    if (state->leader == kNoBroker) {
+      ++p->fetcher_generation;
+      p->fetcher_running = false;
+    } else if (epoch_changed || !p->fetcher_running || p->leader != state->leader) {
+      uint64_t generation = ++p->fetcher_generation;
+      p->fetcher_running = true;
+      asio::co_spawn(io_, follower_loop(tp, generation), asio::detached);
+    }
+  }
+  p->leader = state->leader;
+  p->leader_epoch = state->leader_epoch;
+  p->partition_epoch = state->partition_epoch;
+  p->replicas = state->replicas;
+  p->isr = state->isr;
+  if (p->replication) after_replication_change(*p);
+  wake(*p);
+  update_gauges();
+}
+
+void Broker::become_leader(Partition& p, const PartitionState& state) {
+  stop_leading(p);
+  ++p.fetcher_generation;
+  p.fetcher_running = false;
+  Offset leo = p.log->log_end_offset();
+  LeaderAssignment assignment;
+  assignment.self = config_.broker_id;
+  assignment.leader_epoch = state.leader_epoch;
+  assignment.partition_epoch = state.partition_epoch;
+  assignment.replicas = state.replicas;
+  assignment.isr = state.isr;
+  assignment.leader_epoch_start_offset = leo;
+  ReplicationSettings settings;
+  settings.min_insync_replicas = config_.min_insync_replicas;
+  settings.replica_lag_time_max = config_.replica_lag_time_max;
+  Offset hw = std::min(p.follower_high_watermark, leo);
+  p.replication.emplace(assignment, settings, leo, hw, Clock::now());
+  p.leader_epoch = state.leader_epoch;
+  spdlog::info("event=became_leader tp={} leader_epoch={} log_end={} hw={} isr_size={}", p.tp,
+               state.leader_epoch, leo, hw, state.isr.size());
+}
+
+void Broker::stop_leading(Partition& p) {
+  if (!p.replication) return;
+  p.follower_high_watermark = p.replication->high_watermark();
+  complete(p.replication->abandon_pending_produces());
+  p.replication.reset();
+  spdlog::info("event=stopped_leading tp={}", p.tp);
+}
+
+Offset Broker::high_watermark(const Partition& p) const {
+  return p.replication ? p.replication->high_watermark() : p.follower_high_watermark;
+}
+
+void Broker::after_replication_change(Partition& p) {
+  if (!p.replication) return;
+  Offset hw_before = p.follower_high_watermark;
+  complete(p.replication->take_completed_produces());
+  if (p.replication->high_watermark() != hw_before) {
+    p.follower_high_watermark = p.replication->high_watermark();
+    wake(p);
+  }
+}
+
+void Broker::complete(const std::vector<ProduceCompletion>& completions) {
+  for (const auto& c : completions) {
+    auto it = pending_.find(c.request_id);
+    if (it == pending_.end()) continue;
+    it->second.result = c.error;
+    it->second.timer->cancel();
+  }
+}
+
+void Broker::wake(Partition& p) {
+  auto waiters = std::move(p.waiters);
+  p.waiters.clear();
+  for (auto* t : waiters) t->cancel();
+}
+
+awaitable<void> Broker::wait_for_data(Partition& p, std::chrono::milliseconds max_wait) {
+  asio::steady_timer timer(io_, max_wait);
+  TopicPartition tp = p.tp;
+  p.waiters.push_back(&timer);
+  co_await timer.async_wait(use_tuple);
+  // Still registered when the wait timed out: remove ourselves before the timer dies.
+  if (Partition* again = find(tp)) {
+    std::erase(again->waiters, &timer);
+  }
+}
+
+void Broker::update_gauges() {
+  int leaders = 0, under_replicated = 0;
+  for (auto& [tp, p] : partitions_) {
+    if (!p->replication) continue;
+    ++leaders;
+    if (p->replication->isr().size() < p->replicas.size()) ++under_replicated;
+  }
+  metrics_.leader_partitions.Set(leaders);
+  metrics_.under_replicated_partitions.Set(under_replicated);
+}
+
+}  // namespace faultline::cluster

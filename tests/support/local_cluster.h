@@ -1,0 +1,133 @@
+// A real mini-cluster on loopback for integration tests: one faultline-controller and N
+// faultline-broker processes, each with fixed ports so a killed broker restarts where clients
+// expect it. Every process is killed and reaped, and the data directory removed, on destruction.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "child_process.h"
+#include "faultline/cluster/client/client.h"
+
+namespace faultline::testing {
+
+// A port that was free a moment ago (bind to 0, read it, close).
+inline uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+struct LocalClusterOptions {
+  int brokers = 3;
+  int min_insync_replicas = 2;
+  int session_timeout_ms = 2000;
+  int heartbeat_interval_ms = 200;
+  int replica_lag_time_max_ms = 2000;
+  bool unclean_leader_election = false;
+  bool planted_bug_early_ack = false;
+};
+
+class LocalCluster {
+ public:
+  explicit LocalCluster(LocalClusterOptions options = {})
+      : options_(options), dir_("faultline-cluster") {
+    controller_port_ = free_port();
+    for (int id = 1; id <= options_.brokers; ++id) {
+      client_ports_[id] = free_port();
+      internal_ports_[id] = free_port();
+    }
+    start_controller();
+    for (int id = 1; id <= options_.brokers; ++id) start_broker(id);
+    if (!wait_until_brokers_unfenced(std::chrono::seconds(20))) {
+      throw std::runtime_error("the cluster did not come up:\n" + logs());
+    }
+  }
+
+  // Waits until the controller answers and lists every broker registered and unfenced.
+  bool wait_until_brokers_unfenced(std::chrono::milliseconds timeout) {
+    cluster::SyncClient admin(client_config());
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (auto md = admin.controller_metadata()) {
+        int unfenced = 0;
+        for (const auto& b : md->brokers) unfenced += b.fenced ? 0 : 1;
+        if (unfenced == options_.brokers) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  void start_controller() {
+    std::vector<std::string> argv = {
+        (binary_dir() / "faultline-controller").string(),
+        "--data-dir", (dir_.path() / "controller").string(),
+        "--listen", "127.0.0.1:" + std::to_string(controller_port_),
+        "--session-timeout-ms", std::to_string(options_.session_timeout_ms),
+        "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
+    if (options_.unclean_leader_election) argv.push_back("--unclean-leader-election");
+    controller_ = ChildProcess(argv, dir_.path() / "controller.log");
+  }
+
+  void start_broker(int id) {
+    std::vector<std::string> argv = {
+        (binary_dir() / "faultline-broker").string(),
+        "--id", std::to_string(id),
+        "--data-dir", (dir_.path() / ("broker-" + std::to_string(id))).string(),
+        "--internal", "127.0.0.1:" + std::to_string(internal_ports_[id]),
+        "--client", "127.0.0.1:" + std::to_string(client_ports_[id]),
+        "--controller", "127.0.0.1:" + std::to_string(controller_port_),
+        "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
+        "--replica-lag-time-max-ms", std::to_string(options_.replica_lag_time_max_ms),
+        "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
+    if (options_.planted_bug_early_ack) argv.push_back("--planted-bug-early-ack");
+    brokers_[id] = ChildProcess(argv, dir_.path() / ("broker-" + std::to_string(id) + ".log"));
+  }
+
+  ChildProcess& broker(int id) { return brokers_.at(id); }
+  ChildProcess& controller() { return controller_; }
+
+  cluster::ClientConfig client_config() const {
+    cluster::ClientConfig c;
+    for (const auto& [id, port] : client_ports_) c.bootstrap.push_back({"127.0.0.1", port});
+    c.controller = {"127.0.0.1", controller_port_};
+    c.request_timeout = std::chrono::milliseconds(3000);
+    c.delivery_timeout = std::chrono::milliseconds(15000);
+    c.retry_backoff = std::chrono::milliseconds(50);
+    return c;
+  }
+
+  // Every process's log, for a failing test's output.
+  std::string logs() const {
+    std::string out = "--- controller\n" + controller_.log();
+    for (const auto& [id, b] : brokers_) {
+      out += "--- broker " + std::to_string(id) + "\n" + b.log();
+    }
+    return out;
+  }
+
+  const std::filesystem::path& dir() const { return dir_.path(); }
+
+ private:
+  LocalClusterOptions options_;
+  TempDir dir_;
+  uint16_t controller_port_ = 0;
+  std::map<int, uint16_t> client_ports_;
+  std::map<int, uint16_t> internal_ports_;
+  ChildProcess controller_;
+  std::map<int, ChildProcess> brokers_;
+};
+
+}  // namespace faultline::testing
