@@ -218,7 +218,7 @@ TEST(AcksAll, LosingLeadershipAbandonsPendingProduces) {
   f.rep.add_pending_produce(1, Offset{4});
   auto done = f.rep.abandon_pending_produces();
   ASSERT_EQ(done.size(), 1u);
-  EXPECT_EQ(done[0].error, errc::not_leader_or_follower);
+  EXPECT_EQ(done[0].error, errc::leadership_lost_after_append);
   EXPECT_EQ(f.rep.pending_produces(), 0u);
 }
 

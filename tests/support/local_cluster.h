@@ -97,6 +97,7 @@ class LocalCluster {
   }
 
   ChildProcess& broker(int id) { return brokers_.at(id); }
+  cluster::Endpoint client_endpoint(int id) const { return {"127.0.0.1", client_ports_.at(id)}; }
   ChildProcess& controller() { return controller_; }
 
   cluster::ClientConfig client_config() const {

@@ -33,7 +33,8 @@ bool refused_before_append(errc e) {
 // Errors after which the batch may be in the log (and may yet commit).
 bool outcome_unknown(errc e) {
   return e == errc::request_timed_out || e == errc::not_enough_replicas_after_append ||
-         e == errc::io_error || e == errc::unknown_server_error;
+         e == errc::leadership_lost_after_append || e == errc::io_error ||
+         e == errc::unknown_server_error;
 }
 
 errc as_errc(const std::error_code& ec) {

@@ -229,7 +229,7 @@ std::vector<ProduceCompletion> PartitionReplication::take_completed_produces() {
 std::vector<ProduceCompletion> PartitionReplication::abandon_pending_produces() {
   std::vector<ProduceCompletion> out = take_completed_produces();
   for (const Pending& p : pending_)
-    out.push_back({p.request_id, errc::not_leader_or_follower});
+    out.push_back({p.request_id, errc::leadership_lost_after_append});
   pending_.clear();
   return out;
 }

@@ -48,6 +48,10 @@ enum class errc : int16_t {
   frame_too_large = 1002,
   io_error = 1003,
   shutting_down = 1004,
+  // The leader appended the batch, then lost leadership before it committed: it may survive on the
+  // new leader or be truncated. Kafka answers NOT_LEADER_OR_FOLLOWER here, which invites a blind
+  // retry and a duplicate; a distinct code lets the client report the outcome as unknown.
+  leadership_lost_after_append = 1005,
 };
 
 const std::error_category& cluster_category() noexcept;

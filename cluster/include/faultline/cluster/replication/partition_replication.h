@@ -60,7 +60,7 @@ struct IsrChangeProposal {
 
 struct ProduceCompletion {
   uint64_t request_id = 0;
-  errc error = errc::none;  // none, not_enough_replicas_after_append, not_leader_or_follower
+  errc error = errc::none;  // none, not_enough_replicas_after_append, leadership_lost_after_append
 };
 
 class PartitionReplication {
@@ -112,7 +112,8 @@ class PartitionReplication {
   // not_enough_replicas_after_append when the ISR fell below the minimum while they waited
   // (their records are in the log: the outcome is unknown to the client).
   std::vector<ProduceCompletion> take_completed_produces();
-  // Leadership lost: every pending produce ends with not_leader_or_follower.
+  // Leadership lost: every pending produce ends with leadership_lost_after_append (its outcome is
+  // unknown: the batch is in this log and may or may not be on the new leader).
   std::vector<ProduceCompletion> abandon_pending_produces();
   size_t pending_produces() const { return pending_.size(); }
 

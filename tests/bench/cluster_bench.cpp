@@ -1,0 +1,132 @@
+// Whole-cluster benchmarks on loopback (DESIGN.md §9), real processes:
+//   BM_ProduceAcksAll/N     acks=all, RF=3, 3 brokers, batches of 100 x 1 KiB records, N sends in
+//                           flight spread over 3 partitions: throughput and produce latency.
+//   BM_FailoverAfterKill    client-observed write unavailability after kill -9 of the leader with
+//                           broker.session.timeout.ms=1000: from the kill to the first
+//                           acknowledged write on the new leader, over 20 kills.
+// Run from the build directory (it starts build/bin/faultline-*): cd build && bench/cluster_bench
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+
+#include "local_cluster.h"
+#include "test_producer.h"
+
+namespace faultline::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LocalCluster;
+using testing::LocalClusterOptions;
+using Clock = std::chrono::steady_clock;
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
+bool create_topic(LocalCluster& cluster, const std::string& topic, int partitions) {
+  SyncClient admin(cluster.client_config());
+  if (admin.create_topic(topic, partitions, 3).error != errc::none) return false;
+  for (int p = 0; p < partitions; ++p) {
+    if (!admin.wait_for_leader({topic, PartitionIndex{p}}, 10s,
+                               [](const PartitionMetadata& m) { return m.isr.size() == 3; }))
+      return false;
+  }
+  return true;
+}
+
+asio::awaitable<void> send_one(Client& client, TopicPartition tp, std::vector<std::string> values,
+                               std::vector<double>& latencies, int& failures, int& outstanding) {
+  auto started = Clock::now();
+  SendResult r = co_await client.send(tp, std::move(values), Acks::all);
+  latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
+  if (!r.acknowledged()) ++failures;
+  --outstanding;
+}
+
+void BM_ProduceAcksAll(benchmark::State& state) {
+  const int in_flight = static_cast<int>(state.range(0));
+  constexpr int kRecords = 100;
+  constexpr size_t kRecordBytes = 1024;
+  LocalClusterOptions options;
+  LocalCluster cluster(options);
+  if (!create_topic(cluster, "bench", 3)) {
+    state.SkipWithError("the cluster did not come up");
+    return;
+  }
+  asio::io_context io;
+  Client client(io, cluster.client_config());
+  std::vector<std::string> batch(kRecords, std::string(kRecordBytes, 'x'));
+  std::vector<double> latencies;
+  int failures = 0;
+  int64_t sent = 0;
+  for (auto _ : state) {
+    int outstanding = in_flight;
+    for (int i = 0; i < in_flight; ++i) {
+      TopicPartition tp{"bench", PartitionIndex{static_cast<int32_t>(sent++ % 3)}};
+      asio::co_spawn(io, send_one(client, tp, batch, latencies, failures, outstanding),
+                     asio::detached);
+    }
+    while (outstanding > 0) io.run_one();
+  }
+  client.close();
+  io.run_for(100ms);
+  state.SetBytesProcessed(sent * kRecords * static_cast<int64_t>(kRecordBytes));
+  state.counters["p50_ms"] = percentile(latencies, 0.50);
+  state.counters["p99_ms"] = percentile(latencies, 0.99);
+  state.counters["failed_sends"] = failures;
+}
+BENCHMARK(BM_ProduceAcksAll)->Arg(1)->Arg(4)->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_FailoverAfterKill(benchmark::State& state) {
+  LocalClusterOptions options;
+  options.session_timeout_ms = 1000;
+  options.heartbeat_interval_ms = 100;
+  LocalCluster cluster(options);
+  const TopicPartition tp{"failover", PartitionIndex{0}};
+  if (!create_topic(cluster, "failover", 1)) {
+    state.SkipWithError("the cluster did not come up");
+    return;
+  }
+  SyncClient admin(cluster.client_config());
+  ClientConfig config = cluster.client_config();
+  config.retry_backoff = 10ms;
+  std::vector<double> samples;
+  for (auto _ : state) {
+    testing::TestProducer producer(config, tp, Acks::all);
+    producer.wait_for_more(20, 10s);
+    int leader = admin.wait_for_leader(tp, 10s)->leader.value();
+    auto killed_at = Clock::now();
+    cluster.broker(leader).signal(SIGKILL);
+    cluster.broker(leader).wait_for(5s);
+    producer.wait_for_more(5, 20s);
+    producer.stop();
+    double unavailable = -1;
+    for (const auto& o : producer.outcomes()) {
+      if (o.completed > killed_at && o.result.acknowledged() && o.result.leader.value() != leader) {
+        unavailable = std::chrono::duration<double>(o.completed - killed_at).count();
+        break;
+      }
+    }
+    if (unavailable < 0) {
+      state.SkipWithError("writes never resumed");
+      return;
+    }
+    samples.push_back(unavailable * 1000);
+    state.SetIterationTime(unavailable);
+    cluster.start_broker(leader);
+    admin.wait_for_leader(tp, 20s, [](const PartitionMetadata& p) { return p.isr.size() == 3; });
+  }
+  state.counters["p50_ms"] = percentile(samples, 0.50);
+  state.counters["p99_ms"] = percentile(samples, 0.99);
+  state.counters["max_ms"] = percentile(samples, 1.0);
+}
+BENCHMARK(BM_FailoverAfterKill)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace faultline::cluster
+
+BENCHMARK_MAIN();
