@@ -4,6 +4,9 @@
 //   BM_FailoverAfterKill    client-observed write unavailability after kill -9 of the leader with
 //                           broker.session.timeout.ms=1000: from the kill to the first
 //                           acknowledged write on the new leader, over 20 kills.
+//   BM_Handover/demotion    the same for a planned move: demoting the leader, or SIGTERM
+//   BM_Handover/shutdown    (controlled shutdown); the longest gap between two acknowledged writes
+//                           from the request until writes flow on the new leader (20 moves each).
 // Run from the build directory (it starts build/bin/faultline-*): cd build && bench/cluster_bench
 #include <benchmark/benchmark.h>
 
@@ -125,6 +128,55 @@ void BM_FailoverAfterKill(benchmark::State& state) {
   state.counters["max_ms"] = percentile(samples, 1.0);
 }
 BENCHMARK(BM_FailoverAfterKill)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// Planned leadership moves: the client should barely notice (DESIGN.md §9: <= 100 ms at p99).
+void BM_Handover(benchmark::State& state) {
+  const bool shutdown = state.range(0) == 1;
+  state.SetLabel(shutdown ? "controlled-shutdown" : "demotion");
+  LocalCluster cluster;
+  const TopicPartition tp{"handover", PartitionIndex{0}};
+  if (!create_topic(cluster, "handover", 1)) {
+    state.SkipWithError("the cluster did not come up");
+    return;
+  }
+  SyncClient admin(cluster.client_config());
+  ClientConfig config = cluster.client_config();
+  config.retry_backoff = 5ms;
+  std::vector<double> samples;
+  for (auto _ : state) {
+    testing::TestProducer producer(config, tp, Acks::all);
+    producer.wait_for_more(20, 10s);
+    int leader = admin.wait_for_leader(tp, 10s)->leader.value();
+    auto moved_at = Clock::now();
+    if (shutdown) {
+      cluster.broker(leader).signal(SIGTERM);
+    } else {
+      admin.demote(BrokerId{leader}, "bench");
+    }
+    admin.wait_for_leader(tp, 20s, [&](const PartitionMetadata& p) {
+      return p.leader.value() != leader;
+    });
+    producer.wait_for_more(20, 20s);
+    producer.stop();
+    auto gap = producer.longest_gap(moved_at, Clock::now());
+    samples.push_back(std::chrono::duration<double, std::milli>(gap).count());
+    state.SetIterationTime(std::chrono::duration<double>(gap).count());
+    if (shutdown) {
+      cluster.broker(leader).wait_for(20s);
+      cluster.start_broker(leader);
+    } else {
+      admin.promote(BrokerId{leader});
+    }
+    admin.wait_for_leader(tp, 20s, [&](const PartitionMetadata& p) {
+      return p.isr.size() == 3 && (shutdown || p.leader.value() == leader);
+    });
+  }
+  state.counters["p50_ms"] = percentile(samples, 0.50);
+  state.counters["p99_ms"] = percentile(samples, 0.99);
+  state.counters["max_ms"] = percentile(samples, 1.0);
+}
+BENCHMARK(BM_Handover)->Arg(0)->Arg(1)->Iterations(20)->UseManualTime()->Unit(
+    benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace faultline::cluster
