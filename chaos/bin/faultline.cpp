@@ -4,7 +4,9 @@
 #include <spdlog/cfg/env.h>
 #include <spdlog/spdlog.h>
 
+#include "faultline/checker/cli.h"
 #include "faultline/chaos/cli.h"
+#include "faultline/chaos/cluster_cli.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/cli.h"
 #include "faultline/cluster/client/cli.h"
@@ -19,6 +21,8 @@ int main(int argc, char** argv) {
   faultline::chaos::add_chaos_commands(app, exit_code);
   faultline::chaos::add_fault_commands(app, exit_code);
   faultline::cluster::add_client_commands(app, exit_code);
+  faultline::chaos::add_cluster_commands(app, exit_code);
+  faultline::checker::add_check_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,7 @@
 #include "faultline/chaos/faults/cli.h"
 
+#include "faultline/chaos/cluster_cli.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -203,7 +205,10 @@ void add_fault_commands(CLI::App& app, int& exit_code) {
       exit_code = 2;
       return;
     }
-    exit_code = run_fault_command(cmd, *topo, run_dir, nullptr, std::cout);
+    // Process faults go to the `cluster up` harness of this run, when there is one.
+    std::optional<RunDirProcessControl> processes;
+    if (fs::exists(run_dir / "processes.json")) processes.emplace(run_dir);
+    exit_code = run_fault_command(cmd, *topo, run_dir, processes ? &*processes : nullptr, std::cout);
   };
 
   auto* inject = fault->add_subcommand("inject", "inject a fault (kinds: see DESIGN.md §3)");

@@ -1,0 +1,155 @@
+// `faultline cluster up|status|down` end to end, as a user runs it: the real harness binary,
+// brokers in namespaces, faults injected by separate `faultline fault` invocations, and nothing
+// left behind afterwards (also when the harness itself is killed with SIGKILL).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "child_process.h"
+#include "faultline/cluster/client/client.h"
+#include "faultline_test_support.h"
+
+namespace faultline::chaos {
+namespace {
+
+using namespace std::chrono_literals;
+using faultline::testing::binary_dir;
+using faultline::testing::ChildProcess;
+using faultline::testing::TempDir;
+
+// Runs `faultline ARGS...` to completion; returns its exit code and output.
+std::pair<int, std::string> faultline(const TempDir& dir, std::vector<std::string> args) {
+  static int n = 0;
+  args.insert(args.begin(), (binary_dir() / "faultline").string());
+  auto log = dir.path() / ("cmd-" + std::to_string(n++) + ".log");
+  ChildProcess p(args, log);
+  int code = p.wait_for(60s);
+  return {code, p.log()};
+}
+
+std::vector<std::string> namespaces_with(const std::string& prefix) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+    auto name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+// Alive and not a zombie (an orphan killed with its harness waits for init to reap it).
+bool running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+struct UpCluster {
+  std::filesystem::path run_dir;
+  std::string prefix;
+  cluster::ClientConfig config;
+};
+
+// Starts `faultline cluster up` and waits for its summary line.
+std::optional<UpCluster> start_up(ChildProcess& harness, const TempDir& dir) {
+  harness = ChildProcess({(binary_dir() / "faultline").string(), "cluster", "up", "--brokers", "3",
+                          "--session-timeout-ms", "2000", "--heartbeat-interval-ms", "200"},
+                         dir.path() / "up.log");
+  std::smatch m;
+  std::regex run_line("cluster up: run (\\S+) \\(3 brokers\\) in (\\S+)");
+  for (int i = 0; i < 300; ++i) {
+    std::string log = harness.log();
+    if (std::regex_search(log, m, run_line)) break;
+    if (harness.wait_for(0ms) != -1) return std::nullopt;
+    std::this_thread::sleep_for(50ms);
+  }
+  if (m.empty()) return std::nullopt;
+  UpCluster up;
+  up.run_dir = m[2].str();
+  std::ifstream in(up.run_dir / "cluster.json");
+  auto j = nlohmann::json::parse(in);
+  up.prefix = j.at("prefix").get<std::string>();
+  cluster::parse_endpoint(j.at("controller").get<std::string>(), up.config.controller);
+  for (const auto& b : j.at("bootstrap")) {
+    cluster::Endpoint ep;
+    cluster::parse_endpoint(b.get<std::string>(), ep);
+    up.config.bootstrap.push_back(ep);
+  }
+  up.config.request_timeout = 2s;
+  up.config.delivery_timeout = 10s;
+  up.config.retry_backoff = 50ms;
+  return up;
+}
+
+TEST(ClusterUp, ServesKillsThroughTheRunDirectoryAndLeavesNothingBehind) {
+  FAULTLINE_REQUIRE_ROOT();
+  TempDir dir("faultline-up");
+  ChildProcess harness;
+  auto up = start_up(harness, dir);
+  ASSERT_TRUE(up) << harness.log();
+  EXPECT_EQ(namespaces_with(up->prefix).size(), 6u) << "c1, b1-b3, clients, probe";
+
+  cluster::TopicPartition tp{"t", cluster::PartitionIndex{0}};
+  {
+    cluster::SyncClient client(up->config);
+    ASSERT_EQ(client.create_topic("t", 1, 3).error, cluster::errc::none);
+    auto leader = client.wait_for_leader(tp, 10s, [](const cluster::PartitionMetadata& p) {
+      return p.isr.size() == 3;
+    });
+    ASSERT_TRUE(leader);
+    ASSERT_TRUE(client.send(tp, {"before"}, cluster::Acks::all).acknowledged());
+
+    // Another process kills the leader through the run directory; the harness's cluster fails over.
+    auto node = "b" + std::to_string(leader->leader.value());
+    auto [code, out] = faultline(dir, {"fault", "inject", "--run", up->run_dir.string(), "kill", node});
+    ASSERT_EQ(code, 0) << out;
+    ASSERT_TRUE(client.wait_for_leader(tp, 15s, [&](const cluster::PartitionMetadata& p) {
+      return p.leader != leader->leader;
+    }));
+    EXPECT_TRUE(client.send(tp, {"after"}, cluster::Acks::all).acknowledged());
+    auto [status_code, status] = faultline(dir, {"cluster", "status", "--run", up->run_dir.string()});
+    EXPECT_EQ(status_code, 0);
+    EXPECT_NE(status.find(node), std::string::npos);
+    auto records = client.read_all(tp);
+    ASSERT_TRUE(records);
+    EXPECT_EQ(records->size(), 2u);
+  }
+
+  auto [down_code, down] = faultline(dir, {"cluster", "down", "--run", up->run_dir.string()});
+  EXPECT_EQ(down_code, 0) << down;
+  EXPECT_EQ(harness.wait_for(30s), 0) << harness.log();
+  EXPECT_TRUE(namespaces_with(up->prefix).empty());
+}
+
+TEST(ClusterUp, CleanRemovesARunWhoseHarnessWasKilledWithFaultsActive) {
+  FAULTLINE_REQUIRE_ROOT();
+  TempDir dir("faultline-up");
+  ChildProcess harness;
+  auto up = start_up(harness, dir);
+  ASSERT_TRUE(up) << harness.log();
+  auto run = up->run_dir.string();
+  ASSERT_EQ(faultline(dir, {"fault", "inject", "--run", run, "isolate", "b1"}).first, 0);
+  ASSERT_EQ(faultline(dir, {"fault", "inject", "--run", run, "cut-link", "b2", "--interface", "ext"}).first, 0);
+  std::ifstream pids_in(up->run_dir / "processes.json");
+  auto pids = nlohmann::json::parse(pids_in);  // before clean removes the run's directory
+  harness.signal(SIGKILL);
+  harness.wait_for(10s);
+  ASSERT_FALSE(namespaces_with(up->prefix).empty()) << "nothing to clean: the test proves nothing";
+
+  auto [code, out] = faultline(dir, {"clean"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(namespaces_with(up->prefix).empty()) << out;
+  // The broker processes died with the harness (or were killed by clean).
+  for (const auto& [node, pid] : pids.items()) {
+    if (pid.is_number()) EXPECT_FALSE(running(pid.get<pid_t>())) << node << " survived";
+  }
+  auto [again_code, again] = faultline(dir, {"clean"});
+  EXPECT_EQ(again_code, 0) << "clean is idempotent: " << again;
+}
+
+}  // namespace
+}  // namespace faultline::chaos
