@@ -1,0 +1,82 @@
+// The mini-cluster of cluster/ inside a run's namespaces: topology, controller and brokers under
+// the supervisor, ready when every broker is registered and unfenced. Shared by `cluster up` and
+// `faultline run`.
+//
+// Addresses: controller 198.18.1.2:9090 (int); broker N internal 198.18.1.(10+N):9093, client
+// 198.18.2.(10+N):9092 (ext); metrics :9100 everywhere. The root namespace (the harness) has an
+// address on both bridges, so clients in the harness reach both listeners.
+//
+// Lifecycle: up() builds everything or nothing; down() (or the destructor) heals the faults
+// recorded as active in the run directory, stops every process and removes the network.
+// Start/restart processes only from the thread that called up(): children die with that thread.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "faultline/chaos/faults/fault.h"
+#include "faultline/chaos/journal.h"
+#include "faultline/chaos/supervisor.h"
+#include "faultline/chaos/topology.h"
+#include "faultline/cluster/client/client.h"
+
+namespace faultline::chaos {
+
+struct ClusterShape {
+  int brokers = 3;
+  int session_timeout_ms = 3000;
+  int heartbeat_interval_ms = 500;
+  int min_insync_replicas = 2;
+  int replica_lag_time_max_ms = 5000;
+  bool unclean_leader_election = false;
+};
+
+class ClusterHarness {
+ public:
+  // Exit-code class of a failed up(): 3 when the host lacks a capability, else 4.
+  struct UpError {
+    int exit_code = 4;
+    std::string why;
+  };
+  static std::unique_ptr<ClusterHarness> up(const ClusterShape& shape, const std::string& run_id,
+                                            UpError& error);
+  ~ClusterHarness();
+  ClusterHarness(const ClusterHarness&) = delete;
+  ClusterHarness& operator=(const ClusterHarness&) = delete;
+
+  std::error_code down();
+
+  const std::filesystem::path& run_dir() const { return run_dir_; }
+  const std::string& run_id() const { return run_id_; }
+  const std::string& prefix() const { return journal_->prefix(); }
+  Journal& journal() { return *journal_; }
+  Supervisor& supervisor() { return *supervisor_; }
+  const Topology& topology() const { return *topology_; }
+  FaultTopology fault_topology() const;
+  cluster::ClientConfig client_config() const;
+  const std::string& controller_endpoint() const { return controller_endpoint_; }
+  const std::vector<std::string>& bootstrap() const { return bootstrap_; }
+  // Node id of broker `id` ("b1").
+  static std::string broker_node(int id) { return "b" + std::to_string(id); }
+
+  // <run>/processes.json: node -> pid (null when not running), for other faultline processes.
+  std::error_code write_processes();
+
+ private:
+  ClusterHarness() = default;
+
+  std::string run_id_;
+  std::filesystem::path run_dir_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<Topology> topology_;
+  std::unique_ptr<Supervisor> supervisor_;
+  std::vector<std::string> processes_;
+  std::string controller_endpoint_;
+  std::vector<std::string> bootstrap_;
+  bool down_ = false;
+};
+
+}  // namespace faultline::chaos

@@ -1,0 +1,206 @@
+#include "faultline/chaos/cluster_harness.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "faultline/chaos/faults/adapters.h"
+#include "faultline/chaos/faults/cli.h"
+
+namespace faultline::chaos {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint16_t kControllerPort = 9090;
+constexpr uint16_t kClientPort = 9092;
+constexpr uint16_t kInternalPort = 9093;
+constexpr uint16_t kMetricsPort = 9100;
+
+fs::path self_dir() {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::current_path() : self.parent_path();
+}
+
+std::error_code write_json(const fs::path& p, const nlohmann::json& j) {
+  auto tmp = p.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump(2) << "\n";
+    if (!out) return std::make_error_code(std::errc::io_error);
+  }
+  std::error_code ec;
+  fs::rename(tmp, p, ec);
+  return ec;
+}
+
+std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data,
+                                         const ClusterShape& s) {
+  std::vector<std::string> argv = {
+      (self_dir() / "faultline-controller").string(),
+      "--data-dir", (data / n.id).string(),
+      "--listen", fmt::format("{}:{}", n.int_address->str(), kControllerPort),
+      "--metrics-port", std::to_string(kMetricsPort),
+      "--session-timeout-ms", std::to_string(s.session_timeout_ms),
+      "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
+  if (s.unclean_leader_election) argv.push_back("--unclean-leader-election");
+  return argv;
+}
+
+std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controller,
+                                     const fs::path& data, const ClusterShape& s) {
+  return {(self_dir() / "faultline-broker").string(),
+          "--id", std::to_string(n.index),
+          "--data-dir", (data / n.id).string(),
+          "--internal", fmt::format("{}:{}", n.int_address->str(), kInternalPort),
+          "--client", fmt::format("{}:{}", n.ext_address->str(), kClientPort),
+          "--controller", fmt::format("{}:{}", controller.int_address->str(), kControllerPort),
+          "--metrics-port", std::to_string(kMetricsPort),
+          "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval_ms),
+          "--replica-lag-time-max-ms", std::to_string(s.replica_lag_time_max_ms),
+          "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
+}
+
+}  // namespace
+
+std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
+                                                   const std::string& run_id, UpError& error) {
+  std::unique_ptr<ClusterHarness> h(new ClusterHarness());
+  h->run_id_ = run_id;
+  std::error_code ec;
+  h->journal_ = Journal::open(default_state_root(), run_id, run_prefix(run_id), ec);
+  if (!h->journal_) {
+    error = {4, fmt::format("cannot open the run journal under {}: {}",
+                            default_state_root().string(), ec.message())};
+    return nullptr;
+  }
+  h->run_dir_ = h->journal_->dir();
+  TopologySpec spec;
+  spec.brokers = shape.brokers;
+  h->topology_ = Topology::create(spec, *h->journal_, ec);
+  if (!h->topology_) {
+    error = {ec == std::errc::operation_not_permitted ? 3 : 4,
+             fmt::format("building the namespaces failed: {} (see `faultline doctor`)",
+                         ec.message())};
+    return nullptr;
+  }
+  h->supervisor_ = std::make_unique<Supervisor>(h->journal_.get(), h->run_dir_ / "logs");
+  const fs::path data = h->run_dir_ / "data";
+  const NodeInfo* controller = h->topology_->find("c1");
+
+  auto start = [&](const NodeInfo& n, std::vector<std::string> argv, const std::string& address,
+                   uint16_t port) -> bool {
+    ProcessSpec ps{n.id, std::move(argv), {}, n.netns, std::nullopt};
+    if (auto e = h->supervisor_->start(ps)) {
+      error = {4, fmt::format("starting {} failed: {}", n.id, e.message())};
+      return false;
+    }
+    h->processes_.push_back(n.id);
+    if (auto e = h->supervisor_->wait_ready(n.id, {address, port}, 10s)) {
+      error = {4, fmt::format("{} not ready on {}:{}: {} (log: {})", n.id, address, port,
+                              e.message(), h->supervisor_->stderr_path(n.id).string())};
+      return false;
+    }
+    return true;
+  };
+  h->controller_endpoint_ = fmt::format("{}:{}", controller->int_address->str(), kControllerPort);
+  bool ok = start(*controller, controller_argv(*controller, data, shape),
+                  controller->int_address->str(), kControllerPort);
+  for (const auto& n : h->topology_->nodes()) {
+    if (!ok || n.role != NodeRole::broker) continue;
+    ok = start(n, broker_argv(n, *controller, data, shape), n.ext_address->str(), kClientPort);
+    h->bootstrap_.push_back(fmt::format("{}:{}", n.ext_address->str(), kClientPort));
+  }
+  if (ok) {
+    // Ready means usable: every broker registered with the controller and unfenced.
+    cluster::ClientConfig config = h->client_config();
+    config.request_timeout = 1s;
+    cluster::SyncClient admin(config);
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    int unfenced = 0;
+    while (unfenced < shape.brokers && std::chrono::steady_clock::now() < deadline) {
+      unfenced = 0;
+      if (auto md = admin.controller_metadata())
+        for (const auto& b : md->brokers) unfenced += b.fenced ? 0 : 1;
+      if (unfenced < shape.brokers) std::this_thread::sleep_for(20ms);
+    }
+    if (unfenced < shape.brokers) {
+      error = {4, fmt::format("only {} of {} brokers registered (logs in {})", unfenced,
+                              shape.brokers, (h->run_dir_ / "logs").string())};
+      ok = false;
+    }
+  }
+  if (ok) {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& n : h->topology_->nodes()) {
+      nlohmann::json node{{"id", n.id}, {"netns", n.netns}};
+      if (n.int_address) node["int"] = n.int_address->str();
+      if (n.ext_address) node["ext"] = n.ext_address->str();
+      nodes.push_back(node);
+    }
+    ok = !save_fault_topology(h->run_dir_, h->fault_topology()) && !h->write_processes() &&
+         !write_json(h->run_dir_ / "cluster.json", {{"run_id", run_id},
+                                                    {"prefix", h->prefix()},
+                                                    {"harness_pid", ::getpid()},
+                                                    {"controller", h->controller_endpoint_},
+                                                    {"bootstrap", h->bootstrap_},
+                                                    {"nodes", nodes}});
+    if (!ok) error = {4, "cannot write the run's files in " + h->run_dir_.string()};
+  }
+  if (!ok) {
+    h->down();
+    return nullptr;
+  }
+  return h;
+}
+
+ClusterHarness::~ClusterHarness() { down(); }
+
+std::error_code ClusterHarness::down() {
+  if (down_) return {};
+  down_ = true;
+  // Heal what `fault inject` left active, then stop processes, then the network.
+  if (auto topo = load_fault_topology(run_dir_)) {
+    FaultCommand heal;
+    heal.verb = FaultCommand::Verb::heal;
+    heal.heal_all = true;
+    std::ostringstream ignored;
+    run_fault_command(heal, *topo, run_dir_, nullptr, ignored);
+  }
+  if (supervisor_) supervisor_->stop_all();
+  std::error_code ec;
+  fs::remove(run_dir_ / "cluster.json", ec);
+  return topology_ ? topology_->teardown() : std::error_code{};
+}
+
+FaultTopology ClusterHarness::fault_topology() const {
+  return chaos::fault_topology(prefix(), topology_->nodes());
+}
+
+cluster::ClientConfig ClusterHarness::client_config() const {
+  cluster::ClientConfig c;
+  cluster::parse_endpoint(controller_endpoint_, c.controller);
+  for (const auto& b : bootstrap_) {
+    cluster::Endpoint ep;
+    if (cluster::parse_endpoint(b, ep)) c.bootstrap.push_back(ep);
+  }
+  return c;
+}
+
+std::error_code ClusterHarness::write_processes() {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& name : processes_) {
+    auto pid = supervisor_->is_running(name) ? supervisor_->pid(name) : std::nullopt;
+    j[name] = pid ? nlohmann::json(*pid) : nlohmann::json(nullptr);
+  }
+  return write_json(run_dir_ / "processes.json", j);
+}
+
+}  // namespace faultline::chaos
