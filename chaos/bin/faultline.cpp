@@ -9,6 +9,7 @@
 #include "faultline/chaos/cluster_cli.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/cli.h"
+#include "faultline/chaos/runner/runner.h"
 #include "faultline/cluster/client/cli.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug, e.g. to see every produce attempt
   // `clean` must know how to remove every kind of resource a fault journals.
   faultline::chaos::register_fault_cleaners();
+  faultline::chaos::add_run_commands(app, exit_code);
   faultline::chaos::add_chaos_commands(app, exit_code);
   faultline::chaos::add_fault_commands(app, exit_code);
   faultline::cluster::add_client_commands(app, exit_code);

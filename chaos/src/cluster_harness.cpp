@@ -71,7 +71,8 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
 }  // namespace
 
 std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
-                                                   const std::string& run_id, UpError& error) {
+                                                   const std::string& run_id, UpError& error,
+                                                   const fs::path& logs_dir) {
   std::unique_ptr<ClusterHarness> h(new ClusterHarness());
   h->run_id_ = run_id;
   std::error_code ec;
@@ -91,7 +92,9 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
                          ec.message())};
     return nullptr;
   }
-  h->supervisor_ = std::make_unique<Supervisor>(h->journal_.get(), h->run_dir_ / "logs");
+  h->remove_state_on_down_ = !logs_dir.empty();
+  h->supervisor_ = std::make_unique<Supervisor>(h->journal_.get(),
+                                                logs_dir.empty() ? h->run_dir_ / "logs" : logs_dir);
   const fs::path data = h->run_dir_ / "data";
   const NodeInfo* controller = h->topology_->find("c1");
 
@@ -177,7 +180,15 @@ std::error_code ClusterHarness::down() {
   if (supervisor_) supervisor_->stop_all();
   std::error_code ec;
   fs::remove(run_dir_ / "cluster.json", ec);
-  return topology_ ? topology_->teardown() : std::error_code{};
+  auto torn = topology_ ? topology_->teardown() : std::error_code{};
+  if (!torn && remove_state_on_down_) {
+    // Everything the journal lists is gone: the state directory is not needed for `clean`.
+    supervisor_.reset();
+    topology_.reset();
+    journal_.reset();
+    fs::remove_all(run_dir_, ec);
+  }
+  return torn;
 }
 
 FaultTopology ClusterHarness::fault_topology() const {

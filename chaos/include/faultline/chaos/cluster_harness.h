@@ -41,8 +41,11 @@ class ClusterHarness {
     int exit_code = 4;
     std::string why;
   };
+  // Process logs go to `logs_dir`; when it is given, the run's state directory (journal) is
+  // also removed after a clean down(), since nothing in it is needed any more.
   static std::unique_ptr<ClusterHarness> up(const ClusterShape& shape, const std::string& run_id,
-                                            UpError& error);
+                                            UpError& error,
+                                            const std::filesystem::path& logs_dir = {});
   ~ClusterHarness();
   ClusterHarness(const ClusterHarness&) = delete;
   ClusterHarness& operator=(const ClusterHarness&) = delete;
@@ -77,6 +80,7 @@ class ClusterHarness {
   std::string controller_endpoint_;
   std::vector<std::string> bootstrap_;
   bool down_ = false;
+  bool remove_state_on_down_ = false;
 };
 
 }  // namespace faultline::chaos

@@ -1,0 +1,41 @@
+// `faultline run`: one scenario end to end (DESIGN.md §3, §6, §7). The cluster comes up in the
+// run's namespaces; producers and a consumer record a history through the checker's recorder while
+// the nemesis injects the scenario's seeded schedule; then everything is healed, the partitions
+// are read to the end, and the Kafka-log checker decides. The run directory holds history.jsonl,
+// faults.jsonl, verdict.json, junit.xml, run.json (scenario text and seed, for replay) and logs/.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "faultline/chaos/runner/scenario.h"
+
+namespace CLI {
+class App;
+}
+
+namespace faultline::chaos {
+
+// `faultline run`, `faultline scenarios`, `faultline replay`.
+void add_run_commands(CLI::App& app, int& exit_code);
+
+struct RunOptions {
+  uint64_t seed = 1;
+  std::optional<std::chrono::seconds> duration;  // overrides the scenario's
+  std::filesystem::path out_dir;                 // default: ./faultline-runs/<scenario>-<seed>
+};
+
+// Exit codes (DESIGN.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a capability
+// is missing, 4 the harness failed.
+int run_scenario(Scenario scenario, const std::string& scenario_text, const RunOptions& options,
+                 std::ostream& out);
+
+// Runs again what <dir>/run.json recorded (same scenario text, seed and duration) into
+// <dir>/replay-N.
+int replay_run(const std::filesystem::path& dir, std::ostream& out);
+
+}  // namespace faultline::chaos

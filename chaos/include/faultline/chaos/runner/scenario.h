@@ -1,0 +1,94 @@
+// Scenarios and their fault schedules (DESIGN.md §3). Pure: no I/O besides parsing text.
+//
+// A scenario is a TOML file (or a built-in of the same shape):
+//
+//   name = "leader-kill"
+//   description = "kill -9 the leader of partition 0 repeatedly, restart it later"
+//   duration_s = 30
+//   expect = "valid"            # or "invalid" for negative controls
+//   [cluster]
+//   brokers = 3
+//   session_timeout_ms = 2000   # broker.session.timeout.ms
+//   min_insync_replicas = 2
+//   unclean_leader_election = false
+//   [workload]
+//   partitions = 1
+//   producers = 2
+//   acks = "all"                # "all" | "1"
+//   [nemesis]
+//   faults = ["kill-leader"]    # what the nemesis may do, see FaultAction
+//   interval_s = 6              # between the start of one fault and the next
+//   hold_s = 3                  # how long a fault stays before it is healed
+//
+// One root seed drives every random choice through sub-seeds (schedule, workload), so the same
+// scenario and seed give the same schedule.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "faultline/chaos/cluster_harness.h"
+
+namespace faultline::chaos {
+
+// What a scheduled fault does; targets are resolved when it is injected.
+enum class FaultAction {
+  kill_leader,          // kill -9 the leader of partition 0; heal restarts it
+  pause_leader,         // SIGSTOP the leader; heal SIGCONTs it
+  stop_leader,          // SIGTERM (controlled shutdown); heal restarts it
+  kill_controller,      // kill -9 the controller; heal restarts it
+  isolate_leader,       // cut the leader off from every other node; heal removes the rules
+  cut_leader_ext,       // cut the leader's ext link (clients only); heal brings it up
+};
+std::string_view to_string(FaultAction a);
+std::optional<FaultAction> fault_action_from(std::string_view s);
+
+struct Scenario {
+  std::string name;
+  std::string description;
+  std::chrono::seconds duration{30};
+  bool expect_valid = true;
+  ClusterShape cluster;
+  int partitions = 1;
+  int producers = 2;
+  bool acks_all = true;
+  std::vector<FaultAction> faults;
+  std::chrono::milliseconds interval{6000};
+  std::chrono::milliseconds hold{3000};
+};
+
+struct ScenarioError {
+  std::string file;
+  int line = 0;  // 0 when the error has no line (e.g. the file is missing)
+  std::string why;
+  std::string str() const;
+};
+
+// Built-in scenarios by their contract names (DESIGN.md §3) that this build can run.
+std::vector<std::string> builtin_scenario_names();
+std::optional<Scenario> builtin_scenario(std::string_view name);
+// The TOML text of a built-in (what `faultline scenarios --show NAME` prints).
+std::optional<std::string> builtin_scenario_toml(std::string_view name);
+
+// Parses a scenario; on failure `error` names the file, line and problem.
+std::optional<Scenario> parse_scenario(std::string_view text, const std::string& file,
+                                       ScenarioError& error);
+
+struct ScheduledFault {
+  std::chrono::milliseconds at{0};    // since the workload started
+  std::chrono::milliseconds heal{0};  // since the workload started
+  FaultAction action = FaultAction::kill_leader;
+};
+
+// The nemesis schedule for `seed`: faults start every interval (with seeded jitter up to a
+// quarter of it), each healed after `hold`, the last one healed before the duration ends.
+std::vector<ScheduledFault> make_schedule(const Scenario& s, uint64_t seed);
+
+// Sub-seed of stream `stream` ("schedule", "workload") of a root seed.
+uint64_t sub_seed(uint64_t root, std::string_view stream);
+
+}  // namespace faultline::chaos

@@ -1,0 +1,72 @@
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "faultline/chaos/runner/runner.h"
+
+namespace faultline::chaos {
+
+void add_run_commands(CLI::App& app, int& exit_code) {
+  struct Options {
+    std::string scenario = "leader-kill";
+    uint64_t seed = 1;
+    int duration_s = 0;
+    std::string out;
+    std::string replay_dir;
+  };
+  auto o = std::make_shared<Options>();
+
+  auto* run = app.add_subcommand("run", "run a scenario: cluster, workload, faults, verdict");
+  run->add_option("--scenario", o->scenario, "a built-in name or a TOML file");
+  run->add_option("--seed", o->seed, "root seed of every random choice");
+  run->add_option("--duration", o->duration_s, "seconds of workload (overrides the scenario)");
+  run->add_option("--out", o->out, "run directory (default faultline-runs/<scenario>-<seed>)");
+  run->callback([o, &exit_code] {
+    std::string text;
+    std::optional<Scenario> s;
+    ScenarioError error;
+    if (auto builtin = builtin_scenario_toml(o->scenario)) {
+      text = *builtin;
+      s = parse_scenario(text, "<built-in " + o->scenario + ">", error);
+    } else {
+      std::ifstream in(o->scenario);
+      if (!in) {
+        std::cerr << o->scenario << ": no such built-in scenario or file (see `faultline scenarios`)\n";
+        exit_code = 2;
+        return;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      text = ss.str();
+      s = parse_scenario(text, o->scenario, error);
+    }
+    if (!s) {
+      std::cerr << error.str() << "\n";
+      exit_code = 2;
+      return;
+    }
+    RunOptions ro;
+    ro.seed = o->seed;
+    if (o->duration_s > 0) ro.duration = std::chrono::seconds(o->duration_s);
+    ro.out_dir = o->out;
+    exit_code = run_scenario(*s, text, ro, std::cout);
+  });
+
+  auto* scenarios = app.add_subcommand("scenarios", "list the built-in scenarios");
+  scenarios->callback([&exit_code] {
+    for (const auto& name : builtin_scenario_names()) {
+      auto s = builtin_scenario(name);
+      fmt::print("{:24} {:8} {}\n", name, s->expect_valid ? "valid" : "invalid", s->description);
+    }
+    exit_code = 0;
+  });
+
+  auto* replay = app.add_subcommand("replay", "run a recorded run again (same scenario, seed, schedule)");
+  replay->add_option("dir", o->replay_dir, "a run directory")->required();
+  replay->callback([o, &exit_code] { exit_code = replay_run(o->replay_dir, std::cout); });
+}
+
+}  // namespace faultline::chaos

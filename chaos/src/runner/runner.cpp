@@ -1,0 +1,415 @@
+#include "faultline/chaos/runner/runner.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "faultline/checker/kafka.h"
+#include "faultline/checker/recorder.h"
+#include "faultline/chaos/cluster_harness.h"
+#include "faultline/chaos/faults/adapters.h"
+#include "faultline/chaos/faults/injector.h"
+
+namespace faultline::chaos {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kTopic = "faultline";
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path shaper_binary() {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("faultline-shaper") : self.parent_path() / "faultline-shaper";
+}
+
+// Acknowledgement times, for the client-observed unavailability around each fault.
+struct AckTimes {
+  std::mutex mu;
+  std::vector<Clock::time_point> times;
+  void add(Clock::time_point t) {
+    std::lock_guard lock(mu);
+    times.push_back(t);
+  }
+  // The longest stretch without an acknowledged write within [from, to].
+  double longest_gap_ms(Clock::time_point from, Clock::time_point to) {
+    std::lock_guard lock(mu);
+    std::vector<Clock::time_point> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    Clock::time_point last = from;
+    Clock::duration longest{};
+    for (auto t : sorted) {
+      if (t < from) continue;
+      if (t > to) break;
+      longest = std::max(longest, t - last);
+      last = t;
+    }
+    longest = std::max(longest, to - last);
+    return std::chrono::duration<double, std::milli>(longest).count();
+  }
+};
+
+void produce_loop(int process, const Scenario& s, cluster::ClientConfig config, uint64_t seed,
+                  checker::HistoryRecorder& history, AckTimes& acks, std::atomic<bool>& stop) {
+  cluster::SyncClient client(config);
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> pick(0, s.partitions - 1);
+  for (int64_t n = 0; !stop; ++n) {
+    int partition = pick(rng);
+    int64_t value = int64_t(process) * 1'000'000'000 + n;  // unique across the run
+    checker::OpFields in;
+    in.partition = checker::PartitionId{partition};
+    in.value = value;
+    auto op = history.invoke(checker::ProcessId{process}, checker::Function::send, in);
+    if (!op) continue;
+    cluster::TopicPartition tp{kTopic, cluster::PartitionIndex{partition}};
+    auto r = client.send(tp, {std::to_string(value)}, s.acks_all ? cluster::Acks::all : cluster::Acks::leader);
+    checker::OpFields done;
+    done.partition = in.partition;
+    done.value = value;
+    if (r.acknowledged()) {
+      done.offset = checker::Offset{r.base_offset.value()};
+      done.epoch = checker::LeaderEpoch{r.leader_epoch.value()};
+      history.complete(*op, checker::Outcome::ok, done);
+      acks.add(Clock::now());
+    } else {
+      done.error = std::string(cluster::errc_name(r.error));
+      history.complete(*op, r.definite ? checker::Outcome::fail : checker::Outcome::info, done);
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+}
+
+// Reads every partition from offset 0 forward; with `final_read`, once to the end and stops.
+void poll_partitions(int process, const Scenario& s, cluster::SyncClient& client,
+                     checker::HistoryRecorder& history, std::vector<int64_t>& next, bool final_read,
+                     std::atomic<bool>* stop) {
+  do {
+    for (int p = 0; p < s.partitions; ++p) {
+      checker::OpFields in;
+      in.partition = checker::PartitionId{p};
+      in.final_read = final_read;
+      auto op = history.invoke(checker::ProcessId{process}, checker::Function::poll, in);
+      if (!op) continue;
+      cluster::TopicPartition tp{kTopic, cluster::PartitionIndex{p}};
+      auto r = client.poll(tp, cluster::Offset{next[p]}, 1 << 20, final_read ? 0ms : 100ms);
+      checker::OpFields done = in;
+      if (r.error != cluster::errc::none) {
+        done.error = std::string(cluster::errc_name(r.error));
+        history.complete(*op, checker::Outcome::fail, done);
+        std::this_thread::sleep_for(20ms);
+        continue;
+      }
+      for (const auto& rec : r.records) {
+        int64_t v = 0;
+        try {
+          v = std::stoll(rec.value.value_or("0"));
+        } catch (const std::exception&) {
+        }
+        done.records.push_back({checker::Offset{rec.offset.value()}, v});
+        next[p] = rec.offset.value() + 1;
+      }
+      history.complete(*op, checker::Outcome::ok, done);
+    }
+  } while (stop != nullptr && !*stop);
+}
+
+}  // namespace
+
+int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions& o,
+                 std::ostream& out) {
+  if (o.duration) s.duration = *o.duration;
+  fs::path dir = o.out_dir.empty() ? fs::path("faultline-runs") / fmt::format("{}-{}", s.name, o.seed)
+                                   : o.out_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    out << "run: cannot create " << dir << ": " << ec.message() << "\n";
+    return 4;
+  }
+  dir = fs::absolute(dir);
+  {
+    std::ofstream run_json(dir / "run.json");
+    run_json << nlohmann::json{{"scenario", s.name},
+                               {"scenario_text", scenario_text},
+                               {"seed", o.seed},
+                               {"duration_s", s.duration.count()}}
+                    .dump(2);
+  }
+  auto schedule = make_schedule(s, o.seed);
+  {
+    std::ofstream plan(dir / "schedule.jsonl");
+    for (const auto& f : schedule)
+      plan << nlohmann::json{{"at_ms", f.at.count()}, {"heal_ms", f.heal.count()},
+                             {"fault", std::string(to_string(f.action))}}
+                  .dump()
+           << "\n";
+  }
+  out << fmt::format("run: {} seed={} duration={}s faults={} -> {}\n", s.name, o.seed,
+                     s.duration.count(), schedule.size(), dir.string());
+  out.flush();
+
+  auto started = Clock::now();
+  ClusterHarness::UpError up_error;
+  std::random_device rd;
+  auto harness = ClusterHarness::up(s.cluster, fmt::format("run-{:x}-{:08x}", o.seed, rd()), up_error,
+                                    dir / "logs");
+  if (!harness) {
+    out << "run: " << up_error.why << "\n";
+    return up_error.exit_code;
+  }
+  cluster::ClientConfig config = harness->client_config();
+  config.request_timeout = 2s;
+  config.delivery_timeout = 6s;
+  config.retry_backoff = 50ms;
+  cluster::SyncClient admin(config);
+  int rf = std::min(3, s.cluster.brokers);
+  if (admin.create_topic(kTopic, s.partitions, rf).error != cluster::errc::none) {
+    out << "run: creating the topic failed\n";
+    return 4;
+  }
+  for (int p = 0; p < s.partitions; ++p) {
+    admin.wait_for_leader({kTopic, cluster::PartitionIndex{p}}, 20s,
+                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
+  }
+  auto recorder = checker::HistoryRecorder::open((dir / "history.jsonl").string(), "kafka");
+  if (!recorder) {
+    out << "run: cannot write the history: " << recorder.error().message() << "\n";
+    return 4;
+  }
+  checker::HistoryRecorder& history = **recorder;
+  auto setup_done = Clock::now();
+
+  // ---- workload ----
+  std::atomic<bool> stop{false};
+  AckTimes acks;
+  std::vector<std::thread> threads;
+  uint64_t workload_seed = sub_seed(o.seed, "workload");
+  for (int p = 0; p < s.producers; ++p) {
+    threads.emplace_back(produce_loop, p, std::cref(s), config, workload_seed + p,
+                         std::ref(history), std::ref(acks), std::ref(stop));
+  }
+  std::vector<int64_t> consumer_next(s.partitions, 0);
+  threads.emplace_back([&] {
+    cluster::SyncClient client(config);
+    poll_partitions(1000, s, client, history, consumer_next, false, &stop);
+  });
+
+  // ---- nemesis (this thread: restarted processes must belong to the harness's thread) ----
+  JournalRecorder journal_recorder(harness->journal());
+  SupervisorProcessControl processes(harness->supervisor());
+  FaultTopology topology = harness->fault_topology();
+  FaultLog fault_log(dir / "faults.jsonl");
+  FaultInjector injector(FaultContext{&topology, &journal_recorder, &processes, shaper_binary(), dir,
+                                      o.seed},
+                         &fault_log);
+  nlohmann::json fault_results = nlohmann::json::array();
+  std::map<int, std::pair<int32_t, int32_t>> seen_epochs;  // partition -> (epoch, unclean count)
+  auto watch_leaders = [&] {
+    auto md = admin.controller_metadata();
+    if (!md) return std::optional<cluster::MetadataResponse>{};
+    for (const auto& p : md->partitions) {
+      int idx = p.tp.partition.value();
+      auto& [epoch, unclean] = seen_epochs[idx];
+      if (p.unclean_elections > unclean) {
+        checker::NemesisFields f;
+        f.partition = checker::PartitionId{idx};
+        f.epoch = checker::LeaderEpoch{p.leader_epoch.value()};
+        f.leader = checker::BrokerId{p.leader.value()};
+        history.nemesis(checker::NemesisKind::unclean_election, f);
+      }
+      if (p.leader_epoch.value() != epoch && p.leader != cluster::kNoBroker) {
+        checker::NemesisFields f;
+        f.partition = checker::PartitionId{idx};
+        f.epoch = checker::LeaderEpoch{p.leader_epoch.value()};
+        f.leader = checker::BrokerId{p.leader.value()};
+        history.nemesis(checker::NemesisKind::leader_change, f);
+        epoch = p.leader_epoch.value();
+      }
+      unclean = p.unclean_elections;
+    }
+    return md;
+  };
+  auto sleep_until = [&](Clock::time_point t) {
+    while (Clock::now() < t) {
+      watch_leaders();
+      std::this_thread::sleep_for(std::min<Clock::duration>(100ms, t - Clock::now()));
+    }
+  };
+  auto workload_start = Clock::now();
+  for (const auto& f : schedule) {
+    sleep_until(workload_start + f.at);
+    auto md = watch_leaders();
+    FaultSpec spec;
+    std::string target;
+    int leader = -1;
+    if (md) {
+      for (const auto& p : md->partitions)
+        if (p.tp.partition.value() == 0) leader = p.leader.value();
+    }
+    switch (f.action) {
+      case FaultAction::kill_controller:
+        spec = {FaultKind::kill, {"c1"}, default_params(FaultKind::kill)};
+        break;
+      default: {
+        if (leader < 0) {
+          out << "run: partition 0 has no leader; skipping " << to_string(f.action) << "\n";
+          continue;
+        }
+        std::string node = ClusterHarness::broker_node(leader);
+        FaultKind kind = f.action == FaultAction::kill_leader    ? FaultKind::kill
+                         : f.action == FaultAction::pause_leader ? FaultKind::pause
+                         : f.action == FaultAction::stop_leader  ? FaultKind::stop
+                         : f.action == FaultAction::cut_leader_ext ? FaultKind::cut_link
+                                                                   : FaultKind::isolate_leader;
+        spec = {kind, {node}, default_params(kind)};
+        if (kind == FaultKind::isolate_leader) {
+          for (int b = 1; b <= s.cluster.brokers; ++b)
+            if (b != leader) spec.targets.push_back(ClusterHarness::broker_node(b));
+        }
+        if (kind == FaultKind::cut_link) std::get<LinkParams>(spec.params).interface = "ext";
+      }
+    }
+    auto injected_at = Clock::now();
+    auto result = injector.inject(spec);
+    checker::NemesisFields nf;
+    nf.fault = std::string(to_string(f.action));
+    nf.target = fmt::format("{}", fmt::join(spec.targets, ","));
+    history.nemesis(checker::NemesisKind::fault_start, nf);
+    out << fmt::format("  +{:.1f}s {} {} {}\n",
+                       std::chrono::duration<double>(injected_at - workload_start).count(),
+                       to_string(f.action), nf.target,
+                       result.error ? "FAILED: " + result.error.message() : "injected");
+    out.flush();
+    sleep_until(workload_start + f.heal);
+    if (!result.error) injector.heal(result.id);
+    if (f.action == FaultAction::stop_leader || f.action == FaultAction::kill_leader ||
+        f.action == FaultAction::kill_controller)
+      (void)harness->write_processes();
+    history.nemesis(checker::NemesisKind::fault_stop, nf);
+    fault_results.push_back({{"fault", nf.fault},
+                             {"target", nf.target},
+                             {"at_s", std::chrono::duration<double>(injected_at - workload_start).count()},
+                             {"injected", !result.error},
+                             {"backend", result.backend}});
+  }
+  sleep_until(workload_start + s.duration);
+  stop = true;
+  for (auto& t : threads) t.join();
+  auto workload_done = Clock::now();
+  // Client-observed write unavailability per fault: the longest gap between acknowledged writes
+  // from the injection until 5 s after the heal (or the end of the workload).
+  for (size_t i = 0; i < fault_results.size(); ++i) {
+    auto at = workload_start + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(fault_results[i]["at_s"].get<double>()));
+    auto until = std::min(workload_done, workload_start + schedule[std::min(i, schedule.size() - 1)].heal + 5s);
+    fault_results[i]["unavailable_ms"] = acks.longest_gap_ms(at, until);
+  }
+
+  // ---- heal, settle, final read ----
+  for (int p = 0; p < s.partitions; ++p) {
+    admin.wait_for_leader({kTopic, cluster::PartitionIndex{p}}, 30s,
+                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
+  }
+  watch_leaders();
+  {
+    cluster::SyncClient reader(config);
+    std::vector<int64_t> from_start(s.partitions, 0);
+    poll_partitions(2000, s, reader, history, from_start, true, nullptr);
+    // Read until the end: a poll returns at most 1 MiB, so keep going while records come back.
+    for (int round = 0; round < 1000; ++round) {
+      auto before = from_start;
+      poll_partitions(2000, s, reader, history, from_start, true, nullptr);
+      if (before == from_start) break;
+    }
+  }
+  auto final_done = Clock::now();
+  harness->down();
+  harness.reset();
+
+  // ---- verdict ----
+  auto parsed = checker::parse_jsonl(read_file(dir / "history.jsonl"), (dir / "history.jsonl").string());
+  if (!parsed) {
+    out << "run: the history does not parse: " << parsed.error().to_string() << "\n";
+    return 4;
+  }
+  auto result = checker::check_kafka(*parsed);
+  auto check_done = Clock::now();
+  bool matches = result.valid == s.expect_valid;
+  auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  nlohmann::json verdict = {
+      {"scenario", s.name},
+      {"seed", o.seed},
+      {"expected", s.expect_valid ? "valid" : "invalid"},
+      {"verdict", result.valid ? "valid" : "invalid"},
+      {"matches_expectation", matches},
+      {"checker", result.to_json()},
+      {"faults", fault_results},
+      {"timings_s",
+       {{"setup", secs(setup_done - started)},
+        {"workload", secs(workload_done - setup_done)},
+        {"heal_and_final_read", secs(final_done - workload_done)},
+        {"check", secs(check_done - final_done)}}},
+      {"replay", fmt::format("faultline replay {}", dir.string())}};
+  std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
+  {
+    std::ofstream junit(dir / "junit.xml");
+    junit << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+          << fmt::format("<testsuite name=\"faultline\" tests=\"1\" failures=\"{}\">\n", matches ? 0 : 1)
+          << fmt::format("  <testcase classname=\"faultline.{}\" name=\"seed-{}\" time=\"{:.3f}\">\n",
+                         s.name, o.seed, secs(check_done - started));
+    if (!matches)
+      junit << fmt::format("    <failure message=\"expected {}, got {}\">replay: faultline replay {}</failure>\n",
+                           s.expect_valid ? "valid" : "invalid", result.valid ? "valid" : "invalid",
+                           dir.string());
+    junit << "  </testcase>\n</testsuite>\n";
+  }
+  out << result.summary() << "\n";
+  out << fmt::format("verdict: {} (expected {}) -> {}\n", result.valid ? "valid" : "invalid",
+                     s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
+  if (!matches) out << "replay: faultline replay " << dir.string() << "\n";
+  return matches ? 0 : 1;
+}
+
+int replay_run(const fs::path& dir, std::ostream& out) {
+  auto text = read_file(dir / "run.json");
+  nlohmann::json run;
+  try {
+    run = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    out << "replay: " << (dir / "run.json").string() << ": " << e.what() << "\n";
+    return 2;
+  }
+  ScenarioError error;
+  std::string scenario_text = run.value("scenario_text", "");
+  auto s = parse_scenario(scenario_text, (dir / "run.json").string(), error);
+  if (!s) {
+    out << "replay: " << error.str() << "\n";
+    return 2;
+  }
+  RunOptions o;
+  o.seed = run.value("seed", uint64_t{1});
+  o.duration = std::chrono::seconds(run.value("duration_s", 30));
+  int n = 1;
+  while (fs::exists(dir / fmt::format("replay-{}", n))) ++n;
+  o.out_dir = dir / fmt::format("replay-{}", n);
+  return run_scenario(*s, scenario_text, o, out);
+}
+
+}  // namespace faultline::chaos

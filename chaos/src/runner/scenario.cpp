@@ -1,0 +1,275 @@
+#include "faultline/chaos/runner/scenario.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <random>
+#include <toml++/toml.h>
+
+namespace faultline::chaos {
+
+namespace {
+
+constexpr std::pair<FaultAction, std::string_view> kActions[] = {
+    {FaultAction::kill_leader, "kill-leader"},         {FaultAction::pause_leader, "pause-leader"},
+    {FaultAction::stop_leader, "stop-leader"},         {FaultAction::kill_controller, "kill-controller"},
+    {FaultAction::isolate_leader, "isolate-leader"},   {FaultAction::cut_leader_ext, "cut-leader-ext"},
+};
+
+// The built-ins, as TOML so that they go through the same parser as users' files.
+const std::map<std::string_view, std::string_view>& builtins() {
+  static const std::map<std::string_view, std::string_view> b = {
+      {"leader-kill", R"toml(name = "leader-kill"
+description = "kill -9 the leader of partition 0 repeatedly, restart it later"
+expect = "valid"
+[nemesis]
+faults = ["kill-leader"]
+)toml"},
+      {"controlled-shutdown", R"toml(name = "controlled-shutdown"
+description = "SIGTERM the leader (controlled shutdown), restart it later"
+expect = "valid"
+[nemesis]
+faults = ["stop-leader"]
+)toml"},
+      {"leader-pause", R"toml(name = "leader-pause"
+description = "SIGSTOP the leader for longer than the session timeout, then SIGCONT"
+expect = "valid"
+[nemesis]
+faults = ["pause-leader"]
+hold_s = 4
+)toml"},
+      {"controller-kill", R"toml(name = "controller-kill"
+description = "kill -9 the controller, restart it later; brokers keep serving"
+expect = "valid"
+[nemesis]
+faults = ["kill-controller"]
+)toml"},
+      {"isolate-leader", R"toml(name = "isolate-leader"
+description = "cut the leader off from its followers but not from the controller (Jepsen 2013)"
+expect = "valid"
+[cluster]
+min_insync_replicas = 2
+[nemesis]
+faults = ["isolate-leader"]
+hold_s = 4
+)toml"},
+      {"neg-acks1-leader-kill", R"toml(name = "neg-acks1-leader-kill"
+description = "negative control: acks=1 with leader kills loses acknowledged writes"
+expect = "invalid"
+[cluster]
+min_insync_replicas = 1
+[workload]
+acks = "1"
+producers = 4
+[nemesis]
+faults = ["kill-leader"]
+interval_s = 4
+hold_s = 2
+)toml"},
+  };
+  return b;
+}
+
+// A parse failure at `node`'s line (or the table's when the node is missing).
+struct Reader {
+  const std::string& file;
+  ScenarioError& error;
+  bool failed = false;
+
+  bool fail(const toml::source_region& where, std::string why) {
+    if (!failed) error = {file, static_cast<int>(where.begin.line), std::move(why)};
+    failed = true;
+    return false;
+  }
+
+  template <typename T>
+  bool read(const toml::table& t, std::string_view key, T& out, T min, T max) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!n->is_boolean()) return fail(n->source(), fmt::format("{}: expected true or false", key));
+      out = n->as_boolean()->get();
+    } else {
+      if (!n->is_integer()) return fail(n->source(), fmt::format("{}: expected an integer", key));
+      auto v = n->as_integer()->get();
+      if (v < static_cast<int64_t>(min) || v > static_cast<int64_t>(max))
+        return fail(n->source(), fmt::format("{}: {} is outside {}..{}", key, v, min, max));
+      out = static_cast<T>(v);
+    }
+    return true;
+  }
+
+  bool read_string(const toml::table& t, std::string_view key, std::string& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    if (!n->is_string()) return fail(n->source(), fmt::format("{}: expected a string", key));
+    out = n->as_string()->get();
+    return true;
+  }
+
+  // Every key of `t` must be one of `known`: a typo is an error, not a silent default.
+  bool only(const toml::table& t, std::initializer_list<std::string_view> known,
+            std::string_view where) {
+    for (const auto& [k, v] : t) {
+      if (std::find(known.begin(), known.end(), k.str()) == known.end())
+        return fail(v.source(), fmt::format("unknown key {}{}", where, k.str()));
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+std::string_view to_string(FaultAction a) {
+  for (auto [action, name] : kActions)
+    if (action == a) return name;
+  return "?";
+}
+
+std::optional<FaultAction> fault_action_from(std::string_view s) {
+  for (auto [action, name] : kActions)
+    if (name == s) return action;
+  return std::nullopt;
+}
+
+std::string ScenarioError::str() const {
+  return line > 0 ? fmt::format("{}:{}: {}", file, line, why) : fmt::format("{}: {}", file, why);
+}
+
+std::vector<std::string> builtin_scenario_names() {
+  std::vector<std::string> out;
+  for (const auto& [name, text] : builtins()) out.emplace_back(name);
+  return out;
+}
+
+std::optional<std::string> builtin_scenario_toml(std::string_view name) {
+  auto it = builtins().find(name);
+  if (it == builtins().end()) return std::nullopt;
+  return std::string(it->second);
+}
+
+std::optional<Scenario> builtin_scenario(std::string_view name) {
+  auto text = builtin_scenario_toml(name);
+  if (!text) return std::nullopt;
+  ScenarioError ignored;
+  return parse_scenario(*text, fmt::format("<built-in {}>", name), ignored);
+}
+
+std::optional<Scenario> parse_scenario(std::string_view text, const std::string& file,
+                                       ScenarioError& error) {
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    error = {file, static_cast<int>(e.source().begin.line), std::string(e.description())};
+    return std::nullopt;
+  }
+  Reader r{file, error};
+  Scenario s;
+  r.only(root, {"name", "description", "duration_s", "expect", "cluster", "workload", "nemesis"}, "");
+  r.read_string(root, "name", s.name);
+  r.read_string(root, "description", s.description);
+  int duration = static_cast<int>(s.duration.count());
+  r.read(root, "duration_s", duration, 1, 86400);
+  s.duration = std::chrono::seconds(duration);
+  std::string expect = "valid";
+  r.read_string(root, "expect", expect);
+  if (expect != "valid" && expect != "invalid")
+    r.fail(root.get("expect")->source(), "expect: must be \"valid\" or \"invalid\"");
+  s.expect_valid = expect == "valid";
+  if (s.name.empty() && !r.failed) r.fail(root.source(), "name: missing");
+
+  auto table = [&](std::string_view key) -> const toml::table* {
+    const toml::node* n = root.get(key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_table()) {
+      r.fail(n->source(), fmt::format("{}: expected a table", key));
+      return nullptr;
+    }
+    return n->as_table();
+  };
+  if (const auto* c = table("cluster")) {
+    r.only(*c, {"brokers", "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
+                "replica_lag_time_max_ms", "unclean_leader_election"}, "cluster.");
+    r.read(*c, "brokers", s.cluster.brokers, 1, 9);
+    r.read(*c, "session_timeout_ms", s.cluster.session_timeout_ms, 100, 600000);
+    r.read(*c, "heartbeat_interval_ms", s.cluster.heartbeat_interval_ms, 10, 60000);
+    r.read(*c, "min_insync_replicas", s.cluster.min_insync_replicas, 1, 9);
+    r.read(*c, "replica_lag_time_max_ms", s.cluster.replica_lag_time_max_ms, 100, 600000);
+    r.read(*c, "unclean_leader_election", s.cluster.unclean_leader_election, false, true);
+    if (!r.failed && s.cluster.min_insync_replicas > s.cluster.brokers)
+      r.fail(c->source(), "cluster.min_insync_replicas: larger than the number of brokers");
+  }
+  if (const auto* w = table("workload")) {
+    r.only(*w, {"partitions", "producers", "acks"}, "workload.");
+    r.read(*w, "partitions", s.partitions, 1, 64);
+    r.read(*w, "producers", s.producers, 1, 64);
+    std::string acks = "all";
+    r.read_string(*w, "acks", acks);
+    if (acks != "all" && acks != "1") r.fail(w->get("acks")->source(), "workload.acks: \"all\" or \"1\"");
+    s.acks_all = acks == "all";
+  }
+  if (const auto* n = table("nemesis")) {
+    r.only(*n, {"faults", "interval_s", "hold_s"}, "nemesis.");
+    if (const toml::node* f = n->get("faults")) {
+      if (!f->is_array()) {
+        r.fail(f->source(), "nemesis.faults: expected a list of fault names");
+      } else {
+        for (const auto& e : *f->as_array()) {
+          auto action = e.is_string() ? fault_action_from(e.as_string()->get()) : std::nullopt;
+          if (!action) {
+            r.fail(e.source(), "nemesis.faults: unknown fault (kill-leader, pause-leader, "
+                               "stop-leader, kill-controller, isolate-leader, cut-leader-ext)");
+            break;
+          }
+          s.faults.push_back(*action);
+        }
+      }
+    }
+    int interval = static_cast<int>(s.interval.count() / 1000);
+    int hold = static_cast<int>(s.hold.count() / 1000);
+    r.read(*n, "interval_s", interval, 1, 3600);
+    r.read(*n, "hold_s", hold, 1, 3600);
+    s.interval = std::chrono::seconds(interval);
+    s.hold = std::chrono::seconds(hold);
+    if (!r.failed && s.hold >= s.interval)
+      r.fail(n->source(), "nemesis.hold_s: must be shorter than interval_s");
+  }
+  if (r.failed) return std::nullopt;
+  return s;
+}
+
+uint64_t sub_seed(uint64_t root, std::string_view stream) {
+  // FNV-1a of the stream name mixed into the root with splitmix64: independent, stable streams.
+  uint64_t h = 1469598103934665603ull;
+  for (char c : stream) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  uint64_t z = root ^ h;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+std::vector<ScheduledFault> make_schedule(const Scenario& s, uint64_t seed) {
+  std::vector<ScheduledFault> out;
+  if (s.faults.empty()) return out;
+  std::mt19937_64 rng(sub_seed(seed, "schedule"));
+  using std::chrono::milliseconds;
+  const milliseconds end = std::chrono::duration_cast<milliseconds>(s.duration);
+  const auto jitter_max = s.interval.count() / 4;
+  // The first fault after one interval of calm, so the history has a baseline.
+  for (milliseconds at = s.interval;; at += s.interval) {
+    std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(jitter_max, 0));
+    std::uniform_int_distribution<size_t> pick(0, s.faults.size() - 1);
+    ScheduledFault f;
+    f.at = at + milliseconds(jitter(rng));
+    // Faults never overlap: the next one waits for the previous heal and a little settling.
+    if (!out.empty()) f.at = std::max(f.at, out.back().heal + milliseconds(500));
+    f.heal = f.at + s.hold;
+    f.action = s.faults[pick(rng)];
+    if (f.heal >= end) break;
+    out.push_back(f);
+  }
+  return out;
+}
+
+}  // namespace faultline::chaos

@@ -1,0 +1,132 @@
+#include "faultline/chaos/runner/scenario.h"
+
+#include <gtest/gtest.h>
+
+namespace faultline::chaos {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
+  auto names = builtin_scenario_names();
+  for (const char* contract : {"leader-kill", "controlled-shutdown", "leader-pause",
+                               "controller-kill", "isolate-leader", "neg-acks1-leader-kill"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
+  }
+  for (const auto& name : names) {
+    auto s = builtin_scenario(name);
+    ASSERT_TRUE(s) << name;
+    EXPECT_EQ(s->name, name);
+    EXPECT_FALSE(s->faults.empty()) << name;
+  }
+  auto neg = builtin_scenario("neg-acks1-leader-kill");
+  EXPECT_FALSE(neg->expect_valid);
+  EXPECT_FALSE(neg->acks_all);
+}
+
+TEST(Scenario, AFileSetsEveryField) {
+  ScenarioError error;
+  auto s = parse_scenario(R"(name = "mine"
+duration_s = 12
+expect = "invalid"
+[cluster]
+brokers = 5
+session_timeout_ms = 1500
+min_insync_replicas = 3
+unclean_leader_election = true
+[workload]
+partitions = 4
+producers = 3
+acks = "1"
+[nemesis]
+faults = ["pause-leader", "kill-controller"]
+interval_s = 5
+hold_s = 2
+)",
+                          "mine.toml", error);
+  ASSERT_TRUE(s) << error.str();
+  EXPECT_EQ(s->duration, 12s);
+  EXPECT_FALSE(s->expect_valid);
+  EXPECT_EQ(s->cluster.brokers, 5);
+  EXPECT_EQ(s->cluster.session_timeout_ms, 1500);
+  EXPECT_TRUE(s->cluster.unclean_leader_election);
+  EXPECT_EQ(s->partitions, 4);
+  EXPECT_FALSE(s->acks_all);
+  EXPECT_EQ(s->faults, (std::vector<FaultAction>{FaultAction::pause_leader,
+                                                 FaultAction::kill_controller}));
+  EXPECT_EQ(s->interval, 5s);
+  EXPECT_EQ(s->hold, 2s);
+}
+
+struct BadFile {
+  const char* text;
+  int line;
+  const char* says;
+};
+
+class BrokenScenario : public ::testing::TestWithParam<BadFile> {};
+
+TEST_P(BrokenScenario, NamesTheFileTheLineAndTheProblem) {
+  ScenarioError error;
+  EXPECT_FALSE(parse_scenario(GetParam().text, "bad.toml", error));
+  EXPECT_EQ(error.file, "bad.toml");
+  EXPECT_EQ(error.line, GetParam().line) << error.str();
+  EXPECT_NE(error.why.find(GetParam().says), std::string::npos) << error.str();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Files, BrokenScenario,
+    ::testing::Values(
+        BadFile{"name = \"x\"\n[cluster]\nbrokers = \"three\"\n", 3, "expected an integer"},
+        BadFile{"name = \"x\"\n[cluster]\nbrokers = 40\n", 3, "outside 1..9"},
+        BadFile{"name = \"x\"\n\n[nemesis]\nfaults = [\"kill-leader\", \"meteor\"]\n", 4,
+                "unknown fault"},
+        BadFile{"name = \"x\"\n[workload]\nacks = \"2\"\n", 3, "acks"},
+        BadFile{"name = \"x\"\nbrokers = 3\n", 2, "unknown key brokers"},
+        BadFile{"name = \"x\"\n[cluster]\nbrokerz = 3\n", 3, "unknown key cluster.brokerz"},
+        BadFile{"name = \"x\"\nexpect = \"maybe\"\n", 2, "expect"},
+        BadFile{"name = \"x\"\n[nemesis\n", 2, ""},  // TOML syntax error
+        BadFile{"description = \"no name\"\n", 1, "name: missing"}));
+
+TEST(Schedule, TheSameSeedGivesTheSameScheduleAndAnotherSeedAnother) {
+  auto s = *builtin_scenario("leader-kill");
+  s.duration = 60s;
+  s.faults = {FaultAction::kill_leader, FaultAction::pause_leader, FaultAction::kill_controller};
+  auto a = make_schedule(s, 42);
+  auto b = make_schedule(s, 42);
+  auto c = make_schedule(s, 43);
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  bool differs = a.size() != c.size();
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].at, b[i].at);
+    EXPECT_EQ(a[i].action, b[i].action);
+    if (i < c.size() && (a[i].at != c[i].at || a[i].action != c[i].action)) differs = true;
+  }
+  EXPECT_TRUE(differs);
+}
+
+TEST(Schedule, FaultsAreHealedBeforeTheEndAndNeverOverlap) {
+  auto s = *builtin_scenario("leader-kill");
+  for (int seconds : {5, 13, 30, 120}) {
+    s.duration = std::chrono::seconds(seconds);
+    for (uint64_t seed = 0; seed < 50; ++seed) {
+      auto plan = make_schedule(s, seed);
+      for (size_t i = 0; i < plan.size(); ++i) {
+        EXPECT_GE(plan[i].at, s.interval);
+        EXPECT_EQ(plan[i].heal - plan[i].at, s.hold);
+        EXPECT_LT(plan[i].heal, s.duration);
+        if (i > 0) EXPECT_GT(plan[i].at, plan[i - 1].heal);
+      }
+    }
+  }
+}
+
+TEST(Schedule, SubSeedsAreIndependentStreams) {
+  EXPECT_NE(sub_seed(1, "schedule"), sub_seed(1, "workload"));
+  EXPECT_NE(sub_seed(1, "schedule"), sub_seed(2, "schedule"));
+  EXPECT_EQ(sub_seed(7, "schedule"), sub_seed(7, "schedule"));
+}
+
+}  // namespace
+}  // namespace faultline::chaos
