@@ -2,6 +2,7 @@
 // subcommands; this file only assembles them and maps the outcome to an exit code.
 #include <CLI/CLI.hpp>
 #include <spdlog/cfg/env.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "faultline/checker/cli.h"
@@ -16,7 +17,11 @@ int main(int argc, char** argv) {
   CLI::App app{"faultline: chaos testing of partition leader election"};
   app.require_subcommand(1);
   int exit_code = 0;
-  spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug, e.g. to see every produce attempt
+  // Commands print their results on stdout; diagnostics go to stderr, warnings and up unless
+  // SPDLOG_LEVEL says otherwise (SPDLOG_LEVEL=debug shows every produce attempt, every fault step).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("faultline"));
+  spdlog::set_level(spdlog::level::warn);
+  spdlog::cfg::load_env_levels();
   // `clean` must know how to remove every kind of resource a fault journals.
   faultline::chaos::register_fault_cleaners();
   faultline::chaos::add_run_commands(app, exit_code);
