@@ -56,7 +56,7 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data
 
 std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controller,
                                      const fs::path& data, const ClusterShape& s) {
-  return {(self_dir() / "faultline-broker").string(),
+  std::vector<std::string> argv = {(self_dir() / "faultline-broker").string(),
           "--id", std::to_string(n.index),
           "--data-dir", (data / n.id).string(),
           "--internal", fmt::format("{}:{}", n.int_address->str(), kInternalPort),
@@ -66,6 +66,8 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
           "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval_ms),
           "--replica-lag-time-max-ms", std::to_string(s.replica_lag_time_max_ms),
           "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
+  if (s.planted_bug_early_ack) argv.push_back("--planted-bug-early-ack");
+  return argv;
 }
 
 }  // namespace

@@ -35,6 +35,22 @@ RunOutcome faultline_run(const TempDir& dir, const std::string& name, std::vecto
   return r;
 }
 
+// leader-kill as a user would write it, with the broker's planted bug switched on.
+std::optional<std::string> builtin_leader_kill_with_bug() {
+  return std::string(R"toml(name = "leader-kill-planted-bug"
+description = "leader-kill against brokers that acknowledge acks=all too early"
+expect = "valid"
+[cluster]
+planted_bug_early_ack = true
+[workload]
+producers = 4
+[nemesis]
+faults = ["kill-leader"]
+interval_s = 4
+hold_s = 2
+)toml");
+}
+
 std::string read(const std::filesystem::path& p) {
   std::ifstream in(p);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -106,6 +122,23 @@ TEST(FaultlineRun, TheSameSeedReproducesTheScheduleAndReplayRunsItAgain) {
   ASSERT_EQ(replay.wait_for(180s), 0) << replay.log();
   EXPECT_EQ(read(a / "replay-1" / "schedule.jsonl"), read(a / "schedule.jsonl"));
   EXPECT_TRUE(std::filesystem::exists(a / "replay-1" / "verdict.json"));
+}
+
+// A deliberate bug in the broker (acks=all acknowledged before the followers have the batch,
+// behind a test-only flag) must be caught by an ordinary scenario within its default duration.
+TEST(FaultlineRun, APlantedEarlyAckBugIsCaughtByLeaderKill) {
+  FAULTLINE_REQUIRE_ROOT();
+  TempDir dir("faultline-run");
+  auto file = dir.path() / "planted.toml";
+  std::ofstream(file) << *builtin_leader_kill_with_bug();
+  auto out = dir.path() / "planted";
+  RunOutcome r = faultline_run(dir, "planted", {"run", "--scenario", file.string(), "--seed", "5",
+                                                "--out", out.string()});
+  EXPECT_EQ(r.code, 1) << "the run must not match its expectation of valid\n" << r.output;
+  ASSERT_TRUE(r.verdict.is_object()) << r.output;
+  EXPECT_EQ(r.verdict["verdict"], "invalid");
+  EXPECT_GT(r.verdict["checker"]["lost"].get<int>(), 0) << r.verdict.dump(2);
+  EXPECT_NE(r.output.find("replay: faultline replay"), std::string::npos);
 }
 
 TEST(FaultlineRun, ABrokenScenarioFileExitsTwoWithItsLine) {

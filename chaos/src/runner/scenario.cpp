@@ -190,13 +190,15 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
   };
   if (const auto* c = table("cluster")) {
     r.only(*c, {"brokers", "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
-                "replica_lag_time_max_ms", "unclean_leader_election"}, "cluster.");
+                "replica_lag_time_max_ms", "unclean_leader_election", "planted_bug_early_ack"},
+           "cluster.");
     r.read(*c, "brokers", s.cluster.brokers, 1, 9);
     r.read(*c, "session_timeout_ms", s.cluster.session_timeout_ms, 100, 600000);
     r.read(*c, "heartbeat_interval_ms", s.cluster.heartbeat_interval_ms, 10, 60000);
     r.read(*c, "min_insync_replicas", s.cluster.min_insync_replicas, 1, 9);
     r.read(*c, "replica_lag_time_max_ms", s.cluster.replica_lag_time_max_ms, 100, 600000);
     r.read(*c, "unclean_leader_election", s.cluster.unclean_leader_election, false, true);
+    r.read(*c, "planted_bug_early_ack", s.cluster.planted_bug_early_ack, false, true);
     if (!r.failed && s.cluster.min_insync_replicas > s.cluster.brokers)
       r.fail(c->source(), "cluster.min_insync_replicas: larger than the number of brokers");
   }

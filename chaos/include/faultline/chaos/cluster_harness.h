@@ -32,6 +32,8 @@ struct ClusterShape {
   int min_insync_replicas = 2;
   int replica_lag_time_max_ms = 5000;
   bool unclean_leader_election = false;
+  // TEST ONLY: brokers acknowledge acks=all before replication (a bug the harness must catch).
+  bool planted_bug_early_ack = false;
 };
 
 class ClusterHarness {

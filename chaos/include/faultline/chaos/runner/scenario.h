@@ -11,6 +11,7 @@
 //   session_timeout_ms = 2000   # broker.session.timeout.ms
 //   min_insync_replicas = 2
 //   unclean_leader_election = false
+//   planted_bug_early_ack = false   # TEST ONLY: brokers ack acks=all early (must be caught)
 //   [workload]
 //   partitions = 1
 //   producers = 2
