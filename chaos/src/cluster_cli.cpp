@@ -224,6 +224,7 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   up->add_option("--min-insync-replicas", o->min_insync_replicas);
   up->add_option("--replica-lag-time-max-ms", o->replica_lag_time_max_ms);
   up->add_flag("--unclean-leader-election", o->unclean_leader_election);
+  up->add_flag("--disks", o->disks, "brokers' data on loop-mounted images (for disk faults)");
   up->callback([o, &exit_code] { exit_code = cluster_up(*o); });
 
   auto resolve = [run]() -> std::optional<fs::path> {

@@ -99,10 +99,42 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
                                                 logs_dir.empty() ? h->run_dir_ / "logs" : logs_dir);
   const fs::path data = h->run_dir_ / "data";
   const NodeInfo* controller = h->topology_->find("c1");
+  h->recorder_ = std::make_unique<JournalRecorder>(*h->journal_);
+  if (shape.disks) {
+    if (detect_cgroup_io() == CgroupIo::none) {
+      error = {3, "disks: this host has no cgroup I/O controller (see `faultline doctor`)"};
+      h->down();
+      return nullptr;
+    }
+    fs::create_directories(h->run_dir_ / "disks", ec);
+    fs::create_directories(data, ec);
+    for (const auto& n : h->topology_->nodes()) {
+      if (n.role != NodeRole::broker) continue;
+      auto disk = LoopDisk::create(h->run_dir_ / "disks" / (n.id + ".img"), data / n.id,
+                                   256ull << 20, h->recorder_.get(), ec);
+      if (!disk) {
+        error = {ec == std::errc::operation_not_permitted ? 3 : 4,
+                 fmt::format("disks: loop disk for {}: {}", n.id, ec.message())};
+        h->down();
+        return nullptr;
+      }
+      auto cgroup = IoCgroup::create(h->prefix(), n.id, h->recorder_.get(), ec);
+      if (!cgroup) {
+        error = {4, fmt::format("disks: I/O cgroup for {}: {}", n.id, ec.message())};
+        h->disks_.push_back(std::move(*disk));
+        h->down();
+        return nullptr;
+      }
+      h->node_disks_[n.id] = NodeDisk{disk->major_minor(), cgroup->path()};
+      h->disks_.push_back(std::move(*disk));
+      h->cgroups_.push_back(std::move(*cgroup));
+    }
+  }
 
   auto start = [&](const NodeInfo& n, std::vector<std::string> argv, const std::string& address,
                    uint16_t port) -> bool {
     ProcessSpec ps{n.id, std::move(argv), {}, n.netns, std::nullopt};
+    if (auto it = h->node_disks_.find(n.id); it != h->node_disks_.end()) ps.cgroup = it->second.cgroup;
     if (auto e = h->supervisor_->start(ps)) {
       error = {4, fmt::format("starting {} failed: {}", n.id, e.message())};
       return false;
@@ -180,13 +212,23 @@ std::error_code ClusterHarness::down() {
     run_fault_command(heal, *topo, run_dir_, nullptr, ignored);
   }
   if (supervisor_) supervisor_->stop_all();
+  // Unmount and detach the disks, then the cgroups (empty now), then the network.
+  std::error_code first;
+  for (auto& d : disks_)
+    if (auto e = d.remove(); e && !first) first = e;
+  for (auto& g : cgroups_)
+    if (auto e = g.remove(); e && !first) first = e;
+  disks_.clear();
+  cgroups_.clear();
   std::error_code ec;
   fs::remove(run_dir_ / "cluster.json", ec);
   auto torn = topology_ ? topology_->teardown() : std::error_code{};
+  if (!torn) torn = first;
   if (!torn && remove_state_on_down_) {
     // Everything the journal lists is gone: the state directory is not needed for `clean`.
     supervisor_.reset();
     topology_.reset();
+    recorder_.reset();
     journal_.reset();
     fs::remove_all(run_dir_, ec);
   }
@@ -194,7 +236,7 @@ std::error_code ClusterHarness::down() {
 }
 
 FaultTopology ClusterHarness::fault_topology() const {
-  return chaos::fault_topology(prefix(), topology_->nodes());
+  return chaos::fault_topology(prefix(), topology_->nodes(), node_disks_);
 }
 
 cluster::ClientConfig ClusterHarness::client_config() const {

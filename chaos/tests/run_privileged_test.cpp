@@ -96,6 +96,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"leader-pause", 1, 14}, Case{"leader-pause", 2, 14},
                       Case{"controller-kill", 1, 14}, Case{"controller-kill", 2, 14},
                       Case{"isolate-leader", 1, 14}, Case{"isolate-leader", 2, 14},
+                      Case{"disk-throttle-leader", 1, 14}, Case{"disk-throttle-leader", 2, 14},
                       Case{"neg-acks1-leader-kill", 1, 14}),
     [](const auto& info) {
       std::string name = std::string(info.param.scenario) + "_seed" + std::to_string(info.param.seed);

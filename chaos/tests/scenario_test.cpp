@@ -10,7 +10,8 @@ using namespace std::chrono_literals;
 TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   auto names = builtin_scenario_names();
   for (const char* contract : {"leader-kill", "controlled-shutdown", "leader-pause",
-                               "controller-kill", "isolate-leader", "neg-acks1-leader-kill"}) {
+                               "controller-kill", "isolate-leader", "disk-throttle-leader",
+                               "neg-acks1-leader-kill"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }
   for (const auto& name : names) {

@@ -277,13 +277,19 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                          : f.action == FaultAction::pause_leader ? FaultKind::pause
                          : f.action == FaultAction::stop_leader  ? FaultKind::stop
                          : f.action == FaultAction::cut_leader_ext ? FaultKind::cut_link
-                                                                   : FaultKind::isolate_leader;
+                         : f.action == FaultAction::throttle_leader_disk ? FaultKind::disk_throttle
+                                                                         : FaultKind::isolate_leader;
         spec = {kind, {node}, default_params(kind)};
         if (kind == FaultKind::isolate_leader) {
           for (int b = 1; b <= s.cluster.brokers; ++b)
             if (b != leader) spec.targets.push_back(ClusterHarness::broker_node(b));
         }
         if (kind == FaultKind::cut_link) std::get<LinkParams>(spec.params).interface = "ext";
+        if (kind == FaultKind::disk_throttle) {
+          auto& d = std::get<DiskParams>(spec.params);
+          d.write_bytes_per_second = d.read_bytes_per_second = 256 << 10;
+          d.write_iops = d.read_iops = 20;
+        }
       }
     }
     auto injected_at = Clock::now();

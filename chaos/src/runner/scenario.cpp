@@ -14,6 +14,7 @@ constexpr std::pair<FaultAction, std::string_view> kActions[] = {
     {FaultAction::kill_leader, "kill-leader"},         {FaultAction::pause_leader, "pause-leader"},
     {FaultAction::stop_leader, "stop-leader"},         {FaultAction::kill_controller, "kill-controller"},
     {FaultAction::isolate_leader, "isolate-leader"},   {FaultAction::cut_leader_ext, "cut-leader-ext"},
+    {FaultAction::throttle_leader_disk, "throttle-leader-disk"},
 };
 
 // The built-ins, as TOML so that they go through the same parser as users' files.
@@ -51,6 +52,15 @@ expect = "valid"
 min_insync_replicas = 2
 [nemesis]
 faults = ["isolate-leader"]
+hold_s = 4
+)toml"},
+      {"disk-throttle-leader", R"toml(name = "disk-throttle-leader"
+description = "throttle the leader's disk hard (256 KiB/s, 20 IOPS), then lift it"
+expect = "valid"
+[cluster]
+disks = true
+[nemesis]
+faults = ["throttle-leader-disk"]
 hold_s = 4
 )toml"},
       {"neg-acks1-leader-kill", R"toml(name = "neg-acks1-leader-kill"
@@ -190,7 +200,8 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
   };
   if (const auto* c = table("cluster")) {
     r.only(*c, {"brokers", "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
-                "replica_lag_time_max_ms", "unclean_leader_election", "planted_bug_early_ack"},
+                "replica_lag_time_max_ms", "unclean_leader_election", "planted_bug_early_ack",
+                "disks"},
            "cluster.");
     r.read(*c, "brokers", s.cluster.brokers, 1, 9);
     r.read(*c, "session_timeout_ms", s.cluster.session_timeout_ms, 100, 600000);
@@ -199,6 +210,7 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
     r.read(*c, "replica_lag_time_max_ms", s.cluster.replica_lag_time_max_ms, 100, 600000);
     r.read(*c, "unclean_leader_election", s.cluster.unclean_leader_election, false, true);
     r.read(*c, "planted_bug_early_ack", s.cluster.planted_bug_early_ack, false, true);
+    r.read(*c, "disks", s.cluster.disks, false, true);
     if (!r.failed && s.cluster.min_insync_replicas > s.cluster.brokers)
       r.fail(c->source(), "cluster.min_insync_replicas: larger than the number of brokers");
   }
@@ -221,13 +233,17 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
           auto action = e.is_string() ? fault_action_from(e.as_string()->get()) : std::nullopt;
           if (!action) {
             r.fail(e.source(), "nemesis.faults: unknown fault (kill-leader, pause-leader, "
-                               "stop-leader, kill-controller, isolate-leader, cut-leader-ext)");
+                               "stop-leader, kill-controller, isolate-leader, cut-leader-ext, "
+                               "throttle-leader-disk)");
             break;
           }
           s.faults.push_back(*action);
         }
       }
     }
+    if (!r.failed && !s.cluster.disks &&
+        std::find(s.faults.begin(), s.faults.end(), FaultAction::throttle_leader_disk) != s.faults.end())
+      r.fail(n->source(), "nemesis.faults: throttle-leader-disk needs cluster.disks = true");
     int interval = static_cast<int>(s.interval.count() / 1000);
     int hold = static_cast<int>(s.hold.count() / 1000);
     r.read(*n, "interval_s", interval, 1, 3600);

@@ -12,11 +12,14 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "faultline/chaos/faults/adapters.h"
+#include "faultline/chaos/faults/disk.h"
 #include "faultline/chaos/faults/fault.h"
 #include "faultline/chaos/journal.h"
 #include "faultline/chaos/supervisor.h"
@@ -34,6 +37,9 @@ struct ClusterShape {
   bool unclean_leader_election = false;
   // TEST ONLY: brokers acknowledge acks=all before replication (a bug the harness must catch).
   bool planted_bug_early_ack = false;
+  // Each broker's data directory on its own loop-mounted ext4 image and the broker in its own I/O
+  // cgroup, so disk faults (throttle, stall) can target it.
+  bool disks = false;
 };
 
 class ClusterHarness {
@@ -78,6 +84,10 @@ class ClusterHarness {
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Topology> topology_;
   std::unique_ptr<Supervisor> supervisor_;
+  std::unique_ptr<JournalRecorder> recorder_;
+  std::vector<LoopDisk> disks_;
+  std::vector<IoCgroup> cgroups_;
+  std::map<std::string, NodeDisk> node_disks_;
   std::vector<std::string> processes_;
   std::string controller_endpoint_;
   std::vector<std::string> bootstrap_;

@@ -12,6 +12,7 @@
 //   min_insync_replicas = 2
 //   unclean_leader_election = false
 //   planted_bug_early_ack = false   # TEST ONLY: brokers ack acks=all early (must be caught)
+//   disks = false               # data dirs on loop-mounted images (for disk faults)
 //   [workload]
 //   partitions = 1
 //   producers = 2
@@ -44,6 +45,7 @@ enum class FaultAction {
   kill_controller,      // kill -9 the controller; heal restarts it
   isolate_leader,       // cut the leader off from every other node; heal removes the rules
   cut_leader_ext,       // cut the leader's ext link (clients only); heal brings it up
+  throttle_leader_disk,  // throttle the leader's disk hard (needs cluster.disks); heal lifts it
 };
 std::string_view to_string(FaultAction a);
 std::optional<FaultAction> fault_action_from(std::string_view s);
