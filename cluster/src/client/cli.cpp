@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "faultline/cluster/client/client.h"
 
@@ -78,7 +80,34 @@ struct Options {
   std::string reason = "operator";
   std::vector<int32_t> replicas;
   std::string key, value;
+  std::string json_file;
 };
+
+// kafka-leader-election.sh's --path-to-json-file format:
+// {"partitions": [{"topic": "t", "partition": 0}, ...]}. False (with the reason) when malformed.
+bool read_partition_list(const std::string& file, std::vector<TopicPartition>& out,
+                         std::string& why) {
+  std::ifstream in(file);
+  if (!in) {
+    why = file + ": cannot open";
+    return false;
+  }
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("partitions") ||
+      !j["partitions"].is_array()) {
+    why = file + ": expected {\"partitions\": [{\"topic\": ..., \"partition\": ...}]}";
+    return false;
+  }
+  for (const auto& p : j["partitions"]) {
+    if (!p.is_object() || !p.contains("topic") || !p["topic"].is_string() ||
+        !p.contains("partition") || !p["partition"].is_number_integer()) {
+      why = file + ": every entry needs a string \"topic\" and an integer \"partition\"";
+      return false;
+    }
+    out.push_back({p["topic"].get<std::string>(), PartitionIndex{p["partition"].get<int32_t>()}});
+  }
+  return true;
+}
 
 int describe(const Options& o) {
   auto client = o.conn.connect();
@@ -175,6 +204,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   o->conn.add_to(elect);
   elect->add_option("--topic", o->topic, "one topic's partitions (default: all partitions)");
   elect->add_option("--partition", o->partition);
+  elect->add_option("--path-to-json-file", o->json_file,
+                    "partitions as {\"partitions\": [{\"topic\": ..., \"partition\": ...}]}");
   elect->add_option("--election-type", o->election_type)
       ->check(CLI::IsMember({"preferred", "unclean"}));
   elect->callback(run([](const Options& o) {
@@ -182,6 +213,11 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     if (!client) return 2;
     std::vector<TopicPartition> tps;
     if (!o.topic.empty()) tps.push_back({o.topic, PartitionIndex{o.partition}});
+    std::string why;
+    if (!o.json_file.empty() && !read_partition_list(o.json_file, tps, why)) {
+      fmt::print(stderr, "elect: {}\n", why);
+      return 2;
+    }
     auto type = o.election_type == "unclean" ? ElectionType::unclean : ElectionType::preferred;
     auto r = client->elect_leaders(type, tps);
     if (r.error != errc::none) return report("elect", r.error);
