@@ -48,6 +48,32 @@ bool running(pid_t pid) {
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
+// Everything of a run that lives in the kernel outside its namespaces: host links, mounts, loop
+// devices backed by its images, blkio cgroups. Empty when the run left nothing behind.
+std::vector<std::string> host_leftovers(const std::string& prefix, const std::string& run_dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/sys/class/net", ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back("link " + e.path().filename().string());
+  }
+  std::ifstream mounts("/proc/mounts");
+  for (std::string line; std::getline(mounts, line);) {
+    if (line.find(run_dir) != std::string::npos) out.push_back("mount " + line);
+  }
+  for (const auto& e : std::filesystem::directory_iterator("/sys/block", ec)) {
+    std::ifstream backing(e.path() / "loop" / "backing_file");
+    std::string file;
+    if (std::getline(backing, file) && file.find(run_dir) != std::string::npos)
+      out.push_back("loop " + e.path().filename().string() + " " + file);
+  }
+  for (const auto& root : {"/sys/fs/cgroup/blkio", "/sys/fs/cgroup"}) {
+    for (const auto& e : std::filesystem::directory_iterator(root, ec)) {
+      if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back("cgroup " + e.path().string());
+    }
+  }
+  return out;
+}
+
 struct UpCluster {
   std::filesystem::path run_dir;
   std::string prefix;
@@ -55,10 +81,13 @@ struct UpCluster {
 };
 
 // Starts `faultline cluster up` and waits for its summary line.
-std::optional<UpCluster> start_up(ChildProcess& harness, const TempDir& dir) {
-  harness = ChildProcess({(binary_dir() / "faultline").string(), "cluster", "up", "--brokers", "3",
-                          "--session-timeout-ms", "2000", "--heartbeat-interval-ms", "200"},
-                         dir.path() / "up.log");
+std::optional<UpCluster> start_up(ChildProcess& harness, const TempDir& dir,
+                                  std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {(binary_dir() / "faultline").string(), "cluster", "up",
+                                   "--brokers", "3", "--session-timeout-ms", "2000",
+                                   "--heartbeat-interval-ms", "200"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  harness = ChildProcess(argv, dir.path() / "up.log");
   std::smatch m;
   std::regex run_line("cluster up: run (\\S+) \\(3 brokers\\) in (\\S+)");
   for (int i = 0; i < 300; ++i) {
@@ -129,11 +158,19 @@ TEST(ClusterUp, CleanRemovesARunWhoseHarnessWasKilledWithFaultsActive) {
   FAULTLINE_REQUIRE_ROOT();
   TempDir dir("faultline-up");
   ChildProcess harness;
-  auto up = start_up(harness, dir);
+  auto up = start_up(harness, dir, {"--disks"});
   ASSERT_TRUE(up) << harness.log();
   auto run = up->run_dir.string();
+  // One fault of each resource kind: nft tables, a link down, a blkio limit, the NFQUEUE shaper.
   ASSERT_EQ(faultline(dir, {"fault", "inject", "--run", run, "isolate", "b1"}).first, 0);
   ASSERT_EQ(faultline(dir, {"fault", "inject", "--run", run, "cut-link", "b2", "--interface", "ext"}).first, 0);
+  auto [disk_code, disk_out] =
+      faultline(dir, {"fault", "inject", "--run", run, "disk-throttle", "b3", "--write-bps", "1000000"});
+  ASSERT_EQ(disk_code, 0) << disk_out;
+  auto [packets_code, packets_out] = faultline(
+      dir, {"fault", "inject", "--run", run, "packets", "b3", "--interface", "int", "--delay-ms", "20"});
+  ASSERT_EQ(packets_code, 0) << packets_out;
+  ASSERT_FALSE(host_leftovers(up->prefix, run).empty()) << "no disks: the test proves little";
   std::ifstream pids_in(up->run_dir / "processes.json");
   auto pids = nlohmann::json::parse(pids_in);  // before clean removes the run's directory
   harness.signal(SIGKILL);
@@ -143,6 +180,8 @@ TEST(ClusterUp, CleanRemovesARunWhoseHarnessWasKilledWithFaultsActive) {
   auto [code, out] = faultline(dir, {"clean"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_TRUE(namespaces_with(up->prefix).empty()) << out;
+  auto left = host_leftovers(up->prefix, run);
+  EXPECT_TRUE(left.empty()) << ::testing::PrintToString(left) << "\n" << out;
   // The broker processes died with the harness (or were killed by clean).
   for (const auto& [node, pid] : pids.items()) {
     if (pid.is_number()) EXPECT_FALSE(running(pid.get<pid_t>())) << node << " survived";
