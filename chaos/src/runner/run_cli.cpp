@@ -16,6 +16,7 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     int duration_s = 0;
     std::string out;
     std::string replay_dir;
+    uint16_t metrics_port = 0;
   };
   auto o = std::make_shared<Options>();
 
@@ -24,6 +25,8 @@ void add_run_commands(CLI::App& app, int& exit_code) {
   run->add_option("--seed", o->seed, "root seed of every random choice");
   run->add_option("--duration", o->duration_s, "seconds of workload (overrides the scenario)");
   run->add_option("--out", o->out, "run directory (default faultline-runs/<scenario>-<seed>)");
+  run->add_option("--metrics-port", o->metrics_port,
+                  "serve faultline_faults_total and faultline_partition_unavailable_seconds");
   run->callback([o, &exit_code] {
     std::string text;
     std::optional<Scenario> s;
@@ -52,6 +55,7 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     ro.seed = o->seed;
     if (o->duration_s > 0) ro.duration = std::chrono::seconds(o->duration_s);
     ro.out_dir = o->out;
+    ro.metrics_port = o->metrics_port;
     exit_code = run_scenario(*s, text, ro, std::cout);
   });
 

@@ -15,6 +15,8 @@
 #include "faultline/chaos/cluster_harness.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/injector.h"
+#include "faultline/chaos/runner/run_metrics.h"
+#include "faultline/cluster/metrics.h"
 
 namespace faultline::chaos {
 
@@ -166,6 +168,10 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   out.flush();
 
   auto started = Clock::now();
+  cluster::MetricsEndpoint metrics_endpoint("127.0.0.1", o.metrics_port);
+  RunMetrics metrics(metrics_endpoint.registry());
+  if (o.metrics_port != 0)
+    out << fmt::format("run: metrics on http://127.0.0.1:{}/metrics\n", metrics_endpoint.port());
   ClusterHarness::UpError up_error;
   std::random_device rd;
   auto harness = ClusterHarness::up(s.cluster, fmt::format("run-{:x}-{:08x}", o.seed, rd()), up_error,
@@ -294,6 +300,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     }
     auto injected_at = Clock::now();
     auto result = injector.inject(spec);
+    if (!result.error) metrics.fault_injected(std::string(to_string(f.action)));
     checker::NemesisFields nf;
     nf.fault = std::string(to_string(f.action));
     nf.target = fmt::format("{}", fmt::join(spec.targets, ","));
@@ -325,7 +332,9 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     auto at = workload_start + std::chrono::duration_cast<Clock::duration>(
                                    std::chrono::duration<double>(fault_results[i]["at_s"].get<double>()));
     auto until = std::min(workload_done, workload_start + schedule[std::min(i, schedule.size() - 1)].heal + 5s);
-    fault_results[i]["unavailable_ms"] = acks.longest_gap_ms(at, until);
+    double gap_ms = acks.longest_gap_ms(at, until);
+    fault_results[i]["unavailable_ms"] = gap_ms;
+    metrics.unavailability(fault_results[i]["fault"].get<std::string>(), gap_ms / 1000);
   }
 
   // ---- heal, settle, final read ----
