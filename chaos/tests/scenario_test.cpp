@@ -11,6 +11,7 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   auto names = builtin_scenario_names();
   for (const char* contract : {"leader-kill", "controlled-shutdown", "leader-pause",
                                "controller-kill", "isolate-leader", "disk-throttle-leader",
+                               "double-failover", "rolling-restart",
                                "neg-acks1-leader-kill"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }

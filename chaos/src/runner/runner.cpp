@@ -5,10 +5,13 @@
 
 #include <atomic>
 #include <fstream>
+#include <iostream>
 #include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "faultline/checker/kafka.h"
 #include "faultline/checker/recorder.h"
@@ -67,7 +70,12 @@ struct AckTimes {
   }
 };
 
-void produce_loop(int process, const Scenario& s, cluster::ClientConfig config, uint64_t seed,
+// What the progress line shows: send outcomes so far.
+struct Outcomes {
+  std::atomic<int64_t> ok{0}, fail{0}, info{0};
+};
+
+void produce_loop(Outcomes& outcomes, int process, const Scenario& s, cluster::ClientConfig config, uint64_t seed,
                   checker::HistoryRecorder& history, AckTimes& acks, std::atomic<bool>& stop) {
   cluster::SyncClient client(config);
   std::mt19937_64 rng(seed);
@@ -90,9 +98,11 @@ void produce_loop(int process, const Scenario& s, cluster::ClientConfig config, 
       done.epoch = checker::LeaderEpoch{r.leader_epoch.value()};
       history.complete(*op, checker::Outcome::ok, done);
       acks.add(Clock::now());
+      ++outcomes.ok;
     } else {
       done.error = std::string(cluster::errc_name(r.error));
       history.complete(*op, r.definite ? checker::Outcome::fail : checker::Outcome::info, done);
+      ++(r.definite ? outcomes.fail : outcomes.info);
       std::this_thread::sleep_for(20ms);
     }
   }
@@ -205,10 +215,11 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   // ---- workload ----
   std::atomic<bool> stop{false};
   AckTimes acks;
+  Outcomes outcomes;
   std::vector<std::thread> threads;
   uint64_t workload_seed = sub_seed(o.seed, "workload");
   for (int p = 0; p < s.producers; ++p) {
-    threads.emplace_back(produce_loop, p, std::cref(s), config, workload_seed + p,
+    threads.emplace_back(produce_loop, std::ref(outcomes), p, std::cref(s), config, workload_seed + p,
                          std::ref(history), std::ref(acks), std::ref(stop));
   }
   std::vector<int64_t> consumer_next(s.partitions, 0);
@@ -226,6 +237,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                                       o.seed},
                          &fault_log);
   nlohmann::json fault_results = nlohmann::json::array();
+  int next_rolling = 1;
   std::map<int, std::pair<int32_t, int32_t>> seen_epochs;  // partition -> (epoch, unclean count)
   auto watch_leaders = [&] {
     auto md = admin.controller_metadata();
@@ -252,13 +264,32 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     }
     return md;
   };
+  auto workload_start = Clock::now();
+  // Progress: a line rewritten in place on a terminal, a plain line every 5 s otherwise.
+  const bool tty = ::isatty(STDOUT_FILENO) == 1 && &out == &std::cout;
+  std::string active_fault = "none";
+  auto last_progress = Clock::now();
+  auto progress = [&](const std::optional<cluster::MetadataResponse>& md) {
+    auto now = Clock::now();
+    if (now - last_progress < (tty ? 1s : 5s)) return;
+    last_progress = now;
+    std::string leaders;
+    if (md)
+      for (const auto& p : md->partitions) leaders += fmt::format(" p{}=b{}", p.tp.partition.value(), p.leader.value());
+    std::string line = fmt::format("[{:5.1f}/{}s] sends ok={} fail={} info={} | fault: {} | leaders:{}",
+                                   std::chrono::duration<double>(now - workload_start).count(),
+                                   s.duration.count(), outcomes.ok.load(), outcomes.fail.load(),
+                                   outcomes.info.load(), active_fault, leaders);
+    out << (tty ? "\r\033[K" + line : line + "\n");
+    out.flush();
+  };
   auto sleep_until = [&](Clock::time_point t) {
     while (Clock::now() < t) {
-      watch_leaders();
+      progress(watch_leaders());
       std::this_thread::sleep_for(std::min<Clock::duration>(100ms, t - Clock::now()));
     }
   };
-  auto workload_start = Clock::now();
+  workload_start = Clock::now();
   for (const auto& f : schedule) {
     sleep_until(workload_start + f.at);
     auto md = watch_leaders();
@@ -273,13 +304,21 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
       case FaultAction::kill_controller:
         spec = {FaultKind::kill, {"c1"}, default_params(FaultKind::kill)};
         break;
+      case FaultAction::restart_next_broker:
+        // Rolling: b1, b2, ... bN, b1 ... (a one-off: SIGTERM, wait for the exit, start again).
+        spec = {FaultKind::restart, {ClusterHarness::broker_node(next_rolling)},
+                default_params(FaultKind::restart)};
+        next_rolling = next_rolling % s.cluster.brokers + 1;
+        break;
       default: {
         if (leader < 0) {
           out << "run: partition 0 has no leader; skipping " << to_string(f.action) << "\n";
           continue;
         }
         std::string node = ClusterHarness::broker_node(leader);
-        FaultKind kind = f.action == FaultAction::kill_leader    ? FaultKind::kill
+        FaultKind kind = f.action == FaultAction::kill_leader ||
+                                 f.action == FaultAction::kill_leader_twice
+                             ? FaultKind::kill
                          : f.action == FaultAction::pause_leader ? FaultKind::pause
                          : f.action == FaultAction::stop_leader  ? FaultKind::stop
                          : f.action == FaultAction::cut_leader_ext ? FaultKind::cut_link
@@ -299,23 +338,46 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
       }
     }
     auto injected_at = Clock::now();
-    auto result = injector.inject(spec);
+    std::vector<FaultInjector::Outcome> results{injector.inject(spec)};
+    std::vector<std::string> targets = spec.targets;
+    if (f.action == FaultAction::kill_leader_twice && !results[0].error) {
+      // Double failover: wait for the next leader, then kill it right after its election.
+      int second = -1;
+      for (auto deadline = Clock::now() + 10s; second < 0 && Clock::now() < deadline;) {
+        if (auto now_md = watch_leaders())
+          for (const auto& p : now_md->partitions)
+            if (p.tp.partition.value() == 0 && p.leader.value() > 0 && p.leader.value() != leader)
+              second = p.leader.value();
+        if (second < 0) std::this_thread::sleep_for(20ms);
+      }
+      if (second > 0) {
+        FaultSpec again{FaultKind::kill, {ClusterHarness::broker_node(second)},
+                        default_params(FaultKind::kill)};
+        results.push_back(injector.inject(again));
+        targets.push_back(again.targets[0]);
+      }
+    }
+    auto result = results[0];
+    for (const auto& r : results)
+      if (r.error) result = r;
     if (!result.error) metrics.fault_injected(std::string(to_string(f.action)));
     checker::NemesisFields nf;
     nf.fault = std::string(to_string(f.action));
-    nf.target = fmt::format("{}", fmt::join(spec.targets, ","));
+    nf.target = fmt::format("{}", fmt::join(targets, ","));
     history.nemesis(checker::NemesisKind::fault_start, nf);
-    out << fmt::format("  +{:.1f}s {} {} {}\n",
+    active_fault = fmt::format("{} {}", nf.fault, nf.target);
+    out << fmt::format("{}  +{:.1f}s {} {} {}\n", tty ? "\r\033[K" : "",
                        std::chrono::duration<double>(injected_at - workload_start).count(),
                        to_string(f.action), nf.target,
                        result.error ? "FAILED: " + result.error.message() : "injected");
     out.flush();
     sleep_until(workload_start + f.heal);
-    if (!result.error) injector.heal(result.id);
-    if (f.action == FaultAction::stop_leader || f.action == FaultAction::kill_leader ||
-        f.action == FaultAction::kill_controller)
-      (void)harness->write_processes();
+    // Healed in reverse; one-offs (a rolling restart) have nothing to heal.
+    for (auto it = results.rbegin(); it != results.rend(); ++it)
+      if (!it->error && f.action != FaultAction::restart_next_broker) injector.heal(it->id);
+    (void)harness->write_processes();
     history.nemesis(checker::NemesisKind::fault_stop, nf);
+    active_fault = "none";
     fault_results.push_back({{"fault", nf.fault},
                              {"target", nf.target},
                              {"at_s", std::chrono::duration<double>(injected_at - workload_start).count()},
@@ -323,6 +385,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                              {"backend", result.backend}});
   }
   sleep_until(workload_start + s.duration);
+  if (tty) out << "\n";
   stop = true;
   for (auto& t : threads) t.join();
   auto workload_done = Clock::now();

@@ -15,6 +15,8 @@ constexpr std::pair<FaultAction, std::string_view> kActions[] = {
     {FaultAction::stop_leader, "stop-leader"},         {FaultAction::kill_controller, "kill-controller"},
     {FaultAction::isolate_leader, "isolate-leader"},   {FaultAction::cut_leader_ext, "cut-leader-ext"},
     {FaultAction::throttle_leader_disk, "throttle-leader-disk"},
+    {FaultAction::kill_leader_twice, "kill-leader-twice"},
+    {FaultAction::restart_next_broker, "restart-next-broker"},
 };
 
 // The built-ins, as TOML so that they go through the same parser as users' files.
@@ -53,6 +55,22 @@ min_insync_replicas = 2
 [nemesis]
 faults = ["isolate-leader"]
 hold_s = 4
+)toml"},
+      {"double-failover", R"toml(name = "double-failover"
+description = "kill -9 the leader, then the new leader right after it is elected; restart both"
+expect = "valid"
+[nemesis]
+faults = ["kill-leader-twice"]
+interval_s = 7
+hold_s = 4
+)toml"},
+      {"rolling-restart", R"toml(name = "rolling-restart"
+description = "graceful restart (controlled shutdown, start again) of every broker in turn"
+expect = "valid"
+[nemesis]
+faults = ["restart-next-broker"]
+interval_s = 4
+hold_s = 1
 )toml"},
       {"disk-throttle-leader", R"toml(name = "disk-throttle-leader"
 description = "throttle the leader's disk hard (256 KiB/s, 20 IOPS), then lift it"
@@ -234,7 +252,7 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
           if (!action) {
             r.fail(e.source(), "nemesis.faults: unknown fault (kill-leader, pause-leader, "
                                "stop-leader, kill-controller, isolate-leader, cut-leader-ext, "
-                               "throttle-leader-disk)");
+                               "throttle-leader-disk, kill-leader-twice, restart-next-broker)");
             break;
           }
           s.faults.push_back(*action);

@@ -46,6 +46,8 @@ enum class FaultAction {
   isolate_leader,       // cut the leader off from every other node; heal removes the rules
   cut_leader_ext,       // cut the leader's ext link (clients only); heal brings it up
   throttle_leader_disk,  // throttle the leader's disk hard (needs cluster.disks); heal lifts it
+  kill_leader_twice,     // kill -9 the leader, then the next leader right after its election
+  restart_next_broker,   // graceful restart of b1, b2, ... in turn (one-off: nothing to heal)
 };
 std::string_view to_string(FaultAction a);
 std::optional<FaultAction> fault_action_from(std::string_view s);
