@@ -99,6 +99,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"disk-throttle-leader", 1, 14}, Case{"disk-throttle-leader", 2, 14},
                       Case{"double-failover", 1, 16}, Case{"double-failover", 2, 16},
                       Case{"rolling-restart", 1, 16}, Case{"rolling-restart", 2, 16},
+                      Case{"partition-halves", 1, 16}, Case{"partition-halves", 2, 16},
+                      Case{"cluster-netem", 1, 14}, Case{"cluster-netem", 2, 14},
                       Case{"neg-acks1-leader-kill", 1, 14}),
     [](const auto& info) {
       std::string name = std::string(info.param.scenario) + "_seed" + std::to_string(info.param.seed);

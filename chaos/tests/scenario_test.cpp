@@ -11,7 +11,8 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   auto names = builtin_scenario_names();
   for (const char* contract : {"leader-kill", "controlled-shutdown", "leader-pause",
                                "controller-kill", "isolate-leader", "disk-throttle-leader",
-                               "double-failover", "rolling-restart",
+                               "double-failover", "rolling-restart", "partition-halves",
+                               "cluster-netem",
                                "neg-acks1-leader-kill"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }

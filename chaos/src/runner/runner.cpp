@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -304,6 +305,20 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
       case FaultAction::kill_controller:
         spec = {FaultKind::kill, {"c1"}, default_params(FaultKind::kill)};
         break;
+      case FaultAction::partition_random: {
+        // Every cluster node in a seeded order; the shape is seeded too.
+        std::vector<NodeName> nodes{"c1"};
+        for (int b = 1; b <= s.cluster.brokers; ++b) nodes.push_back(ClusterHarness::broker_node(b));
+        std::mt19937_64 variant(f.variant);
+        std::shuffle(nodes.begin(), nodes.end(), variant);
+        const FaultKind shapes[] = {FaultKind::halves, FaultKind::majorities_ring, FaultKind::bridge};
+        FaultKind kind = shapes[variant() % 3];
+        spec = {kind, nodes, default_params(kind)};
+        break;
+      }
+      case FaultAction::netem_cluster:
+        spec = {FaultKind::packets, {"b1"}, default_params(FaultKind::packets)};
+        break;
       case FaultAction::restart_next_broker:
         // Rolling: b1, b2, ... bN, b1 ... (a one-off: SIGTERM, wait for the exit, start again).
         spec = {FaultKind::restart, {ClusterHarness::broker_node(next_rolling)},
@@ -317,7 +332,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
         }
         std::string node = ClusterHarness::broker_node(leader);
         FaultKind kind = f.action == FaultAction::kill_leader ||
-                                 f.action == FaultAction::kill_leader_twice
+                                 f.action == FaultAction::kill_leader_twice ||
+                                 f.action == FaultAction::kill_leader_lagging
                              ? FaultKind::kill
                          : f.action == FaultAction::pause_leader ? FaultKind::pause
                          : f.action == FaultAction::stop_leader  ? FaultKind::stop
@@ -338,8 +354,41 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
       }
     }
     auto injected_at = Clock::now();
-    std::vector<FaultInjector::Outcome> results{injector.inject(spec)};
-    std::vector<std::string> targets = spec.targets;
+    std::vector<FaultInjector::Outcome> results;
+    std::vector<std::string> targets;
+    if (f.action == FaultAction::netem_cluster) {
+      // One shaper per broker's int interface: every replication and controller hop is affected.
+      for (int b = 1; b <= s.cluster.brokers; ++b) {
+        FaultSpec one{FaultKind::packets, {ClusterHarness::broker_node(b)},
+                      default_params(FaultKind::packets)};
+        auto& p = std::get<PacketParams>(one.params);
+        p.interface = "int";
+        p.delay = 20ms;
+        p.jitter = 10ms;
+        p.loss_pct = 2;
+        results.push_back(injector.inject(one));
+        targets.push_back(one.targets[0]);
+      }
+    } else if (f.action == FaultAction::kill_leader_lagging) {
+      // Replication lags behind the leader by the delay; acks=1 acknowledges what only the leader
+      // has, and the kill makes a lagging follower the new leader.
+      for (int b = 1; b <= s.cluster.brokers; ++b) {
+        if (b == leader) continue;
+        FaultSpec lag{FaultKind::packets, {ClusterHarness::broker_node(b)},
+                      default_params(FaultKind::packets)};
+        auto& p = std::get<PacketParams>(lag.params);
+        p.interface = "int";
+        p.delay = 50ms;
+        results.push_back(injector.inject(lag));
+        targets.push_back(lag.targets[0]);
+      }
+      std::this_thread::sleep_for(500ms);
+      results.push_back(injector.inject(spec));
+      targets.push_back(spec.targets[0]);
+    } else {
+      results.push_back(injector.inject(spec));
+      targets = spec.targets;
+    }
     if (f.action == FaultAction::kill_leader_twice && !results[0].error) {
       // Double failover: wait for the next leader, then kill it right after its election.
       int second = -1;

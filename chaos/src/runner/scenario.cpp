@@ -17,6 +17,9 @@ constexpr std::pair<FaultAction, std::string_view> kActions[] = {
     {FaultAction::throttle_leader_disk, "throttle-leader-disk"},
     {FaultAction::kill_leader_twice, "kill-leader-twice"},
     {FaultAction::restart_next_broker, "restart-next-broker"},
+    {FaultAction::partition_random, "partition-random"},
+    {FaultAction::netem_cluster, "netem-cluster"},
+    {FaultAction::kill_leader_lagging, "kill-leader-lagging"},
 };
 
 // The built-ins, as TOML so that they go through the same parser as users' files.
@@ -72,6 +75,22 @@ faults = ["restart-next-broker"]
 interval_s = 4
 hold_s = 1
 )toml"},
+      {"partition-halves", R"toml(name = "partition-halves"
+description = "random halves, majorities ring or bridge over the controller and brokers"
+expect = "valid"
+[nemesis]
+faults = ["partition-random"]
+interval_s = 7
+hold_s = 4
+)toml"},
+      {"cluster-netem", R"toml(name = "cluster-netem"
+description = "delay, jitter and loss on the cluster network (NFQUEUE shaper where no netem)"
+expect = "valid"
+[nemesis]
+faults = ["netem-cluster"]
+interval_s = 6
+hold_s = 4
+)toml"},
       {"disk-throttle-leader", R"toml(name = "disk-throttle-leader"
 description = "throttle the leader's disk hard (256 KiB/s, 20 IOPS), then lift it"
 expect = "valid"
@@ -82,7 +101,7 @@ faults = ["throttle-leader-disk"]
 hold_s = 4
 )toml"},
       {"neg-acks1-leader-kill", R"toml(name = "neg-acks1-leader-kill"
-description = "negative control: acks=1 with leader kills loses acknowledged writes"
+description = "negative control: acks=1, leader killed while its followers lag 50 ms: loses acknowledged writes"
 expect = "invalid"
 [cluster]
 min_insync_replicas = 1
@@ -90,9 +109,9 @@ min_insync_replicas = 1
 acks = "1"
 producers = 4
 [nemesis]
-faults = ["kill-leader"]
-interval_s = 4
-hold_s = 2
+faults = ["kill-leader-lagging"]
+interval_s = 5
+hold_s = 3
 )toml"},
   };
   return b;
@@ -252,7 +271,8 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
           if (!action) {
             r.fail(e.source(), "nemesis.faults: unknown fault (kill-leader, pause-leader, "
                                "stop-leader, kill-controller, isolate-leader, cut-leader-ext, "
-                               "throttle-leader-disk, kill-leader-twice, restart-next-broker)");
+                               "throttle-leader-disk, kill-leader-twice, restart-next-broker, "
+                               "partition-random, netem-cluster, kill-leader-lagging)");
             break;
           }
           s.faults.push_back(*action);
@@ -302,6 +322,7 @@ std::vector<ScheduledFault> make_schedule(const Scenario& s, uint64_t seed) {
     if (!out.empty()) f.at = std::max(f.at, out.back().heal + milliseconds(500));
     f.heal = f.at + s.hold;
     f.action = s.faults[pick(rng)];
+    f.variant = rng();
     if (f.heal >= end) break;
     out.push_back(f);
   }

@@ -48,6 +48,9 @@ enum class FaultAction {
   throttle_leader_disk,  // throttle the leader's disk hard (needs cluster.disks); heal lifts it
   kill_leader_twice,     // kill -9 the leader, then the next leader right after its election
   restart_next_broker,   // graceful restart of b1, b2, ... in turn (one-off: nothing to heal)
+  partition_random,      // random halves, majorities ring or bridge over every cluster node
+  netem_cluster,         // delay 20±10 ms and 2% loss on every broker's int interface
+  kill_leader_lagging,   // delay the followers' int traffic 50 ms, then kill -9 the leader
 };
 std::string_view to_string(FaultAction a);
 std::optional<FaultAction> fault_action_from(std::string_view s);
@@ -87,6 +90,7 @@ struct ScheduledFault {
   std::chrono::milliseconds at{0};    // since the workload started
   std::chrono::milliseconds heal{0};  // since the workload started
   FaultAction action = FaultAction::kill_leader;
+  uint64_t variant = 0;  // seeded choices inside the fault (which partition shape, node order)
 };
 
 // The nemesis schedule for `seed`: faults start every interval (with seeded jitter up to a
