@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace faultline::chaos {
@@ -29,9 +30,9 @@ bool role_joins(NodeRole role, Network net) {
     case NodeRole::controller:
       return net == Network::internal;
     case NodeRole::broker:
+    case NodeRole::probe:  // on int only to reach the controllers (see Topology)
       return true;
     case NodeRole::clients:
-    case NodeRole::probe:
       return net == Network::external;
   }
   return false;
@@ -160,6 +161,24 @@ std::optional<Ipv4> AddressPlan::node_address(NodeRole role, int index, Network 
       break;
   }
   return Ipv4{subnet(net).host_order + host};
+}
+
+std::optional<AddressPlan> pick_free_plan(const std::vector<Ipv4>& in_use) {
+  auto taken = [&](Ipv4 subnet) {
+    return std::any_of(in_use.begin(), in_use.end(), [&](Ipv4 a) {
+      return (a.host_order & 0xFFFFFF00u) == subnet.host_order;
+    });
+  };
+  auto free = [&](const AddressPlan& p) {
+    return !taken(p.internal_subnet) && !taken(p.external_subnet);
+  };
+  if (AddressPlan plan; free(plan))
+    return plan;
+  for (int n = 0; n < 256; ++n) {
+    if (auto plan = AddressPlan::slot(n); free(*plan))
+      return plan;
+  }
+  return std::nullopt;
 }
 
 std::error_code validate(const AddressPlan& plan) {

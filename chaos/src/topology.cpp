@@ -1,9 +1,14 @@
 #include "faultline/chaos/topology.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/route.h>
 #include <spdlog/spdlog.h>
 
 #include "faultline/chaos/journal.h"
@@ -15,13 +20,14 @@ namespace {
 
 constexpr Network kNetworks[] = {Network::internal, Network::external};
 
-std::error_code add_address(nl_sock* sk, int ifindex, Ipv4 address, std::string_view what) {
+std::error_code add_address(nl_sock* sk, int ifindex, Ipv4 address, uint8_t prefix_len,
+                            std::string_view what) {
   nl::Addr addr(rtnl_addr_alloc());
   uint32_t be = htonl(address.host_order);
   nl_addr* local = nl_addr_build(AF_INET, &be, sizeof(be));
   if (!addr || !local)
     return std::make_error_code(std::errc::not_enough_memory);
-  nl_addr_set_prefixlen(local, AddressPlan::kPrefixLen);
+  nl_addr_set_prefixlen(local, prefix_len);
   rtnl_addr_set_ifindex(addr.get(), ifindex);
   int err = rtnl_addr_set_local(addr.get(), local);
   nl_addr_put(local);
@@ -29,6 +35,39 @@ std::error_code add_address(nl_sock* sk, int ifindex, Ipv4 address, std::string_
     return nl::error(err, "rtnl_addr_set_local", what);
   if (err = rtnl_addr_add(sk, addr.get(), 0); err < 0)
     return nl::error(err, "rtnl_addr_add", what);
+  return {};
+}
+
+// A host route to `to` out of interface `ifindex` (on-link, no gateway).
+std::error_code add_host_route(nl_sock* sk, int ifindex, Ipv4 to, std::string_view what) {
+  std::unique_ptr<rtnl_route, decltype(&rtnl_route_put)> route(rtnl_route_alloc(),
+                                                                &rtnl_route_put);
+  uint32_t be = htonl(to.host_order);
+  nl_addr* dst = nl_addr_build(AF_INET, &be, sizeof(be));
+  rtnl_nexthop* hop = rtnl_route_nh_alloc();
+  if (!route || !dst || !hop) {
+    if (dst)
+      nl_addr_put(dst);
+    if (hop)
+      rtnl_route_nh_free(hop);
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  nl_addr_set_prefixlen(dst, 32);
+  rtnl_route_set_family(route.get(), AF_INET);
+  rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
+  rtnl_route_set_scope(route.get(), RT_SCOPE_LINK);
+  rtnl_route_set_protocol(route.get(), RTPROT_STATIC);
+  rtnl_route_set_type(route.get(), RTN_UNICAST);
+  int err = rtnl_route_set_dst(route.get(), dst);
+  nl_addr_put(dst);
+  if (err < 0) {
+    rtnl_route_nh_free(hop);
+    return nl::error(err, "rtnl_route_set_dst", what);
+  }
+  rtnl_route_nh_set_ifindex(hop, ifindex);
+  rtnl_route_add_nexthop(route.get(), hop);  // the route owns it now
+  if (err = rtnl_route_add(sk, route.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
+    return nl::error(err, "rtnl_route_add", what);
   return {};
 }
 
@@ -149,7 +188,8 @@ std::error_code Topology::build() {
     int& index = bridge_index[net == Network::internal ? 0 : 1];
     if ((ec = link_index(root.get(), name, index)))
       return ec;
-    if ((ec = add_address(root.get(), index, spec_.addresses.root_address(net), name)))
+    if ((ec = add_address(root.get(), index, spec_.addresses.root_address(net),
+                          AddressPlan::kPrefixLen, name)))
       return ec;
   }
 
@@ -213,8 +253,25 @@ std::error_code Topology::build() {
         if ((inner = set_up_by_index(sk.get(), index, node.netns + "/" + ifname)))
           return inner;
         const Ipv4 address = net == Network::internal ? *node.int_address : *node.ext_address;
-        if ((inner = add_address(sk.get(), index, address, node.netns + "/" + ifname)))
+        // The probe is on the cluster network only to reach the controllers' admin API: a host
+        // address and one route per controller, no subnet route, so it can never reach a
+        // broker's internal listener (it must see the brokers exactly as clients do).
+        const bool management_only = node.role == NodeRole::probe && net == Network::internal;
+        if ((inner = add_address(sk.get(), index, address,
+                                 management_only ? 32 : AddressPlan::kPrefixLen,
+                                 node.netns + "/" + ifname))) {
           return inner;
+        }
+        if (!management_only)
+          continue;
+        for (const NodeInfo& other : nodes_) {
+          if (other.role != NodeRole::controller)
+            continue;
+          if ((inner = add_host_route(sk.get(), index, *other.int_address,
+                                      node.netns + "/" + ifname + " -> " + other.id))) {
+            return inner;
+          }
+        }
       }
       return {};
     });
@@ -269,6 +326,35 @@ const NodeInfo* Topology::find(std::string_view id) const {
       return &n;
   }
   return nullptr;
+}
+
+std::vector<Ipv4> local_ipv4_addresses(std::error_code& ec) {
+  std::vector<Ipv4> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) {
+    ec = std::error_code(errno, std::system_category());
+    return out;
+  }
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr != nullptr && a->ifa_addr->sa_family == AF_INET)
+      out.push_back(Ipv4{ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr)});
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+AddressLock::AddressLock(const std::filesystem::path& state_root) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_root, ec);
+  fd_ = ::open((state_root / "addresses.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ >= 0)
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+}
+
+AddressLock::~AddressLock() {
+  if (fd_ >= 0)
+    ::close(fd_);
 }
 
 std::vector<std::string> list_links(std::error_code& ec) {

@@ -69,7 +69,7 @@ TEST(Roles, JoinTheRightNetworks) {
   EXPECT_TRUE(role_joins(NodeRole::broker, Network::internal));
   EXPECT_TRUE(role_joins(NodeRole::broker, Network::external));
   EXPECT_FALSE(role_joins(NodeRole::clients, Network::internal));
-  EXPECT_FALSE(role_joins(NodeRole::probe, Network::internal));
+  EXPECT_TRUE(role_joins(NodeRole::probe, Network::internal));  // controllers' admin API only
   EXPECT_TRUE(role_joins(NodeRole::probe, Network::external));
 }
 
@@ -92,6 +92,7 @@ TEST(AddressPlan, DefaultsFollowTheDesign) {
   EXPECT_EQ(plan.node_address(NodeRole::broker, 1, Network::external)->str(), "198.18.2.11");
   EXPECT_EQ(plan.node_address(NodeRole::clients, 0, Network::external)->str(), "198.18.2.250");
   EXPECT_EQ(plan.node_address(NodeRole::probe, 0, Network::external)->str(), "198.18.2.251");
+  EXPECT_EQ(plan.node_address(NodeRole::probe, 0, Network::internal)->str(), "198.18.1.251");
 }
 
 TEST(AddressPlan, RefusesWhatDoesNotFit) {
@@ -135,6 +136,29 @@ TEST(AddressPlan, ConfigurableBaseMustStayInTheTestRange) {
   AddressPlan unaligned = plan;
   unaligned.external_subnet = *parse_ipv4("198.19.8.5");
   EXPECT_TRUE(validate(unaligned));
+}
+
+TEST(AddressPlan, PickFreePlanAvoidsSubnetsInUse) {
+  // Nothing in use: the documented default plan (198.18.1.0/24 + 198.18.2.0/24).
+  auto alone = pick_free_plan({});
+  ASSERT_TRUE(alone);
+  EXPECT_EQ(alone->internal_subnet.str(), "198.18.1.0");
+  EXPECT_EQ(alone->external_subnet.str(), "198.18.2.0");
+  // A run on the default plan: the next run takes a slot that overlaps neither of its subnets.
+  std::vector<Ipv4> in_use{*parse_ipv4("198.18.1.1"), *parse_ipv4("198.18.2.1"),
+                           *parse_ipv4("10.0.0.5")};
+  auto second = pick_free_plan(in_use);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->internal_subnet.str(), "198.18.4.0");  // slots 0 and 1 overlap 1.0 and 2.0
+  EXPECT_EQ(second->external_subnet.str(), "198.18.5.0");
+  in_use.push_back(second->root_address(Network::internal));
+  auto third = pick_free_plan(in_use);
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->internal_subnet.str(), "198.18.6.0");
+  // Every slot taken: nothing.
+  std::vector<Ipv4> everything;
+  for (int n = 0; n < 256; ++n) everything.push_back(AddressPlan::slot(n)->root_address(Network::internal));
+  EXPECT_FALSE(pick_free_plan(everything));
 }
 
 }  // namespace

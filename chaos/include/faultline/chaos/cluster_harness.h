@@ -4,7 +4,9 @@
 //
 // Addresses: controller 198.18.1.2:9090 (int); broker N internal 198.18.1.(10+N):9093, client
 // 198.18.2.(10+N):9092 (ext); metrics :9100 everywhere. The root namespace (the harness) has an
-// address on both bridges, so clients in the harness reach both listeners.
+// address on both bridges, so clients in the harness reach both listeners. Those are the default
+// plan's addresses; a run that starts while another is up takes the first free slot of
+// 198.18.0.0/15 instead (pick_free_plan), so runs (parallel tests, a nightly matrix) can share a host.
 //
 // Lifecycle: up() builds everything or nothing; down() (or the destructor) heals the faults
 // recorded as active in the run directory, stops every process and removes the network.
@@ -40,6 +42,17 @@ struct ClusterShape {
   // Each broker's data directory on its own loop-mounted ext4 image and the broker in its own I/O
   // cgroup, so disk faults (throttle, stall) can target it.
   bool disks = false;
+  // Every broker's storage canary (append+fsync in its data dir, read by the probe); 0 = off.
+  int storage_canary_interval_ms = 200;
+  // faultline-probe in the `probe` namespace (node "pr"): probes every broker's client listener
+  // each interval and demotes/promotes brokers through the controller (probes/README.md). Its log
+  // is the supervisor's pr.stderr, its decisions <logs>/probe-decisions.jsonl, its metrics :9100
+  // on its ext address.
+  bool probe = false;
+  int probe_interval_ms = 200;
+  std::vector<std::string> probe_args;  // more faultline-probe flags: {"--failures-to-demote", "2"}
+  // Where faultline-controller, -broker and -probe are; empty: next to the running executable.
+  std::filesystem::path binaries_dir;
 };
 
 class ClusterHarness {
@@ -72,6 +85,9 @@ class ClusterHarness {
   const std::vector<std::string>& bootstrap() const { return bootstrap_; }
   // Node id of broker `id` ("b1").
   static std::string broker_node(int id) { return "b" + std::to_string(id); }
+  // The probe's node id, and its decisions file (JSON Lines; ClusterShape::probe).
+  static constexpr const char* kProbeNode = "pr";
+  const std::filesystem::path& probe_decisions() const { return probe_decisions_; }
 
   // <run>/processes.json: node -> pid (null when not running), for other faultline processes.
   std::error_code write_processes();
@@ -91,6 +107,7 @@ class ClusterHarness {
   std::vector<std::string> processes_;
   std::string controller_endpoint_;
   std::vector<std::string> bootstrap_;
+  std::filesystem::path probe_decisions_;
   bool down_ = false;
   bool remove_state_on_down_ = false;
 };

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace faultline::chaos {
 
@@ -20,7 +21,8 @@ inline constexpr size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
 inline constexpr size_t kPrefixLength = 7;       // "fl" + 5 base36 chars
 
 // The kind of a node decides which networks it joins: controllers `int` only, brokers both,
-// clients and the probe `ext` only.
+// clients `ext` only. The probe joins both, but on `int` it only has routes to the controllers
+// (their admin API): it sees brokers from the client network, exactly as clients do.
 enum class NodeRole { controller, broker, clients, probe };
 
 enum class Network { internal, external };  // bridge "int" / bridge "ext"
@@ -81,5 +83,10 @@ struct AddressPlan {
 
 // Both subnets must be distinct /24s inside 198.18.0.0/15 (never routed, RFC 2544).
 std::error_code validate(const AddressPlan& plan);
+
+// The address plan for a new run, given the IPv4 addresses already assigned in the root
+// namespace (other runs' bridges): the default plan when neither of its subnets holds one of
+// them, else the first slot whose subnets are both free; nullopt when every slot is taken.
+std::optional<AddressPlan> pick_free_plan(const std::vector<Ipv4>& in_use);
 
 }  // namespace faultline::chaos

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -78,6 +79,22 @@ class Topology {
   std::vector<std::pair<std::string_view, std::string>> created_;
   uint32_t group_ = 0;  // link_group(prefix_): every host-side link and bridge is in it
   bool torn_down_ = false;
+};
+
+// IPv4 addresses assigned in the current (root) namespace, for pick_free_plan().
+std::vector<Ipv4> local_ipv4_addresses(std::error_code& ec);
+
+// An exclusive flock on <state root>/addresses.lock, held while a run picks its address plan and
+// builds its bridges, so two runs starting together never take the same slot.
+class AddressLock {
+ public:
+  explicit AddressLock(const std::filesystem::path& state_root);
+  ~AddressLock();
+  AddressLock(const AddressLock&) = delete;
+  AddressLock& operator=(const AddressLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 // Link names in the caller's namespace (via libnl), for leak checks and `clean`'s sweep.
