@@ -16,6 +16,7 @@
 
 #include "faultline/chaos/cluster_harness.h"
 #include "faultline/chaos/journal.h"
+#include "faultline/chaos/prometheus_server.h"
 #include "faultline/cluster/client/client.h"
 
 namespace faultline::chaos {
@@ -49,7 +50,7 @@ bool process_alive(pid_t pid) {
 }
 
 // Exit codes per DESIGN.md §7: 0 clean stop, 3 missing capability, 4 harness failure.
-int cluster_up(const ClusterShape& shape) {
+int cluster_up(const ClusterShape& shape, bool with_prometheus) {
   std::random_device rd;
   std::string run_id = fmt::format("cluster-{:08x}", rd());
   ClusterHarness::UpError error;
@@ -57,6 +58,18 @@ int cluster_up(const ClusterShape& shape) {
   if (!h) {
     fmt::print(stderr, "cluster up: {}\n", error.why);
     return error.exit_code;
+  }
+  std::unique_ptr<PrometheusServer> prometheus;  // declared after the harness: stopped before it
+  if (with_prometheus) {
+    std::string why;
+    prometheus = PrometheusServer::start(h->supervisor(), {.dir = h->run_dir() / "prometheus"},
+                                         cluster_scrape_targets(*h, 0), why);
+    if (!prometheus) {
+      fmt::print(stderr, "cluster up: prometheus: {}\n", why);
+      return fs::exists(PrometheusOptions{}.binary) ? 4 : 3;
+    }
+    fmt::print("cluster up: prometheus on {} (data in {})\n", prometheus->url(),
+               prometheus->options().data_dir.string());
   }
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
@@ -84,7 +97,9 @@ int cluster_up(const ClusterShape& shape) {
       fs::remove(entry.path(), ec);
     }
     (void)h->write_processes();
+    if (prometheus) (void)prometheus->set_targets(cluster_scrape_targets(*h, 0));
   }
+  prometheus.reset();
   auto torn = h->down();
   fmt::print("cluster down: {}\n", torn ? torn.message() : "nothing left behind");
   return torn ? 4 : 0;
@@ -225,7 +240,10 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   up->add_option("--replica-lag-time-max-ms", o->replica_lag_time_max_ms);
   up->add_flag("--unclean-leader-election", o->unclean_leader_election);
   up->add_flag("--disks", o->disks, "brokers' data on loop-mounted images (for disk faults)");
-  up->callback([o, &exit_code] { exit_code = cluster_up(*o); });
+  auto with_prometheus = std::make_shared<bool>(false);
+  up->add_flag("--prometheus", *with_prometheus,
+               "run Prometheus (/usr/bin/prometheus) scraping every process; data in <run>/prometheus");
+  up->callback([o, with_prometheus, &exit_code] { exit_code = cluster_up(*o, *with_prometheus); });
 
   auto resolve = [run]() -> std::optional<fs::path> {
     if (!run->empty()) return fs::path(*run);

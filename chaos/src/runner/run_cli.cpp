@@ -17,6 +17,7 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     std::string out;
     std::string replay_dir;
     uint16_t metrics_port = 0;
+    bool prometheus = false;
   };
   auto o = std::make_shared<Options>();
 
@@ -27,6 +28,8 @@ void add_run_commands(CLI::App& app, int& exit_code) {
   run->add_option("--out", o->out, "run directory (default faultline-runs/<scenario>-<seed>)");
   run->add_option("--metrics-port", o->metrics_port,
                   "serve faultline_faults_total and faultline_partition_unavailable_seconds");
+  run->add_flag("--prometheus", o->prometheus,
+                "run Prometheus (/usr/bin/prometheus) scraping every process into <out>/prometheus");
   run->callback([o, &exit_code] {
     std::string text;
     std::optional<Scenario> s;
@@ -56,6 +59,7 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     if (o->duration_s > 0) ro.duration = std::chrono::seconds(o->duration_s);
     ro.out_dir = o->out;
     ro.metrics_port = o->metrics_port;
+    ro.prometheus = o->prometheus;
     exit_code = run_scenario(*s, text, ro, std::cout);
   });
 

@@ -19,6 +19,7 @@
 #include "faultline/chaos/cluster_harness.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/injector.h"
+#include "faultline/chaos/prometheus_server.h"
 #include "faultline/chaos/runner/run_metrics.h"
 #include "faultline/cluster/metrics.h"
 
@@ -179,7 +180,9 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   out.flush();
 
   auto started = Clock::now();
-  cluster::MetricsEndpoint metrics_endpoint("127.0.0.1", o.metrics_port);
+  // With --prometheus the harness's metrics are served (on a free port unless one is given).
+  cluster::MetricsEndpoint metrics_endpoint(
+      "127.0.0.1", o.metrics_port != 0 || !o.prometheus ? o.metrics_port : free_loopback_port());
   RunMetrics metrics(metrics_endpoint.registry());
   if (o.metrics_port != 0)
     out << fmt::format("run: metrics on http://127.0.0.1:{}/metrics\n", metrics_endpoint.port());
@@ -190,6 +193,19 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   if (!harness) {
     out << "run: " << up_error.why << "\n";
     return up_error.exit_code;
+  }
+  std::unique_ptr<PrometheusServer> prometheus;  // declared after the harness: stopped before it
+  if (o.prometheus) {
+    std::string why;
+    prometheus = PrometheusServer::start(harness->supervisor(), {.dir = dir / "prometheus"},
+                                         cluster_scrape_targets(*harness, metrics_endpoint.port()), why);
+    if (!prometheus) {
+      out << "run: prometheus: " << why << "\n";
+      return fs::exists(PrometheusOptions{}.binary) ? 4 : 3;
+    }
+    (void)prometheus->wait_scraped(std::chrono::system_clock::now(), 10s);
+    out << fmt::format("run: prometheus on {} (data in {})\n", prometheus->url(),
+                       prometheus->options().data_dir.string());
   }
   cluster::ClientConfig config = harness->client_config();
   config.request_timeout = 2s;
@@ -467,6 +483,12 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     }
   }
   auto final_done = Clock::now();
+  nlohmann::json prometheus_report;
+  if (prometheus) {
+    prometheus_report = final_failover_report(
+        *prometheus, std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started) + 60s);
+    prometheus.reset();
+  }
   harness->down();
   harness.reset();
 
@@ -494,6 +516,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
         {"heal_and_final_read", secs(final_done - workload_done)},
         {"check", secs(check_done - final_done)}}},
       {"replay", fmt::format("faultline replay {}", dir.string())}};
+  if (!prometheus_report.is_null()) verdict["prometheus"] = prometheus_report;
   std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   {
     std::ofstream junit(dir / "junit.xml");

@@ -28,6 +28,9 @@ struct RunOptions {
   std::optional<std::chrono::seconds> duration;  // overrides the scenario's
   std::filesystem::path out_dir;                 // default: ./faultline-runs/<scenario>-<seed>
   uint16_t metrics_port = 0;  // serve the harness's metrics on 127.0.0.1:port (0: not served)
+  // Run Debian's Prometheus scraping every process into <out>/prometheus; its failover figures
+  // go into verdict.json ("prometheus").
+  bool prometheus = false;
 };
 
 // Exit codes (DESIGN.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a capability
