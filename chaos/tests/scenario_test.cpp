@@ -1,4 +1,5 @@
 #include "faultline/chaos/runner/scenario.h"
+#include "faultline/chaos/runner/runner.h"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +13,8 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   for (const char* contract : {"leader-kill", "controlled-shutdown", "leader-pause",
                                "controller-kill", "isolate-leader", "disk-throttle-leader",
                                "double-failover", "rolling-restart", "partition-halves",
-                               "cluster-netem",
-                               "neg-acks1-leader-kill"}) {
+                               "cluster-netem", "preferred-rebalance",
+                               "neg-acks1-leader-kill", "neg-unclean-isolated-leader"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }
   for (const auto& name : names) {
@@ -25,6 +26,33 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   auto neg = builtin_scenario("neg-acks1-leader-kill");
   EXPECT_FALSE(neg->expect_valid);
   EXPECT_FALSE(neg->acks_all);
+  auto unclean = builtin_scenario("neg-unclean-isolated-leader");
+  EXPECT_FALSE(unclean->expect_valid);
+  EXPECT_TRUE(unclean->cluster.unclean_leader_election);
+  EXPECT_EQ(unclean->cluster.min_insync_replicas, 1);
+  auto preferred = builtin_scenario("preferred-rebalance");
+  ASSERT_TRUE(preferred->preferred_leaders_within);
+  EXPECT_GT(preferred->cluster.leader_imbalance_check_interval_s, 0);
+}
+
+TEST(Scenario, ChecksAreReadInSeconds) {
+  ScenarioError error;
+  auto s = parse_scenario("name = \"c\"\n[checks]\nleader_moved_within_s = 7\n"
+                          "preferred_leaders_within_s = 20\n",
+                          "c.toml", error);
+  ASSERT_TRUE(s) << error.str();
+  EXPECT_EQ(s->leader_moved_within, 7s);
+  EXPECT_EQ(s->preferred_leaders_within, 20s);
+  EXPECT_FALSE(builtin_scenario("leader-kill")->preferred_leaders_within);
+}
+
+TEST(RunCapabilities, NamesExactlyWhatIsMissing) {
+  const uint64_t all = ~uint64_t{0};
+  EXPECT_TRUE(missing_run_capabilities(all).empty());
+  EXPECT_EQ(missing_run_capabilities(all & ~(uint64_t{1} << 12)),
+            std::vector<std::string>{"CAP_NET_ADMIN"});
+  EXPECT_EQ(missing_run_capabilities(0),
+            (std::vector<std::string>{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"}));
 }
 
 TEST(Scenario, AFileSetsEveryField) {
@@ -89,7 +117,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"name = \"x\"\n[cluster]\nbrokerz = 3\n", 3, "unknown key cluster.brokerz"},
         BadFile{"name = \"x\"\nexpect = \"maybe\"\n", 2, "expect"},
         BadFile{"name = \"x\"\n[nemesis\n", 2, ""},  // TOML syntax error
-        BadFile{"description = \"no name\"\n", 1, "name: missing"}));
+        BadFile{"description = \"no name\"\n", 1, "name: missing"},
+        BadFile{"name = \"x\"\n[checks]\npreferred_leaders_within_s = 0\n", 3, "outside 1..3600"},
+        BadFile{"name = \"x\"\n[checks]\nleader_moved = 3\n", 3, "unknown key checks.leader_moved"}));
 
 TEST(Schedule, TheSameSeedGivesTheSameScheduleAndAnotherSeedAnother) {
   auto s = *builtin_scenario("leader-kill");

@@ -410,7 +410,8 @@ class Checker {
 
   void add(KafkaAnomaly a) {
     const auto k = static_cast<std::size_t>(a.kind);
-    const bool expected = unclean_.count(a.partition.value()) > 0;
+    const bool expected =
+        options_.unclean_loss_is_expected && unclean_.count(a.partition.value()) > 0;
     auto& count = expected ? result_.expected_counts[k] : result_.counts[k];
     if (count++ < options_.max_anomalies_per_kind) {
       (expected ? result_.expected_loss : result_.anomalies).push_back(std::move(a));
@@ -546,8 +547,13 @@ std::string KafkaResult::summary() const {
     std::size_t expected_total = 0;
     for (auto c : expected_counts)
       expected_total += c;
-    out += fmt::format("  expected loss: unclean election on partition(s) {}: {} anomalies\n",
-                       fmt::join(unclean_partitions, ", "), expected_total);
+    if (expected_total > 0)
+      out += fmt::format("  expected loss: unclean election on partition(s) {}: {} anomalies\n",
+                         fmt::join(unclean_partitions, ", "), expected_total);
+    else
+      out += fmt::format("  unclean election on partition(s) {}: acknowledged writes there may be "
+                         "lost (unclean.leader.election.enable)\n",
+                         fmt::join(unclean_partitions, ", "));
   }
   return out;
 }

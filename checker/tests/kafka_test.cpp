@@ -180,7 +180,7 @@ TEST(KafkaChecker, ValidWithLeaderChangesRetriesAndSeeks) {
   EXPECT_EQ(r.sends_acked, 3u);
 }
 
-TEST(KafkaChecker, UncleanElectionLossIsExpectedNotInvalid) {
+TEST(KafkaChecker, UncleanElectionLossIsStillALostWrite) {
   HistoryBuilder b;
   b.send(1, 0, 100, EventType::ok, 0);
   b.send(1, 0, 101, EventType::ok, 1);
@@ -188,6 +188,23 @@ TEST(KafkaChecker, UncleanElectionLossIsExpectedNotInvalid) {
   b.send(1, 0, 102, EventType::ok, 1);  // offset 1 reused after truncation
   b.poll(2, 0, {{0, 100}, {1, 102}}, true);
   auto r = check_kafka(b.history());
+  EXPECT_FALSE(r.valid) << r.summary();
+  EXPECT_EQ(r.counts[static_cast<std::size_t>(K::lost_write)], 1u);
+  EXPECT_EQ(r.unclean_partitions, std::vector<PartitionId>{PartitionId(0)});
+  EXPECT_TRUE(r.expected_loss.empty());
+  EXPECT_NE(r.summary().find("unclean election on partition(s) 0"), std::string::npos);
+}
+
+TEST(KafkaChecker, UncleanElectionLossCanBeDeclaredExpected) {
+  HistoryBuilder b;
+  b.send(1, 0, 100, EventType::ok, 0);
+  b.send(1, 0, 101, EventType::ok, 1);
+  b.nemesis(NemesisKind::unclean_election, 0, 5, 2);
+  b.send(1, 0, 102, EventType::ok, 1);  // offset 1 reused after truncation
+  b.poll(2, 0, {{0, 100}, {1, 102}}, true);
+  KafkaOptions options;
+  options.unclean_loss_is_expected = true;
+  auto r = check_kafka(b.history(), options);
   EXPECT_TRUE(r.valid) << r.summary();
   EXPECT_TRUE(r.anomalies.empty());
   EXPECT_EQ(r.unclean_partitions, std::vector<PartitionId>{PartitionId(0)});

@@ -67,7 +67,7 @@ void add_run_commands(CLI::App& app, int& exit_code) {
   scenarios->callback([&exit_code] {
     for (const auto& name : builtin_scenario_names()) {
       auto s = builtin_scenario(name);
-      fmt::print("{:24} {:8} {}\n", name, s->expect_valid ? "valid" : "invalid", s->description);
+      fmt::print("{:28} {:8} {}\n", name, s->expect_valid ? "valid" : "invalid", s->description);
     }
     exit_code = 0;
   });

@@ -20,6 +20,7 @@ constexpr std::pair<FaultAction, std::string_view> kActions[] = {
     {FaultAction::partition_random, "partition-random"},
     {FaultAction::netem_cluster, "netem-cluster"},
     {FaultAction::kill_leader_lagging, "kill-leader-lagging"},
+    {FaultAction::isolate_leader_unclean, "isolate-leader-unclean"},
 };
 
 // The built-ins, as TOML so that they go through the same parser as users' files.
@@ -112,6 +113,33 @@ producers = 4
 faults = ["kill-leader-lagging"]
 interval_s = 5
 hold_s = 3
+)toml"},
+      {"preferred-rebalance", R"toml(name = "preferred-rebalance"
+description = "kill the preferred leader, restart it; auto rebalance must return every partition to its preferred leader"
+expect = "valid"
+[cluster]
+leader_imbalance_check_interval_s = 2
+[workload]
+partitions = 3
+[nemesis]
+faults = ["kill-leader"]
+interval_s = 12
+hold_s = 4
+[checks]
+leader_moved_within_s = 8
+preferred_leaders_within_s = 15
+)toml"},
+      {"neg-unclean-isolated-leader", R"toml(name = "neg-unclean-isolated-leader"
+description = "negative control: unclean election on, min.insync.replicas=1, the leader acks alone while isolated, then dies: loses acknowledged writes"
+expect = "invalid"
+[cluster]
+min_insync_replicas = 1
+unclean_leader_election = true
+replica_lag_time_max_ms = 1000
+[nemesis]
+faults = ["isolate-leader-unclean"]
+interval_s = 10
+hold_s = 8
 )toml"},
   };
   return b;
@@ -213,7 +241,8 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
   }
   Reader r{file, error};
   Scenario s;
-  r.only(root, {"name", "description", "duration_s", "expect", "cluster", "workload", "nemesis"}, "");
+  r.only(root, {"name", "description", "duration_s", "expect", "cluster", "workload", "nemesis", "checks"},
+         "");
   r.read_string(root, "name", s.name);
   r.read_string(root, "description", s.description);
   int duration = static_cast<int>(s.duration.count());
@@ -238,7 +267,7 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
   if (const auto* c = table("cluster")) {
     r.only(*c, {"brokers", "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
                 "replica_lag_time_max_ms", "unclean_leader_election", "planted_bug_early_ack",
-                "disks"},
+                "disks", "leader_imbalance_check_interval_s"},
            "cluster.");
     r.read(*c, "brokers", s.cluster.brokers, 1, 9);
     r.read(*c, "session_timeout_ms", s.cluster.session_timeout_ms, 100, 600000);
@@ -248,6 +277,8 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
     r.read(*c, "unclean_leader_election", s.cluster.unclean_leader_election, false, true);
     r.read(*c, "planted_bug_early_ack", s.cluster.planted_bug_early_ack, false, true);
     r.read(*c, "disks", s.cluster.disks, false, true);
+    r.read(*c, "leader_imbalance_check_interval_s", s.cluster.leader_imbalance_check_interval_s, 1,
+           86400);
     if (!r.failed && s.cluster.min_insync_replicas > s.cluster.brokers)
       r.fail(c->source(), "cluster.min_insync_replicas: larger than the number of brokers");
   }
@@ -272,7 +303,8 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
             r.fail(e.source(), "nemesis.faults: unknown fault (kill-leader, pause-leader, "
                                "stop-leader, kill-controller, isolate-leader, cut-leader-ext, "
                                "throttle-leader-disk, kill-leader-twice, restart-next-broker, "
-                               "partition-random, netem-cluster, kill-leader-lagging)");
+                               "partition-random, netem-cluster, kill-leader-lagging, "
+                               "isolate-leader-unclean)");
             break;
           }
           s.faults.push_back(*action);
@@ -290,6 +322,16 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
     s.hold = std::chrono::seconds(hold);
     if (!r.failed && s.hold >= s.interval)
       r.fail(n->source(), "nemesis.hold_s: must be shorter than interval_s");
+  }
+  if (const auto* c = table("checks")) {
+    r.only(*c, {"leader_moved_within_s", "preferred_leaders_within_s"}, "checks.");
+    auto seconds = [&](std::string_view key, std::optional<std::chrono::milliseconds>& out) {
+      int v = 0;
+      if (c->get(key) == nullptr) return;
+      if (r.read(*c, key, v, 1, 3600)) out = std::chrono::seconds(v);
+    };
+    seconds("leader_moved_within_s", s.leader_moved_within);
+    seconds("preferred_leaders_within_s", s.preferred_leaders_within);
   }
   if (r.failed) return std::nullopt;
   return s;

@@ -37,6 +37,8 @@ struct ClusterShape {
   int min_insync_replicas = 2;
   int replica_lag_time_max_ms = 5000;
   bool unclean_leader_election = false;
+  // auto.leader.rebalance's period; 0 keeps the controller's default (300 s).
+  int leader_imbalance_check_interval_s = 0;
   // TEST ONLY: brokers acknowledge acks=all before replication (a bug the harness must catch).
   bool planted_bug_early_ack = false;
   // Each broker's data directory on its own loop-mounted ext4 image and the broker in its own I/O

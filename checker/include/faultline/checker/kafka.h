@@ -58,6 +58,10 @@ struct KafkaAnomaly {
 struct KafkaOptions {
   // Evidence kept per anomaly kind; counts stay exact beyond it (bounded output for huge runs).
   std::size_t max_anomalies_per_kind = 100;
+  // An acknowledged write lost after an unclean election is still lost (Jepsen counts it): by
+  // default it makes the history invalid, with the unclean election named in the summary. True
+  // reports anomalies on such partitions apart, as expected_loss, without invalidating the run.
+  bool unclean_loss_is_expected = false;
 };
 
 struct KafkaResult {

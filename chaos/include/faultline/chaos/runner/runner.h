@@ -11,6 +11,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "faultline/chaos/runner/scenario.h"
 
@@ -37,6 +38,10 @@ struct RunOptions {
 // is missing, 4 the harness failed.
 int run_scenario(Scenario scenario, const std::string& scenario_text, const RunOptions& options,
                  std::ostream& out);
+
+// Capabilities a run needs that `cap_eff` (a CapEff bit mask) lacks, by name ("CAP_NET_ADMIN",
+// "CAP_SYS_ADMIN"); empty when it can build namespaces. A run without them exits 3 naming them.
+std::vector<std::string> missing_run_capabilities(uint64_t cap_eff);
 
 // Runs again what <dir>/run.json recorded (same scenario text, seed and duration) into
 // <dir>/replay-N.

@@ -13,6 +13,7 @@
 //   unclean_leader_election = false
 //   planted_bug_early_ack = false   # TEST ONLY: brokers ack acks=all early (must be caught)
 //   disks = false               # data dirs on loop-mounted images (for disk faults)
+//   leader_imbalance_check_interval_s = 300   # auto leader rebalance period (controller)
 //   [workload]
 //   partitions = 1
 //   producers = 2
@@ -21,6 +22,10 @@
 //   faults = ["kill-leader"]    # what the nemesis may do, see FaultAction
 //   interval_s = 6              # between the start of one fault and the next
 //   hold_s = 3                  # how long a fault stays before it is healed
+//   [checks]                    # leadership checks besides the checker's (optional)
+//   leader_moved_within_s = 8   # leadership of partition 0 left each fault's target broker in time
+//   preferred_leaders_within_s = 20   # after the last heal, every partition is led by its
+//                                     # preferred replica within this (auto rebalance)
 //
 // One root seed drives every random choice through sub-seeds (schedule, workload), so the same
 // scenario and seed give the same schedule.
@@ -51,6 +56,8 @@ enum class FaultAction {
   partition_random,      // random halves, majorities ring or bridge over every cluster node
   netem_cluster,         // delay 20±10 ms and 2% loss on every broker's int interface
   kill_leader_lagging,   // delay the followers' int traffic 50 ms, then kill -9 the leader
+  isolate_leader_unclean,  // cut the leader off from its followers (not the controller) until it
+                           // acks alone, then kill -9 it: only out-of-sync followers remain
 };
 std::string_view to_string(FaultAction a);
 std::optional<FaultAction> fault_action_from(std::string_view s);
@@ -67,6 +74,8 @@ struct Scenario {
   std::vector<FaultAction> faults;
   std::chrono::milliseconds interval{6000};
   std::chrono::milliseconds hold{3000};
+  std::optional<std::chrono::milliseconds> leader_moved_within;
+  std::optional<std::chrono::milliseconds> preferred_leaders_within;
 };
 
 struct ScenarioError {
