@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo (README): install, build, run the default scenario (leader-kill: kill -9 the leader of a
 # partition repeatedly while producers and a consumer run, in network namespaces), and print the
-# verdict and where the run's files are. Needs root (namespaces).
+# verdict, the report and where the run's files are. Needs root (namespaces).
 #   sudo ./ci/demo.sh [SCENARIO] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +28,7 @@ status=0
 echo "== run directory: $out/run"
 echo "   verdict.json  the verdict, the checker's counts and evidence, failover per fault"
 echo "   history.jsonl every operation the clients saw; faults.jsonl every fault; logs/ per process"
+if [[ -f $out/run/report.html ]]; then
+  echo "== report: $out/run/report.html (fault windows, leaders, latency, throughput, anomalies)"
+fi
 exit $status

@@ -15,6 +15,8 @@ packages=(
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   iproute2 procps psmisc e2fsprogs util-linux kmod
   python3 time
+  # report.html is checked in headless Chromium (the test decodes its screenshot with zlib).
+  chromium zlib1g-dev
   # `--prometheus` runs /usr/bin/prometheus itself (its own config, a free port on 127.0.0.1);
   # the package's own service, where systemd starts one, is not used.
   prometheus libcurl4-openssl-dev

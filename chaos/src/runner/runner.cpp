@@ -20,6 +20,7 @@
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/injector.h"
 #include "faultline/chaos/prometheus_server.h"
+#include "faultline/chaos/runner/report.h"
 #include "faultline/chaos/runner/run_metrics.h"
 #include "faultline/cluster/metrics.h"
 
@@ -530,9 +531,20 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                            dir.string());
     junit << "  </testcase>\n</testsuite>\n";
   }
+  // report.html is drawn from the files just written; its own time goes into verdict.json after.
+  auto report_started = Clock::now();
+  auto report_error = write_run_report(dir);
+  if (!report_error) {
+    verdict["timings_s"]["report"] = secs(Clock::now() - report_started);
+    std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
+  }
   out << result.summary() << "\n";
   out << fmt::format("verdict: {} (expected {}) -> {}\n", result.valid ? "valid" : "invalid",
                      s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
+  if (report_error)
+    out << "run: report.html could not be written: " << report_error.message() << "\n";
+  else
+    out << "report: " << (dir / "report.html").string() << "\n";
   if (!matches) out << "replay: faultline replay " << dir.string() << "\n";
   return matches ? 0 : 1;
 }
