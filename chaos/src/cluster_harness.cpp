@@ -52,6 +52,10 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data
       "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
   if (s.unclean_leader_election) argv.push_back("--unclean-leader-election");
   return argv;
+  if (s.leader_imbalance_check_interval_s > 0) {
+    argv.push_back("--leader-imbalance-check-interval-s");
+    argv.push_back(std::to_string(s.leader_imbalance_check_interval_s));
+  }
 }
 
 std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controller,
@@ -87,7 +91,18 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
   h->run_dir_ = h->journal_->dir();
   TopologySpec spec;
   spec.brokers = shape.brokers;
-  h->topology_ = Topology::create(spec, *h->journal_, ec);
+  {
+    // Another run may be on the default addresses: take a free slot (its bridges' root
+    // addresses show which subnets are in use), under a lock until our bridges exist.
+    AddressLock lock(default_state_root());
+    auto plan = pick_free_plan(local_ipv4_addresses(ec));
+    if (!plan) {
+      error = {4, "no free 198.18.0.0/15 address slot: 256 runs are up on this host"};
+      return nullptr;
+    }
+    spec.addresses = *plan;
+    h->topology_ = Topology::create(spec, *h->journal_, ec);
+  }
   if (!h->topology_) {
     error = {ec == std::errc::operation_not_permitted ? 3 : 4,
              fmt::format("building the namespaces failed: {} (see `faultline doctor`)",

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <csignal>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -33,6 +35,61 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* kTopic = "faultline";
+
+// SIGINT/SIGTERM end the workload early; the run then heals, tears down and exits 4, leaving
+// nothing behind (an interrupted run has no verdict).
+std::atomic<bool> g_interrupted{false};
+void on_interrupt(int) { g_interrupted = true; }
+
+// The effective capability set (CapEff of /proc/self/status); all bits when it cannot be read,
+// so that the real operation reports what is missing instead.
+uint64_t effective_capabilities() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+  return ~uint64_t{0};
+}
+
+}  // namespace
+
+std::vector<std::string> missing_run_capabilities(uint64_t cap_eff) {
+  constexpr int kCapNetAdmin = 12;
+  constexpr int kCapSysAdmin = 21;
+  std::vector<std::string> missing;
+  if (!(cap_eff >> kCapNetAdmin & 1)) missing.emplace_back("CAP_NET_ADMIN");
+  if (!(cap_eff >> kCapSysAdmin & 1)) missing.emplace_back("CAP_SYS_ADMIN");
+  return missing;
+}
+
+namespace {
+
+bool leader_targeted(FaultAction a) {
+  switch (a) {
+    case FaultAction::kill_controller:
+    case FaultAction::restart_next_broker:
+    case FaultAction::partition_random:
+    case FaultAction::netem_cluster:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// verdict.json's "failover": per fault kind, the client-observed write unavailability
+// (count, p50/p99/max seconds; nearest rank).
+nlohmann::json failover_summary(const nlohmann::json& fault_results) {
+  std::map<std::string, std::vector<double>> by_kind;
+  for (const auto& f : fault_results)
+    if (f.contains("unavailable_ms") && f.value("injected", false))
+      by_kind[f["fault"].get<std::string>()].push_back(f["unavailable_ms"].get<double>() / 1000);
+  nlohmann::json out = nlohmann::json::object();
+  for (auto& [kind, v] : by_kind) {
+    std::sort(v.begin(), v.end());
+    auto rank = [&](double q) { return v[std::min(v.size() - 1, size_t(std::ceil(q * v.size())) - 1)]; };
+    out[kind] = {{"count", v.size()}, {"p50_s", rank(0.5)}, {"p99_s", rank(0.99)}, {"max_s", v.back()}};
+  }
+  return out;
+}
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p);
@@ -150,6 +207,12 @@ void poll_partitions(int process, const Scenario& s, cluster::SyncClient& client
 int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions& o,
                  std::ostream& out) {
   if (o.duration) s.duration = *o.duration;
+  if (auto missing = missing_run_capabilities(effective_capabilities()); !missing.empty()) {
+    out << fmt::format("run: this process lacks {}, needed to build the run's network namespaces, "
+                       "bridges and nftables rules (run as root; `faultline doctor` lists the rest)\n",
+                       fmt::join(missing, " and "));
+    return 3;
+  }
   fs::path dir = o.out_dir.empty() ? fs::path("faultline-runs") / fmt::format("{}-{}", s.name, o.seed)
                                    : o.out_dir;
   std::error_code ec;
@@ -255,14 +318,21 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                                       o.seed},
                          &fault_log);
   nlohmann::json fault_results = nlohmann::json::array();
+  std::vector<int> fault_leaders;  // per fault: partition 0's leader it targeted, or -1
+  Clock::time_point last_heal_at{};
   int next_rolling = 1;
   std::map<int, std::pair<int32_t, int32_t>> seen_epochs;  // partition -> (epoch, unclean count)
+  // Partition 0's leader over time (for the leadership checks): (when, leader or -1 when offline).
+  std::vector<std::pair<Clock::time_point, int32_t>> p0_leaders;
   auto watch_leaders = [&] {
     auto md = admin.controller_metadata();
     if (!md) return std::optional<cluster::MetadataResponse>{};
     for (const auto& p : md->partitions) {
       int idx = p.tp.partition.value();
-      auto& [epoch, unclean] = seen_epochs[idx];
+      if (idx == 0 && (p0_leaders.empty() || p0_leaders.back().second != p.leader.value()))
+        p0_leaders.emplace_back(Clock::now(), p.leader.value());
+      // Epoch -1 until seen, so the first leader (epoch 0) is recorded too.
+      auto& [epoch, unclean] = seen_epochs.try_emplace(idx, -1, 0).first->second;
       if (p.unclean_elections > unclean) {
         checker::NemesisFields f;
         f.partition = checker::PartitionId{idx};
@@ -302,14 +372,18 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     out.flush();
   };
   auto sleep_until = [&](Clock::time_point t) {
-    while (Clock::now() < t) {
+    while (Clock::now() < t && !g_interrupted) {
       progress(watch_leaders());
       std::this_thread::sleep_for(std::min<Clock::duration>(100ms, t - Clock::now()));
     }
   };
   workload_start = Clock::now();
+  g_interrupted = false;
+  auto previous_int = std::signal(SIGINT, on_interrupt);
+  auto previous_term = std::signal(SIGTERM, on_interrupt);
   for (const auto& f : schedule) {
     sleep_until(workload_start + f.at);
+    if (g_interrupted) break;
     auto md = watch_leaders();
     FaultSpec spec;
     std::string target;
@@ -352,6 +426,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                                  f.action == FaultAction::kill_leader_twice ||
                                  f.action == FaultAction::kill_leader_lagging
                              ? FaultKind::kill
+                         : f.action == FaultAction::isolate_leader_unclean ? FaultKind::isolate_leader
                          : f.action == FaultAction::pause_leader ? FaultKind::pause
                          : f.action == FaultAction::stop_leader  ? FaultKind::stop
                          : f.action == FaultAction::cut_leader_ext ? FaultKind::cut_link
@@ -386,6 +461,16 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
         results.push_back(injector.inject(one));
         targets.push_back(one.targets[0]);
       }
+    } else if (f.action == FaultAction::isolate_leader_unclean) {
+      // The leader, cut off from its followers, shrinks the ISR to itself (min.insync.replicas=1)
+      // and acknowledges acks=all writes alone; then it dies, and only out-of-sync followers are
+      // left for the (unclean) election. Its writes since the shrink are gone.
+      results.push_back(injector.inject(spec));
+      targets = spec.targets;
+      auto acks_alone = std::chrono::milliseconds(s.cluster.replica_lag_time_max_ms) + 2000ms;
+      sleep_until(std::min(Clock::now() + acks_alone, workload_start + f.heal - 1s));
+      FaultSpec kill{FaultKind::kill, {spec.targets[0]}, default_params(FaultKind::kill)};
+      results.push_back(injector.inject(kill));
     } else if (f.action == FaultAction::kill_leader_lagging) {
       // Replication lags behind the leader by the delay; acks=1 acknowledges what only the leader
       // has, and the kill makes a lagging follower the new leader.
@@ -441,12 +526,15 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     // Healed in reverse; one-offs (a rolling restart) have nothing to heal.
     for (auto it = results.rbegin(); it != results.rend(); ++it)
       if (!it->error && f.action != FaultAction::restart_next_broker) injector.heal(it->id);
+    last_heal_at = Clock::now();
     (void)harness->write_processes();
     history.nemesis(checker::NemesisKind::fault_stop, nf);
     active_fault = "none";
+    fault_leaders.push_back(leader_targeted(f.action) ? leader : -1);
     fault_results.push_back({{"fault", nf.fault},
                              {"target", nf.target},
                              {"at_s", std::chrono::duration<double>(injected_at - workload_start).count()},
+                             {"heal_s", std::chrono::duration<double>(last_heal_at - workload_start).count()},
                              {"injected", !result.error},
                              {"backend", result.backend}});
   }
@@ -460,19 +548,44 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   for (size_t i = 0; i < fault_results.size(); ++i) {
     auto at = workload_start + std::chrono::duration_cast<Clock::duration>(
                                    std::chrono::duration<double>(fault_results[i]["at_s"].get<double>()));
-    auto until = std::min(workload_done, workload_start + schedule[std::min(i, schedule.size() - 1)].heal + 5s);
+    auto heal = workload_start + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(fault_results[i]["heal_s"].get<double>()));
+    auto until = std::min(workload_done, heal + 5s);
     double gap_ms = acks.longest_gap_ms(at, until);
     fault_results[i]["unavailable_ms"] = gap_ms;
     metrics.unavailability(fault_results[i]["fault"].get<std::string>(), gap_ms / 1000);
   }
 
-  // ---- heal, settle, final read ----
-  for (int p = 0; p < s.partitions; ++p) {
+  // Leadership checks: when partition 0's leadership left each fault's target broker.
+  std::vector<std::string> leadership_failures;
+  for (size_t i = 0; i < fault_results.size(); ++i) {
+    if (fault_leaders[i] <= 0) continue;
+    auto at = workload_start + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(fault_results[i]["at_s"].get<double>()));
+    std::optional<double> moved_ms;
+    for (const auto& [when, who] : p0_leaders)
+      if (when >= at && who > 0 && who != fault_leaders[i]) {
+        moved_ms = std::chrono::duration<double, std::milli>(when - at).count();
+        break;
+      }
+    fault_results[i]["leader_before"] = fault_leaders[i];
+    fault_results[i]["leader_moved_after_ms"] = moved_ms ? nlohmann::json(*moved_ms) : nlohmann::json();
+    if (s.leader_moved_within && fault_results[i]["injected"].get<bool>() &&
+        (!moved_ms || *moved_ms > double(s.leader_moved_within->count()))) {
+      leadership_failures.push_back(fmt::format(
+          "leadership of partition 0 stayed on b{} for more than {} s after {} at +{:.1f}s",
+          fault_leaders[i], s.leader_moved_within->count() / 1000,
+          fault_results[i]["fault"].get<std::string>(), fault_results[i]["at_s"].get<double>()));
+    }
+  }
+
+  // ---- heal, settle, final read (skipped when interrupted: there will be no verdict) ----
+  for (int p = 0; p < s.partitions && !g_interrupted; ++p) {
     admin.wait_for_leader({kTopic, cluster::PartitionIndex{p}}, 30s,
                           [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
   }
   watch_leaders();
-  {
+  if (!g_interrupted) {
     cluster::SyncClient reader(config);
     std::vector<int64_t> from_start(s.partitions, 0);
     poll_partitions(2000, s, reader, history, from_start, true, nullptr);
@@ -484,6 +597,35 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     }
   }
   auto final_done = Clock::now();
+  // Preferred leadership back after the last heal (auto rebalance), within the scenario's bound.
+  nlohmann::json preferred_check;
+  if (s.preferred_leaders_within && !g_interrupted && last_heal_at != Clock::time_point{}) {
+    auto deadline = last_heal_at + *s.preferred_leaders_within;
+    std::optional<double> restored_s;
+    std::string still;
+    for (;;) {
+      auto now = Clock::now();
+      if (auto md = watch_leaders()) {
+        still.clear();
+        for (const auto& p : md->partitions)
+          if (p.replicas.empty() || p.leader != p.replicas.front())
+            still += fmt::format(" p{}=b{} (preferred b{})", p.tp.partition.value(), p.leader.value(),
+                                 p.replicas.empty() ? -1 : p.replicas.front().value());
+        if (still.empty()) {
+          restored_s = std::chrono::duration<double>(now - last_heal_at).count();
+          break;
+        }
+      }
+      if (now > deadline) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    preferred_check = {{"within_s", s.preferred_leaders_within->count() / 1000.0},
+                       {"restored_after_s", restored_s ? nlohmann::json(*restored_s) : nlohmann::json()}};
+    if (!restored_s || *restored_s > s.preferred_leaders_within->count() / 1000.0)
+      leadership_failures.push_back(fmt::format(
+          "preferred leadership not restored within {} s of the last heal:{}",
+          s.preferred_leaders_within->count() / 1000, still));
+  }
   nlohmann::json prometheus_report;
   if (prometheus) {
     prometheus_report = final_failover_report(
@@ -492,6 +634,13 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   }
   harness->down();
   harness.reset();
+  std::signal(SIGINT, previous_int);
+  std::signal(SIGTERM, previous_term);
+  if (g_interrupted) {
+    out << "run: interrupted; everything the run made was removed (history in " << dir.string()
+        << ")\n";
+    return 4;
+  }
 
   // ---- verdict ----
   auto parsed = checker::parse_jsonl(read_file(dir / "history.jsonl"), (dir / "history.jsonl").string());
@@ -501,15 +650,26 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   }
   auto result = checker::check_kafka(*parsed);
   auto check_done = Clock::now();
-  bool matches = result.valid == s.expect_valid;
+  const bool valid = result.valid && leadership_failures.empty();
+  const nlohmann::json checker_json = result.to_json();
+  bool matches = valid == s.expect_valid;
   auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
   nlohmann::json verdict = {
       {"scenario", s.name},
       {"seed", o.seed},
       {"expected", s.expect_valid ? "valid" : "invalid"},
-      {"verdict", result.valid ? "valid" : "invalid"},
+      {"verdict", valid ? "valid" : "invalid"},
+      {"valid", valid},
+      {"expected_valid", s.expect_valid},
+      {"acked", result.sends_acked},
+      {"lost", checker_json["lost"]},
+      {"unseen", checker_json["unseen"]},
+      {"duplicates", checker_json["duplicates"]},
+      {"anomalies", checker_json["anomalies"]},
+      {"failover", failover_summary(fault_results)},
+      {"leadership", {{"failures", leadership_failures}, {"preferred", preferred_check}}},
       {"matches_expectation", matches},
-      {"checker", result.to_json()},
+      {"checker", checker_json},
       {"faults", fault_results},
       {"timings_s",
        {{"setup", secs(setup_done - started)},
@@ -518,6 +678,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
         {"check", secs(check_done - final_done)}}},
       {"replay", fmt::format("faultline replay {}", dir.string())}};
   if (!prometheus_report.is_null()) verdict["prometheus"] = prometheus_report;
+  if (!leadership_failures.empty())
+    verdict["anomalies"]["leadership"] = leadership_failures.size();
   std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   {
     std::ofstream junit(dir / "junit.xml");
@@ -527,7 +689,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                          s.name, o.seed, secs(check_done - started));
     if (!matches)
       junit << fmt::format("    <failure message=\"expected {}, got {}\">replay: faultline replay {}</failure>\n",
-                           s.expect_valid ? "valid" : "invalid", result.valid ? "valid" : "invalid",
+                           s.expect_valid ? "valid" : "invalid", valid ? "valid" : "invalid",
                            dir.string());
     junit << "  </testcase>\n</testsuite>\n";
   }
@@ -539,7 +701,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   }
   out << result.summary() << "\n";
-  out << fmt::format("verdict: {} (expected {}) -> {}\n", result.valid ? "valid" : "invalid",
+  for (const auto& f : leadership_failures) out << "leadership: " << f << "\n";
+  out << fmt::format("verdict: {} (expected {}) -> {}\n", valid ? "valid" : "invalid",
                      s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
   if (report_error)
     out << "run: report.html could not be written: " << report_error.message() << "\n";
