@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   int64_t lag_ms = config.replica_lag_time_max.count();
   int64_t fetch_wait_ms = config.replica_fetch_wait_max.count();
   int64_t request_timeout_ms = config.request_timeout.count();
+  int64_t canary_ms = config.storage_canary_interval.count();
   CLI::App app{"faultline-broker: a broker of a faultline mini-cluster"};
   app.add_option("--id", id, "broker id")->required();
   app.add_option("--data-dir", config.data_dir, "where the partition logs live")->required();
@@ -25,6 +26,10 @@ int main(int argc, char** argv) {
   app.add_option("--replica-fetch-wait-max-ms", fetch_wait_ms, "replica.fetch.wait.max.ms");
   app.add_option("--request-timeout-ms", request_timeout_ms, "request.timeout.ms");
   app.add_option("--min-insync-replicas", config.min_insync_replicas, "min.insync.replicas");
+  app.add_option("--storage-canary-interval-ms", canary_ms,
+                 "append+fsync a canary file in the data dir this often, for faultline-probe "
+                 "(0: off)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--flush-every-batch", config.flush_every_batch,
                "fsync after every batch (log.flush.interval.messages=1)");
   app.add_flag("--planted-bug-early-ack", config.planted_bug_early_ack,
@@ -45,5 +50,6 @@ int main(int argc, char** argv) {
   config.replica_lag_time_max = std::chrono::milliseconds(lag_ms);
   config.replica_fetch_wait_max = std::chrono::milliseconds(fetch_wait_ms);
   config.request_timeout = std::chrono::milliseconds(request_timeout_ms);
+  config.storage_canary_interval = std::chrono::milliseconds(canary_ms);
   return run_broker_process(config);
 }

@@ -108,6 +108,16 @@ BrokerMetrics::BrokerMetrics(prometheus::Registry& registry)
                         .Name("faultline_storage_fsync_seconds")
                         .Help("Partition log fsync latency")
                         .Register(registry)
-                        .Add({}, latency_buckets())) {}
+                        .Add({}, latency_buckets())),
+      storage_canary(prometheus::BuildHistogram()
+                         .Name("faultline_storage_canary_seconds")
+                         .Help("Append+fsync latency of the storage canary file in the data dir")
+                         .Register(registry)
+                         .Add({}, latency_buckets())),
+      storage_canary_last(prometheus::BuildGauge()
+                              .Name("faultline_storage_canary_last_seconds")
+                              .Help("The storage canary's latest append+fsync latency")
+                              .Register(registry)
+                              .Add({})) {}
 
 }  // namespace faultline::cluster

@@ -52,6 +52,7 @@ TEST(Wire, EveryRequestRoundTrips) {
       PromoteBrokerRequest{BrokerId{2}},
       ReassignRequest{{"t", PartitionIndex{0}}, ReplicaList{4, 5, 6}},
       SetConfigRequest{"unclean.leader.election.enable", "true"},
+      BrokerHealthRequest{},
   };
   ASSERT_EQ(requests.size(), std::variant_size_v<Request>) << "a request type has no test";
   for (const auto& request : requests) {
@@ -81,7 +82,16 @@ TEST(Wire, ResponsesCarryTheirFields) {
   pm.isr = ReplicaList{1, 3};
   md.partitions.push_back(pm);
 
-  for (const Response& r : std::vector<Response>{fetch, md, sample_metadata_log()}) {
+  BrokerHealthResponse health;
+  health.broker_id = BrokerId{2};
+  health.canary_run = 0x1234'5678'9abcULL;
+  health.canary_interval_ms = 200;
+  health.samples = {{41, 900, 250'000}, {42, 1'200, 50'000}};
+  health.pending_seq = 43;
+  health.pending_us = 3'000'000;
+  health.canary_error = "fsync: Input/output error";
+
+  for (const Response& r : std::vector<Response>{fetch, md, sample_metadata_log(), health}) {
     std::string frame;
     encode_response(5, r, frame);
     auto decoded = decode_response(body(frame));
@@ -103,6 +113,23 @@ TEST(Wire, ResponsesCarryTheirFields) {
   auto m = std::get<FetchMetadataLogResponse>(decode_response(body(frame)).response);
   ASSERT_EQ(m.entries.size(), 2u);
   EXPECT_EQ(m.entries[1], sample_metadata_log().entries[1]);
+
+  frame.clear();
+  encode_response(1, health, frame);
+  auto h = std::get<BrokerHealthResponse>(decode_response(body(frame)).response);
+  EXPECT_EQ(h.broker_id, BrokerId{2});
+  EXPECT_EQ(h.canary_run, health.canary_run);
+  ASSERT_EQ(h.samples.size(), 2u);
+  EXPECT_EQ(h.samples[1].seq, 42);
+  EXPECT_EQ(h.samples[1].latency_us, 1'200);
+  EXPECT_EQ(h.samples[1].age_us, 50'000);
+  EXPECT_EQ(h.pending_us, 3'000'000);
+  EXPECT_EQ(h.canary_error, health.canary_error);
+  // A sample count larger than the bytes left is refused before anything is allocated.
+  std::string b(body(frame).begin(), body(frame).end());
+  const size_t count_at = 6 + 2 + 4 + 8 + 4;  // header, error, broker, run, interval
+  b[count_at] = 0x7f;
+  EXPECT_EQ(decode_response(b).error, errc::malformed_frame);
 }
 
 TEST(Wire, EveryTruncationAndTrailingByteIsMalformed) {

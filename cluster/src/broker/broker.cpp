@@ -7,6 +7,7 @@
 
 #include "faultline/cluster/log/record_batch.h"
 #include "faultline/cluster/log/truncation.h"
+#include "broker/storage_canary.h"
 
 namespace faultline::cluster {
 
@@ -61,6 +62,13 @@ bool Broker::start() {
     spdlog::error("event=listen_failed error=\"{}\"", e.what());
     return false;
   }
+  if (config_.storage_canary_interval.count() > 0) {
+    StorageCanary::Options canary;
+    canary.file = config_.data_dir / "storage-canary";
+    canary.interval = config_.storage_canary_interval;
+    canary_ = std::make_unique<StorageCanary>(canary, metrics_);
+    if (canary_->start()) return false;
+  }
   internal_server_->start();
   client_server_->start();
   // Re-open the partitions found on disk: their logs recover now, before any request.
@@ -107,6 +115,7 @@ void Broker::stop() {
   }
   if (internal_server_) internal_server_->stop();
   if (client_server_) client_server_->stop();
+  if (canary_) canary_->stop();
   peers_.close_all();
   io_.stop();
 }
@@ -127,6 +136,7 @@ awaitable<Response> Broker::handle(Request request, ListenerKind listener) {
     resp.broker_id = config_.broker_id;
     co_return resp;
   }
+  if (std::holds_alternative<BrokerHealthRequest>(request)) co_return handle_broker_health();
   // Controller APIs are not served by brokers.
   co_return error_response_for(request, errc::not_controller);
 }
@@ -346,6 +356,15 @@ Response Broker::handle_metadata(const MetadataRequest& req) {
       }
     }
   }
+  return resp;
+}
+
+// Served on both listeners: the prober uses it on the client one as its reachability request,
+// and reads the canary's figures from the answer. Nothing here touches the disk.
+Response Broker::handle_broker_health() const {
+  BrokerHealthResponse resp;
+  resp.broker_id = config_.broker_id;
+  if (canary_) canary_->report(resp);
   return resp;
 }
 

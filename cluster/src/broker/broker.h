@@ -5,7 +5,8 @@
 // begin_controlled_shutdown(); the broker stops the io_context once the controller allows it.
 //
 // Threading: everything runs on one io_context thread; no locks. Partition logs are accessed only
-// from that thread. The Prometheus exposer has its own threads but only touches metrics.
+// from that thread. The Prometheus exposer has its own threads but only touches metrics; the
+// storage canary has its own thread and its own file (storage_canary.h).
 #pragma once
 
 #include <asio.hpp>
@@ -28,6 +29,8 @@
 #include "faultline/cluster/wire/messages.h"
 
 namespace faultline::cluster {
+
+class StorageCanary;
 
 class Broker final : public RequestHandler {
  public:
@@ -79,6 +82,7 @@ class Broker final : public RequestHandler {
   Response handle_list_offsets(const ListOffsetsRequest& req);
   Response handle_offset_for_leader_epoch(const OffsetForLeaderEpochRequest& req);
   Response handle_metadata(const MetadataRequest& req);
+  Response handle_broker_health() const;
 
   // ---- loops ----
   asio::awaitable<void> registration_and_heartbeat_loop();
@@ -110,6 +114,7 @@ class Broker final : public RequestHandler {
   std::unique_ptr<RpcServer> internal_server_;
   std::unique_ptr<RpcServer> client_server_;
   ClientPool peers_;  // connections to the controller and to other brokers' internal listeners
+  std::unique_ptr<StorageCanary> canary_;  // its own thread; null when the interval is 0
 
   uint64_t incarnation_;
   BrokerEpoch broker_epoch_{-1};

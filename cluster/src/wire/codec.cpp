@@ -267,7 +267,8 @@ constexpr std::array<std::string_view, std::variant_size_v<Request>> kApiNames =
     "Produce",        "Fetch",          "ListOffsets",         "OffsetForLeaderEpoch",
     "Metadata",       "ApiVersions",    "BrokerRegistration",  "BrokerHeartbeat",
     "FetchMetadataLog", "AlterPartition", "CreateTopic",       "ElectLeaders",
-    "DemoteBroker",   "PromoteBroker",  "Reassign",            "SetConfig"};
+    "DemoteBroker",   "PromoteBroker",  "Reassign",            "SetConfig",
+    "BrokerHealth"};
 
 }  // namespace
 

@@ -42,6 +42,8 @@ struct BrokerConfig {
   milliseconds flush_interval{1000};            // log.flush.interval.ms
   int64_t segment_bytes = 64ll << 20;           // log.segment.bytes
   int32_t replica_fetch_max_bytes = 4 << 20;    // replica.fetch.max.bytes
+  // Append+fsync of a canary file in the data dir, read by faultline-probe; 0 = no canary.
+  milliseconds storage_canary_interval{1000};
   // Test-only planted bug (DESIGN.md: a harness must catch it): acknowledge acks=all as soon as the
   // leader has appended, like acks=1. Off by default; never set in production scenarios.
   bool planted_bug_early_ack = false;

@@ -61,6 +61,10 @@ class BrokerMetrics {
   prometheus::Gauge& leader_partitions;
   prometheus::Histogram& produce_latency;
   prometheus::Histogram& storage_fsync;
+  // The storage canary (append + fsync of a small record every canary interval, off the request
+  // path): what the prober compares across brokers.
+  prometheus::Histogram& storage_canary;
+  prometheus::Gauge& storage_canary_last;
 };
 
 }  // namespace faultline::cluster

@@ -287,6 +287,36 @@ struct SetConfigResponse {
   static auto fields(auto& s) { return std::tie(s.error); }
 };
 
+// ---- broker health (read by faultline-probe on the client listener; DESIGN.md §4) -------------
+
+// One append+fsync of the broker's storage canary (a small file in its data dir, written by a
+// thread of its own every canary interval, so a stalled disk never blocks the request path).
+struct StorageSample {
+  int64_t seq = 0;         // 1, 2, ... within one canary run
+  int64_t latency_us = 0;  // append + fsync
+  int64_t age_us = 0;      // how long before the answer it completed (the peers' clocks differ)
+  static auto fields(auto& s) { return std::tie(s.seq, s.latency_us, s.age_us); }
+};
+struct BrokerHealthRequest {
+  static auto fields(auto&) { return std::tie(); }
+};
+// A broker that runs no canary answers canary_interval_ms = 0 and no samples: the prober then has
+// reachability only. A new canary_run (random at every broker start) restarts the sequence.
+struct BrokerHealthResponse {
+  errc error = errc::none;
+  BrokerId broker_id{-1};
+  uint64_t canary_run = 0;
+  int32_t canary_interval_ms = 0;
+  std::vector<StorageSample> samples;  // the most recent ones, oldest first
+  int64_t pending_seq = 0;             // the sample in progress, 0 when none
+  int64_t pending_us = 0;              // how long it has been in progress: a stuck fsync shows here
+  std::string canary_error;            // the canary's last write/fsync failure; empty when fine
+  static auto fields(auto& s) {
+    return std::tie(s.error, s.broker_id, s.canary_run, s.canary_interval_ms, s.samples,
+                    s.pending_seq, s.pending_us, s.canary_error);
+  }
+};
+
 // ---- the variants: index == api key ------------------------------------------------------------
 
 using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
@@ -294,13 +324,13 @@ using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
                              BrokerRegistrationRequest, BrokerHeartbeatRequest,
                              FetchMetadataLogRequest, AlterPartitionRequestMsg, CreateTopicRequest,
                              ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
-                             ReassignRequest, SetConfigRequest>;
+                             ReassignRequest, SetConfigRequest, BrokerHealthRequest>;
 using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse,
                               OffsetForLeaderEpochResponse, MetadataResponse, ApiVersionsResponse,
                               BrokerRegistrationResponse, BrokerHeartbeatResponse,
                               FetchMetadataLogResponse, AlterPartitionResponse, CreateTopicResponse,
                               ElectLeadersResponse, DemoteBrokerResponse, PromoteBrokerResponse,
-                              ReassignResponse, SetConfigResponse>;
+                              ReassignResponse, SetConfigResponse, BrokerHealthResponse>;
 static_assert(std::variant_size_v<Request> == std::variant_size_v<Response>);
 
 using ApiKey = int16_t;
