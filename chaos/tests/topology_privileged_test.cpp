@@ -130,6 +130,8 @@ TEST_F(TopologyTest, NodesReachWhatTheirNetworksAllowAndTeardownLeavesNothing) {
   ASSERT_TRUE(b1 && c1 && cl && pr);
   int int_fd = listen_in(b1->netns, b1->int_address->str(), kPort);
   int ext_fd = listen_in(b1->netns, b1->ext_address->str(), kPort);
+  int admin_fd = listen_in(c1->netns, c1->int_address->str(), kPort);
+  const TcpEndpoint c1_int{c1->int_address->str(), kPort};
 
   const TcpEndpoint b1_int{b1->int_address->str(), kPort};
   const TcpEndpoint b1_ext{b1->ext_address->str(), kPort};
@@ -141,12 +143,17 @@ TEST_F(TopologyTest, NodesReachWhatTheirNetworksAllowAndTeardownLeavesNothing) {
   // Clients have no route to the cluster network, nor the controller to the client network.
   EXPECT_TRUE(tcp_connect_once(cl->netns, b1_int, 500ms)) << "clients must not reach broker int";
   EXPECT_TRUE(tcp_connect_once(pr->netns, b1_int, 500ms)) << "probe must not reach broker int";
+  // The probe's one way into the cluster network: the controllers' admin API.
+  EXPECT_FALSE(tcp_connect_once(pr->netns, c1_int, 2s)) << "probe -> controller";
+  EXPECT_TRUE(tcp_connect_once(cl->netns, c1_int, 500ms)) << "clients must not reach controller";
   EXPECT_TRUE(tcp_connect_once(c1->netns, b1_ext, 500ms)) << "controller must not reach ext";
   ::close(int_fd);
   ::close(ext_fd);
+  ::close(admin_fd);
 
   EXPECT_EQ(with_prefix(list_netns(), prefix).size(), 5u);
-  EXPECT_EQ(with_prefix(links_now(), prefix).size(), 2u + 2 * 2 + 1 + 1 + 1);  // bridges + veths
+  // bridges + veths (brokers 2 each, controller, clients, probe 2)
+  EXPECT_EQ(with_prefix(links_now(), prefix).size(), 2u + 2 * 2 + 1 + 1 + 2);
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(topo->teardown());
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // generous; the bench measures it
