@@ -334,6 +334,17 @@ void HealthPolicy::set_demoted_elsewhere(std::span<const BrokerId> brokers) {
   }
 }
 
+void HealthPolicy::adopt_demotion(BrokerId broker, Reason reason, TimePoint now) {
+  BrokerState* b = find(broker);
+  if (b == nullptr)
+    return;
+  b->demoted_by_policy = true;
+  b->demoted_elsewhere = false;
+  b->demotion_reason = reason;
+  b->demoted_at = now;
+  b->last_unhealthy_at = now;
+}
+
 std::vector<BrokerHealth> HealthPolicy::health() const {
   std::vector<BrokerHealth> result;
   result.reserve(brokers_.size());

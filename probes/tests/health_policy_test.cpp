@@ -467,6 +467,29 @@ TEST(HealthPolicyOwnership, NeverPromotesSomeoneElsesDemotion) {
               ElementsAre("r7 promote 1 recovered"));
 }
 
+TEST(HealthPolicyOwnership, AnAdoptedDemotionIsPromotedAfterTheHoldAndCountsAgainstTheCap) {
+  // A restarted prober finds broker 1 demoted for network-health by its predecessor.
+  HealthPolicy policy(config(3, 3, 5s), brokers(3));
+  policy.adopt_demotion(BrokerId{1}, Reason::unreachable, at_round(0));
+  const std::vector<BrokerId> listed = {BrokerId{1}};
+  policy.set_demoted_elsewhere(listed);  // the controller lists it: it stays the policy's
+  EXPECT_THAT(policy.demoted_by_policy(), ElementsAre(BrokerId{1}));
+  // Broker 2 fails meanwhile: the cap (1) is taken by the adopted demotion until it is promoted.
+  std::vector<std::string> seen;
+  std::map<int32_t, std::string> timeline = {
+      {1, "........"}, {2, "xxxxxxxx"}, {3, "........"}};
+  for (size_t r = 0; r < 8; ++r) {
+    auto out = policy.step(reach_round(r, timeline));
+    for (const auto& d : out.decisions)
+      seen.push_back(describe(r, d));
+    if (r == 3) {
+      ASSERT_EQ(out.held.size(), 1u);
+      EXPECT_EQ(out.held[0].why, HeldBack::cap_reached);
+    }
+  }
+  EXPECT_THAT(seen, ElementsAre("r5 promote 1 recovered", "r5 demote 2 unreachable"));
+}
+
 TEST(HealthPolicyOwnership, FailedDemotionIsRetriedNextRound) {
   HealthPolicy policy(kK3M3Hold5, brokers(3));
   std::map<int32_t, std::string> timeline = {{1, "xxxx"}, {2, "...."}, {3, "...."}};

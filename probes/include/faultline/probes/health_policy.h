@@ -101,6 +101,13 @@ class HealthPolicy {
   // never promotes them. Replaces the previous set.
   void set_demoted_elsewhere(std::span<const BrokerId> brokers);
 
+  // A demotion recorded at the controller with this policy's own reasons (network-health,
+  // storage-health) when the prober starts: an earlier run of the prober made it. The policy takes
+  // it over as if it had demoted the broker at `now`, so the usual rules promote it (successes and
+  // recovery_hold from `now`) instead of it staying demoted forever as "someone else's". No effect
+  // on an unknown broker.
+  void adopt_demotion(BrokerId broker, Reason reason, TimePoint now);
+
   const HealthConfig& config() const { return config_; }
   std::vector<BrokerHealth> health() const;
   // Brokers currently demoted by this policy, ascending.
