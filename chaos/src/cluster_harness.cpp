@@ -51,11 +51,11 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data
       "--session-timeout-ms", std::to_string(s.session_timeout_ms),
       "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
   if (s.unclean_leader_election) argv.push_back("--unclean-leader-election");
-  return argv;
   if (s.leader_imbalance_check_interval_s > 0) {
     argv.push_back("--leader-imbalance-check-interval-s");
     argv.push_back(std::to_string(s.leader_imbalance_check_interval_s));
   }
+  return argv;
 }
 
 std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controller,
