@@ -23,7 +23,8 @@ constexpr uint16_t kClientPort = 9092;
 constexpr uint16_t kInternalPort = 9093;
 constexpr uint16_t kMetricsPort = 9100;
 
-fs::path self_dir() {
+fs::path binaries(const ClusterShape& s) {
+  if (!s.binaries_dir.empty()) return s.binaries_dir;
   std::error_code ec;
   auto self = fs::read_symlink("/proc/self/exe", ec);
   return ec ? fs::current_path() : self.parent_path();
@@ -44,7 +45,7 @@ std::error_code write_json(const fs::path& p, const nlohmann::json& j) {
 std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data,
                                          const ClusterShape& s) {
   std::vector<std::string> argv = {
-      (self_dir() / "faultline-controller").string(),
+      (binaries(s) / "faultline-controller").string(),
       "--data-dir", (data / n.id).string(),
       "--listen", fmt::format("{}:{}", n.int_address->str(), kControllerPort),
       "--metrics-port", std::to_string(kMetricsPort),
@@ -60,7 +61,7 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data
 
 std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controller,
                                      const fs::path& data, const ClusterShape& s) {
-  std::vector<std::string> argv = {(self_dir() / "faultline-broker").string(),
+  std::vector<std::string> argv = {(binaries(s) / "faultline-broker").string(),
           "--id", std::to_string(n.index),
           "--data-dir", (data / n.id).string(),
           "--internal", fmt::format("{}:{}", n.int_address->str(), kInternalPort),
@@ -69,8 +70,32 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
           "--metrics-port", std::to_string(kMetricsPort),
           "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval_ms),
           "--replica-lag-time-max-ms", std::to_string(s.replica_lag_time_max_ms),
-          "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
+          "--min-insync-replicas", std::to_string(s.min_insync_replicas),
+          "--storage-canary-interval-ms",
+          std::to_string(s.storage_canary_interval_ms >= 0 ? s.storage_canary_interval_ms
+                         : s.probe                         ? 200
+                                                           : 1000)};
   if (s.planted_bug_early_ack) argv.push_back("--planted-bug-early-ack");
+  return argv;
+}
+
+std::vector<std::string> probe_argv(const NodeInfo& probe, const std::vector<NodeInfo>& nodes,
+                                    const NodeInfo& controller, const fs::path& decisions,
+                                    const ClusterShape& s) {
+  std::string brokers;
+  for (const auto& n : nodes) {
+    if (n.role != NodeRole::broker) continue;
+    brokers += fmt::format("{}{}={}:{}", brokers.empty() ? "" : ",", n.index,
+                           n.ext_address->str(), kClientPort);
+  }
+  std::vector<std::string> argv = {(binaries(s) / "faultline-probe").string(),
+          "--brokers", brokers,
+          "--controller", fmt::format("{}:{}", controller.int_address->str(), kControllerPort),
+          "--interval-ms", std::to_string(s.probe_interval_ms),
+          "--metrics-host", probe.ext_address->str(),
+          "--metrics-port", std::to_string(kMetricsPort),
+          "--decisions", decisions.string()};
+  argv.insert(argv.end(), s.probe_args.begin(), s.probe_args.end());
   return argv;
 }
 
@@ -110,8 +135,8 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     return nullptr;
   }
   h->remove_state_on_down_ = !logs_dir.empty();
-  h->supervisor_ = std::make_unique<Supervisor>(h->journal_.get(),
-                                                logs_dir.empty() ? h->run_dir_ / "logs" : logs_dir);
+  const fs::path logs = logs_dir.empty() ? h->run_dir_ / "logs" : logs_dir;
+  h->supervisor_ = std::make_unique<Supervisor>(h->journal_.get(), logs);
   const fs::path data = h->run_dir_ / "data";
   const NodeInfo* controller = h->topology_->find("c1");
   h->recorder_ = std::make_unique<JournalRecorder>(*h->journal_);
@@ -188,6 +213,15 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
                               shape.brokers, (h->run_dir_ / "logs").string())};
       ok = false;
     }
+  }
+  if (ok && shape.probe) {
+    // Started last: it would otherwise see brokers that are still starting as unreachable.
+    const NodeInfo* probe = h->topology_->find(kProbeNode);
+    h->probe_decisions_ = logs / "probe-decisions.jsonl";
+    ok = probe != nullptr &&
+         start(*probe,
+               probe_argv(*probe, h->topology_->nodes(), *controller, h->probe_decisions_, shape),
+               probe->ext_address->str(), kMetricsPort);
   }
   if (ok) {
     nlohmann::json nodes = nlohmann::json::array();

@@ -44,8 +44,10 @@ struct ClusterShape {
   // Each broker's data directory on its own loop-mounted ext4 image and the broker in its own I/O
   // cgroup, so disk faults (throttle, stall) can target it.
   bool disks = false;
-  // Every broker's storage canary (append+fsync in its data dir, read by the probe); 0 = off.
-  int storage_canary_interval_ms = 200;
+  // Every broker's storage canary (append+fsync in its data dir, read by the probe), in ms;
+  // -1: 200 with the probe (a window of 20 samples is then 4 s), the broker's 1000 without;
+  // 0: off.
+  int storage_canary_interval_ms = -1;
   // faultline-probe in the `probe` namespace (node "pr"): probes every broker's client listener
   // each interval and demotes/promotes brokers through the controller (probes/README.md). Its log
   // is the supervisor's pr.stderr, its decisions <logs>/probe-decisions.jsonl, its metrics :9100
