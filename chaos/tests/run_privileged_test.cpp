@@ -106,6 +106,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"cluster-netem", 1, 14}, Case{"cluster-netem", 2, 14},
                       Case{"neg-acks1-leader-kill", 1, 14},
                       Case{"preferred-rebalance", 1, 22}, Case{"preferred-rebalance", 2, 22},
+                      Case{"gray-failure-external", 1, 22}, Case{"gray-failure-external", 2, 22},
+                      Case{"slow-disk-demotion", 1, 24}, Case{"slow-disk-demotion", 2, 24},
                       Case{"neg-unclean-isolated-leader", 1, 22}),
     [](const auto& info) {
       std::string name = std::string(info.param.scenario) + "_seed" + std::to_string(info.param.seed);

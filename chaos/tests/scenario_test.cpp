@@ -14,7 +14,8 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
                                "controller-kill", "isolate-leader", "disk-throttle-leader",
                                "double-failover", "rolling-restart", "partition-halves",
                                "cluster-netem", "preferred-rebalance",
-                               "neg-acks1-leader-kill", "neg-unclean-isolated-leader"}) {
+                               "neg-acks1-leader-kill", "neg-unclean-isolated-leader",
+                               "gray-failure-external", "slow-disk-demotion"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }
   for (const auto& name : names) {
@@ -33,6 +34,14 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   auto preferred = builtin_scenario("preferred-rebalance");
   ASSERT_TRUE(preferred->preferred_leaders_within);
   EXPECT_GT(preferred->cluster.leader_imbalance_check_interval_s, 0);
+  for (const char* probed : {"gray-failure-external", "slow-disk-demotion"}) {
+    auto s = builtin_scenario(probed);
+    EXPECT_TRUE(s->cluster.probe) << probed;
+    EXPECT_TRUE(s->leader_moved_within) << probed;
+    EXPECT_TRUE(s->preferred_leaders_within) << probed;
+  }
+  EXPECT_EQ(builtin_scenario("gray-failure-external")->cluster.probe_args,
+            (std::vector<std::string>{"--recovery-hold-ms", "3000"}));
 }
 
 TEST(Scenario, ChecksAreReadInSeconds) {

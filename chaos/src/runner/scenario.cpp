@@ -129,6 +129,41 @@ hold_s = 4
 leader_moved_within_s = 8
 preferred_leaders_within_s = 15
 )toml"},
+      {"gray-failure-external", R"toml(name = "gray-failure-external"
+description = "cut the leader's ext link only (clients lose it, the cluster does not); the probe must get it demoted, then promoted"
+expect = "valid"
+[cluster]
+probe = true
+probe_interval_ms = 200
+probe_recovery_hold_ms = 3000
+[workload]
+partitions = 3
+[nemesis]
+faults = ["cut-leader-ext"]
+interval_s = 12
+hold_s = 5
+[checks]
+leader_moved_within_s = 3
+preferred_leaders_within_s = 15
+)toml"},
+      {"slow-disk-demotion", R"toml(name = "slow-disk-demotion"
+description = "throttle the leader's disk hard; the probe must get it demoted, then promoted when the disk is healed"
+expect = "valid"
+[cluster]
+disks = true
+probe = true
+probe_interval_ms = 200
+probe_recovery_hold_ms = 3000
+[workload]
+partitions = 3
+[nemesis]
+faults = ["throttle-leader-disk"]
+interval_s = 14
+hold_s = 8
+[checks]
+leader_moved_within_s = 6
+preferred_leaders_within_s = 20
+)toml"},
       {"neg-unclean-isolated-leader", R"toml(name = "neg-unclean-isolated-leader"
 description = "negative control: unclean election on, min.insync.replicas=1, the leader acks alone while isolated, then dies: loses acknowledged writes"
 expect = "invalid"
@@ -267,7 +302,8 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
   if (const auto* c = table("cluster")) {
     r.only(*c, {"brokers", "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
                 "replica_lag_time_max_ms", "unclean_leader_election", "planted_bug_early_ack",
-                "disks", "leader_imbalance_check_interval_s"},
+                "disks", "leader_imbalance_check_interval_s", "probe", "probe_interval_ms",
+                "probe_failures_to_demote", "probe_recovery_hold_ms"},
            "cluster.");
     r.read(*c, "brokers", s.cluster.brokers, 1, 9);
     r.read(*c, "session_timeout_ms", s.cluster.session_timeout_ms, 100, 600000);
@@ -277,6 +313,16 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
     r.read(*c, "unclean_leader_election", s.cluster.unclean_leader_election, false, true);
     r.read(*c, "planted_bug_early_ack", s.cluster.planted_bug_early_ack, false, true);
     r.read(*c, "disks", s.cluster.disks, false, true);
+    r.read(*c, "probe", s.cluster.probe, false, true);
+    r.read(*c, "probe_interval_ms", s.cluster.probe_interval_ms, 20, 60000);
+    for (const char* key : {"probe_failures_to_demote", "probe_recovery_hold_ms"}) {
+      int v = 0;
+      if (c->get(key) != nullptr && r.read(*c, key, v, 1, 3600000)) {
+        s.cluster.probe_args.push_back(std::string("--") + std::string(key).substr(6));
+        std::replace(s.cluster.probe_args.back().begin(), s.cluster.probe_args.back().end(), '_', '-');
+        s.cluster.probe_args.push_back(std::to_string(v));
+      }
+    }
     r.read(*c, "leader_imbalance_check_interval_s", s.cluster.leader_imbalance_check_interval_s, 1,
            86400);
     if (!r.failed && s.cluster.min_insync_replicas > s.cluster.brokers)

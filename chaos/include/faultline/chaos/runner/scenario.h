@@ -14,6 +14,10 @@
 //   planted_bug_early_ack = false   # TEST ONLY: brokers ack acks=all early (must be caught)
 //   disks = false               # data dirs on loop-mounted images (for disk faults)
 //   leader_imbalance_check_interval_s = 300   # auto leader rebalance period (controller)
+//   probe = false               # run faultline-probe (demotes brokers clients cannot reach or
+//   probe_interval_ms = 200     #   whose disk is slow; probes/README.md)
+//   probe_failures_to_demote = 3      # faultline-probe --failures-to-demote
+//   probe_recovery_hold_ms = 30000    # faultline-probe --recovery-hold-ms
 //   [workload]
 //   partitions = 1
 //   producers = 2
