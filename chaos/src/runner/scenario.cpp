@@ -158,8 +158,8 @@ probe_recovery_hold_ms = 3000
 partitions = 3
 [nemesis]
 faults = ["throttle-leader-disk"]
-interval_s = 14
-hold_s = 8
+interval_s = 12
+hold_s = 7
 [checks]
 leader_moved_within_s = 6
 preferred_leaders_within_s = 20
