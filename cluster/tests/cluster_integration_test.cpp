@@ -247,11 +247,15 @@ TEST(ClusterIntegration, AcksOneLosesAcknowledgedWritesWhereAcksAllDoesNot) {
     create_and_wait(client, "events", 1, 3);
     ASSERT_TRUE(client.send(kTp, {"replicated"}, Acks::all).acknowledged());
     int leader = client.wait_for_leader(kTp, 5s)->leader.value();
+    auto paused_at = std::chrono::steady_clock::now();
     for (int id = 1; id <= 3; ++id) {
       if (id != leader) cluster.broker(id).signal(SIGSTOP);
     }
+    // A follower's fetch long-poll already waiting at the leader would carry the first write into
+    // the paused follower's socket, to be appended when it resumes: wait until those polls have
+    // ended (replica.fetch.wait.max.ms is 500 ms); paused followers send no new ones.
+    std::this_thread::sleep_for(1s);
     std::vector<std::string> acked;
-    auto paused_at = std::chrono::steady_clock::now();
     for (int i = 0; i < 5; ++i) {
       std::string v = "only-on-leader-" + std::to_string(i);
       auto r = client.send(kTp, {v}, acks);

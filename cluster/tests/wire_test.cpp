@@ -32,6 +32,36 @@ FetchMetadataLogResponse sample_metadata_log() {
   return r;
 }
 
+ReplicaFetchRequest sample_replica_fetch() {
+  ReplicaFetchRequest r;
+  r.replica_id = 3;
+  r.broker_epoch = 12;
+  r.max_wait_ms = 500;
+  r.max_bytes = 16 << 20;
+  r.partition_max_bytes = 1 << 20;
+  r.partitions.push_back({{"orders", PartitionIndex{0}}, 4, 100, 3, 90});
+  r.partitions.push_back({{"orders", PartitionIndex{7}}, 2, 0, -1, -1});
+  return r;
+}
+
+ReplicaFetchResponse sample_replica_fetch_response() {
+  ReplicaFetchResponse r;
+  ReplicaFetchPartitionResponse data;
+  data.tp = {"orders", PartitionIndex{0}};
+  data.high_watermark = 95;
+  data.log_start_offset = 0;
+  data.log_end_offset = 120;
+  data.records = std::string("\x00batch\x01", 7);
+  ReplicaFetchPartitionResponse diverged;
+  diverged.tp = {"orders", PartitionIndex{7}};
+  diverged.diverging = DivergingEpoch{1, 40};
+  ReplicaFetchPartitionResponse fenced;
+  fenced.tp = {"orders", PartitionIndex{9}};
+  fenced.error = errc::fenced_leader_epoch;
+  r.partitions = {data, diverged, fenced};
+  return r;
+}
+
 TEST(Wire, EveryRequestRoundTrips) {
   std::vector<Request> requests = {
       sample_produce(),
@@ -53,6 +83,7 @@ TEST(Wire, EveryRequestRoundTrips) {
       ReassignRequest{{"t", PartitionIndex{0}}, ReplicaList{4, 5, 6}},
       SetConfigRequest{"unclean.leader.election.enable", "true"},
       BrokerHealthRequest{},
+      sample_replica_fetch(),
   };
   ASSERT_EQ(requests.size(), std::variant_size_v<Request>) << "a request type has no test";
   for (const auto& request : requests) {
@@ -130,6 +161,74 @@ TEST(Wire, ResponsesCarryTheirFields) {
   const size_t count_at = 6 + 2 + 4 + 8 + 4;  // header, error, broker, run, interval
   b[count_at] = 0x7f;
   EXPECT_EQ(decode_response(b).error, errc::malformed_frame);
+}
+
+TEST(Wire, ReplicaFetchCarriesEveryPartition) {
+  std::string frame;
+  encode_request(3, sample_replica_fetch(), frame);
+  auto req = decode_request(body(frame));
+  ASSERT_EQ(req.error, errc::none);
+  EXPECT_EQ(api_name(req.header.api_key), "ReplicaFetch");
+  const auto& r = std::get<ReplicaFetchRequest>(req.request);
+  EXPECT_EQ(r.replica_id, 3);
+  EXPECT_EQ(r.broker_epoch, 12);
+  EXPECT_EQ(r.max_wait_ms, 500);
+  EXPECT_EQ(r.partition_max_bytes, 1 << 20);
+  ASSERT_EQ(r.partitions.size(), 2u);
+  EXPECT_EQ(r.partitions[0].tp, (TopicPartition{"orders", PartitionIndex{0}}));
+  EXPECT_EQ(r.partitions[0].current_leader_epoch, 4);
+  EXPECT_EQ(r.partitions[0].fetch_offset, 100);
+  EXPECT_EQ(r.partitions[0].last_fetched_epoch, 3);
+  EXPECT_EQ(r.partitions[0].known_high_watermark, 90);
+  EXPECT_EQ(r.partitions[1].tp.partition, PartitionIndex{7});
+  EXPECT_EQ(r.partitions[1].last_fetched_epoch, -1);
+
+  frame.clear();
+  encode_response(3, sample_replica_fetch_response(), frame);
+  auto resp = decode_response(body(frame));
+  ASSERT_EQ(resp.error, errc::none);
+  const auto& a = std::get<ReplicaFetchResponse>(resp.response);
+  ASSERT_EQ(a.partitions.size(), 3u);
+  EXPECT_EQ(a.partitions[0].high_watermark, 95);
+  EXPECT_EQ(a.partitions[0].log_end_offset, 120);
+  EXPECT_EQ(a.partitions[0].records, std::string("\x00batch\x01", 7));
+  EXPECT_FALSE(a.partitions[0].diverging);
+  ASSERT_TRUE(a.partitions[1].diverging);
+  EXPECT_EQ(a.partitions[1].diverging->epoch, 1);
+  EXPECT_EQ(a.partitions[1].diverging->end_offset, 40);
+  EXPECT_EQ(a.partitions[2].error, errc::fenced_leader_epoch);
+
+  // Every cut of either frame is refused, and so is a trailing byte.
+  for (bool request : {true, false}) {
+    frame.clear();
+    if (request) {
+      encode_request(3, sample_replica_fetch(), frame);
+    } else {
+      encode_response(3, sample_replica_fetch_response(), frame);
+    }
+    auto full = body(frame);
+    for (size_t n = 0; n < full.size(); ++n) {
+      auto error = request ? decode_request(full.first(n)).error : decode_response(full.first(n)).error;
+      EXPECT_NE(error, errc::none) << (request ? "request" : "response") << " cut at " << n;
+    }
+    std::string longer(full.begin(), full.end());
+    longer.push_back('x');
+    EXPECT_EQ(request ? decode_request(longer).error : decode_response(longer).error,
+              errc::malformed_frame);
+  }
+}
+
+TEST(Wire, ReplicaFetchPartitionCountIsBoundedByTheFrame) {
+  std::string frame;
+  encode_request(1, sample_replica_fetch(), frame);
+  std::string b(body(frame).begin(), body(frame).end());
+  const size_t count_at = 8 + 4 + 8 + 4 + 4 + 4;  // header, replica, epoch, wait, max, part max
+  ASSERT_EQ(b[count_at + 3], 2);
+  b[count_at] = 0x7f;  // two billion partitions in a frame of a hundred bytes
+  EXPECT_EQ(decode_request(b).error, errc::malformed_frame);
+  b[count_at] = 0;
+  b[count_at + 3] = 3;  // one more partition than the frame holds
+  EXPECT_EQ(decode_request(b).error, errc::malformed_frame);
 }
 
 TEST(Wire, EveryTruncationAndTrailingByteIsMalformed) {

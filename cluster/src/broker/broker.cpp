@@ -20,6 +20,9 @@ namespace {
 constexpr size_t kMetadataBatch = 4096;
 constexpr auto kRetryBackoff = 50ms;
 constexpr auto kIsrCheckInterval = 50ms;
+// Longest stretch of metadata application between two yields to the io_context: well under any
+// heartbeat interval, so a 10k-partition batch never holds up a heartbeat.
+constexpr auto kApplySlice = 5ms;
 
 std::filesystem::path partition_dir(const std::filesystem::path& data_dir,
                                     const TopicPartition& tp) {
@@ -104,14 +107,11 @@ void Broker::begin_controlled_shutdown() {
 void Broker::stop() {
   if (stopping_) return;
   stopping_ = true;
+  for (auto& [leader, fetcher] : fetchers_) ++fetcher.generation;
   for (auto& [tp, p] : partitions_) {
-    ++p->fetcher_generation;
     if (p->replication) complete(p->replication->abandon_pending_produces());
     wake(*p);
-    if (p->log) {
-      p->log->flush();
-      p->log->write_high_watermark_checkpoint(high_watermark(*p));
-    }
+    if (p->log) flush_partition(*p);
   }
   if (internal_server_) internal_server_->stop();
   if (client_server_) client_server_->stop();
@@ -127,6 +127,8 @@ awaitable<Response> Broker::handle(Request request, ListenerKind listener) {
   if (auto* r = std::get_if<ProduceRequest>(&request)) co_return co_await handle_produce(std::move(*r));
   if (auto* r = std::get_if<FetchRequest>(&request))
     co_return co_await handle_fetch(std::move(*r), listener);
+  if (auto* r = std::get_if<ReplicaFetchRequest>(&request))
+    co_return co_await handle_replica_fetch(std::move(*r), listener);
   if (auto* r = std::get_if<ListOffsetsRequest>(&request)) co_return handle_list_offsets(*r);
   if (auto* r = std::get_if<OffsetForLeaderEpochRequest>(&request))
     co_return handle_offset_for_leader_epoch(*r);
@@ -179,6 +181,7 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
   if (auto d = p->log->last_fsync_duration()) {
     metrics_.storage_fsync.Observe(std::chrono::duration<double>(*d).count());
   }
+  p->unflushed = true;
   Offset last{base.value() + count - 1};
   resp.base_offset = base;
   p->replication->on_leader_append(p->log->log_end_offset());
@@ -212,44 +215,23 @@ awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener
     co_return resp;
   }
   Partition* p = find(req.tp);
-  if (p == nullptr || !p->replication) {
-    resp.error = p == nullptr && !image_.partition(req.tp) ? errc::unknown_topic_or_partition
-                                                           : errc::not_leader_or_follower;
+  if (auto e = check_leader(p, req.tp, req.current_leader_epoch); e != errc::none) {
+    resp.error = e;
     co_return resp;
-  }
-  if (req.current_leader_epoch >= 0) {
-    if (LeaderEpoch{req.current_leader_epoch} < p->leader_epoch) {
-      resp.error = errc::fenced_leader_epoch;
-      co_return resp;
-    }
-    if (LeaderEpoch{req.current_leader_epoch} > p->leader_epoch) {
-      resp.error = errc::unknown_leader_epoch;
-      co_return resp;
-    }
   }
   LeaderEpoch epoch_at_start = p->leader_epoch;
   TopicPartition tp = p->tp;
   Offset fetch_offset{req.fetch_offset};
 
   if (from_follower) {
-    // KIP-320: tell a follower where its history diverges from ours before it appends anything.
-    if (req.last_fetched_epoch >= 0) {
-      auto [epoch, end] = p->log->end_offset_for_epoch(LeaderEpoch{req.last_fetched_epoch});
-      if (epoch != LeaderEpoch{req.last_fetched_epoch} || end < fetch_offset) {
-        resp.diverging = DivergingEpoch{epoch.value(), end.value()};
-        resp.high_watermark = high_watermark(*p).value();
-        resp.log_start_offset = p->log->log_start_offset().value();
-        resp.log_end_offset = p->log->log_end_offset().value();
-        co_return resp;
-      }
+    resp.error = accept_follower_fetch(*p, BrokerId{req.replica_id}, fetch_offset,
+                                       req.last_fetched_epoch, resp.diverging);
+    if (resp.diverging) {
+      resp.high_watermark = high_watermark(*p).value();
+      resp.log_start_offset = p->log->log_start_offset().value();
+      resp.log_end_offset = p->log->log_end_offset().value();
     }
-    if (fetch_offset > p->log->log_end_offset()) {
-      resp.error = errc::offset_out_of_range;
-      co_return resp;
-    }
-    if (p->replication->on_follower_fetch(BrokerId{req.replica_id}, fetch_offset, Clock::now())) {
-      after_replication_change(*p);
-    }
+    if (resp.error != errc::none || resp.diverging) co_return resp;
   }
 
   auto read = [&](Partition& part, std::error_code& ec) {
@@ -275,6 +257,131 @@ awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener
   resp.log_start_offset = p->log->log_start_offset().value();
   resp.log_end_offset = p->log->log_end_offset().value();
   resp.records = std::move(data);
+  co_return resp;
+}
+
+errc Broker::check_leader(Partition* p, const TopicPartition& tp,
+                          int32_t current_leader_epoch) const {
+  if (p == nullptr || !p->replication) {
+    return p == nullptr && !image_.partition(tp) ? errc::unknown_topic_or_partition
+                                                 : errc::not_leader_or_follower;
+  }
+  if (current_leader_epoch >= 0) {
+    if (LeaderEpoch{current_leader_epoch} < p->leader_epoch) return errc::fenced_leader_epoch;
+    if (LeaderEpoch{current_leader_epoch} > p->leader_epoch) return errc::unknown_leader_epoch;
+  }
+  return errc::none;
+}
+
+errc Broker::accept_follower_fetch(Partition& p, BrokerId follower, Offset fetch_offset,
+                                   int32_t last_fetched_epoch,
+                                   std::optional<DivergingEpoch>& diverging) {
+  // KIP-320: tell a follower where its history diverges from ours before it appends anything.
+  if (last_fetched_epoch >= 0) {
+    auto [epoch, end] = p.log->end_offset_for_epoch(LeaderEpoch{last_fetched_epoch});
+    if (epoch != LeaderEpoch{last_fetched_epoch} || end < fetch_offset) {
+      diverging = DivergingEpoch{epoch.value(), end.value()};
+      return errc::none;
+    }
+  }
+  if (fetch_offset > p.log->log_end_offset()) return errc::offset_out_of_range;
+  if (p.replication->on_follower_fetch(follower, fetch_offset, Clock::now())) {
+    after_replication_change(p);
+  }
+  return errc::none;
+}
+
+// One long-poll for every partition a follower replicates from us. Each partition is answered as
+// a single-partition follower Fetch would be; the poll ends as soon as any of them has records, a
+// divergence or an error for the follower, or after max_wait_ms. The answer lists those and every
+// partition whose HW differs from the one the follower holds.
+awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, ListenerKind listener) {
+  ReplicaFetchResponse resp;
+  if (listener == ListenerKind::client || req.replica_id < 0) {
+    resp.error = errc::invalid_request;  // replication never runs over the client network
+    co_return resp;
+  }
+  const BrokerId follower{req.replica_id};
+  const size_t n = req.partitions.size();
+  std::vector<ReplicaFetchPartitionResponse> answers(n);
+  std::vector<LeaderEpoch> epochs(n);
+  std::vector<char> settled(n, 0);  // an error or a divergence: answered, nothing to read
+  bool any = false;
+  for (size_t i = 0; i < n; ++i) {
+    const auto& part = req.partitions[i];
+    auto& a = answers[i];
+    a.tp = part.tp;
+    Partition* p = find(part.tp);
+    a.error = check_leader(p, part.tp, part.current_leader_epoch);
+    if (a.error == errc::none) {
+      epochs[i] = p->leader_epoch;
+      a.error = accept_follower_fetch(*p, follower, Offset{part.fetch_offset},
+                                      part.last_fetched_epoch, a.diverging);
+    }
+    if (a.error != errc::none || a.diverging) {
+      settled[i] = 1;
+      any = true;
+    }
+  }
+  // Reads every unsettled partition; true when one of them has something for the follower.
+  auto read_all = [&]() {
+    bool found = false;
+    int64_t budget = std::max(req.max_bytes, 1);
+    for (size_t i = 0; i < n; ++i) {
+      if (settled[i]) continue;
+      auto& a = answers[i];
+      Partition* p = find(a.tp);
+      if (p == nullptr || !p->replication || p->leader_epoch != epochs[i]) {
+        a.error = errc::not_leader_or_follower;  // leadership moved while the poll waited
+        settled[i] = 1;
+        found = true;
+        continue;
+      }
+      if (budget > 0) {
+        std::error_code ec;
+        int32_t max_bytes = static_cast<int32_t>(
+            std::min<int64_t>(std::max(req.partition_max_bytes, 1), budget));
+        a.records = p->log->read(Offset{req.partitions[i].fetch_offset},
+                                 static_cast<size_t>(max_bytes), p->log->log_end_offset(), ec);
+        if (ec) {
+          a.error = ec == make_error_code(errc::offset_out_of_range) ? errc::offset_out_of_range
+                                                                     : errc::unknown_server_error;
+          settled[i] = 1;
+          found = true;
+          continue;
+        }
+        budget -= static_cast<int64_t>(a.records.size());
+      }
+      // A new HW alone does not end the poll (it rides along when the answer goes): ending it
+      // would cost every acks=all produce an extra round trip per follower.
+      if (!a.records.empty()) found = true;
+    }
+    return found;
+  };
+  any = read_all() || any;
+  auto deadline = Clock::now() + std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
+  while (!any && !stopping_ && Clock::now() < deadline) {
+    std::vector<TopicPartition> waiting;
+    waiting.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (!settled[i]) waiting.push_back(answers[i].tp);
+    }
+    co_await wait_for_any(waiting, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       deadline - Clock::now()));
+    any = read_all();
+  }
+  for (size_t i = 0; i < n; ++i) {
+    auto& a = answers[i];
+    Partition* p = find(a.tp);
+    bool has_news = a.error != errc::none || a.diverging || !a.records.empty();
+    if (p != nullptr && p->log && a.error == errc::none) {
+      a.high_watermark = high_watermark(*p).value();
+      a.log_start_offset = p->log->log_start_offset().value();
+      a.log_end_offset = p->log->log_end_offset().value();
+      has_news = has_news || a.high_watermark != req.partitions[i].known_high_watermark;
+    }
+    if (has_news) resp.partitions.push_back(std::move(a));
+  }
   co_return resp;
 }
 
@@ -315,7 +422,7 @@ Response Broker::handle_offset_for_leader_epoch(const OffsetForLeaderEpochReques
 Response Broker::handle_metadata(const MetadataRequest& req) {
   MetadataResponse resp;
   resp.controller = config_.controller;
-  resp.metadata_offset = image_.applied_offset().value();
+  resp.metadata_offset = reconciled_offset_.value();
   for (const auto& [id, b] : image_.brokers()) {
     if (!b.registered) continue;
     BrokerMetadata bm;
@@ -403,7 +510,7 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
     BrokerHeartbeatRequest req;
     req.broker = config_.broker_id;
     req.broker_epoch = broker_epoch_;
-    req.applied_metadata_offset = image_.applied_offset();
+    req.applied_metadata_offset = reconciled_offset_;
     req.want_shutdown = want_shutdown_;
     auto res = co_await peers_.get(config_.controller).call(req, 2000ms);
     if (!res.error) {
@@ -456,6 +563,7 @@ awaitable<void> Broker::metadata_loop() {
       co_await sleep(100ms);
       continue;
     }
+    auto slice_started = Clock::now();
     for (const auto& entry : r.entries) {
       if (entry.offset < image_.next_offset()) continue;
       if (auto ec = image_.apply(entry)) {
@@ -463,35 +571,44 @@ awaitable<void> Broker::metadata_loop() {
                          ec.message());
         std::abort();
       }
-      on_metadata_entry(entry);
+      co_await on_metadata_entry(entry);
+      reconciled_offset_ = entry.offset;
+      co_await yield_if_busy(slice_started);
+      if (stopping_) co_return;
     }
+    restart_fetchers();
     update_gauges();
   }
 }
 
-void Broker::on_metadata_entry(const MetadataEntry& entry) {
+awaitable<void> Broker::yield_if_busy(Clock::time_point& slice_started) {
+  if (Clock::now() - slice_started < kApplySlice) co_return;
+  restart_fetchers();  // the partitions applied so far start replicating now
+  co_await asio::post(io_, use_awaitable);
+  slice_started = Clock::now();
+}
+
+awaitable<void> Broker::on_metadata_entry(const MetadataEntry& entry) {
+  auto slice_started = Clock::now();
   if (const auto* change = std::get_if<PartitionChanged>(&entry.record)) {
     reconcile(change->tp);
   } else if (const auto* topic = std::get_if<TopicCreated>(&entry.record)) {
     for (size_t i = 0; i < topic->partitions.size(); ++i) {
       reconcile({topic->name, PartitionIndex{static_cast<int32_t>(i)}});
+      co_await yield_if_busy(slice_started);
+      if (stopping_) co_return;
     }
   } else if (std::holds_alternative<BrokerRegistered>(entry.record)) {
     // A broker's endpoints changed: followers of partitions it leads reconnect to the new ones.
     const auto& reg = std::get<BrokerRegistered>(entry.record);
-    for (auto& [tp, p] : partitions_) {
-      if (p->leader == reg.broker && !p->replication && p->fetcher_running) {
-        ++p->fetcher_generation;
-        p->fetcher_running = false;
-        reconcile(tp);
-      }
-    }
+    if (auto it = fetchers_.find(reg.broker); it != fetchers_.end()) it->second.restart = true;
   }
 }
 
 awaitable<void> Broker::isr_loop() {
   while (!stopping_) {
     co_await sleep(kIsrCheckInterval);
+    if (gauges_stale_) update_gauges();
     auto now = Clock::now();
     for (auto& [tp, p] : partitions_) {
       if (!p->replication) continue;
@@ -530,80 +647,166 @@ awaitable<void> Broker::send_alter_partition(TopicPartition tp, IsrChangeProposa
     spdlog::info("event=alter_partition_refused tp={} error={}", tp, errc_name(r.error));
   }
   after_replication_change(*p);
-  update_gauges();
+  gauges_stale_ = true;  // refreshed by the ISR loop: one pass for a burst of ISR changes
 }
 
 awaitable<void> Broker::flush_loop() {
   while (!stopping_) {
     co_await sleep(config_.flush_interval);
     for (auto& [tp, p] : partitions_) {
-      if (!p->log) continue;
-      if (!config_.flush_every_batch) {
-        auto started = Clock::now();
-        p->log->flush();
-        metrics_.storage_fsync.Observe(std::chrono::duration<double>(Clock::now() - started).count());
-      }
-      p->log->write_high_watermark_checkpoint(high_watermark(*p));
+      if (p->log) flush_partition(*p);
     }
   }
 }
 
-awaitable<void> Broker::follower_loop(TopicPartition tp, uint64_t generation) {
+// Only what changed: with thousands of idle partitions, an fsync and a checkpoint rewrite for each
+// every flush interval would keep the disk and the io thread busy for nothing.
+void Broker::flush_partition(Partition& p) {
+  if (p.unflushed && !config_.flush_every_batch) {
+    auto started = Clock::now();
+    p.log->flush();
+    metrics_.storage_fsync.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+  }
+  p.unflushed = false;
+  Offset hw = high_watermark(p);
+  if (hw != p.log->high_watermark_checkpoint()) p.log->write_high_watermark_checkpoint(hw);
+}
+
+awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
+  auto current = [&]() -> Fetcher* {
+    auto it = fetchers_.find(leader_id);
+    return it == fetchers_.end() || it->second.generation != generation ? nullptr : &it->second;
+  };
+  std::vector<TopicPartition> order;
   while (!stopping_) {
-    Partition* p = find(tp);
-    if (p == nullptr || p->fetcher_generation != generation) co_return;
-    const BrokerState* leader = image_.broker(p->leader);
+    Fetcher* f = current();
+    if (f == nullptr || f->partitions.empty()) co_return;
+    const BrokerState* leader = image_.broker(leader_id);
     if (leader == nullptr) {
       co_await sleep(kRetryBackoff);
       continue;
     }
-    FetchRequest req;
+    ReplicaFetchRequest req;
     req.replica_id = config_.broker_id.value();
     req.broker_epoch = broker_epoch_.value();
-    req.tp = tp;
-    req.current_leader_epoch = p->leader_epoch.value();
-    req.fetch_offset = p->log->log_end_offset().value();
-    req.last_fetched_epoch = p->log->latest_epoch().value();
-    req.max_bytes = config_.replica_fetch_max_bytes;
-    req.max_wait_ms = static_cast<int32_t>(config_.replica_fetch_wait_max.count());
+    req.partition_max_bytes = config_.replica_fetch_max_bytes;
+    req.max_bytes = std::max(config_.replica_fetch_max_bytes, 16 << 20);
+    order.assign(f->partitions.begin(), f->partitions.end());
+    std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(f->rotation % order.size()),
+                order.end());
+    f->rotation += 1;
+    auto now = Clock::now();
+    auto wait = config_.replica_fetch_wait_max;
+    req.partitions.reserve(order.size());
+    for (const auto& tp : order) {
+      Partition* p = find(tp);
+      if (p == nullptr) continue;
+      if (p->fetch_backoff_until > now) {
+        // Come back for it when its backoff ends, not a whole long-poll later.
+        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
+                                  p->fetch_backoff_until - now));
+        continue;
+      }
+      ReplicaFetchPartition part;
+      part.tp = tp;
+      part.current_leader_epoch = p->leader_epoch.value();
+      part.fetch_offset = p->log->log_end_offset().value();
+      part.last_fetched_epoch = p->log->latest_epoch().value();
+      part.known_high_watermark = p->follower_high_watermark.value();
+      req.partitions.push_back(std::move(part));
+    }
+    if (req.partitions.empty()) {
+      co_await sleep(wait);
+      continue;
+    }
+    req.max_wait_ms = static_cast<int32_t>(wait.count());
     Endpoint leader_endpoint = leader->internal_endpoint;
-    auto res = co_await peers_.get(leader_endpoint)
-                   .call(req, config_.replica_fetch_wait_max + std::chrono::milliseconds(2000));
-    p = find(tp);
-    if (p == nullptr || p->fetcher_generation != generation) co_return;
+    auto res = co_await peers_.get(leader_endpoint).call(req, wait + std::chrono::milliseconds(2000));
+    // Restarted meanwhile (partitions added, epochs changed): the new loop asks again.
+    if (current() == nullptr) co_return;
     if (res.error) {
       co_await sleep(kRetryBackoff);
       continue;
     }
-    auto& r = std::get<FetchResponse>(res.response);
+    auto& r = std::get<ReplicaFetchResponse>(res.response);
     if (r.error != errc::none) {
-      // Fenced or not yet known epochs resolve through the metadata log; others are transient.
       co_await sleep(kRetryBackoff);
       continue;
     }
-    if (r.diverging) {
-      auto [own_epoch, own_end] = p->log->end_offset_for_epoch(LeaderEpoch{r.diverging->epoch});
-      Offset target = follower_truncation_offset(LeaderEpoch{r.diverging->epoch},
-                                                 Offset{r.diverging->end_offset}, own_epoch,
-                                                 own_end, p->log->log_end_offset());
-      spdlog::info("event=truncate tp={} from={} to={} leader_epoch={} diverging_epoch={}", tp,
-                   p->log->log_end_offset(), target, p->leader_epoch, r.diverging->epoch);
-      if (auto ec = p->log->truncate_to(target)) {
-        spdlog::error("event=truncate_failed tp={} error=\"{}\"", tp, ec.message());
-        co_await sleep(kRetryBackoff);
-      }
-      continue;
-    }
-    if (!r.records.empty()) {
-      if (auto ec = p->log->append_as_follower(
-              std::span<const char>(r.records.data(), r.records.size()))) {
-        spdlog::warn("event=follower_append_failed tp={} error=\"{}\"", tp, ec.message());
-        co_await sleep(kRetryBackoff);
+    std::map<TopicPartition, const ReplicaFetchPartition*> asked;
+    for (const auto& part : req.partitions) asked.emplace(part.tp, &part);
+    for (const auto& answer : r.partitions) {
+      auto it = asked.find(answer.tp);
+      if (it == asked.end()) continue;
+      Partition* p = find(answer.tp);
+      // Only for the partition as it was asked for: still fetched from this leader, same epoch.
+      if (p == nullptr || p->fetching_from != leader_id || p->replication ||
+          p->leader_epoch.value() != it->second->current_leader_epoch ||
+          p->log->log_end_offset().value() != it->second->fetch_offset) {
         continue;
       }
+      apply_fetched(*p, answer);
     }
-    p->follower_high_watermark =
-        follower_high_watermark(Offset{r.high_watermark}, p->log->log_end_offset());
+  }
+}
+
+void Broker::apply_fetched(Partition& p, const ReplicaFetchPartitionResponse& r) {
+  if (r.error != errc::none) {
+    // Fenced or not yet known epochs resolve through the metadata log; others are transient.
+    p.fetch_backoff_until = Clock::now() + kRetryBackoff;
+    return;
+  }
+  if (r.diverging) {
+    auto [own_epoch, own_end] = p.log->end_offset_for_epoch(LeaderEpoch{r.diverging->epoch});
+    Offset target = follower_truncation_offset(LeaderEpoch{r.diverging->epoch},
+                                               Offset{r.diverging->end_offset}, own_epoch, own_end,
+                                               p.log->log_end_offset());
+    spdlog::info("event=truncate tp={} from={} to={} leader_epoch={} diverging_epoch={}", p.tp,
+                 p.log->log_end_offset(), target, p.leader_epoch, r.diverging->epoch);
+    if (auto ec = p.log->truncate_to(target)) {
+      spdlog::error("event=truncate_failed tp={} error=\"{}\"", p.tp, ec.message());
+      p.fetch_backoff_until = Clock::now() + kRetryBackoff;
+    }
+    return;
+  }
+  if (!r.records.empty()) {
+    if (auto ec =
+            p.log->append_as_follower(std::span<const char>(r.records.data(), r.records.size()))) {
+      spdlog::warn("event=follower_append_failed tp={} error=\"{}\"", p.tp, ec.message());
+      p.fetch_backoff_until = Clock::now() + kRetryBackoff;
+      return;
+    }
+    p.unflushed = true;
+  }
+  p.follower_high_watermark =
+      follower_high_watermark(Offset{r.high_watermark}, p.log->log_end_offset());
+}
+
+void Broker::follow(Partition& p, BrokerId leader) {
+  if (p.fetching_from != leader) unfollow(p);
+  p.fetching_from = leader;
+  p.fetch_backoff_until = {};
+  Fetcher& f = fetchers_[leader];
+  f.partitions.insert(p.tp);
+  f.restart = true;  // a new partition or a new epoch: ask now, not after the poll in flight
+}
+
+// A partition leaving a fetcher needs no restart: the answer in flight is dropped for it.
+void Broker::unfollow(Partition& p) {
+  if (p.fetching_from == kNoBroker) return;
+  if (auto it = fetchers_.find(p.fetching_from); it != fetchers_.end()) {
+    it->second.partitions.erase(p.tp);
+  }
+  p.fetching_from = kNoBroker;
+}
+
+void Broker::restart_fetchers() {
+  if (stopping_) return;
+  for (auto& [leader, f] : fetchers_) {
+    if (!f.restart) continue;
+    f.restart = false;
+    uint64_t generation = ++f.generation;
+    if (!f.partitions.empty()) asio::co_spawn(io_, fetcher_loop(leader, generation), asio::detached);
   }
 }
 
@@ -645,8 +848,7 @@ void Broker::reconcile(const TopicPartition& tp) {
   if (!hosted) {
     if (p != nullptr) {
       stop_leading(*p);
-      ++p->fetcher_generation;
-      p->fetcher_running = false;
+      unfollow(*p);
       p->leader = state->leader;
       wake(*p);
     }
@@ -664,12 +866,9 @@ void Broker::reconcile(const TopicPartition& tp) {
   } else {
     stop_leading(*p);
     if (state->leader == kNoBroker) {
-      ++p->fetcher_generation;
-      p->fetcher_running = false;
-    } else if (epoch_changed || !p->fetcher_running || p->leader != state->leader) {
-      uint64_t generation = ++p->fetcher_generation;
-      p->fetcher_running = true;
-      asio::co_spawn(io_, follower_loop(tp, generation), asio::detached);
+      unfollow(*p);
+    } else if (epoch_changed || p->fetching_from != state->leader) {
+      follow(*p, state->leader);
     }
   }
   p->leader = state->leader;
@@ -679,13 +878,12 @@ void Broker::reconcile(const TopicPartition& tp) {
   p->isr = state->isr;
   if (p->replication) after_replication_change(*p);
   wake(*p);
-  update_gauges();
+  gauges_stale_ = true;
 }
 
 void Broker::become_leader(Partition& p, const PartitionState& state) {
   stop_leading(p);
-  ++p.fetcher_generation;
-  p.fetcher_running = false;
+  unfollow(p);
   Offset leo = p.log->log_end_offset();
   LeaderAssignment assignment;
   assignment.self = config_.broker_id;
@@ -741,6 +939,19 @@ void Broker::wake(Partition& p) {
   for (auto* t : waiters) t->cancel();
 }
 
+awaitable<void> Broker::wait_for_any(const std::vector<TopicPartition>& tps,
+                                     std::chrono::milliseconds max_wait) {
+  asio::steady_timer timer(io_, max_wait);
+  for (const auto& tp : tps) {
+    if (Partition* p = find(tp)) p->waiters.push_back(&timer);
+  }
+  co_await timer.async_wait(use_tuple);
+  // Woken by one partition (or timed out): the others must not keep a pointer to this timer.
+  for (const auto& tp : tps) {
+    if (Partition* p = find(tp)) std::erase(p->waiters, &timer);
+  }
+}
+
 awaitable<void> Broker::wait_for_data(Partition& p, std::chrono::milliseconds max_wait) {
   asio::steady_timer timer(io_, max_wait);
   TopicPartition tp = p.tp;
@@ -761,6 +972,7 @@ void Broker::update_gauges() {
   }
   metrics_.leader_partitions.Set(leaders);
   metrics_.under_replicated_partitions.Set(under_replicated);
+  gauges_stale_ = false;
 }
 
 }  // namespace faultline::cluster

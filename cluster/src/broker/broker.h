@@ -4,6 +4,11 @@
 // metadata pull, heartbeat, ISR and flush loops), then run the io_context. SIGTERM calls
 // begin_controlled_shutdown(); the broker stops the io_context once the controller allows it.
 //
+// Scale: a follower fetches all partitions it replicates from one leader broker in one long-poll
+// (a Fetcher per leader, ReplicaFetch on the wire); metadata is applied in slices of a few
+// milliseconds between which the io_context runs (heartbeats, fetches); the gauges, the flush and
+// the HW checkpoints touch only what changed. 10k partitions on 5 brokers: cluster/README.md.
+//
 // Threading: everything runs on one io_context thread; no locks. Partition logs are accessed only
 // from that thread. The Prometheus exposer has its own threads but only touches metrics; the
 // storage canary has its own thread and its own file (storage_canary.h).
@@ -17,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -64,11 +70,26 @@ class Broker final : public RequestHandler {
     std::optional<PartitionReplication> replication;
     // A follower's high watermark (the leader's, capped by the local log end).
     Offset follower_high_watermark{0};
-    // Bumped to stop the running follower fetch loop (leader change, leadership gained).
-    uint64_t fetcher_generation = 0;
-    bool fetcher_running = false;
+    // The leader broker whose fetcher carries this partition (kNoBroker: none; it leads, has no
+    // leader, or is not hosted any more).
+    BrokerId fetching_from = kNoBroker;
+    // After a per-partition fetch error the fetcher leaves the partition out until then.
+    Clock::time_point fetch_backoff_until{};
+    // Appended since the last flush (the flush loop fsyncs only these).
+    bool unflushed = false;
     // Long-polls (follower and consumer fetches) waiting for new data or a higher HW.
     std::vector<asio::steady_timer*> waiters;
+  };
+
+  // One replication fetcher per leader broker this broker follows partitions from: a single
+  // long-polling ReplicaFetch carries all of them (so 10k partitions cost 4 fetches in flight per
+  // broker, not thousands). A fetcher whose set gained partitions or changed epochs is restarted
+  // (generation bump; the fetch in flight is abandoned and its answer dropped).
+  struct Fetcher {
+    std::set<TopicPartition> partitions;
+    uint64_t generation = 0;
+    bool restart = false;  // set while applying metadata; acted on by restart_fetchers()
+    size_t rotation = 0;   // first partition of the next request, so a full answer is shared fairly
   };
 
   struct PendingProduce {
@@ -79,6 +100,13 @@ class Broker final : public RequestHandler {
   // ---- request handlers ----
   asio::awaitable<Response> handle_produce(ProduceRequest req);
   asio::awaitable<Response> handle_fetch(FetchRequest req, ListenerKind listener);
+  asio::awaitable<Response> handle_replica_fetch(ReplicaFetchRequest req, ListenerKind listener);
+  // The checks every fetch of a partition passes on its leader: hosted, leading, epoch fencing.
+  errc check_leader(Partition* p, const TopicPartition& tp, int32_t current_leader_epoch) const;
+  // The leader's side of a follower's fetch of one partition before reading: KIP-320 divergence
+  // (fills `diverging`; nothing is read then) and the follower's position for HW and ISR.
+  errc accept_follower_fetch(Partition& p, BrokerId follower, Offset fetch_offset,
+                             int32_t last_fetched_epoch, std::optional<DivergingEpoch>& diverging);
   Response handle_list_offsets(const ListOffsetsRequest& req);
   Response handle_offset_for_leader_epoch(const OffsetForLeaderEpochRequest& req);
   Response handle_metadata(const MetadataRequest& req);
@@ -89,11 +117,19 @@ class Broker final : public RequestHandler {
   asio::awaitable<void> metadata_loop();
   asio::awaitable<void> isr_loop();
   asio::awaitable<void> flush_loop();
-  asio::awaitable<void> follower_loop(TopicPartition tp, uint64_t generation);
+  asio::awaitable<void> fetcher_loop(BrokerId leader, uint64_t generation);
   asio::awaitable<void> send_alter_partition(TopicPartition tp, IsrChangeProposal proposal);
 
   // ---- state changes ----
-  void on_metadata_entry(const MetadataEntry& entry);
+  // Applies one entry's partition changes, yielding to the io_context every few milliseconds so
+  // heartbeats and fetches keep flowing while a 10k-partition topic is created or moved.
+  asio::awaitable<void> on_metadata_entry(const MetadataEntry& entry);
+  asio::awaitable<void> yield_if_busy(Clock::time_point& slice_started);
+  void follow(Partition& p, BrokerId leader);
+  void unfollow(Partition& p);
+  void restart_fetchers();
+  void apply_fetched(Partition& p, const ReplicaFetchPartitionResponse& r);
+  void flush_partition(Partition& p);
   void reconcile(const TopicPartition& tp);
   Partition* find(const TopicPartition& tp);
   Partition* open_partition(const TopicPartition& tp);
@@ -106,6 +142,9 @@ class Broker final : public RequestHandler {
   Offset high_watermark(const Partition& p) const;
   void update_gauges();
   asio::awaitable<void> wait_for_data(Partition& p, std::chrono::milliseconds max_wait);
+  // Until any of the partitions is woken (new data, HW, leadership) or max_wait passes.
+  asio::awaitable<void> wait_for_any(const std::vector<TopicPartition>& tps,
+                                     std::chrono::milliseconds max_wait);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
   asio::io_context& io_;
@@ -125,7 +164,12 @@ class Broker final : public RequestHandler {
   Clock::time_point shutdown_deadline_{};
 
   MetadataImage image_;
+  // The last metadata offset whose partition changes are all applied to partitions_ (image_ may
+  // be one entry ahead while a large entry is being applied): what heartbeats report.
+  MetadataOffset reconciled_offset_{-1};
+  bool gauges_stale_ = false;
   std::map<TopicPartition, std::unique_ptr<Partition>> partitions_;
+  std::map<BrokerId, Fetcher> fetchers_;
   std::unordered_map<uint64_t, PendingProduce> pending_;
   uint64_t next_request_id_ = 1;
 };

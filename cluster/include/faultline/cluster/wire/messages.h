@@ -73,6 +73,59 @@ struct FetchResponse {
   }
 };
 
+// ---- replication fetch: one request per (follower, leader broker) pair ----------------------------
+
+// A follower fetches every partition it replicates from one leader broker in one long-poll (Kafka's
+// multi-partition FetchRequest, without incremental fetch sessions): the leader answers as soon as
+// any of them has records, a divergence or an error for it, or after max_wait_ms. Consumers keep the single-partition
+// Fetch. Each partition is checked on its own (epochs, KIP-320 divergence, follower position for
+// the ISR), exactly as a single-partition follower Fetch would be.
+struct ReplicaFetchPartition {
+  TopicPartition tp;
+  int32_t current_leader_epoch = -1;  // the follower's view; fenced/unknown answered per partition
+  int64_t fetch_offset = 0;           // the follower's log end
+  int32_t last_fetched_epoch = -1;    // epoch of its last record (KIP-320)
+  // The high watermark the follower holds: a partition without records is answered only when the
+  // leader's differs (so an idle partition costs nothing in the answer).
+  int64_t known_high_watermark = -1;
+  static auto fields(auto& s) {
+    return std::tie(s.tp, s.current_leader_epoch, s.fetch_offset, s.last_fetched_epoch,
+                    s.known_high_watermark);
+  }
+};
+struct ReplicaFetchRequest {
+  int32_t replica_id = -1;  // the follower (internal listener only)
+  int64_t broker_epoch = -1;
+  int32_t max_wait_ms = 0;
+  int32_t max_bytes = 16 << 20;           // the whole answer (replica.fetch.response.max.bytes)
+  int32_t partition_max_bytes = 1 << 20;  // one partition (replica.fetch.max.bytes)
+  std::vector<ReplicaFetchPartition> partitions;
+  static auto fields(auto& s) {
+    return std::tie(s.replica_id, s.broker_epoch, s.max_wait_ms, s.max_bytes,
+                    s.partition_max_bytes, s.partitions);
+  }
+};
+struct ReplicaFetchPartitionResponse {
+  TopicPartition tp;
+  errc error = errc::none;  // per partition: fenced_leader_epoch, not_leader_or_follower, ...
+  int64_t high_watermark = -1;
+  int64_t log_start_offset = -1;
+  int64_t log_end_offset = -1;
+  std::optional<DivergingEpoch> diverging;
+  std::string records;  // whole batches
+  static auto fields(auto& s) {
+    return std::tie(s.tp, s.error, s.high_watermark, s.log_start_offset, s.log_end_offset,
+                    s.diverging, s.records);
+  }
+};
+// Only the partitions with something to say: records, a divergence, an error or another HW than
+// the follower holds.
+struct ReplicaFetchResponse {
+  errc error = errc::none;  // for the whole request (refused on the client listener)
+  std::vector<ReplicaFetchPartitionResponse> partitions;
+  static auto fields(auto& s) { return std::tie(s.error, s.partitions); }
+};
+
 enum class OffsetSpec : int8_t { earliest = 0, latest = 1, high_watermark = 2 };
 struct ListOffsetsRequest {
   TopicPartition tp;
@@ -324,13 +377,15 @@ using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
                              BrokerRegistrationRequest, BrokerHeartbeatRequest,
                              FetchMetadataLogRequest, AlterPartitionRequestMsg, CreateTopicRequest,
                              ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
-                             ReassignRequest, SetConfigRequest, BrokerHealthRequest>;
+                             ReassignRequest, SetConfigRequest, BrokerHealthRequest,
+                             ReplicaFetchRequest>;
 using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse,
                               OffsetForLeaderEpochResponse, MetadataResponse, ApiVersionsResponse,
                               BrokerRegistrationResponse, BrokerHeartbeatResponse,
                               FetchMetadataLogResponse, AlterPartitionResponse, CreateTopicResponse,
                               ElectLeadersResponse, DemoteBrokerResponse, PromoteBrokerResponse,
-                              ReassignResponse, SetConfigResponse, BrokerHealthResponse>;
+                              ReassignResponse, SetConfigResponse, BrokerHealthResponse,
+                              ReplicaFetchResponse>;
 static_assert(std::variant_size_v<Request> == std::variant_size_v<Response>);
 
 using ApiKey = int16_t;
