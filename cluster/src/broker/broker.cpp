@@ -28,6 +28,32 @@ std::filesystem::path partition_dir(const std::filesystem::path& data_dir,
                                     const TopicPartition& tp) {
   return data_dir / fmt::format("{}-{}", tp.topic, tp.partition.value());
 }
+// Threads opening new partition logs together (each open creates files and fsyncs them).
+constexpr size_t kLogOpeners = 8;
+// AlterPartition requests a broker has at the controller at once. The controller persists each
+// before answering, one at a time: a thousand ISR expansions sent together (a broker rejoining
+// 10k partitions) would queue every broker's heartbeat behind a thousand fsyncs.
+constexpr int kMaxAlterPartitionsInFlight = 4;
+
+// Opens the logs on up to kLogOpeners threads; stops early (leaving nullptr) once `abandon` is set.
+std::vector<std::unique_ptr<PartitionLog>> open_logs_in_parallel(
+    const std::filesystem::path& data_dir, const LogConfig& cfg,
+    const std::vector<TopicPartition>& tps, const std::atomic<bool>& abandon,
+    std::vector<std::error_code>& errors) {
+  std::vector<std::unique_ptr<PartitionLog>> logs(tps.size());
+  errors.assign(tps.size(), {});
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < tps.size() && !abandon; i = next++) {
+      logs[i] = PartitionLog::open(partition_dir(data_dir, tps[i]), cfg, errors[i]);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(kLogOpeners, tps.size()); ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  return logs;
+}
 
 uint64_t random_incarnation() {
   std::random_device rd;
@@ -43,7 +69,10 @@ Broker::Broker(asio::io_context& io, BrokerConfig config, MetricsEndpoint& metri
       peers_(io),
       incarnation_(random_incarnation()) {}
 
-Broker::~Broker() = default;
+Broker::~Broker() {
+  abandon_log_opening_ = true;
+  if (log_opener_.joinable()) log_opener_.join();
+}
 
 uint16_t Broker::internal_port() const { return internal_server_ ? internal_server_->port() : 0; }
 uint16_t Broker::client_port() const { return client_server_ ? client_server_->port() : 0; }
@@ -75,6 +104,7 @@ bool Broker::start() {
   internal_server_->start();
   client_server_->start();
   // Re-open the partitions found on disk: their logs recover now, before any request.
+  std::vector<TopicPartition> found;
   for (const auto& entry : std::filesystem::directory_iterator(config_.data_dir, ec)) {
     if (!entry.is_directory()) continue;
     auto name = entry.path().filename().string();
@@ -82,10 +112,20 @@ bool Broker::start() {
     if (dash == std::string::npos || dash == 0) continue;
     try {
       int32_t index = std::stoi(name.substr(dash + 1));
-      open_partition({name.substr(0, dash), PartitionIndex{index}});
+      found.push_back({name.substr(0, dash), PartitionIndex{index}});
     } catch (const std::exception&) {
       continue;
     }
+  }
+  std::vector<std::error_code> errors;
+  auto logs = open_logs_in_parallel(config_.data_dir, log_config(), found, abandon_log_opening_,
+                                    errors);
+  for (size_t i = 0; i < found.size(); ++i) {
+    if (!logs[i]) {
+      spdlog::critical("event=log_open_failed tp={} error=\"{}\"", found[i], errors[i].message());
+      std::abort();
+    }
+    open_partition(found[i], std::move(logs[i]));
   }
   spdlog::info("event=broker_listening broker={} internal={}:{} client={}:{}", config_.broker_id,
                config_.internal_listener.host, internal_port(), config_.client_listener.host,
@@ -116,6 +156,8 @@ void Broker::stop() {
   if (internal_server_) internal_server_->stop();
   if (client_server_) client_server_->stop();
   if (canary_) canary_->stop();
+  abandon_log_opening_ = true;
+  if (log_opener_.joinable()) log_opener_.join();
   peers_.close_all();
   io_.stop();
 }
@@ -593,6 +635,18 @@ awaitable<void> Broker::on_metadata_entry(const MetadataEntry& entry) {
   if (const auto* change = std::get_if<PartitionChanged>(&entry.record)) {
     reconcile(change->tp);
   } else if (const auto* topic = std::get_if<TopicCreated>(&entry.record)) {
+    std::vector<TopicPartition> hosted;
+    for (size_t i = 0; i < topic->partitions.size(); ++i) {
+      TopicPartition tp{topic->name, PartitionIndex{static_cast<int32_t>(i)}};
+      const PartitionState* state = image_.partition(tp);
+      if (state != nullptr && find(tp) == nullptr &&
+          (state->replicas.contains(config_.broker_id) || state->adding.contains(config_.broker_id))) {
+        hosted.push_back(tp);
+      }
+    }
+    auto logs = co_await open_logs(hosted);
+    if (stopping_) co_return;
+    for (size_t i = 0; i < hosted.size(); ++i) open_partition(hosted[i], std::move(logs[i]));
     for (size_t i = 0; i < topic->partitions.size(); ++i) {
       reconcile({topic->name, PartitionIndex{static_cast<int32_t>(i)}});
       co_await yield_if_busy(slice_started);
@@ -611,8 +665,10 @@ awaitable<void> Broker::isr_loop() {
     if (gauges_stale_) update_gauges();
     auto now = Clock::now();
     for (auto& [tp, p] : partitions_) {
+      if (alter_partitions_in_flight_ >= kMaxAlterPartitionsInFlight) break;
       if (!p->replication) continue;
       if (auto proposal = p->replication->propose_isr_change(now)) {
+        ++alter_partitions_in_flight_;
         asio::co_spawn(io_, send_alter_partition(tp, *proposal), asio::detached);
       }
     }
@@ -628,6 +684,7 @@ awaitable<void> Broker::send_alter_partition(TopicPartition tp, IsrChangeProposa
   req.partition_epoch = proposal.partition_epoch;
   req.proposed_isr = proposal.proposed_isr;
   auto res = co_await peers_.get(config_.controller).call(req, 3000ms);
+  --alter_partitions_in_flight_;
   Partition* p = find(tp);
   if (p == nullptr || !p->replication || p->leader_epoch != proposal.leader_epoch) co_return;
   size_t before = p->replication->isr().size();
@@ -818,16 +875,46 @@ Broker::Partition* Broker::find(const TopicPartition& tp) {
   return it == partitions_.end() ? nullptr : it->second.get();
 }
 
-Broker::Partition* Broker::open_partition(const TopicPartition& tp) {
-  if (auto* p = find(tp)) return p;
-  std::error_code ec;
+LogConfig Broker::log_config() const {
   LogConfig log_config;
   log_config.segment_bytes = config_.segment_bytes;
   log_config.fsync_every_batch = config_.flush_every_batch;
-  auto log = PartitionLog::open(partition_dir(config_.data_dir, tp), log_config, ec);
+  return log_config;
+}
+
+awaitable<std::vector<std::unique_ptr<PartitionLog>>> Broker::open_logs(
+    std::vector<TopicPartition> tps) {
+  std::vector<std::unique_ptr<PartitionLog>> logs;
+  std::vector<std::error_code> errors;
+  if (tps.empty() || stopping_) co_return logs;
+  asio::steady_timer done(io_, asio::steady_timer::time_point::max());
+  if (log_opener_.joinable()) log_opener_.join();
+  log_opener_ = std::thread([&] {
+    logs = open_logs_in_parallel(config_.data_dir, log_config(), tps, abandon_log_opening_, errors);
+    asio::post(io_, [&done] { done.cancel(); });
+  });
+  co_await done.async_wait(use_tuple);
+  log_opener_.join();
+  if (stopping_) co_return logs;  // abandoned: some are missing
+  for (size_t i = 0; i < tps.size(); ++i) {
+    if (!logs[i]) {
+      spdlog::critical("event=log_open_failed tp={} error=\"{}\"", tps[i], errors[i].message());
+      std::abort();
+    }
+  }
+  co_return logs;
+}
+
+Broker::Partition* Broker::open_partition(const TopicPartition& tp,
+                                          std::unique_ptr<PartitionLog> log) {
+  if (auto* p = find(tp)) return p;
   if (!log) {
-    spdlog::critical("event=log_open_failed tp={} error=\"{}\"", tp, ec.message());
-    std::abort();
+    std::error_code ec;
+    log = PartitionLog::open(partition_dir(config_.data_dir, tp), log_config(), ec);
+    if (!log) {
+      spdlog::critical("event=log_open_failed tp={} error=\"{}\"", tp, ec.message());
+      std::abort();
+    }
   }
   auto p = std::make_unique<Partition>();
   p->tp = tp;

@@ -23,6 +23,8 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <thread>
+#include <atomic>
 #include <unordered_map>
 #include <vector>
 
@@ -132,7 +134,13 @@ class Broker final : public RequestHandler {
   void flush_partition(Partition& p);
   void reconcile(const TopicPartition& tp);
   Partition* find(const TopicPartition& tp);
-  Partition* open_partition(const TopicPartition& tp);
+  // `log` already opened (open_logs), or nullptr to open it here.
+  Partition* open_partition(const TopicPartition& tp, std::unique_ptr<PartitionLog> log = nullptr);
+  LogConfig log_config() const;
+  // Opens (creates) the logs of many partitions at once on a few threads of their own, so their
+  // fsyncs overlap instead of queueing one by one on the io thread; the io thread runs meanwhile.
+  asio::awaitable<std::vector<std::unique_ptr<PartitionLog>>> open_logs(
+      std::vector<TopicPartition> tps);
   void become_leader(Partition& p, const PartitionState& state);
   void stop_leading(Partition& p);
   // After anything that may move the HW or end produces: completes produces, wakes long-polls.
@@ -170,6 +178,9 @@ class Broker final : public RequestHandler {
   bool gauges_stale_ = false;
   std::map<TopicPartition, std::unique_ptr<Partition>> partitions_;
   std::map<BrokerId, Fetcher> fetchers_;
+  int alter_partitions_in_flight_ = 0;
+  std::thread log_opener_;  // running while open_logs() waits; joined by stop()
+  std::atomic<bool> abandon_log_opening_{false};
   std::unordered_map<uint64_t, PendingProduce> pending_;
   uint64_t next_request_id_ = 1;
 };
