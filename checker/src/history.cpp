@@ -532,8 +532,9 @@ Expected<Event, std::string> parse_event_line(std::string_view line) {
   json j;
   try {
     j = json::parse(line);
-  } catch (const json::parse_error& ex) {
-    // nlohmann's message names the byte position; keep only its reason.
+  } catch (const json::exception& ex) {
+    // A syntax error, or a number out of range (1e999). nlohmann's message names the byte
+    // position; keep only its reason.
     std::string what = ex.what();
     if (auto pos = what.find(": "); pos != std::string::npos)
       what = what.substr(pos + 2);

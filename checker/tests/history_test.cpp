@@ -117,6 +117,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "truncated"},
         Malformed{"not json", doc({kSendInvoke, "{oops"}), 3, "not valid JSON"},
         Malformed{"array", doc({"[1,2]"}), 2, "JSON object"},
+        // Found by history_fuzz: a number JSON cannot hold is an error, not an exception.
+        Malformed{"number out of range",
+                  doc({R"({"type":"invoke","process":1,"f":"send","partition":0,"value":5,"time_ns":1e999, "x":[)"}),
+                  2, "not valid JSON"},
         Malformed{
             "wrong type of process",
             doc({R"({"type":"invoke","process":"a","f":"send","partition":0,"value":5,"time_ns":1})"}),
