@@ -82,6 +82,12 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
       "  faultline fault inject --run {} kill b1\n"
       "  faultline cluster status   |   faultline cluster down   (or Ctrl-C here)\n",
       run_id, shape.brokers, h->run_dir().string(), conn, conn, h->run_dir().string());
+  if (shape.probe) {
+    const auto* pr = h->topology().find(ClusterHarness::kProbeNode);
+    fmt::print("  probe: decisions in {}, metrics http://{}:9100/metrics (inside netns {})\n",
+               h->probe_decisions().string(), pr && pr->ext_address ? pr->ext_address->str() : "-",
+               pr ? pr->netns : "-");
+  }
   std::cout.flush();
   std::error_code ec;
   fs::create_directories(h->run_dir() / "control", ec);
@@ -129,6 +135,15 @@ int cluster_status(const fs::path& run) {
   config.request_timeout = 2s;
   cluster::SyncClient client(config);
   if (auto md = client.controller_metadata()) {
+    for (const auto& b : md->brokers) {
+      fmt::print("  broker {}{}{}{}{}\n", b.id, b.fenced ? " fenced" : "",
+                 b.demoted ? fmt::format(" demoted ({})", b.demotion_reason) : "",
+                 b.storage_canary_us >= 0
+                     ? fmt::format(" storage canary {:.1f} ms",
+                                   static_cast<double>(b.storage_canary_us) / 1e3)
+                     : "",
+                 b.storage_canary_error.empty() ? "" : " storage error: " + b.storage_canary_error);
+    }
     for (const auto& p : md->partitions) {
       std::vector<int32_t> isr;
       for (auto b : p.isr) isr.push_back(b.value());
@@ -240,6 +255,17 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   up->add_option("--replica-lag-time-max-ms", o->replica_lag_time_max_ms);
   up->add_flag("--unclean-leader-election", o->unclean_leader_election);
   up->add_flag("--disks", o->disks, "brokers' data on loop-mounted images (for disk faults)");
+  up->add_flag("--probe", o->probe,
+               "run faultline-probe in the probe namespace: it demotes brokers clients cannot "
+               "reach or whose disk is slow, and promotes them when healthy (probes/README.md)");
+  up->add_option("--probe-interval-ms", o->probe_interval_ms, "one probing round this often")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  up->add_option("--probe-arg", o->probe_args,
+                 "one more faultline-probe argument, repeatable: --probe-arg=--failures-to-demote "
+                 "--probe-arg=5");
+  up->add_option("--storage-canary-interval-ms", o->storage_canary_interval_ms,
+                 "brokers' storage canary (0: off; default 200 with --probe, else 1000)");
   auto with_prometheus = std::make_shared<bool>(false);
   up->add_flag("--prometheus", *with_prometheus,
                "run Prometheus (/usr/bin/prometheus) scraping every process; data in <run>/prometheus");

@@ -45,7 +45,18 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
       broker_demoted_(prometheus::BuildGauge()
                           .Name("faultline_broker_demoted")
                           .Help("1 while the broker is demoted (leadership priority), by reason")
-                          .Register(registry)) {}
+                          .Register(registry)),
+      broker_storage_canary_(prometheus::BuildGauge()
+                                 .Name("faultline_broker_storage_canary_seconds")
+                                 .Help("The broker's storage canary append+fsync latency, as its "
+                                       "latest heartbeat reported it")
+                                 .Register(registry)) {}
+
+void ControllerMetrics::set_broker_storage_canary(BrokerId broker, int64_t canary_us) {
+  if (canary_us < 0) return;
+  broker_storage_canary_.Add({{"broker", std::to_string(broker.value())}})
+      .Set(static_cast<double>(canary_us) / 1e6);
+}
 
 void ControllerMetrics::election(std::string_view reason,
                                  std::chrono::duration<double> trigger_to_commit) {

@@ -71,7 +71,8 @@ TEST(Wire, EveryRequestRoundTrips) {
       MetadataRequest{{"a", "b"}},
       ApiVersionsRequest{},
       BrokerRegistrationRequest{BrokerId{3}, 99, {"198.18.0.3", 9093}, {"198.19.0.3", 9092}},
-      BrokerHeartbeatRequest{BrokerId{3}, BrokerEpoch{12}, MetadataOffset{40}, true},
+      BrokerHeartbeatRequest{BrokerId{3}, BrokerEpoch{12}, MetadataOffset{40}, true, 8123,
+                             "fsync: Input/output error"},
       FetchMetadataLogRequest{MetadataOffset{41}, 4096, 500},
       AlterPartitionRequestMsg(AlterPartitionRequest{{"t", PartitionIndex{0}}, BrokerId{1},
                                                      BrokerEpoch{5}, LeaderEpoch{2},
@@ -106,7 +107,7 @@ TEST(Wire, ResponsesCarryTheirFields) {
   fetch.records = "records";
   MetadataResponse md;
   md.controller = {"198.18.0.10", 9090};
-  md.brokers.push_back({BrokerId{1}, {"c", 1}, {"i", 2}, false, true, "slow disk"});
+  md.brokers.push_back({BrokerId{1}, {"c", 1}, {"i", 2}, false, true, "slow disk", 250000, ""});
   PartitionMetadata pm;
   pm.tp = {"t", PartitionIndex{2}};
   pm.leader = BrokerId{1};

@@ -70,6 +70,8 @@ std::string_view to_string(HeldBack h) noexcept {
   switch (h) {
     case HeldBack::cap_reached:
       return "cap_reached";
+    case HeldBack::promoted_by_operator:
+      return "promoted_by_operator";
     case HeldBack::last_healthy_broker:
       return "last_healthy_broker";
   }

@@ -294,6 +294,10 @@ void HealthPolicy::demote_unhealthy(TimePoint now, RoundOutcome& out) {
   const auto total = static_cast<int32_t>(brokers_.size());
   for (BrokerState* b : candidates) {
     const Reason reason = b->unreachable ? Reason::unreachable : Reason::slow_storage;
+    if (b->promoted_elsewhere_at && now - *b->promoted_elsewhere_at < config_.recovery_hold) {
+      out.held.push_back({b->id, reason, HeldBack::promoted_by_operator, evidence_for(*b, now)});
+      continue;
+    }
     if (total - demoted_count <= 1) {
       out.held.push_back({b->id, reason, HeldBack::last_healthy_broker, evidence_for(*b, now)});
       continue;
@@ -324,14 +328,21 @@ void HealthPolicy::decision_failed(const Decision& decision) {
   }
 }
 
-void HealthPolicy::set_demoted_elsewhere(std::span<const BrokerId> brokers) {
-  for (auto& b : brokers_)
-    b.demoted_elsewhere = false;
-  for (BrokerId id : brokers) {
+std::vector<BrokerId> HealthPolicy::set_demoted_elsewhere(std::span<const BrokerId> brokers,
+                                                          TimePoint now) {
+  std::vector<BrokerId> promoted_elsewhere;
+  for (auto& b : brokers_) {
+    const bool listed = std::find(brokers.begin(), brokers.end(), b.id) != brokers.end();
     // The controller lists this policy's own demotions too; those stay ours.
-    if (BrokerState* b = find(id); b != nullptr && !b->demoted_by_policy)
-      b->demoted_elsewhere = true;
+    b.demoted_elsewhere = listed && !b.demoted_by_policy;
+    if (b.demoted_by_policy && !listed) {
+      b.demoted_by_policy = false;
+      b.demoted_at.reset();
+      b.promoted_elsewhere_at = now;
+      promoted_elsewhere.push_back(b.id);
+    }
   }
+  return promoted_elsewhere;
 }
 
 void HealthPolicy::adopt_demotion(BrokerId broker, Reason reason, TimePoint now) {

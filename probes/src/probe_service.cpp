@@ -226,6 +226,7 @@ awaitable<void> ProbeService::act_on(RoundOutcome outcome, TimePoint now) {
 
   for (const Decision& d : outcome.decisions) {
     cluster::errc result;
+    ++decisions_made_;  // before and after: a controller view that overlaps the call is stale
     if (d.action == Action::demote) {
       std::string reason(controller_reason(d.reason));
       result = co_await controller_.demote(d.broker, std::move(reason));
@@ -310,7 +311,13 @@ awaitable<void> ProbeService::refresh_controller_view() {
     }
   }
   adopted_ = true;
-  policy_.set_demoted_elsewhere(demoted);
+  for (BrokerId b : policy_.set_demoted_elsewhere(demoted, now)) {
+    spdlog::warn("event=promoted_elsewhere broker={} not_demoted_again_for_ms={}", b,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     policy_.config().recovery_hold)
+                     .count());
+    record({{"type", "promoted_elsewhere"}, {"broker", b.value()}}, now);
+  }
 }
 
 void ProbeService::record(nlohmann::json line, TimePoint at) {

@@ -64,7 +64,10 @@ class ProbeService {
   bool refresh_in_flight_ = false;
   bool controller_reachable_ = true;
   TimePoint last_refresh_attempt_{};
-  uint64_t decisions_made_ = 0;  // a controller view asked for before a decision is stale
+  // Counts each decision's start and end: a controller view asked for before a decision ended,
+  // or answered after one started, is stale (it could show a promotion elsewhere that is only the
+  // decision not applied yet).
+  uint64_t decisions_made_ = 0;
   bool vantage_suspect_ = false;
   std::map<BrokerId, std::string> last_error_;      // "" while the broker answers
   std::map<BrokerId, std::string> canary_error_;    // the canary's reported failure, if any

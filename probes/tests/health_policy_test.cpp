@@ -224,11 +224,11 @@ TEST(HealthPolicyCap, OperatorDemotionsCountAgainstTheCap) {
   c.max_demoted = 1;
   HealthPolicy policy(c, brokers(3));
   const std::vector<BrokerId> operator_demoted = {BrokerId{3}};
-  policy.set_demoted_elsewhere(operator_demoted);
+  policy.set_demoted_elsewhere(operator_demoted, at_round(0));
   EXPECT_THAT(play(policy, {{1, "xxxxx"}, {2, "....."}, {3, "....."}}), IsEmpty());
 
   // The operator promotes broker 3: the slot is free and broker 1 is demoted at once.
-  policy.set_demoted_elsewhere({});
+  EXPECT_THAT(policy.set_demoted_elsewhere({}, at_round(5)), IsEmpty());  // not the policy's
   EXPECT_THAT(play(policy, {{1, "x"}, {2, "."}, {3, "."}}, 5),
               ElementsAre("r5 demote 1 unreachable"));
 }
@@ -453,7 +453,7 @@ TEST(HealthPolicyStorage, OldSamplesAgeOut) {
 TEST(HealthPolicyOwnership, NeverPromotesSomeoneElsesDemotion) {
   HealthPolicy policy(config(3, 1, 0s), brokers(3));
   const std::vector<BrokerId> operator_demoted = {BrokerId{2}};
-  policy.set_demoted_elsewhere(operator_demoted);
+  policy.set_demoted_elsewhere(operator_demoted, at_round(0));
   EXPECT_THAT(play(policy, {{1, "........"}, {2, "........"}, {3, "........"}}), IsEmpty());
   // The controller also lists the policy's own demotion: it stays the policy's to undo.
   auto c = kK3M3Hold5;
@@ -462,9 +462,39 @@ TEST(HealthPolicyOwnership, NeverPromotesSomeoneElsesDemotion) {
   EXPECT_THAT(play(own, {{1, "xxx"}, {2, "..."}, {3, "..."}}),
               ElementsAre("r2 demote 1 unreachable"));
   const std::vector<BrokerId> listed = {BrokerId{1}, BrokerId{2}};
-  own.set_demoted_elsewhere(listed);
+  own.set_demoted_elsewhere(listed, at_round(3));
   EXPECT_THAT(play(own, {{1, "........"}, {2, "........"}, {3, "........"}}, 3),
               ElementsAre("r7 promote 1 recovered"));
+}
+
+TEST(HealthPolicyOwnership, AnOperatorPromotionOfItsDemotionIsRespectedForTheHold) {
+  HealthPolicy policy(kK3M3Hold5, brokers(3));
+  std::map<int32_t, std::string> failing = {{1, "xxx"}, {2, "..."}, {3, "..."}};
+  EXPECT_THAT(play(policy, failing), ElementsAre("r2 demote 1 unreachable"));
+  const std::vector<BrokerId> listed = {BrokerId{1}};
+  EXPECT_THAT(policy.set_demoted_elsewhere(listed, at_round(3)), IsEmpty());  // as decided
+
+  // The operator promotes broker 1 although it still fails: the policy lets go of its demotion
+  // and holds back for recovery_hold (5 rounds), then demotes it again.
+  EXPECT_THAT(policy.set_demoted_elsewhere({}, at_round(3)), ElementsAre(BrokerId{1}));
+  EXPECT_THAT(policy.demoted_by_policy(), IsEmpty());
+  std::vector<std::string> seen;
+  std::vector<HeldBack> held;
+  for (size_t r = 3; r < 10; ++r) {
+    auto out = policy.step(reach_round(r, {{1, "xxxxxxxxxx"}, {2, ".........."}, {3, ".........."}}));
+    for (const auto& d : out.decisions)
+      seen.push_back(describe(r, d));
+    for (const auto& h : out.held)
+      held.push_back(h.why);
+  }
+  EXPECT_THAT(seen, ElementsAre("r8 demote 1 unreachable"));
+  EXPECT_THAT(held, ElementsAre(HeldBack::promoted_by_operator, HeldBack::promoted_by_operator,
+                                HeldBack::promoted_by_operator, HeldBack::promoted_by_operator,
+                                HeldBack::promoted_by_operator));
+  // Promoted again once healthy, as usual.
+  const std::string healthy_from_r10 = std::string(10, '-') + std::string(10, '.');
+  EXPECT_THAT(play(policy, {{1, healthy_from_r10}, {2, healthy_from_r10}, {3, healthy_from_r10}}, 10),
+              ElementsAre("r14 promote 1 recovered"));
 }
 
 TEST(HealthPolicyOwnership, AnAdoptedDemotionIsPromotedAfterTheHoldAndCountsAgainstTheCap) {
@@ -472,7 +502,7 @@ TEST(HealthPolicyOwnership, AnAdoptedDemotionIsPromotedAfterTheHoldAndCountsAgai
   HealthPolicy policy(config(3, 3, 5s), brokers(3));
   policy.adopt_demotion(BrokerId{1}, Reason::unreachable, at_round(0));
   const std::vector<BrokerId> listed = {BrokerId{1}};
-  policy.set_demoted_elsewhere(listed);  // the controller lists it: it stays the policy's
+  policy.set_demoted_elsewhere(listed, at_round(0));  // listed: it stays the policy's
   EXPECT_THAT(policy.demoted_by_policy(), ElementsAre(BrokerId{1}));
   // Broker 2 fails meanwhile: the cap (1) is taken by the adopted demotion until it is promoted.
   std::vector<std::string> seen;

@@ -123,6 +123,55 @@ TEST(ProbeProcess, DemotesABrokerClientsCannotReachAndReadsEveryCanary) {
     EXPECT_LT(*fsync, 1.0);
   }
 
+  // Every broker's heartbeats carry its storage canary to the controller, which shows it.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto m = admin.controller_metadata();
+        return m && std::all_of(m->brokers.begin(), m->brokers.end(),
+                                [](const auto& b) { return b.storage_canary_us >= 0; });
+      },
+      5s));
+  for (const auto& b : admin.controller_metadata()->brokers) {
+    EXPECT_LT(b.storage_canary_us, 1'000'000) << "broker " << b.id.value();
+    EXPECT_EQ(b.storage_canary_error, "");
+  }
+
+  // An operator promotes the broker the probe demoted, although clients still cannot reach it:
+  // the probe lets go of its demotion, keeps off for its recovery hold (1 s), then demotes again.
+  const auto promoted_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(admin.promote(cluster::BrokerId{2}), cluster::errc::none);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto l = probe->lines();
+        return std::any_of(l.begin(), l.end(),
+                           [](const auto& j) { return j["type"] == "promoted_elsewhere"; });
+      },
+      5s))
+      << probe->process.log();
+  // Lines after the first demotion: promoted_elsewhere, held (promoted_by_operator), demote.
+  auto after_first = [&] {
+    auto l = probe->lines();
+    return std::vector<nlohmann::json>(l.begin() + 1, l.end());
+  };
+  auto demoted_again = [&] {
+    auto l = after_first();
+    return std::any_of(l.begin(), l.end(),
+                       [](const auto& j) { return j["type"] == "decision"; });
+  };
+  ASSERT_TRUE(wait_until(demoted_again, 10s)) << probe->process.log();
+  const auto redemoted_after = std::chrono::steady_clock::now() - promoted_at;
+  std::vector<std::string> kinds;
+  for (const auto& j : after_first()) {
+    EXPECT_EQ(j["broker"], 2) << j.dump();
+    kinds.push_back(j["type"].get<std::string>() +
+                    (j.contains("why") ? ":" + j["why"].get<std::string>() : "") +
+                    (j.contains("action") ? ":" + j["action"].get<std::string>() : ""));
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"promoted_elsewhere", "held:promoted_by_operator",
+                                             "decision:demote"}));
+  EXPECT_GE(redemoted_after, 1s) << "the operator's promotion was overridden within the hold";
+  EXPECT_NE(probe->process.log().find("event=promoted_elsewhere broker=2"), std::string::npos);
+
   // SIGTERM: a clean exit, promptly.
   probe->process.signal(SIGTERM);
   EXPECT_EQ(probe->process.wait_for(3s), 0);

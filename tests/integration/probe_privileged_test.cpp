@@ -229,6 +229,9 @@ TEST_F(ProbePrivileged, ThrottledDiskIsDemotedAndPromotedWhenHealed) {
               demotion["reason"].get<std::string>().c_str(),
               demotion["evidence"]["broker_fsync_median_us"].get<double>() / 1000.0,
               demotion["evidence"]["fsync_threshold_us"].get<double>() / 1000.0);
+  // Slow, not unreachable: the broker's log fsyncs run on a flusher thread, so its io thread
+  // goes on answering the probes while its disk crawls.
+  EXPECT_EQ(demotion["reason"], "slow_storage");
   EXPECT_EQ(rig.demoted(slow), true);
   EXPECT_TRUE(wait_until([&] { return rig.led_by(slow).empty(); }, 5s));
 
@@ -247,14 +250,12 @@ TEST_F(ProbePrivileged, ThrottledDiskIsDemotedAndPromotedWhenHealed) {
   (void)led;
 }
 
-// The same fault, judged by the storage path alone: the broker's io thread also fsyncs (its
-// partition logs), so a throttled broker answers late and the test above may demote it as
-// unreachable first. Here reachability practically never demotes (K = 1000), so only the canary
-// -> BrokerHealth -> StorageReportReader -> storage outlier path can.
-// Disabled: in a fresh-clone CI run the throttled broker's canary never looked slow within 40 s
-// (nothing logged, no decision), while it passed in the runs before; until that is understood the
-// storage-only path is not part of ci/test.sh (run it with --gtest_also_run_disabled_tests).
-TEST_F(ProbePrivileged, DISABLED_ThrottledDiskIsCaughtByTheStorageCanary) {
+// The same fault, judged by the storage path alone: reachability practically never demotes here
+// (K = 1000), so only the canary -> BrokerHealth -> StorageReportReader -> storage outlier path
+// can. The broker is under load, as a leader is: a throttle on an idle disk is never felt (the
+// canary's one write per interval stays inside the budget), and the canary's fsyncs queue behind
+// the broker's own log flushes in the same throttled cgroup.
+TEST_F(ProbePrivileged, ThrottledDiskIsCaughtByTheStorageCanary) {
   FAULTLINE_REQUIRE_ROOT();
   ClusterShape shape = probed_shape();
   shape.disks = true;
@@ -262,8 +263,10 @@ TEST_F(ProbePrivileged, DISABLED_ThrottledDiskIsCaughtByTheStorageCanary) {
                       std::to_string(kRecoveryHold.count())};
   ProbeRig& rig = up(shape, "canary");
   const BrokerId slow = rig.leader_of(0);
+  Producers producers(rig.harness().client_config(), kPartitions);
   std::this_thread::sleep_for(5s);  // every broker's window filled with healthy samples
-  EXPECT_TRUE(rig.decisions().empty()) << "healthy disks judged slow";
+  for (const auto& d : rig.decisions())
+    EXPECT_NE(d.value("type", ""), "decision") << "healthy disks judged slow: " << d.dump();
 
   chaos::DiskParams limits;
   limits.write_iops = 10;

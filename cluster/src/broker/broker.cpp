@@ -151,7 +151,7 @@ void Broker::stop() {
   for (auto& [tp, p] : partitions_) {
     if (p->replication) complete(p->replication->abandon_pending_produces());
     wake(*p);
-    if (p->log) flush_partition(*p);
+    if (p->log) run_flush_job(flush_job(*p));
   }
   if (internal_server_) internal_server_->stop();
   if (client_server_) client_server_->stop();
@@ -554,6 +554,10 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
     req.broker_epoch = broker_epoch_;
     req.applied_metadata_offset = reconciled_offset_;
     req.want_shutdown = want_shutdown_;
+    if (canary_) {
+      if (auto latency = canary_->current_latency()) req.storage_canary_us = latency->count();
+      req.storage_canary_error = canary_->current_error();
+    }
     auto res = co_await peers_.get(config_.controller).call(req, 2000ms);
     if (!res.error) {
       auto& r = std::get<BrokerHeartbeatResponse>(res.response);
@@ -707,26 +711,46 @@ awaitable<void> Broker::send_alter_partition(TopicPartition tp, IsrChangeProposa
   gauges_stale_ = true;  // refreshed by the ISR loop: one pass for a burst of ISR changes
 }
 
+// The fsyncs and checkpoint writes run on a thread of their own: on a slow or throttled disk
+// they take seconds, and the io thread must go on answering produces, fetches, heartbeats and
+// health probes meanwhile (a broker whose disk is slow is slow to persist, not unreachable). One
+// round at a time; the next starts a flush interval after the previous one finished.
 awaitable<void> Broker::flush_loop() {
   while (!stopping_) {
     co_await sleep(config_.flush_interval);
+    if (stopping_) co_return;
+    std::vector<FlushJob> jobs;
     for (auto& [tp, p] : partitions_) {
-      if (p->log) flush_partition(*p);
+      if (!p->log) continue;
+      FlushJob job = flush_job(*p);
+      if (job.sync || job.hw != p->log->high_watermark_checkpoint()) jobs.push_back(job);
     }
+    if (jobs.empty()) continue;
+    asio::steady_timer done(io_, asio::steady_timer::time_point::max());
+    asio::post(flusher_, [this, &jobs, &done] {
+      for (const auto& job : jobs) run_flush_job(job);
+      asio::post(io_, [&done] { done.cancel(); });
+    });
+    co_await done.async_wait(use_tuple);
   }
 }
 
 // Only what changed: with thousands of idle partitions, an fsync and a checkpoint rewrite for each
-// every flush interval would keep the disk and the io thread busy for nothing.
-void Broker::flush_partition(Partition& p) {
-  if (p.unflushed && !config_.flush_every_batch) {
+// every flush interval would keep the disk busy for nothing.
+Broker::FlushJob Broker::flush_job(Partition& p) {
+  FlushJob job{p.tp, p.log.get(), p.unflushed && !config_.flush_every_batch, high_watermark(p)};
+  p.unflushed = false;
+  return job;
+}
+
+void Broker::run_flush_job(const FlushJob& job) {
+  if (job.sync) {
     auto started = Clock::now();
-    p.log->flush();
+    if (auto ec = job.log->flush()) 
+      spdlog::error("event=flush_failed tp={} error=\"{}\"", job.tp, ec.message());
     metrics_.storage_fsync.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   }
-  p.unflushed = false;
-  Offset hw = high_watermark(p);
-  if (hw != p.log->high_watermark_checkpoint()) p.log->write_high_watermark_checkpoint(hw);
+  if (job.hw != job.log->high_watermark_checkpoint()) job.log->write_high_watermark_checkpoint(job.hw);
 }
 
 awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {

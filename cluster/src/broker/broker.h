@@ -131,7 +131,15 @@ class Broker final : public RequestHandler {
   void unfollow(Partition& p);
   void restart_fetchers();
   void apply_fetched(Partition& p, const ReplicaFetchPartitionResponse& r);
-  void flush_partition(Partition& p);
+  // What one flush round does for a partition, off the io thread (see flush_loop).
+  struct FlushJob {
+    TopicPartition tp;
+    PartitionLog* log;
+    bool sync;    // appended since the last round
+    Offset hw;    // checkpointed when it moved
+  };
+  FlushJob flush_job(Partition& p);
+  void run_flush_job(const FlushJob& job);
   void reconcile(const TopicPartition& tp);
   Partition* find(const TopicPartition& tp);
   // `log` already opened (open_logs), or nullptr to open it here.
@@ -183,6 +191,9 @@ class Broker final : public RequestHandler {
   std::atomic<bool> abandon_log_opening_{false};
   std::unordered_map<uint64_t, PendingProduce> pending_;
   uint64_t next_request_id_ = 1;
+  // Runs the flush rounds' fsyncs and checkpoint writes. Declared after partitions_: destroyed
+  // (stopped and joined) first, so no round outlives the logs it flushes.
+  asio::thread_pool flusher_{1};
 };
 
 }  // namespace faultline::cluster

@@ -136,4 +136,21 @@ void StorageCanary::report(BrokerHealthResponse& out) const {
   out.canary_error = last_error_;
 }
 
+std::optional<std::chrono::microseconds> StorageCanary::current_latency() const {
+  std::lock_guard lock(mu_);
+  std::optional<std::chrono::microseconds> latency;
+  if (!recent_.empty()) latency = recent_.back().latency;
+  if (pending_seq_ != 0) {
+    auto running = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
+                                                                         pending_since_);
+    if (!latency || running > *latency) latency = running;
+  }
+  return latency;
+}
+
+std::string StorageCanary::current_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
 }  // namespace faultline::cluster

@@ -16,6 +16,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -46,6 +47,10 @@ class StorageCanary {
 
   // The canary part of a BrokerHealthResponse (broker_id and error are the caller's).
   void report(BrokerHealthResponse& out) const;
+  // What a heartbeat carries: the latest sample's latency, or the running sample's time so far
+  // when that is longer (nullopt before the first sample); and the latest error.
+  std::optional<std::chrono::microseconds> current_latency() const;
+  std::string current_error() const;
 
  private:
   using Clock = std::chrono::steady_clock;

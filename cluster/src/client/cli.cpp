@@ -21,9 +21,13 @@ std::string replicas_str(const ReplicaList& l) {
 
 void print_metadata(const MetadataResponse& md) {
   for (const auto& b : md.brokers) {
-    fmt::print("broker {} client={} internal={}{}{}\n", b.id, b.client_endpoint.str(),
+    std::string storage;
+    if (b.storage_canary_us >= 0)
+      storage = fmt::format(" storage_canary_ms={:.1f}", static_cast<double>(b.storage_canary_us) / 1e3);
+    if (!b.storage_canary_error.empty()) storage += " storage_error=\"" + b.storage_canary_error + "\"";
+    fmt::print("broker {} client={} internal={}{}{}{}\n", b.id, b.client_endpoint.str(),
                b.internal_endpoint.str(), b.fenced ? " fenced" : "",
-               b.demoted ? " demoted(" + b.demotion_reason + ")" : "");
+               b.demoted ? " demoted(" + b.demotion_reason + ")" : "", storage);
   }
   for (const auto& p : md.partitions) {
     fmt::print("{} leader={} leader_epoch={} replicas=[{}] isr=[{}]{}{}\n", p.tp, p.leader,

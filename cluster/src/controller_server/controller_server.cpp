@@ -55,6 +55,8 @@ class ControllerServer final : public RequestHandler {
     if (auto* r = std::get_if<BrokerHeartbeatRequest>(&request)) {
       BrokerHeartbeat hb{r->broker, r->broker_epoch, r->applied_metadata_offset, r->want_shutdown};
       auto result = service_.heartbeat(hb, now);
+      if (result.error == errc::none)
+        service_.note_storage(r->broker, {r->storage_canary_us, r->storage_canary_error});
       BrokerHeartbeatResponse resp;
       resp.error = result.error;
       resp.fenced = result.fenced;
@@ -157,6 +159,10 @@ class ControllerServer final : public RequestHandler {
       bm.fenced = b.fenced;
       bm.demoted = b.demoted;
       bm.demotion_reason = b.demotion_reason;
+      if (auto it = service_.storage_reports().find(id); it != service_.storage_reports().end()) {
+        bm.storage_canary_us = it->second.canary_us;
+        bm.storage_canary_error = it->second.error;
+      }
       resp.brokers.push_back(std::move(bm));
     }
     for (const auto& t : image.topics()) {

@@ -85,6 +85,11 @@ HeartbeatResult ControllerService::heartbeat(const BrokerHeartbeat& heartbeat, C
   return r;
 }
 
+void ControllerService::note_storage(BrokerId broker, StorageReport report) {
+  metrics_.set_broker_storage_canary(broker, report.canary_us);
+  storage_[broker] = std::move(report);
+}
+
 void ControllerService::tick(ControllerTime now) {
   controller_.tick(now);
   commit(now);

@@ -1,5 +1,7 @@
 #include "faultline/cluster/log/partition_log.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -532,11 +534,27 @@ std::error_code PartitionLog::truncate_to(Offset new_end) {
 }
 
 std::error_code PartitionLog::flush() {
-  std::shared_lock lock(mu_);
-  const Segment& seg = *segments_.back();
-  if (auto ec = fs::sync_fd(seg.log.get(), seg.log_path))
+  // The fsyncs run on duplicates of the active segment's descriptors, outside the lock: a flush
+  // on a slow disk must not hold up appends and reads (they take the lock on the broker's io
+  // thread). A segment rolled meanwhile was fsynced by the roll; the duplicate keeps the file
+  // open whatever happens to the segment.
+  fs::FileHandle log;
+  fs::FileHandle index;
+  std::filesystem::path log_path;
+  std::filesystem::path index_path;
+  {
+    std::shared_lock lock(mu_);
+    const Segment& seg = *segments_.back();
+    log = fs::FileHandle(::dup(seg.log.get()));
+    index = fs::FileHandle(::dup(seg.index.get()));
+    log_path = seg.log_path;
+    index_path = seg.index_path;
+  }
+  if (!log || !index)
+    return {errno, std::system_category()};
+  if (auto ec = fs::sync_fd(log.get(), log_path))
     return ec;
-  return fs::sync_fd(seg.index.get(), seg.index_path);
+  return fs::sync_fd(index.get(), index_path);
 }
 
 LeaderEpoch PartitionLog::latest_epoch() const {

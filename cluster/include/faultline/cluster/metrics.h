@@ -42,6 +42,8 @@ class ControllerMetrics {
   void set_offline_partitions(size_t count);
   void set_broker_fenced(BrokerId broker, bool fenced);
   void set_broker_demoted(BrokerId broker, const std::string& reason, bool demoted);
+  // From the broker's heartbeats; -1 (unknown) is not exported.
+  void set_broker_storage_canary(BrokerId broker, int64_t canary_us);
 
  private:
   prometheus::Family<prometheus::Counter>& elections_;
@@ -49,6 +51,7 @@ class ControllerMetrics {
   prometheus::Gauge& offline_partitions_;
   prometheus::Family<prometheus::Gauge>& broker_fenced_;
   prometheus::Family<prometheus::Gauge>& broker_demoted_;
+  prometheus::Family<prometheus::Gauge>& broker_storage_canary_;
   std::map<BrokerId, std::string> demoted_reason_;
 };
 

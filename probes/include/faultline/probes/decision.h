@@ -27,6 +27,7 @@ enum class Reason : uint8_t {
 enum class HeldBack : uint8_t {
   cap_reached,          // max_demoted brokers are already demoted (by anyone)
   last_healthy_broker,  // it is the last non-demoted broker: availability wins
+  promoted_by_operator,  // someone promoted it after this policy demoted it, within recovery_hold
 };
 
 std::string_view to_string(Action a) noexcept;

@@ -96,10 +96,13 @@ class HealthPolicy {
   // is retried next round too (the broker stays demoted meanwhile).
   void decision_failed(const Decision& decision);
 
-  // Brokers demoted by someone else (operator, another tool), as read from the controller's
-  // metadata. They count against max_demoted and "the last non-demoted broker", and this policy
-  // never promotes them. Replaces the previous set.
-  void set_demoted_elsewhere(std::span<const BrokerId> brokers);
+  // Who the controller's metadata lists as demoted, read at `now`. Brokers demoted by someone else
+  // (operator, another tool) count against max_demoted and "the last non-demoted broker", and
+  // this policy never promotes them. A broker this policy demoted that is not listed any more was
+  // promoted by someone else: the operator's word stands, the policy lets go of its demotion and
+  // does not demote that broker again for recovery_hold (after that, if it is still unhealthy, it
+  // is demoted again). Returns those brokers. Replaces the previous view.
+  std::vector<BrokerId> set_demoted_elsewhere(std::span<const BrokerId> brokers, TimePoint now);
 
   // A demotion recorded at the controller with this policy's own reasons (network-health,
   // storage-health) when the prober starts: an earlier run of the prober made it. The policy takes
@@ -138,6 +141,8 @@ class HealthPolicy {
     bool demoted_elsewhere = false;
     Reason demotion_reason = Reason::unreachable;
     std::optional<TimePoint> demoted_at;
+    // When someone else promoted a broker this policy had demoted (set_demoted_elsewhere).
+    std::optional<TimePoint> promoted_elsewhere_at;
     // The last time anything looked wrong (a failed probe, a slow storage verdict, the demotion).
     std::optional<TimePoint> last_unhealthy_at;
 

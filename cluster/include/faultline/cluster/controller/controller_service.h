@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <system_error>
@@ -35,6 +36,14 @@ class ControllerService {
 
   RegisterResult register_broker(const BrokerRegistration& registration, ControllerTime now);
   HeartbeatResult heartbeat(const BrokerHeartbeat& heartbeat, ControllerTime now);
+  // What a broker's latest accepted heartbeat said about its storage canary (not part of the
+  // metadata log: it is a live reading, gone with the controller).
+  struct StorageReport {
+    int64_t canary_us = -1;
+    std::string error;
+  };
+  void note_storage(BrokerId broker, StorageReport report);
+  const std::map<BrokerId, StorageReport>& storage_reports() const { return storage_; }
   void tick(ControllerTime now);
   CreateTopicResult create_topic(const std::string& name, int32_t partitions,
                                  int32_t replication_factor, ControllerTime now);
@@ -67,6 +76,7 @@ class ControllerService {
   Controller controller_;
   std::unique_ptr<MetadataStore> store_;
   ControllerMetrics metrics_;
+  std::map<BrokerId, StorageReport> storage_;
 };
 
 }  // namespace faultline::cluster

@@ -108,7 +108,8 @@ class PartitionLog {
   // new_end >= log end is a no-op.
   std::error_code truncate_to(Offset new_end);
 
-  // fsync of the active segment and its index.
+  // fsync of the active segment and its index. Holds the lock only to duplicate the descriptors,
+  // so a caller may flush on a thread of its own while appends go on.
   std::error_code flush();
 
   // Latest leader epoch of the log's records; -1 when there are none.

@@ -162,9 +162,12 @@ struct BrokerMetadata {
   bool fenced = false;
   bool demoted = false;
   std::string demotion_reason;
+  // Storage canary as of the broker's latest heartbeat (controller only; -1: not known).
+  int64_t storage_canary_us = -1;
+  std::string storage_canary_error;
   static auto fields(auto& s) {
     return std::tie(s.id, s.client_endpoint, s.internal_endpoint, s.fenced, s.demoted,
-                    s.demotion_reason);
+                    s.demotion_reason, s.storage_canary_us, s.storage_canary_error);
   }
 };
 struct PartitionMetadata {
@@ -224,8 +227,14 @@ struct BrokerHeartbeatRequest {
   BrokerEpoch broker_epoch{-1};
   MetadataOffset applied_metadata_offset{-1};
   bool want_shutdown = false;
+  // The broker's storage canary (append+fsync in its data dir): the latest sample, or how long the
+  // one in progress has been running if that is longer (a stuck fsync shows); -1: no canary or
+  // no sample yet. The error of the latest sample when it failed.
+  int64_t storage_canary_us = -1;
+  std::string storage_canary_error;
   static auto fields(auto& s) {
-    return std::tie(s.broker, s.broker_epoch, s.applied_metadata_offset, s.want_shutdown);
+    return std::tie(s.broker, s.broker_epoch, s.applied_metadata_offset, s.want_shutdown,
+                    s.storage_canary_us, s.storage_canary_error);
   }
 };
 struct BrokerHeartbeatResponse {
