@@ -30,6 +30,9 @@ void append_evidence(std::string& s, const Evidence& e) {
   if (e.storage_samples > 0)
     fmt::format_to(out, " fsync_median_ms={:.3f} samples={}", ms(e.broker_fsync_median),
                    e.storage_samples);
+  if (e.storage_error_streak > 0)
+    fmt::format_to(out, " storage_error_streak={} storage_error=\"{}\"", e.storage_error_streak,
+                   e.storage_error);
   if (e.fsync_threshold.count() > 0)
     fmt::format_to(out, " cluster_fsync_median_ms={:.3f} fsync_threshold_ms={:.3f}",
                    ms(e.cluster_fsync_median), ms(e.fsync_threshold));
@@ -99,6 +102,8 @@ nlohmann::json Evidence::to_json() const {
       {"cluster_fsync_median_us", cluster_fsync_median.count()},
       {"fsync_threshold_us", fsync_threshold.count()},
       {"storage_samples", storage_samples},
+      {"storage_error_streak", storage_error_streak},
+      {"storage_error", storage_error},
   };
   j["streak_started_at_ns"] =
       streak_started_at ? nlohmann::json(monotonic_ns(*streak_started_at)) : nlohmann::json();

@@ -187,6 +187,12 @@ void HealthPolicy::observe_storage(const ProbeRound& round, RoundOutcome& out) {
       ++out.ignored_observations;
       continue;
     }
+    if (!obs.error.empty()) {
+      ++b->storage_error_streak;
+      b->storage_error = obs.error;
+      continue;
+    }
+    b->storage_error_streak = 0;
     b->samples.push_back({obs.at, obs.append_fsync_latency});
     while (b->samples.size() > static_cast<size_t>(config_.storage_window))
       b->samples.pop_front();
@@ -217,6 +223,7 @@ void HealthPolicy::evaluate_storage(TimePoint now) {
   // broker that went quiet is not promoted on the absence of evidence.
   if (medians.size() < static_cast<size_t>(config_.storage_min_brokers)) {
     storage_ = {};
+    judge_storage_errors(now);
     return;
   }
   storage_.cluster_median = lower_median(medians);
@@ -230,6 +237,19 @@ void HealthPolicy::evaluate_storage(TimePoint now) {
     b.slow_storage = b.fsync_median > storage_.threshold;
     if (b.slow_storage)
       b.last_unhealthy_at = now;
+  }
+  judge_storage_errors(now);
+}
+
+// A canary that keeps failing is a disk that cannot persist: as bad as the slowest one, whatever
+// the other brokers' disks do (no comparison needed). As many consecutive failed reports as it
+// takes samples to judge a latency, so one failed write does nothing.
+void HealthPolicy::judge_storage_errors(TimePoint now) {
+  for (auto& b : brokers_) {
+    if (b.storage_error_streak >= config_.storage_min_samples) {
+      b.slow_storage = true;
+      b.last_unhealthy_at = now;
+    }
   }
 }
 
@@ -245,6 +265,9 @@ Evidence HealthPolicy::evidence_for(const BrokerState& b, TimePoint now) const {
     e.broker_fsync_median = b.fsync_median;
     e.storage_samples = b.samples_judged;
   }
+  e.storage_error_streak = b.storage_error_streak;
+  if (b.storage_error_streak > 0)
+    e.storage_error = b.storage_error;
   if (storage_.judged) {
     e.cluster_fsync_median = storage_.cluster_median;
     e.fsync_threshold = storage_.threshold;

@@ -40,10 +40,10 @@ StorageReportReader::Result StorageReportReader::read(BrokerId broker,
     st.last_at = last_at;
   }
   const microseconds interval = std::chrono::milliseconds(answer.canary_interval_ms);
-  auto emit = [&](microseconds latency, TimePoint at) {
+  auto emit = [&](microseconds latency, TimePoint at, std::string error = {}) {
     at = std::max(at, st.last_at);
     st.last_at = at;
-    result.observations.push_back({broker, latency, at});
+    result.observations.push_back({broker, latency, at, std::move(error)});
   };
   // The slots that came due while sample `seq` (started at `started`) had been running for
   // `running`, beyond those already passed on.
@@ -71,6 +71,10 @@ StorageReportReader::Result StorageReportReader::read(BrokerId broker,
     const microseconds pending{answer.pending_us};
     emit_overrun_slots(answer.pending_seq, received_at - pending, pending);
   }
+  // The canary's latest sample failed (it keeps the error until one succeeds): one failed
+  // observation per answer, so the streak grows at the probing rate while the disk refuses.
+  if (!answer.canary_error.empty())
+    emit(microseconds{0}, received_at, answer.canary_error);
   return result;
 }
 

@@ -406,6 +406,45 @@ TEST(HealthPolicyStorage, DemotionCarriesTheNumbers) {
   EXPECT_THAT(decisions[0].to_string(), HasSubstr("fsync_median_ms=60.000 samples=5"));
 }
 
+// Rounds of storage reports where broker 3's canary fails ('x') or succeeds ('.') at 5 ms; brokers
+// 1 and 2 are healthy throughout.
+std::vector<std::string> play_canary_errors(HealthPolicy& policy, const std::string& broker3,
+                                            std::vector<Decision>* decisions = nullptr) {
+  std::vector<std::string> seen;
+  for (size_t r = 0; r < broker3.size(); ++r) {
+    ProbeRound round{.now = at_round(r), .reachability = {}, .storage = {}};
+    for (int32_t b = 1; b <= 3; ++b) {
+      round.reachability.push_back({BrokerId{b}, true, 700us, "", at_round(r)});
+      if (b == 3 && broker3[r] == 'x')
+        round.storage.push_back({BrokerId{b}, 0us, at_round(r), "fsync: Input/output error"});
+      else
+        round.storage.push_back({BrokerId{b}, 5ms, at_round(r), ""});
+    }
+    for (const auto& d : policy.step(round).decisions) {
+      seen.push_back(describe(r, d));
+      if (decisions)
+        decisions->push_back(d);
+    }
+  }
+  return seen;
+}
+
+TEST(HealthPolicyStorage, ACanaryThatKeepsFailingIsDemotedAndPromotedOnceItWrites) {
+  HealthPolicy policy(kK3M3Hold5, brokers(3));  // 5 failed reports in a row, 5 s hold
+  std::vector<Decision> decisions;
+  EXPECT_THAT(play_canary_errors(policy, "......xxxxxxxx.............", &decisions),
+              ElementsAre("r10 demote 3 slow_storage", "r18 promote 3 recovered"));
+  ASSERT_FALSE(decisions.empty());
+  EXPECT_EQ(decisions[0].evidence.storage_error_streak, 5);
+  EXPECT_EQ(decisions[0].evidence.storage_error, "fsync: Input/output error");
+  EXPECT_THAT(decisions[0].to_string(), HasSubstr("storage_error=\"fsync: Input/output error\""));
+}
+
+TEST(HealthPolicyStorage, AFewFailedCanaryWritesDoNothing) {
+  HealthPolicy policy(kK3M3Hold5, brokers(3));
+  EXPECT_THAT(play_canary_errors(policy, "..xxxx.xxxx..x.xxxx......"), IsEmpty());
+}
+
 TEST(HealthPolicyStorage, AFewSlowSamplesDoNotMoveTheMedian) {
   HealthPolicy policy(kK3M3Hold5, brokers(3));
   std::vector<std::string> seen;

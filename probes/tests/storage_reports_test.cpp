@@ -122,6 +122,25 @@ TEST(StorageReports, NumbersThatCannotBeTrueAreNotJudged) {
   EXPECT_THAT(latencies_ms(reader.read(kBroker, answer({{1, 3'000, 0}}), kT0)), ElementsAre(3));
 }
 
+TEST(StorageReports, AFailingCanaryIsOneFailedObservationPerAnswer) {
+  StorageReportReader reader;
+  (void)reader.read(kBroker, answer({{1, 1'000, 0}}), kT0);
+  // Sample 1 is all the broker has; its writes fail since.
+  auto failing = answer({{1, 1'000, 400'000}});
+  failing.canary_error = "write: Input/output error";
+  for (int i = 1; i <= 3; ++i) {
+    auto r = reader.read(kBroker, failing, kT0 + i * 200ms);
+    ASSERT_EQ(r.observations.size(), 1u);
+    EXPECT_EQ(r.observations[0].error, "write: Input/output error");
+    EXPECT_EQ(r.observations[0].at, kT0 + i * 200ms);
+  }
+  // It recovers: a new sample, no error.
+  auto r = reader.read(kBroker, answer({{1, 1'000, 1'000'000}, {5, 2'000, 0}}), kT0 + 1s);
+  ASSERT_EQ(r.observations.size(), 1u);
+  EXPECT_EQ(r.observations[0].error, "");
+  EXPECT_EQ(r.observations[0].append_fsync_latency, 2ms);
+}
+
 TEST(StorageReports, ABrokerWithoutCanaryReportsNothing) {
   StorageReportReader reader;
   auto a = answer({});

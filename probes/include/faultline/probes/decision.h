@@ -57,6 +57,9 @@ struct Evidence {
   std::chrono::microseconds cluster_fsync_median{0};
   std::chrono::microseconds fsync_threshold{0};  // max(floor, factor * cluster median)
   int32_t storage_samples = 0;                   // samples behind broker_fsync_median
+  // The canary failing outright: consecutive reports of an error, and the latest error.
+  int32_t storage_error_streak = 0;
+  std::string storage_error;
 
   // Promotion only: when this policy demoted the broker, and the last time it looked unhealthy.
   std::optional<TimePoint> demoted_at;

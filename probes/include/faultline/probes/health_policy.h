@@ -135,7 +135,9 @@ class HealthPolicy {
     std::deque<Sample> samples;
     std::chrono::microseconds fsync_median{0};
     int32_t samples_judged = 0;
-    bool slow_storage = false;
+    bool slow_storage = false;  // slow against the cluster, or its canary failing
+    int32_t storage_error_streak = 0;
+    std::string storage_error;
     // priority
     bool demoted_by_policy = false;
     bool demoted_elsewhere = false;
@@ -159,6 +161,7 @@ class HealthPolicy {
   void observe_reachability(const ProbeRound& round, RoundOutcome& out);
   void observe_storage(const ProbeRound& round, RoundOutcome& out);
   void evaluate_storage(TimePoint now);
+  void judge_storage_errors(TimePoint now);
   Evidence evidence_for(const BrokerState& b, TimePoint now) const;
   void promote_recovered(TimePoint now, RoundOutcome& out);
   void demote_unhealthy(TimePoint now, RoundOutcome& out);

@@ -32,10 +32,13 @@ struct ReachabilityObservation {
 // One append+fsync latency sample, measured by the broker on its own canary file and reported to
 // the prober. A broker whose fsync is stuck should report the time the pending fsync has taken so
 // far: a fully stalled disk then shows up as slow instead of going silent.
+// A canary that fails (EIO, ENOSPC, a read-only remount) reports its error instead: each answer
+// that carries one is an observation with `error` set (and no latency).
 struct StorageObservation {
   BrokerId broker;
   std::chrono::microseconds append_fsync_latency{0};
   TimePoint at{};
+  std::string error;
 };
 
 // Everything learnt in one probing interval. The prober probes every broker once per round, so a

@@ -10,7 +10,8 @@
 // one had been pending when that slot came due. So a broker yields about one sample per interval
 // whatever its disk does, the policy's window spans a fixed time, and a fsync stuck for 10 s at a
 // 200 ms interval is 50 slow samples instead of one. These slot samples depend only on what the
-// broker measured, not on when the prober asked.
+// broker measured, not on when the prober asked. A canary whose writes fail (EIO) reports its
+// error: every such answer is one failed observation.
 //
 // Not thread-safe; one per prober.
 #pragma once
