@@ -37,11 +37,31 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   for (const char* probed : {"gray-failure-external", "slow-disk-demotion"}) {
     auto s = builtin_scenario(probed);
     EXPECT_TRUE(s->cluster.probe) << probed;
-    EXPECT_TRUE(s->leader_moved_within) << probed;
+    EXPECT_TRUE(s->leader_moved_within_probe_bound) << probed;
     EXPECT_TRUE(s->preferred_leaders_within) << probed;
   }
   EXPECT_EQ(builtin_scenario("gray-failure-external")->cluster.probe_args,
             (std::vector<std::string>{"--recovery-hold-ms", "3000"}));
+}
+
+TEST(Scenario, TheProbeBoundIsDerivedFromTheProbeSettings) {
+  auto gray = builtin_scenario("gray-failure-external");
+  std::string why;
+  // K = 3 failures at 200 ms, the last ending at its 150 ms timeout, plus 2.5 s.
+  EXPECT_EQ(probe_demotion_bound(gray->cluster, FaultAction::cut_leader_ext, &why), 3250ms);
+  EXPECT_EQ(why, "probe: K=3 x 200 ms + 150 ms timeout + 2.5 s slack");
+  ScenarioError error;
+  auto k5 = parse_scenario("name = \"k5\"\n[cluster]\nprobe = true\nprobe_interval_ms = 1000\n"
+                           "probe_failures_to_demote = 5\n[checks]\nleader_moved_within_s = \"probe\"\n",
+                           "k5.toml", error);
+  ASSERT_TRUE(k5) << error.str();
+  EXPECT_TRUE(k5->leader_moved_within_probe_bound);
+  EXPECT_FALSE(k5->leader_moved_within);
+  EXPECT_EQ(probe_demotion_bound(k5->cluster, FaultAction::cut_leader_ext), 8250ms);
+  // A disk: the broker's next flush, more than half of the 20-sample window slow at the 200 ms
+  // canary, then two rounds.
+  auto disk = builtin_scenario("slow-disk-demotion");
+  EXPECT_EQ(probe_demotion_bound(disk->cluster, FaultAction::throttle_leader_disk), 6100ms);
 }
 
 TEST(Scenario, ChecksAreReadInSeconds) {
@@ -128,7 +148,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"name = \"x\"\n[nemesis\n", 2, ""},  // TOML syntax error
         BadFile{"description = \"no name\"\n", 1, "name: missing"},
         BadFile{"name = \"x\"\n[checks]\npreferred_leaders_within_s = 0\n", 3, "outside 1..3600"},
-        BadFile{"name = \"x\"\n[checks]\nleader_moved = 3\n", 3, "unknown key checks.leader_moved"}));
+        BadFile{"name = \"x\"\n[checks]\nleader_moved = 3\n", 3, "unknown key checks.leader_moved"},
+        BadFile{"name = \"x\"\n[checks]\nleader_moved_within_s = \"probe\"\n", 3,
+                "needs cluster.probe = true"},
+        BadFile{"name = \"x\"\n[cluster]\nprobe = true\n[checks]\nleader_moved_within_s = \"soon\"\n",
+                5, "expected seconds or \"probe\""}));
 
 TEST(Schedule, TheSameSeedGivesTheSameScheduleAndAnotherSeedAnother) {
   auto s = *builtin_scenario("leader-kill");

@@ -46,6 +46,15 @@ std::optional<std::vector<BrokerTarget>> parse_broker_targets(std::string_view t
   return out;
 }
 
+std::chrono::milliseconds unreachable_demotion_bound(const ProbeOptions& options) {
+  return options.interval * options.health.failures_to_demote + options.effective_probe_timeout();
+}
+
+std::chrono::milliseconds slow_storage_demotion_bound(const ProbeOptions& options,
+                                                      std::chrono::milliseconds canary_interval) {
+  return canary_interval * (options.health.storage_window / 2 + 1) + options.interval * 2;
+}
+
 std::string ProbeOptions::validate() const {
   if (brokers.empty()) return "no brokers to probe";
   if (interval.count() <= 0) return "the interval must be positive";

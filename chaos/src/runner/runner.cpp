@@ -570,11 +570,18 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
       }
     fault_results[i]["leader_before"] = fault_leaders[i];
     fault_results[i]["leader_moved_after_ms"] = moved_ms ? nlohmann::json(*moved_ms) : nlohmann::json();
-    if (s.leader_moved_within && fault_results[i]["injected"].get<bool>() &&
-        (!moved_ms || *moved_ms > double(s.leader_moved_within->count()))) {
+    std::optional<std::chrono::milliseconds> bound = s.leader_moved_within;
+    std::string derived;
+    if (s.leader_moved_within_probe_bound) {
+      auto action = fault_action_from(fault_results[i]["fault"].get<std::string>());
+      if (action) bound = probe_demotion_bound(s.cluster, *action, &derived);
+    }
+    if (bound) fault_results[i]["leader_moved_bound_ms"] = bound->count();
+    if (bound && fault_results[i]["injected"].get<bool>() &&
+        (!moved_ms || *moved_ms > double(bound->count()))) {
       leadership_failures.push_back(fmt::format(
-          "leadership of partition 0 stayed on b{} for more than {} s after {} at +{:.1f}s",
-          fault_leaders[i], s.leader_moved_within->count() / 1000,
+          "leadership of partition 0 stayed on b{} for more than {:.2f} s{} after {} at +{:.1f}s",
+          fault_leaders[i], bound->count() / 1000.0, derived.empty() ? "" : " (" + derived + ")",
           fault_results[i]["fault"].get<std::string>(), fault_results[i]["at_s"].get<double>()));
     }
   }

@@ -6,6 +6,8 @@
 #include <random>
 #include <toml++/toml.h>
 
+#include "faultline/probes/probe_options.h"
+
 namespace faultline::chaos {
 
 namespace {
@@ -143,7 +145,7 @@ faults = ["cut-leader-ext"]
 interval_s = 12
 hold_s = 5
 [checks]
-leader_moved_within_s = 3
+leader_moved_within_s = "probe"
 preferred_leaders_within_s = 15
 )toml"},
       {"slow-disk-demotion", R"toml(name = "slow-disk-demotion"
@@ -161,7 +163,7 @@ faults = ["throttle-leader-disk"]
 interval_s = 12
 hold_s = 7
 [checks]
-leader_moved_within_s = 6
+leader_moved_within_s = "probe"
 preferred_leaders_within_s = 20
 )toml"},
       {"neg-unclean-isolated-leader", R"toml(name = "neg-unclean-isolated-leader"
@@ -376,11 +378,48 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
       if (c->get(key) == nullptr) return;
       if (r.read(*c, key, v, 1, 3600)) out = std::chrono::seconds(v);
     };
-    seconds("leader_moved_within_s", s.leader_moved_within);
+    if (const toml::node* n = c->get("leader_moved_within_s"); n != nullptr && n->is_string()) {
+      if (n->as_string()->get() != "probe")
+        r.fail(n->source(), "checks.leader_moved_within_s: expected seconds or \"probe\"");
+      else if (!s.cluster.probe)
+        r.fail(n->source(), "checks.leader_moved_within_s: \"probe\" needs cluster.probe = true");
+      s.leader_moved_within_probe_bound = true;
+    } else {
+      seconds("leader_moved_within_s", s.leader_moved_within);
+    }
     seconds("preferred_leaders_within_s", s.preferred_leaders_within);
   }
   if (r.failed) return std::nullopt;
   return s;
+}
+
+std::chrono::milliseconds probe_demotion_bound(const ClusterShape& shape, FaultAction action,
+                                               std::string* why) {
+  probes::ProbeOptions o;
+  o.interval = std::chrono::milliseconds(shape.probe_interval_ms);
+  for (size_t i = 0; i + 1 < shape.probe_args.size(); ++i) {
+    if (shape.probe_args[i] == "--failures-to-demote")
+      o.health.failures_to_demote = std::stoi(shape.probe_args[i + 1]);
+  }
+  constexpr std::chrono::milliseconds kSlack{2500};
+  if (action == FaultAction::throttle_leader_disk) {
+    const std::chrono::milliseconds canary(
+        shape.storage_canary_interval_ms >= 0 ? shape.storage_canary_interval_ms : 200);
+    // A throttle is felt once the broker's own log flush (every second) uses up the budget and
+    // the canary's fsync queues behind it (probes/README.md): one flush interval more.
+    constexpr std::chrono::milliseconds kBrokerFlushInterval{1000};
+    auto bound = kBrokerFlushInterval + probes::slow_storage_demotion_bound(o, canary);
+    if (why)
+      *why = fmt::format("probe: 1 s broker flush + ({}/2 + 1) x {} ms canary + 2 x {} ms + 2.5 s slack",
+                         o.health.storage_window, canary.count(), o.interval.count());
+    return bound + kSlack;
+  }
+  auto bound = probes::unreachable_demotion_bound(o);
+  if (why)
+    *why = fmt::format("probe: K={} x {} ms + {} ms timeout + 2.5 s slack",
+                       o.health.failures_to_demote, o.interval.count(),
+                       o.effective_probe_timeout().count());
+  return bound + kSlack;
 }
 
 uint64_t sub_seed(uint64_t root, std::string_view stream) {

@@ -47,6 +47,17 @@ struct ProbeOptions {
   std::string validate() const;
 };
 
+// The latest a probe with these settings decides to demote a broker after a fault began, from its
+// rules alone (not counting the controller's elections and the brokers applying them, ~50 ms):
+// - unreachable: the first failing probe starts within one interval, and K failures in a row end
+//   with the K-th probe's timeout: K·interval + timeout;
+// - slow storage: more than half of the storage window slow at one canary sample per
+//   `canary_interval` (a stuck fsync yields them no slower), read on the next round and judged the
+//   round after: (window/2 + 1)·canary_interval + 2·interval.
+std::chrono::milliseconds unreachable_demotion_bound(const ProbeOptions& options);
+std::chrono::milliseconds slow_storage_demotion_bound(const ProbeOptions& options,
+                                                      std::chrono::milliseconds canary_interval);
+
 // "1=198.18.2.11:9092,2=198.18.2.12:9092" -> targets; nullopt (with `why`) on malformed input,
 // a repeated id or an empty list.
 std::optional<std::vector<BrokerTarget>> parse_broker_targets(std::string_view text,

@@ -28,6 +28,8 @@
 //   hold_s = 3                  # how long a fault stays before it is healed
 //   [checks]                    # leadership checks besides the checker's (optional)
 //   leader_moved_within_s = 8   # leadership of partition 0 left each fault's target broker in time
+//                               # ("probe": the bound the probe's settings give for the fault's
+//                               # kind plus 2.5 s, see probe_demotion_bound())
 //   preferred_leaders_within_s = 20   # after the last heal, every partition is led by its
 //                                     # preferred replica within this (auto rebalance)
 //
@@ -79,8 +81,18 @@ struct Scenario {
   std::chrono::milliseconds interval{6000};
   std::chrono::milliseconds hold{3000};
   std::optional<std::chrono::milliseconds> leader_moved_within;
+  // leader_moved_within_s = "probe": leader_moved_within is derived per fault from the probe's
+  // settings (probe_demotion_bound).
+  bool leader_moved_within_probe_bound = false;
   std::optional<std::chrono::milliseconds> preferred_leaders_within;
 };
+
+// How long after `action` began the probe of `shape` must have moved leadership off its target:
+// the latest its rules decide (probes::unreachable_demotion_bound, or for a disk fault the
+// broker's next 1 s log flush plus slow_storage_demotion_bound) plus 2.5 s for the controller's elections, the brokers applying them, the
+// runner's 100 ms view of partition 0 and a loaded machine. `why` says how it was derived.
+std::chrono::milliseconds probe_demotion_bound(const ClusterShape& shape, FaultAction action,
+                                               std::string* why = nullptr);
 
 struct ScenarioError {
   std::string file;
