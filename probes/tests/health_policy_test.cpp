@@ -335,7 +335,7 @@ std::vector<std::string> play_storage(HealthPolicy& policy,
     ProbeRound round{.now = at_round(r), .reachability = {}, .storage = {}};
     for (const auto& [broker, l] : latency) {
       round.reachability.push_back({BrokerId{broker}, true, 700us, "", at_round(r)});
-      round.storage.push_back({BrokerId{broker}, l, at_round(r)});
+      round.storage.push_back({BrokerId{broker}, l, at_round(r), ""});
     }
     for (const auto& d : policy.step(round).decisions)
       seen.push_back(describe(r, d));
@@ -379,9 +379,9 @@ TEST(HealthPolicyStorage, DemotionCarriesTheNumbers) {
   std::vector<Decision> decisions;
   for (size_t r = 0; r < 5; ++r) {
     ProbeRound round{.now = at_round(r), .reachability = {}, .storage = {}};
-    round.storage = {{BrokerId{1}, 4ms, at_round(r)},
-                     {BrokerId{2}, 6ms, at_round(r)},
-                     {BrokerId{3}, 60ms, at_round(r)}};
+    round.storage = {{BrokerId{1}, 4ms, at_round(r), ""},
+                     {BrokerId{2}, 6ms, at_round(r), ""},
+                     {BrokerId{3}, 60ms, at_round(r), ""}};
     for (auto& d : policy.step(round).decisions)
       decisions.push_back(d);
   }
@@ -452,9 +452,9 @@ TEST(HealthPolicyStorage, AFewSlowSamplesDoNotMoveTheMedian) {
     ProbeRound round{.now = at_round(r), .reachability = {}, .storage = {}};
     // Broker 3 hiccups on 4 of 20 samples, each 100x slower.
     auto b3 = (r % 5 == 2) ? 500ms : 5ms;
-    round.storage = {{BrokerId{1}, 5ms, at_round(r)},
-                     {BrokerId{2}, 5ms, at_round(r)},
-                     {BrokerId{3}, b3, at_round(r)}};
+    round.storage = {{BrokerId{1}, 5ms, at_round(r), ""},
+                     {BrokerId{2}, 5ms, at_round(r), ""},
+                     {BrokerId{3}, b3, at_round(r), ""}};
     for (const auto& d : policy.step(round).decisions)
       seen.push_back(describe(r, d));
   }
@@ -685,7 +685,7 @@ TEST(HealthPolicyInvariants, HoldUnderRandomObservations) {
         round.reachability.push_back({BrokerId{b}, ok, 1ms, ok ? "" : "x", at_round(r)});
         auto l = std::chrono::microseconds(
             std::uniform_int_distribution<int64_t>(1000, fail_p[b] > 0.6 ? 400'000 : 8000)(rng));
-        round.storage.push_back({BrokerId{b}, l, at_round(r)});
+        round.storage.push_back({BrokerId{b}, l, at_round(r), ""});
       }
       auto out = policy.step(round);
       if (out.vantage_point_suspect) {

@@ -43,7 +43,7 @@ std::vector<ProbeRound> record(int32_t brokers, uint64_t seed) {
       auto latency = std::chrono::microseconds(fsync_us(rng));
       if (b == 2 && r % 300 >= 100 && r % 300 < 160)
         latency *= 20;
-      round.storage.push_back({BrokerId{b}, latency, round.now});
+      round.storage.push_back({BrokerId{b}, latency, round.now, ""});
     }
   }
   return rounds;
