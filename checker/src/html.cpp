@@ -6,9 +6,8 @@
 #include <unordered_map>
 
 namespace faultline::checker {
-namespace {
 
-std::string escape(std::string_view s) {
+std::string html_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (char c : s) {
@@ -25,12 +24,19 @@ std::string escape(std::string_view s) {
       case '"':
         out += "&quot;";
         break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         out.push_back(c);
     }
   }
   return out;
 }
+
+namespace {
+
+std::string escape(std::string_view s) { return html_escape(s); }
 
 struct Bar {
   ProcessId process;

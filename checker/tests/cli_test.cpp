@@ -1,5 +1,6 @@
 // `faultline check` through CLI11, as the `faultline` main will run it: output lines, exit codes.
 #include <faultline/checker/cli.h>
+#include <faultline/checker/html.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -71,6 +72,13 @@ std::string kafka_history(bool lose_a_write) {
     b.poll(2, 0, {{0, 100}, {1, 101}, {2, 102}});
   }
   return b.jsonl();
+}
+
+TEST(HtmlEscape, EveryCharacterThatCouldEndTextOrAnAttributeIsEscaped) {
+  EXPECT_EQ(html_escape(R"(<a href="x" title='y'>&</a>)"),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;");
+  EXPECT_EQ(html_escape("plain text 123"), "plain text 123");
+  EXPECT_EQ(html_escape(""), "");
 }
 
 TEST_F(CheckCli, ValidKafkaHistoryExitsZero) {

@@ -1,5 +1,7 @@
 #include "faultline/chaos/runner/report.h"
 
+#include <faultline/checker/html.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -20,32 +22,7 @@ namespace {
 
 // ---------------------------------------------------------------- small helpers
 
-std::string esc(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string esc(std::string_view s) { return checker::html_escape(s); }
 
 // A relative href for a run-directory path: every byte outside the unreserved set and '/' is
 // percent-encoded, so a file name can neither leave the attribute nor become a scheme.

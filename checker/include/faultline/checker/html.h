@@ -9,6 +9,9 @@
 
 namespace faultline::checker {
 
+// Text made safe for HTML element content and quoted attribute values (& < > " ').
+std::string html_escape(std::string_view s);
+
 // The failing partition on a per-process timeline (a valid or unknown history gets its summary):
 // operations of the longest linearizable prefix numbered in linearization order, the op that
 // cannot be placed highlighted, the rest greyed.
