@@ -151,7 +151,7 @@ void Broker::stop() {
   for (auto& [tp, p] : partitions_) {
     if (p->replication) complete(p->replication->abandon_pending_produces());
     wake(*p);
-    if (p->log) run_flush_job(flush_job(*p));
+    if (auto job = flush_job(*p)) run_flush_job(*job);
   }
   if (internal_server_) internal_server_->stop();
   if (client_server_) client_server_->stop();
@@ -721,9 +721,7 @@ awaitable<void> Broker::flush_loop() {
     if (stopping_) co_return;
     std::vector<FlushJob> jobs;
     for (auto& [tp, p] : partitions_) {
-      if (!p->log) continue;
-      FlushJob job = flush_job(*p);
-      if (job.sync || job.hw != p->log->high_watermark_checkpoint()) jobs.push_back(job);
+      if (auto job = flush_job(*p)) jobs.push_back(*job);
     }
     if (jobs.empty()) continue;
     asio::steady_timer done(io_, asio::steady_timer::time_point::max());
@@ -737,16 +735,18 @@ awaitable<void> Broker::flush_loop() {
 
 // Only what changed: with thousands of idle partitions, an fsync and a checkpoint rewrite for each
 // every flush interval would keep the disk busy for nothing.
-Broker::FlushJob Broker::flush_job(Partition& p) {
+std::optional<Broker::FlushJob> Broker::flush_job(Partition& p) {
+  if (!p.log) return std::nullopt;
   FlushJob job{p.tp, p.log.get(), p.unflushed && !config_.flush_every_batch, high_watermark(p)};
   p.unflushed = false;
+  if (!job.sync && job.hw == p.log->high_watermark_checkpoint()) return std::nullopt;
   return job;
 }
 
 void Broker::run_flush_job(const FlushJob& job) {
   if (job.sync) {
     auto started = Clock::now();
-    if (auto ec = job.log->flush()) 
+    if (auto ec = job.log->flush())
       spdlog::error("event=flush_failed tp={} error=\"{}\"", job.tp, ec.message());
     metrics_.storage_fsync.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   }

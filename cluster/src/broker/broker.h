@@ -138,7 +138,8 @@ class Broker final : public RequestHandler {
     bool sync;    // appended since the last round
     Offset hw;    // checkpointed when it moved
   };
-  FlushJob flush_job(Partition& p);
+  // Nothing (nullopt) when the partition has nothing to flush or checkpoint.
+  std::optional<FlushJob> flush_job(Partition& p);
   void run_flush_job(const FlushJob& job);
   void reconcile(const TopicPartition& tp);
   Partition* find(const TopicPartition& tp);
