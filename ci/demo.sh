@@ -18,7 +18,7 @@ fi
 echo "== configure and build ($build)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target faultline faultline-broker faultline-controller \
-  faultline-shaper
+  faultline-shaper faultline-probe
 
 out=$(mktemp -d /tmp/faultline-demo-XXXXXX)
 echo "== faultline run --scenario $scenario --duration $duration (the cluster in namespaces)"

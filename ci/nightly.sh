@@ -76,7 +76,7 @@ if ((build_first)); then
   echo "== configure and build ($build)"
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$build" -j"$(nproc)" --target faultline faultline-broker faultline-controller \
-    faultline-shaper
+    faultline-shaper faultline-probe
 fi
 faultline=$build/bin/faultline
 [[ -x $faultline ]] || { echo "nightly.sh: $faultline is not built (drop --no-build)" >&2; exit 2; }

@@ -45,9 +45,8 @@ planted_bug_early_ack = true
 [workload]
 producers = 4
 [nemesis]
-faults = ["kill-leader"]
-interval_s = 4
-hold_s = 2
+every_s = 4
+repeat = { fault = "kill", target = "leader(any)", hold_s = 2 }
 )toml");
 }
 
@@ -96,14 +95,21 @@ INSTANTIATE_TEST_SUITE_P(
     Scenarios, BuiltInScenario,
     ::testing::Values(Case{"leader-kill", 1, 14}, Case{"leader-kill", 2, 14},
                       Case{"controlled-shutdown", 1, 14}, Case{"controlled-shutdown", 2, 14},
-                      Case{"leader-pause", 1, 14}, Case{"leader-pause", 2, 14},
-                      Case{"controller-kill", 1, 14}, Case{"controller-kill", 2, 14},
-                      Case{"isolate-leader", 1, 14}, Case{"isolate-leader", 2, 14},
-                      Case{"disk-throttle-leader", 1, 14}, Case{"disk-throttle-leader", 2, 14},
+                      Case{"leader-pause", 1, 14},
+                      Case{"controller-kill", 1, 14},
+                      Case{"isolate-leader", 1, 14},
+                      Case{"disk-throttle-leader", 1, 14},
                       Case{"double-failover", 1, 16}, Case{"double-failover", 2, 16},
-                      Case{"rolling-restart", 1, 16}, Case{"rolling-restart", 2, 16},
-                      Case{"partition-halves", 1, 16}, Case{"partition-halves", 2, 16},
-                      Case{"cluster-netem", 1, 14}, Case{"cluster-netem", 2, 14},
+                      Case{"rolling-restart", 1, 22},
+                      Case{"partition-halves", 1, 16},
+                      Case{"cluster-netem", 1, 14},
+                      Case{"lagging-follower-leader-kill", 1, 22},
+                      Case{"lagging-follower-leader-kill", 2, 22},
+                      Case{"leader-and-follower-kill", 1, 20}, Case{"leader-and-follower-kill", 2, 20},
+                      Case{"nemesis-mix", 1, 20}, Case{"nemesis-mix", 2, 20},
+                      Case{"isolate-leader-then-kill", 1, 20},
+                      Case{"kill-new-leader-on-election", 1, 20},
+                      Case{"controller-minority-partition", 1, 20},
                       Case{"neg-acks1-leader-kill", 1, 14},
                       Case{"preferred-rebalance", 1, 22}, Case{"preferred-rebalance", 2, 22},
                       Case{"gray-failure-external", 1, 22}, Case{"gray-failure-external", 2, 22},
@@ -166,9 +172,8 @@ leader_imbalance_check_interval_s = 3600
 [workload]
 partitions = 3
 [nemesis]
-faults = ["kill-leader"]
-interval_s = 12
-hold_s = 4
+every_s = 12
+repeat = { fault = "kill", target = "leader(0)", hold_s = 4 }
 [checks]
 leader_moved_within_s = 8
 preferred_leaders_within_s = 5
@@ -203,11 +208,11 @@ TEST(FaultlineRun, AMissingCapabilityExitsThreeNamingIt) {
 TEST(FaultlineRun, ABrokenScenarioFileExitsTwoWithItsLine) {
   TempDir dir("faultline-run");
   auto file = dir.path() / "broken.toml";
-  std::ofstream(file) << "name = \"broken\"\n[nemesis]\nfaults = [\"kill-leader\", \"meteor\"]\n";
+  std::ofstream(file) << "name = \"broken\"\n[nemesis]\nrepeat = { fault = \"meteor\", target = \"leader(0)\" }\n";
   ChildProcess p({(binary_dir() / "faultline").string(), "run", "--scenario", file.string()},
                  dir.path() / "broken.log");
   EXPECT_EQ(p.wait_for(30s), 2);
-  EXPECT_NE(p.log().find(file.string() + ":3: nemesis.faults: unknown fault"), std::string::npos)
+  EXPECT_NE(p.log().find(file.string() + ":3: fault: unknown kind \"meteor\""), std::string::npos)
       << p.log();
 }
 

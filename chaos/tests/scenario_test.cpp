@@ -1,7 +1,9 @@
 #include "faultline/chaos/runner/scenario.h"
 #include "faultline/chaos/runner/runner.h"
+#include "faultline/chaos/runner/schedule.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace faultline::chaos {
 namespace {
@@ -10,23 +12,26 @@ using namespace std::chrono_literals;
 
 TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   auto names = builtin_scenario_names();
-  for (const char* contract : {"leader-kill", "controlled-shutdown", "leader-pause",
-                               "controller-kill", "isolate-leader", "disk-throttle-leader",
-                               "double-failover", "rolling-restart", "partition-halves",
-                               "cluster-netem", "preferred-rebalance",
-                               "neg-acks1-leader-kill", "neg-unclean-isolated-leader",
-                               "gray-failure-external", "slow-disk-demotion"}) {
+  for (const char* contract :
+       {"leader-kill", "controlled-shutdown", "leader-pause", "controller-kill", "isolate-leader",
+        "disk-throttle-leader", "double-failover", "rolling-restart", "partition-halves",
+        "cluster-netem", "preferred-rebalance", "neg-acks1-leader-kill",
+        "neg-unclean-isolated-leader", "gray-failure-external", "slow-disk-demotion",
+        "lagging-follower-leader-kill", "leader-and-follower-kill", "isolate-leader-then-kill",
+        "kill-new-leader-on-election", "controller-minority-partition", "nemesis-mix"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }
   for (const auto& name : names) {
-    auto s = builtin_scenario(name);
-    ASSERT_TRUE(s) << name;
+    ScenarioError error;
+    auto s = parse_scenario(*builtin_scenario_toml(name), name, error);
+    ASSERT_TRUE(s) << error.str();
     EXPECT_EQ(s->name, name);
-    EXPECT_FALSE(s->faults.empty()) << name;
+    ASSERT_TRUE(s->nemesis) << name;
+    EXPECT_FALSE(make_schedule(*s, 1).empty()) << name << ": nothing planned in its duration";
   }
   auto neg = builtin_scenario("neg-acks1-leader-kill");
   EXPECT_FALSE(neg->expect_valid);
-  EXPECT_FALSE(neg->acks_all);
+  EXPECT_FALSE(neg->workload.acks_all);
   auto unclean = builtin_scenario("neg-unclean-isolated-leader");
   EXPECT_FALSE(unclean->expect_valid);
   EXPECT_TRUE(unclean->cluster.unclean_leader_election);
@@ -44,11 +49,26 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
             (std::vector<std::string>{"--recovery-hold-ms", "3000"}));
 }
 
+// `faultline scenarios --show NAME` prints the text a user saves and runs: the same schedule.
+TEST(Scenario, AShownBuiltInSavedAsAFileGivesTheSameSchedule) {
+  for (const auto& name : builtin_scenario_names()) {
+    ScenarioError error;
+    auto from_file = parse_scenario(*builtin_scenario_toml(name), "saved.toml", error);
+    ASSERT_TRUE(from_file) << error.str();
+    auto builtin = builtin_scenario(name);
+    for (uint64_t seed : {1, 7, 1234}) {
+      auto a = make_schedule(*builtin, seed), b = make_schedule(*from_file, seed);
+      ASSERT_EQ(a.size(), b.size()) << name;
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(to_json(a[i]), to_json(b[i])) << name;
+    }
+  }
+}
+
 TEST(Scenario, TheProbeBoundIsDerivedFromTheProbeSettings) {
   auto gray = builtin_scenario("gray-failure-external");
   std::string why;
   // K = 3 failures at 200 ms, the last ending at its 150 ms timeout, plus 2.5 s.
-  EXPECT_EQ(probe_demotion_bound(gray->cluster, FaultAction::cut_leader_ext, &why), 3250ms);
+  EXPECT_EQ(probe_demotion_bound(gray->cluster, FaultKind::cut_link, &why), 3250ms);
   EXPECT_EQ(why, "probe: K=3 x 200 ms + 150 ms timeout + 2.5 s slack");
   ScenarioError error;
   auto k5 = parse_scenario("name = \"k5\"\n[cluster]\nprobe = true\nprobe_interval_ms = 1000\n"
@@ -57,21 +77,21 @@ TEST(Scenario, TheProbeBoundIsDerivedFromTheProbeSettings) {
   ASSERT_TRUE(k5) << error.str();
   EXPECT_TRUE(k5->leader_moved_within_probe_bound);
   EXPECT_FALSE(k5->leader_moved_within);
-  EXPECT_EQ(probe_demotion_bound(k5->cluster, FaultAction::cut_leader_ext), 8250ms);
+  EXPECT_EQ(probe_demotion_bound(k5->cluster, FaultKind::cut_link), 8250ms);
   // A disk: the broker's next flush, more than half of the 20-sample window slow at the 200 ms
   // canary, then two rounds.
   auto disk = builtin_scenario("slow-disk-demotion");
-  EXPECT_EQ(probe_demotion_bound(disk->cluster, FaultAction::throttle_leader_disk), 6100ms);
+  EXPECT_EQ(probe_demotion_bound(disk->cluster, FaultKind::disk_throttle), 6100ms);
 }
 
 TEST(Scenario, ChecksAreReadInSeconds) {
   ScenarioError error;
   auto s = parse_scenario("name = \"c\"\n[checks]\nleader_moved_within_s = 7\n"
-                          "preferred_leaders_within_s = 20\n",
+                          "preferred_leaders_within_s = 20.5\n",
                           "c.toml", error);
   ASSERT_TRUE(s) << error.str();
   EXPECT_EQ(s->leader_moved_within, 7s);
-  EXPECT_EQ(s->preferred_leaders_within, 20s);
+  EXPECT_EQ(s->preferred_leaders_within, 20500ms);
   EXPECT_FALSE(builtin_scenario("leader-kill")->preferred_leaders_within);
 }
 
@@ -84,10 +104,10 @@ TEST(RunCapabilities, NamesExactlyWhatIsMissing) {
             (std::vector<std::string>{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"}));
 }
 
-TEST(Scenario, AFileSetsEveryField) {
+TEST(Scenario, AFileSetsEveryFieldAndEveryParameter) {
   ScenarioError error;
-  auto s = parse_scenario(R"(name = "mine"
-duration_s = 12
+  auto s = parse_scenario(R"toml(name = "mine"
+duration_s = 40
 expect = "invalid"
 [cluster]
 brokers = 5
@@ -98,24 +118,57 @@ unclean_leader_election = true
 partitions = 4
 producers = 3
 acks = "1"
+rate_per_s = 200
+value_bytes = 100
 [nemesis]
-faults = ["pause-leader", "kill-controller"]
-interval_s = 5
-hold_s = 2
-)",
+every_s = 8
+jitter_s = 0.5
+times = 3
+repeat.sequence = [
+  { fault = "packets", target = "follower(any)", peers = "leader(any)", interface = "int", delay_us = 200000, loss_pct = 1.5, hold_s = 5 },
+  { after_s = 1.5, fault = "kill", target = "leader(any)", hold_s = 2 },
+  { on = "leader-change(any)", within_s = 3, fault = "pause", target = "leader(any)", hold_s = 1 },
+]
+)toml",
                           "mine.toml", error);
   ASSERT_TRUE(s) << error.str();
-  EXPECT_EQ(s->duration, 12s);
+  EXPECT_EQ(s->duration, 40s);
   EXPECT_FALSE(s->expect_valid);
   EXPECT_EQ(s->cluster.brokers, 5);
   EXPECT_EQ(s->cluster.session_timeout_ms, 1500);
   EXPECT_TRUE(s->cluster.unclean_leader_election);
-  EXPECT_EQ(s->partitions, 4);
-  EXPECT_FALSE(s->acks_all);
-  EXPECT_EQ(s->faults, (std::vector<FaultAction>{FaultAction::pause_leader,
-                                                 FaultAction::kill_controller}));
-  EXPECT_EQ(s->interval, 5s);
-  EXPECT_EQ(s->hold, 2s);
+  EXPECT_EQ(s->workload.partitions, 4);
+  EXPECT_EQ(s->workload.rate_per_s, 200);
+  EXPECT_EQ(s->workload.value_bytes, 100);
+  EXPECT_FALSE(s->workload.acks_all);
+  const NemesisNode& root = *s->nemesis;
+  ASSERT_EQ(root.type, NemesisNode::Type::repeat);
+  EXPECT_EQ(root.every, 8s);
+  EXPECT_EQ(root.jitter, 500ms);
+  EXPECT_EQ(root.times, 3);
+  const NemesisNode& seq = root.children.at(0);
+  ASSERT_EQ(seq.type, NemesisNode::Type::sequence);
+  ASSERT_EQ(seq.children.size(), 3u);
+  const FaultStep& lag = seq.children[0].step;
+  EXPECT_EQ(lag.kind, FaultKind::packets);
+  EXPECT_EQ(lag.target.str(), "follower(any)");
+  EXPECT_EQ(lag.peers->str(), "leader(any)");
+  const auto& p = std::get<PacketParams>(lag.params);
+  EXPECT_EQ(p.delay, 200ms);
+  EXPECT_DOUBLE_EQ(p.loss_pct, 1.5);
+  EXPECT_EQ(lag.hold, 5s);
+  EXPECT_EQ(seq.children[1].after, 1500ms);
+  EXPECT_EQ(seq.children[2].step.on->str(), "leader-change(any)");
+  EXPECT_EQ(seq.children[2].step.on->within, 3s);
+  // Three rounds at most, each of three steps, each round with one partition for `any`.
+  auto plan = make_schedule(*s, 9);
+  ASSERT_EQ(plan.size(), 9u);
+  for (size_t i = 0; i < plan.size(); i += 3) {
+    EXPECT_EQ(plan[i].step.target.partition, plan[i + 1].step.target.partition);
+    EXPECT_EQ(plan[i].step.target.partition.kind, PartitionRef::Kind::index);
+    EXPECT_EQ(plan[i + 1].at - plan[i].at, 1500ms);
+    EXPECT_EQ(plan[i + 2].step.on->partition, plan[i].step.target.partition);
+  }
 }
 
 struct BadFile {
@@ -139,15 +192,53 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadFile{"name = \"x\"\n[cluster]\nbrokers = \"three\"\n", 3, "expected an integer"},
         BadFile{"name = \"x\"\n[cluster]\nbrokers = 40\n", 3, "outside 1..9"},
-        BadFile{"name = \"x\"\n\n[nemesis]\nfaults = [\"kill-leader\", \"meteor\"]\n", 4,
-                "unknown fault"},
+        BadFile{"name = \"x\"\n\n[nemesis]\nfaults = [\"kill-leader\"]\n", 4,
+                "fixed fault list is gone"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"meteor\", target = \"leader(0)\" }\n",
+                3, "unknown kind \"meteor\""},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"leder(0)\" }\n", 3,
+                "unknown selector"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"leader\" }\n", 3,
+                "needs a partition"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"broker(0)\" }\n", 3,
+                "broker id >= 1"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\" }\n", 3, "target missing"},
+        BadFile{"name = \"x\"\n[nemesis]\nsequence = [\n  { fault = \"kill\", target = "
+                "\"controller\" },\n  { after_s = -1, fault = \"kill\", target = \"controller\" },\n]\n",
+                5, "after_s: -1 is outside"},
+        BadFile{"name = \"x\"\n[nemesis]\nconcurrent = []\n", 3, "concurrent: empty"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"packets\", target = \"all-brokers\", "
+                "delay_us = -5 }\n",
+                3, "negative delay"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"controller\", "
+                "delay_us = 5 }\n",
+                3, "unknown parameter delay_us"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"packets\", target = \"all-brokers\", "
+                "loss_pct = 140 }\n",
+                3, "percentages"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"restart\", target = \"broker(1)\", "
+                "hold_s = 3 }\n",
+                3, "one-off"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"leader(0)\", "
+                "on = \"sunrise\" }\n",
+                3, "unknown trigger"},
+        BadFile{"name = \"x\"\n[nemesis]\nfault = \"kill\"\ntarget = \"controller\"\nrepeat = "
+                "{ fault = \"kill\", target = \"controller\" }\n",
+                2, "fault and repeat in one node"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"disk-stall\", target = \"leader(0)\" }\n",
+                3, "needs cluster.disks = true"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"one-way\", target = \"broker(1)\" }\n",
+                3, "peers missing"},
+        BadFile{"name = \"x\"\n[nemesis]\nevery_s = 0\nrepeat = { fault = \"kill\", target = "
+                "\"controller\" }\n",
+                3, "every_s"},
         BadFile{"name = \"x\"\n[workload]\nacks = \"2\"\n", 3, "acks"},
         BadFile{"name = \"x\"\nbrokers = 3\n", 2, "unknown key brokers"},
         BadFile{"name = \"x\"\n[cluster]\nbrokerz = 3\n", 3, "unknown key cluster.brokerz"},
         BadFile{"name = \"x\"\nexpect = \"maybe\"\n", 2, "expect"},
         BadFile{"name = \"x\"\n[nemesis\n", 2, ""},  // TOML syntax error
         BadFile{"description = \"no name\"\n", 1, "name: missing"},
-        BadFile{"name = \"x\"\n[checks]\npreferred_leaders_within_s = 0\n", 3, "outside 1..3600"},
+        BadFile{"name = \"x\"\n[checks]\npreferred_leaders_within_s = 0\n", 3, "outside 0.1..3600"},
         BadFile{"name = \"x\"\n[checks]\nleader_moved = 3\n", 3, "unknown key checks.leader_moved"},
         BadFile{"name = \"x\"\n[checks]\nleader_moved_within_s = \"probe\"\n", 3,
                 "needs cluster.probe = true"},
@@ -155,37 +246,63 @@ INSTANTIATE_TEST_SUITE_P(
                 5, "expected seconds or \"probe\""}));
 
 TEST(Schedule, TheSameSeedGivesTheSameScheduleAndAnotherSeedAnother) {
-  auto s = *builtin_scenario("leader-kill");
-  s.duration = 60s;
-  s.faults = {FaultAction::kill_leader, FaultAction::pause_leader, FaultAction::kill_controller};
-  auto a = make_schedule(s, 42);
-  auto b = make_schedule(s, 42);
-  auto c = make_schedule(s, 43);
+  auto s = *builtin_scenario("nemesis-mix");
+  s.duration = 120s;
+  auto a = make_schedule(s, 42), b = make_schedule(s, 42), c = make_schedule(s, 43);
   ASSERT_FALSE(a.empty());
   ASSERT_EQ(a.size(), b.size());
   bool differs = a.size() != c.size();
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].at, b[i].at);
-    EXPECT_EQ(a[i].action, b[i].action);
-    if (i < c.size() && (a[i].at != c[i].at || a[i].action != c[i].action)) differs = true;
+    EXPECT_EQ(to_json(a[i]), to_json(b[i]));
+    EXPECT_EQ(a[i].variant, b[i].variant);
+    if (i < c.size() && to_json(a[i]) != to_json(c[i])) differs = true;
   }
   EXPECT_TRUE(differs);
 }
 
-TEST(Schedule, FaultsAreHealedBeforeTheEndAndNeverOverlap) {
+TEST(Schedule, RoundsHealBeforeTheEndAndNeverOverlap) {
   auto s = *builtin_scenario("leader-kill");
   for (int seconds : {5, 13, 30, 120}) {
     s.duration = std::chrono::seconds(seconds);
     for (uint64_t seed = 0; seed < 50; ++seed) {
       auto plan = make_schedule(s, seed);
       for (size_t i = 0; i < plan.size(); ++i) {
-        EXPECT_GE(plan[i].at, s.interval);
-        EXPECT_EQ(plan[i].heal - plan[i].at, s.hold);
-        EXPECT_LT(plan[i].heal, s.duration);
-        if (i > 0) EXPECT_GT(plan[i].at, plan[i - 1].heal);
+        EXPECT_GE(plan[i].at, 6s);
+        EXPECT_EQ(plan[i].step.hold, 3s);
+        EXPECT_LT(planned_end(plan[i]), s.duration);
+        if (i > 0) EXPECT_GT(plan[i].at, planned_end(plan[i - 1]));
       }
     }
   }
+}
+
+TEST(Schedule, AMixDrawsEveryKindOverManySeeds) {
+  auto s = *builtin_scenario("nemesis-mix");
+  std::set<std::string> kinds;
+  for (uint64_t seed = 0; seed < 40; ++seed)
+    for (const auto& p : make_schedule(s, seed)) kinds.insert(std::string(to_string(p.step.kind)));
+  for (const char* k : {"kill", "pause", "stop", "restart", "isolate-leader", "halves", "packets"})
+    EXPECT_TRUE(kinds.count(k)) << k;
+}
+
+TEST(Schedule, ChoiceFollowsTheWeights) {
+  ScenarioError error;
+  auto s = parse_scenario(R"toml(name = "w"
+duration_s = 3600
+[nemesis]
+every_s = 1
+mix = [ { fault = "kill", target = "controller", hold_s = 0.1, weight = 9 },
+        { fault = "pause", target = "controller", hold_s = 0.1 } ]
+)toml",
+                          "w.toml", error);
+  ASSERT_TRUE(s) << error.str();
+  int kills = 0, total = 0;
+  for (const auto& p : make_schedule(*s, 3)) {
+    ++total;
+    kills += p.step.kind == FaultKind::kill;
+  }
+  ASSERT_GT(total, 1000);
+  EXPECT_NEAR(double(kills) / total, 0.9, 0.03);
 }
 
 TEST(Schedule, SubSeedsAreIndependentStreams) {

@@ -64,10 +64,23 @@ void add_run_commands(CLI::App& app, int& exit_code) {
   });
 
   auto* scenarios = app.add_subcommand("scenarios", "list the built-in scenarios");
-  scenarios->callback([&exit_code] {
+  auto show = std::make_shared<std::string>();
+  scenarios->add_option("--show", *show, "print a built-in's TOML (save it, edit it, run it)");
+  scenarios->callback([&exit_code, show] {
+    if (!show->empty()) {
+      auto text = builtin_scenario_toml(*show);
+      if (!text) {
+        std::cerr << *show << ": no such built-in scenario (see `faultline scenarios`)\n";
+        exit_code = 2;
+        return;
+      }
+      std::cout << *text;
+      exit_code = 0;
+      return;
+    }
     for (const auto& name : builtin_scenario_names()) {
       auto s = builtin_scenario(name);
-      fmt::print("{:28} {:8} {}\n", name, s->expect_valid ? "valid" : "invalid", s->description);
+      fmt::print("{:30} {:8} {}\n", name, s->expect_valid ? "valid" : "invalid", s->description);
     }
     exit_code = 0;
   });

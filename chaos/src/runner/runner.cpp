@@ -9,13 +9,13 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
-#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include <unistd.h>
 
+#include "cluster_view.h"
 #include "faultline/checker/kafka.h"
 #include "faultline/checker/recorder.h"
 #include "faultline/chaos/cluster_harness.h"
@@ -24,7 +24,10 @@
 #include "faultline/chaos/prometheus_server.h"
 #include "faultline/chaos/runner/report.h"
 #include "faultline/chaos/runner/run_metrics.h"
+#include "faultline/chaos/runner/schedule.h"
 #include "faultline/cluster/metrics.h"
+#include "nemesis.h"
+#include "workload.h"
 
 namespace faultline::chaos {
 
@@ -33,8 +36,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const char* kTopic = "faultline";
 
 // SIGINT/SIGTERM end the workload early; the run then heals, tears down and exits 4, leaving
 // nothing behind (an interrupted run has no verdict).
@@ -63,16 +64,19 @@ std::vector<std::string> missing_run_capabilities(uint64_t cap_eff) {
 
 namespace {
 
-bool leader_targeted(FaultAction a) {
-  switch (a) {
-    case FaultAction::kill_controller:
-    case FaultAction::restart_next_broker:
-    case FaultAction::partition_random:
-    case FaultAction::netem_cluster:
-      return false;
-    default:
-      return true;
-  }
+double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path shaper_binary() {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("faultline-shaper") : self.parent_path() / "faultline-shaper";
 }
 
 // verdict.json's "failover": per fault kind, the client-observed write unavailability
@@ -91,115 +95,388 @@ nlohmann::json failover_summary(const nlohmann::json& fault_results) {
   return out;
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// ---- stage 1: the run directory (run.json for replay, the planned schedule) ----
 
-fs::path shaper_binary() {
+std::optional<fs::path> prepare_run_dir(const Scenario& s, const std::string& scenario_text,
+                                        const RunOptions& o,
+                                        const std::vector<PlannedStep>& schedule,
+                                        std::ostream& out) {
+  fs::path dir = o.out_dir.empty() ? fs::path("faultline-runs") / fmt::format("{}-{}", s.name, o.seed)
+                                   : o.out_dir;
   std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path("faultline-shaper") : self.parent_path() / "faultline-shaper";
+  fs::create_directories(dir, ec);
+  if (ec) {
+    out << "run: cannot create " << dir << ": " << ec.message() << "\n";
+    return std::nullopt;
+  }
+  dir = fs::absolute(dir);
+  std::ofstream(dir / "run.json") << nlohmann::json{{"scenario", s.name},
+                                                    {"scenario_text", scenario_text},
+                                                    {"seed", o.seed},
+                                                    {"duration_s", s.duration.count()}}
+                                         .dump(2);
+  std::ofstream plan(dir / "schedule.jsonl");
+  for (const auto& p : schedule) plan << to_json(p).dump() << "\n";
+  return dir;
 }
 
-// Acknowledgement times, for the client-observed unavailability around each fault.
-struct AckTimes {
-  std::mutex mu;
-  std::vector<Clock::time_point> times;
-  void add(Clock::time_point t) {
-    std::lock_guard lock(mu);
-    times.push_back(t);
-  }
-  // The longest stretch without an acknowledged write within [from, to].
-  double longest_gap_ms(Clock::time_point from, Clock::time_point to) {
-    std::lock_guard lock(mu);
-    std::vector<Clock::time_point> sorted = times;
-    std::sort(sorted.begin(), sorted.end());
-    Clock::time_point last = from;
-    Clock::duration longest{};
-    for (auto t : sorted) {
-      if (t < from) continue;
-      if (t > to) break;
-      longest = std::max(longest, t - last);
-      last = t;
-    }
-    longest = std::max(longest, to - last);
-    return std::chrono::duration<double, std::milli>(longest).count();
-  }
+// ---- stage 2: the cluster, Prometheus and the topic ----
+
+struct Setup {
+  std::unique_ptr<ClusterHarness> harness;
+  std::unique_ptr<PrometheusServer> prometheus;
+  cluster::ClientConfig config;
+  int replication_factor = 3;
 };
 
-// What the progress line shows: send outcomes so far.
-struct Outcomes {
-  std::atomic<int64_t> ok{0}, fail{0}, info{0};
-};
-
-void produce_loop(Outcomes& outcomes, int process, const Scenario& s, cluster::ClientConfig config, uint64_t seed,
-                  checker::HistoryRecorder& history, AckTimes& acks, std::atomic<bool>& stop) {
-  cluster::SyncClient client(config);
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> pick(0, s.partitions - 1);
-  for (int64_t n = 0; !stop; ++n) {
-    int partition = pick(rng);
-    int64_t value = int64_t(process) * 1'000'000'000 + n;  // unique across the run
-    checker::OpFields in;
-    in.partition = checker::PartitionId{partition};
-    in.value = value;
-    auto op = history.invoke(checker::ProcessId{process}, checker::Function::send, in);
-    if (!op) continue;
-    cluster::TopicPartition tp{kTopic, cluster::PartitionIndex{partition}};
-    auto r = client.send(tp, {std::to_string(value)}, s.acks_all ? cluster::Acks::all : cluster::Acks::leader);
-    checker::OpFields done;
-    done.partition = in.partition;
-    done.value = value;
-    if (r.acknowledged()) {
-      done.offset = checker::Offset{r.base_offset.value()};
-      done.epoch = checker::LeaderEpoch{r.leader_epoch.value()};
-      history.complete(*op, checker::Outcome::ok, done);
-      acks.add(Clock::now());
-      ++outcomes.ok;
-    } else {
-      done.error = std::string(cluster::errc_name(r.error));
-      history.complete(*op, r.definite ? checker::Outcome::fail : checker::Outcome::info, done);
-      ++(r.definite ? outcomes.fail : outcomes.info);
-      std::this_thread::sleep_for(20ms);
-    }
+int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16_t metrics_port,
+             Setup& setup, std::ostream& out) {
+  ClusterHarness::UpError up_error;
+  std::random_device rd;
+  setup.harness = ClusterHarness::up(s.cluster, fmt::format("run-{:x}-{:08x}", o.seed, rd()),
+                                     up_error, dir / "logs");
+  if (!setup.harness) {
+    out << "run: " << up_error.why << "\n";
+    return up_error.exit_code;
   }
+  if (o.prometheus) {
+    std::string why;
+    setup.prometheus = PrometheusServer::start(setup.harness->supervisor(),
+                                               {.dir = dir / "prometheus"},
+                                               cluster_scrape_targets(*setup.harness, metrics_port), why);
+    if (!setup.prometheus) {
+      out << "run: prometheus: " << why << "\n";
+      return fs::exists(PrometheusOptions{}.binary) ? 4 : 3;
+    }
+    (void)setup.prometheus->wait_scraped(std::chrono::system_clock::now(), 10s);
+    out << fmt::format("run: prometheus on {} (data in {})\n", setup.prometheus->url(),
+                       setup.prometheus->options().data_dir.string());
+  }
+  setup.config = setup.harness->client_config();
+  setup.config.request_timeout = 2s;
+  setup.config.delivery_timeout = 6s;
+  setup.config.retry_backoff = 50ms;
+  cluster::SyncClient admin(setup.config);
+  setup.replication_factor = std::min(3, s.cluster.brokers);
+  const int rf = setup.replication_factor;
+  if (admin.create_topic(kRunTopic, s.workload.partitions, rf).error != cluster::errc::none) {
+    out << "run: creating the topic failed\n";
+    return 4;
+  }
+  for (int p = 0; p < s.workload.partitions; ++p)
+    admin.wait_for_leader({kRunTopic, cluster::PartitionIndex{p}}, 20s,
+                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
+  return 0;
 }
 
-// Reads every partition from offset 0 forward; with `final_read`, once to the end and stops.
-void poll_partitions(int process, const Scenario& s, cluster::SyncClient& client,
-                     checker::HistoryRecorder& history, std::vector<int64_t>& next, bool final_read,
-                     std::atomic<bool>* stop) {
-  do {
-    for (int p = 0; p < s.partitions; ++p) {
-      checker::OpFields in;
-      in.partition = checker::PartitionId{p};
-      in.final_read = final_read;
-      auto op = history.invoke(checker::ProcessId{process}, checker::Function::poll, in);
-      if (!op) continue;
-      cluster::TopicPartition tp{kTopic, cluster::PartitionIndex{p}};
-      auto r = client.poll(tp, cluster::Offset{next[p]}, 1 << 20, final_read ? 0ms : 100ms);
-      checker::OpFields done = in;
-      if (r.error != cluster::errc::none) {
-        done.error = std::string(cluster::errc_name(r.error));
-        history.complete(*op, checker::Outcome::fail, done);
-        std::this_thread::sleep_for(20ms);
+// ---- stage 3: workload and nemesis together ----
+
+// Progress: a line rewritten in place on a terminal, a plain line every 5 s otherwise.
+class Progress {
+ public:
+  Progress(std::ostream& out, const Scenario& s, const Workload& w, const ClusterWatcher& view)
+      : out_(out), s_(s), w_(w), view_(view), tty_(::isatty(STDOUT_FILENO) == 1 && &out == &std::cout) {}
+  void start() { start_ = last_ = Clock::now(); }
+  void tick(const std::string& active) {
+    auto now = Clock::now();
+    if (now - last_ < (tty_ ? 1s : 5s)) return;
+    last_ = now;
+    std::string leaders;
+    for (const auto& [p, v] : view_.snapshot().partitions) leaders += fmt::format(" p{}=b{}", p, v.leader);
+    std::string line =
+        fmt::format("[{:5.1f}/{}s] sends ok={} fail={} info={} | fault: {} | leaders:{}",
+                    secs(now - start_), s_.duration.count(), w_.counts().ok.load(),
+                    w_.counts().fail.load(), w_.counts().info.load(), active, leaders);
+    out_ << (tty_ ? "\r\033[K" + line : line + "\n");
+    out_.flush();
+  }
+  void say(const std::string& line) {
+    out_ << (tty_ ? "\r\033[K" : "") << "  " << line << "\n";
+    out_.flush();
+  }
+  void end() {
+    if (tty_) out_ << "\n";
+  }
+
+ private:
+  std::ostream& out_;
+  const Scenario& s_;
+  const Workload& w_;
+  const ClusterWatcher& view_;
+  bool tty_;
+  Clock::time_point start_{}, last_{};
+};
+
+struct Timeline {
+  Clock::time_point started, setup_done, workload_start, workload_done, final_done, check_done;
+};
+
+// ---- stage 4: what each injected step did to clients and to leadership ----
+
+// Broker process faults per round: derived bounds only hold for a round with exactly one.
+std::map<int, int> broker_process_faults_per_round(const Nemesis& nemesis) {
+  std::map<int, int> count;
+  for (const auto& o : nemesis.injected())
+    if (fault_class(o.planned.step.kind) == FaultClass::process &&
+        o.planned.step.target.kind != SelectorKind::controller)
+      ++count[o.planned.round];
+  return count;
+}
+
+// The window a step's effect on clients is measured in: from its injection to 5 s after its heal,
+// cut short where a step of a later round begins (its effect is not this step's).
+Clock::time_point window_end(const Nemesis& nemesis, const StepOutcome& o, const Timeline& t) {
+  auto healed = o.healed_at == Clock::time_point{} ? t.workload_done : o.healed_at;
+  auto end = std::min(t.workload_done, healed + 5s);
+  for (const auto& other : nemesis.injected())
+    if (other.planned.round != o.planned.round && other.injected_at > o.injected_at)
+      end = std::min(end, other.injected_at);
+  return end;
+}
+
+struct StepBounds {
+  std::optional<std::chrono::milliseconds> unavailable_max;
+  std::optional<std::chrono::milliseconds> leader_moved_within;
+  std::string unavailable_why, leader_why;
+};
+
+StepBounds bounds_for(const Scenario& s, const StepOutcome& o, bool single_in_round) {
+  const FaultKind kind = o.planned.step.kind;
+  StepBounds b;
+  const DerivedBounds derived = s.derived_checks && single_in_round && o.planned.step.target.kind !=
+                                    SelectorKind::controller
+                                    ? derived_bounds(s.cluster, kind)
+                                    : DerivedBounds{};
+  if (auto it = s.unavailable_max_by_kind.find(kind); it != s.unavailable_max_by_kind.end()) {
+    b.unavailable_max = it->second;
+    b.unavailable_why = "[checks] unavailable_max_s." + std::string(to_string(kind));
+  } else if (s.unavailable_max) {
+    b.unavailable_max = s.unavailable_max;
+    b.unavailable_why = "[checks] unavailable_max_s";
+  } else if (derived.unavailable_max) {
+    b.unavailable_max = derived.unavailable_max;
+    b.unavailable_why = "derived: " + derived.why;
+  }
+  if (s.leader_moved_within_probe_bound) {
+    b.leader_moved_within = probe_demotion_bound(s.cluster, kind, &b.leader_why);
+  } else if (s.leader_moved_within) {
+    b.leader_moved_within = s.leader_moved_within;
+    b.leader_why = "[checks] leader_moved_within_s";
+  } else if (derived.leader_moved_within) {
+    b.leader_moved_within = derived.leader_moved_within;
+    b.leader_why = "derived: " + derived.why;
+  }
+  return b;
+}
+
+// When leadership of `partition` left `leader` after the step, from the watcher's timeline.
+std::optional<double> leader_moved_ms(const std::vector<ClusterWatcher::LeaderSample>& leaders,
+                                      int partition, int leader, Clock::time_point from) {
+  for (const auto& sample : leaders)
+    if (sample.partition == partition && sample.at >= from && sample.leader > 0 &&
+        sample.leader != leader)
+      return std::chrono::duration<double, std::milli>(sample.at - from).count();
+  return std::nullopt;
+}
+
+// Per injected step: the client-observed unavailability on the partitions it hit (all when it
+// hit no partition's leader), and when leadership left the leaders it hit; each against its
+// bound (explicit in [checks], else derived from the cluster's timeouts).
+nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Workload& workload,
+                            const ClusterWatcher& view, const Timeline& t, RunMetrics& metrics,
+                            std::vector<std::string>& failures) {
+  auto results = nlohmann::json::array();
+  const auto leaders = view.leaders();
+  const auto per_round = broker_process_faults_per_round(nemesis);
+  for (const auto& o : nemesis.injected()) {
+    const std::string kind(to_string(o.planned.step.kind));
+    const double at_s = secs(o.injected_at - t.workload_start);
+    std::vector<int> partitions;
+    for (auto [p, b] : o.resolution.leaders_hit) partitions.push_back(p);
+    const double gap_ms = workload.longest_gap_ms(partitions, o.injected_at, window_end(nemesis, o, t));
+    metrics.unavailability(kind, gap_ms / 1000);
+    auto healed = o.healed_at == Clock::time_point{} ? t.workload_done : o.healed_at;
+    nlohmann::json r = {{"fault", kind},
+                        {"target", o.resolution.targets_desc},
+                        {"selector", o.planned.step.target.str()},
+                        {"at_s", at_s},
+                        {"heal_s", secs(healed - t.workload_start)},
+                        {"planned_at_s", o.planned.at.count() / 1000.0},
+                        {"round", o.planned.round},
+                        {"injected", o.injected},
+                        {"backend", o.backend},
+                        {"unavailable_ms", gap_ms}};
+    if (!o.error.empty()) r["error"] = o.error;
+    const bool single = per_round.count(o.planned.round) && per_round.at(o.planned.round) == 1;
+    const StepBounds bounds = bounds_for(s, o, single);
+    if (bounds.unavailable_max) {
+      r["unavailable_bound_ms"] = bounds.unavailable_max->count();
+      if (o.injected && gap_ms > double(bounds.unavailable_max->count()))
+        failures.push_back(fmt::format(
+            "availability: {} on {} at +{:.1f}s left {} without an acknowledged write for {:.2f} s, "
+            "more than {:.2f} s ({})",
+            kind, o.resolution.targets_desc, at_s,
+            partitions.empty() ? std::string("every partition")
+                               : fmt::format("partition {}", fmt::join(partitions, ",")),
+            gap_ms / 1000, bounds.unavailable_max->count() / 1000.0, bounds.unavailable_why));
+    }
+    for (auto [partition, leader] : o.resolution.leaders_hit) {
+      auto moved = leader_moved_ms(leaders, partition, leader, o.injected_at);
+      r["leaders_hit"].push_back({{"partition", partition},
+                                  {"leader_before", leader},
+                                  {"moved_after_ms", moved ? nlohmann::json(*moved) : nlohmann::json()}});
+      if (!r.contains("leader_moved_after_ms") && moved) r["leader_moved_after_ms"] = *moved;
+      // A bound derived from timeouts needs somewhere for leadership to go.
+      const bool derived = bounds.leader_why.rfind("derived", 0) == 0;
+      if (!bounds.leader_moved_within || !o.injected ||
+          (derived && !o.resolution.successor_available.count(partition)))
         continue;
-      }
-      for (const auto& rec : r.records) {
-        int64_t v = 0;
-        try {
-          v = std::stoll(rec.value.value_or("0"));
-        } catch (const std::exception&) {
-        }
-        done.records.push_back({checker::Offset{rec.offset.value()}, v});
-        next[p] = rec.offset.value() + 1;
-      }
-      history.complete(*op, checker::Outcome::ok, done);
+      r["leader_moved_bound_ms"] = bounds.leader_moved_within->count();
+      if (!moved || *moved > double(bounds.leader_moved_within->count()))
+        failures.push_back(fmt::format(
+            "leadership of partition {} stayed on b{} for more than {:.2f} s ({}) after {} at +{:.1f}s",
+            partition, leader, bounds.leader_moved_within->count() / 1000.0, bounds.leader_why,
+            kind, at_s));
     }
-  } while (stop != nullptr && !*stop);
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+nlohmann::json skipped_steps(const Nemesis& nemesis) {
+  auto out = nlohmann::json::array();
+  for (const auto& o : nemesis.skipped())
+    out.push_back({{"fault", std::string(to_string(o.planned.step.kind))},
+                   {"target", o.planned.step.target.str()},
+                   {"planned_at_s", o.planned.at.count() / 1000.0},
+                   {"why", o.resolution.skipped}});
+  return out;
+}
+
+// After the last heal: every partition back to a full ISR, then (if the scenario asks) led by
+// its preferred replica within the bound.
+nlohmann::json preferred_leadership(const Scenario& s, ClusterWatcher& view, Clock::time_point last_heal,
+                                    std::vector<std::string>& failures) {
+  if (!s.preferred_leaders_within || g_interrupted || last_heal == Clock::time_point{}) return {};
+  auto deadline = last_heal + *s.preferred_leaders_within;
+  std::optional<double> restored_s;
+  std::string still;
+  for (;;) {
+    auto now = Clock::now();
+    view.refresh();
+    auto snap = view.snapshot();
+    if (snap.controller_up) {
+      still.clear();
+      for (const auto& [p, v] : snap.partitions)
+        if (v.replicas.empty() || v.leader != v.replicas.front())
+          still += fmt::format(" p{}=b{} (preferred b{})", p, v.leader,
+                               v.replicas.empty() ? -1 : v.replicas.front());
+      if (still.empty()) {
+        restored_s = secs(now - last_heal);
+        break;
+      }
+    }
+    if (now > deadline) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  if (!restored_s || *restored_s > s.preferred_leaders_within->count() / 1000.0)
+    failures.push_back(fmt::format("preferred leadership not restored within {} s of the last heal:{}",
+                                   s.preferred_leaders_within->count() / 1000.0, still));
+  return {{"within_s", s.preferred_leaders_within->count() / 1000.0},
+          {"restored_after_s", restored_s ? nlohmann::json(*restored_s) : nlohmann::json()}};
+}
+
+void wait_full_isr(const Scenario& s, const Setup& setup) {
+  cluster::SyncClient admin(setup.config);
+  for (int p = 0; p < s.workload.partitions && !g_interrupted; ++p)
+    admin.wait_for_leader({kRunTopic, cluster::PartitionIndex{p}}, 30s,
+                          [&](const cluster::PartitionMetadata& m) {
+                            return int(m.isr.size()) == setup.replication_factor;
+                          });
+}
+
+// ---- stage 5: the verdict ----
+
+void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed, bool valid, bool matches,
+                 double seconds) {
+  std::ofstream junit(dir / "junit.xml");
+  junit << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        << fmt::format("<testsuite name=\"faultline\" tests=\"1\" failures=\"{}\">\n", matches ? 0 : 1)
+        << fmt::format("  <testcase classname=\"faultline.{}\" name=\"seed-{}\" time=\"{:.3f}\">\n",
+                       s.name, seed, seconds);
+  if (!matches)
+    junit << fmt::format("    <failure message=\"expected {}, got {}\">replay: faultline replay {}</failure>\n",
+                         s.expect_valid ? "valid" : "invalid", valid ? "valid" : "invalid",
+                         dir.string());
+  junit << "  </testcase>\n</testsuite>\n";
+}
+
+struct RunFacts {
+  nlohmann::json faults;
+  nlohmann::json skipped;
+  nlohmann::json preferred;
+  nlohmann::json prometheus;
+  std::vector<std::string> leadership_failures;
+};
+
+int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts& facts,
+           Timeline& t, std::ostream& out) {
+  auto parsed = checker::parse_jsonl(read_file(dir / "history.jsonl"), (dir / "history.jsonl").string());
+  if (!parsed) {
+    out << "run: the history does not parse: " << parsed.error().to_string() << "\n";
+    return 4;
+  }
+  auto result = checker::check_kafka(*parsed);
+  t.check_done = Clock::now();
+  const bool valid = result.valid && facts.leadership_failures.empty();
+  const nlohmann::json checker_json = result.to_json();
+  const bool matches = valid == s.expect_valid;
+  nlohmann::json verdict = {
+      {"scenario", s.name},
+      {"seed", o.seed},
+      {"expected", s.expect_valid ? "valid" : "invalid"},
+      {"verdict", valid ? "valid" : "invalid"},
+      {"valid", valid},
+      {"expected_valid", s.expect_valid},
+      {"acked", result.sends_acked},
+      {"lost", checker_json["lost"]},
+      {"unseen", checker_json["unseen"]},
+      {"duplicates", checker_json["duplicates"]},
+      {"anomalies", checker_json["anomalies"]},
+      {"failover", failover_summary(facts.faults)},
+      {"leadership", {{"failures", facts.leadership_failures}, {"preferred", facts.preferred}}},
+      {"matches_expectation", matches},
+      {"checker", checker_json},
+      {"faults", facts.faults},
+      {"skipped_steps", facts.skipped},
+      {"timings_s",
+       {{"setup", secs(t.setup_done - t.started)},
+        {"workload", secs(t.workload_done - t.setup_done)},
+        {"heal_and_final_read", secs(t.final_done - t.workload_done)},
+        {"check", secs(t.check_done - t.final_done)}}},
+      {"replay", fmt::format("faultline replay {}", dir.string())}};
+  if (!facts.prometheus.is_null()) verdict["prometheus"] = facts.prometheus;
+  if (!facts.leadership_failures.empty())
+    verdict["anomalies"]["leadership"] = facts.leadership_failures.size();
+  std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
+  write_junit(dir, s, o.seed, valid, matches, secs(t.check_done - t.started));
+  // report.html is drawn from the files just written; its own time goes into verdict.json after.
+  auto report_started = Clock::now();
+  auto report_error = write_run_report(dir);
+  if (!report_error) {
+    verdict["timings_s"]["report"] = secs(Clock::now() - report_started);
+    std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
+  }
+  out << result.summary() << "\n";
+  for (const auto& f : facts.leadership_failures) out << "leadership: " << f << "\n";
+  out << fmt::format("verdict: {} (expected {}) -> {}\n", valid ? "valid" : "invalid",
+                     s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
+  if (report_error)
+    out << "run: report.html could not be written: " << report_error.message() << "\n";
+  else
+    out << "report: " << (dir / "report.html").string() << "\n";
+  if (!matches) out << "replay: faultline replay " << dir.string() << "\n";
+  return matches ? 0 : 1;
 }
 
 }  // namespace
@@ -213,434 +490,85 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                        fmt::join(missing, " and "));
     return 3;
   }
-  fs::path dir = o.out_dir.empty() ? fs::path("faultline-runs") / fmt::format("{}-{}", s.name, o.seed)
-                                   : o.out_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    out << "run: cannot create " << dir << ": " << ec.message() << "\n";
-    return 4;
-  }
-  dir = fs::absolute(dir);
-  {
-    std::ofstream run_json(dir / "run.json");
-    run_json << nlohmann::json{{"scenario", s.name},
-                               {"scenario_text", scenario_text},
-                               {"seed", o.seed},
-                               {"duration_s", s.duration.count()}}
-                    .dump(2);
-  }
-  auto schedule = make_schedule(s, o.seed);
-  {
-    std::ofstream plan(dir / "schedule.jsonl");
-    for (const auto& f : schedule)
-      plan << nlohmann::json{{"at_ms", f.at.count()}, {"heal_ms", f.heal.count()},
-                             {"fault", std::string(to_string(f.action))}}
-                  .dump()
-           << "\n";
-  }
-  out << fmt::format("run: {} seed={} duration={}s faults={} -> {}\n", s.name, o.seed,
+  const auto schedule = make_schedule(s, o.seed);
+  auto dir_or = prepare_run_dir(s, scenario_text, o, schedule, out);
+  if (!dir_or) return 4;
+  const fs::path dir = *dir_or;
+  out << fmt::format("run: {} seed={} duration={}s steps={} -> {}\n", s.name, o.seed,
                      s.duration.count(), schedule.size(), dir.string());
   out.flush();
 
-  auto started = Clock::now();
+  Timeline t;
+  t.started = Clock::now();
   // With --prometheus the harness's metrics are served (on a free port unless one is given).
   cluster::MetricsEndpoint metrics_endpoint(
       "127.0.0.1", o.metrics_port != 0 || !o.prometheus ? o.metrics_port : free_loopback_port());
   RunMetrics metrics(metrics_endpoint.registry());
   if (o.metrics_port != 0)
     out << fmt::format("run: metrics on http://127.0.0.1:{}/metrics\n", metrics_endpoint.port());
-  ClusterHarness::UpError up_error;
-  std::random_device rd;
-  auto harness = ClusterHarness::up(s.cluster, fmt::format("run-{:x}-{:08x}", o.seed, rd()), up_error,
-                                    dir / "logs");
-  if (!harness) {
-    out << "run: " << up_error.why << "\n";
-    return up_error.exit_code;
-  }
-  std::unique_ptr<PrometheusServer> prometheus;  // declared after the harness: stopped before it
-  if (o.prometheus) {
-    std::string why;
-    prometheus = PrometheusServer::start(harness->supervisor(), {.dir = dir / "prometheus"},
-                                         cluster_scrape_targets(*harness, metrics_endpoint.port()), why);
-    if (!prometheus) {
-      out << "run: prometheus: " << why << "\n";
-      return fs::exists(PrometheusOptions{}.binary) ? 4 : 3;
-    }
-    (void)prometheus->wait_scraped(std::chrono::system_clock::now(), 10s);
-    out << fmt::format("run: prometheus on {} (data in {})\n", prometheus->url(),
-                       prometheus->options().data_dir.string());
-  }
-  cluster::ClientConfig config = harness->client_config();
-  config.request_timeout = 2s;
-  config.delivery_timeout = 6s;
-  config.retry_backoff = 50ms;
-  cluster::SyncClient admin(config);
-  int rf = std::min(3, s.cluster.brokers);
-  if (admin.create_topic(kTopic, s.partitions, rf).error != cluster::errc::none) {
-    out << "run: creating the topic failed\n";
-    return 4;
-  }
-  for (int p = 0; p < s.partitions; ++p) {
-    admin.wait_for_leader({kTopic, cluster::PartitionIndex{p}}, 20s,
-                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
-  }
+  Setup setup;
+  if (int rc = bring_up(s, o, dir, metrics_endpoint.port(), setup, out); rc != 0) return rc;
   auto recorder = checker::HistoryRecorder::open((dir / "history.jsonl").string(), "kafka");
   if (!recorder) {
     out << "run: cannot write the history: " << recorder.error().message() << "\n";
     return 4;
   }
   checker::HistoryRecorder& history = **recorder;
-  auto setup_done = Clock::now();
+  t.setup_done = Clock::now();
 
-  // ---- workload ----
-  std::atomic<bool> stop{false};
-  AckTimes acks;
-  Outcomes outcomes;
-  std::vector<std::thread> threads;
-  uint64_t workload_seed = sub_seed(o.seed, "workload");
-  for (int p = 0; p < s.producers; ++p) {
-    threads.emplace_back(produce_loop, std::ref(outcomes), p, std::cref(s), config, workload_seed + p,
-                         std::ref(history), std::ref(acks), std::ref(stop));
-  }
-  std::vector<int64_t> consumer_next(s.partitions, 0);
-  threads.emplace_back([&] {
-    cluster::SyncClient client(config);
-    poll_partitions(1000, s, client, history, consumer_next, false, &stop);
-  });
-
-  // ---- nemesis (this thread: restarted processes must belong to the harness's thread) ----
-  JournalRecorder journal_recorder(harness->journal());
-  SupervisorProcessControl processes(harness->supervisor());
-  FaultTopology topology = harness->fault_topology();
+  ClusterWatcher view(setup.config, s.cluster.brokers, history);
+  view.refresh();
+  view.start();
+  Workload workload(s.workload, setup.config, sub_seed(o.seed, "workload"), history);
+  JournalRecorder journal_recorder(setup.harness->journal());
+  SupervisorProcessControl processes(setup.harness->supervisor());
+  FaultTopology topology = setup.harness->fault_topology();
   FaultLog fault_log(dir / "faults.jsonl");
   FaultInjector injector(FaultContext{&topology, &journal_recorder, &processes, shaper_binary(), dir,
                                       o.seed},
                          &fault_log);
-  nlohmann::json fault_results = nlohmann::json::array();
-  std::vector<int> fault_leaders;  // per fault: partition 0's leader it targeted, or -1
-  Clock::time_point last_heal_at{};
-  int next_rolling = 1;
-  std::map<int, std::pair<int32_t, int32_t>> seen_epochs;  // partition -> (epoch, unclean count)
-  // Partition 0's leader over time (for the leadership checks): (when, leader or -1 when offline).
-  std::vector<std::pair<Clock::time_point, int32_t>> p0_leaders;
-  auto watch_leaders = [&] {
-    auto md = admin.controller_metadata();
-    if (!md) return std::optional<cluster::MetadataResponse>{};
-    for (const auto& p : md->partitions) {
-      int idx = p.tp.partition.value();
-      if (idx == 0 && (p0_leaders.empty() || p0_leaders.back().second != p.leader.value()))
-        p0_leaders.emplace_back(Clock::now(), p.leader.value());
-      // Epoch -1 until seen, so the first leader (epoch 0) is recorded too.
-      auto& [epoch, unclean] = seen_epochs.try_emplace(idx, -1, 0).first->second;
-      if (p.unclean_elections > unclean) {
-        checker::NemesisFields f;
-        f.partition = checker::PartitionId{idx};
-        f.epoch = checker::LeaderEpoch{p.leader_epoch.value()};
-        f.leader = checker::BrokerId{p.leader.value()};
-        history.nemesis(checker::NemesisKind::unclean_election, f);
-      }
-      if (p.leader_epoch.value() != epoch && p.leader != cluster::kNoBroker) {
-        checker::NemesisFields f;
-        f.partition = checker::PartitionId{idx};
-        f.epoch = checker::LeaderEpoch{p.leader_epoch.value()};
-        f.leader = checker::BrokerId{p.leader.value()};
-        history.nemesis(checker::NemesisKind::leader_change, f);
-        epoch = p.leader_epoch.value();
-      }
-      unclean = p.unclean_elections;
-    }
-    return md;
-  };
-  auto workload_start = Clock::now();
-  // Progress: a line rewritten in place on a terminal, a plain line every 5 s otherwise.
-  const bool tty = ::isatty(STDOUT_FILENO) == 1 && &out == &std::cout;
-  std::string active_fault = "none";
-  auto last_progress = Clock::now();
-  auto progress = [&](const std::optional<cluster::MetadataResponse>& md) {
-    auto now = Clock::now();
-    if (now - last_progress < (tty ? 1s : 5s)) return;
-    last_progress = now;
-    std::string leaders;
-    if (md)
-      for (const auto& p : md->partitions) leaders += fmt::format(" p{}=b{}", p.tp.partition.value(), p.leader.value());
-    std::string line = fmt::format("[{:5.1f}/{}s] sends ok={} fail={} info={} | fault: {} | leaders:{}",
-                                   std::chrono::duration<double>(now - workload_start).count(),
-                                   s.duration.count(), outcomes.ok.load(), outcomes.fail.load(),
-                                   outcomes.info.load(), active_fault, leaders);
-    out << (tty ? "\r\033[K" + line : line + "\n");
-    out.flush();
-  };
-  auto sleep_until = [&](Clock::time_point t) {
-    while (Clock::now() < t && !g_interrupted) {
-      progress(watch_leaders());
-      std::this_thread::sleep_for(std::min<Clock::duration>(100ms, t - Clock::now()));
-    }
-  };
-  workload_start = Clock::now();
+  Progress progress(out, s, workload, view);
+  Nemesis::Hooks hooks;
+  hooks.interrupted = [] { return g_interrupted.load(); };
+  hooks.say = [&](const std::string& line) { progress.say(line); };
+  hooks.after_heal = [&] { (void)setup.harness->write_processes(); };
+  const Nemesis* running = nullptr;
+  hooks.tick = [&] { progress.tick(running ? running->active() : "none"); };
+  Nemesis nemesis(schedule, injector, view, history, metrics, hooks);
+  running = &nemesis;
+
   g_interrupted = false;
   auto previous_int = std::signal(SIGINT, on_interrupt);
   auto previous_term = std::signal(SIGTERM, on_interrupt);
-  for (const auto& f : schedule) {
-    sleep_until(workload_start + f.at);
-    if (g_interrupted) break;
-    auto md = watch_leaders();
-    FaultSpec spec;
-    std::string target;
-    int leader = -1;
-    if (md) {
-      for (const auto& p : md->partitions)
-        if (p.tp.partition.value() == 0) leader = p.leader.value();
-    }
-    switch (f.action) {
-      case FaultAction::kill_controller:
-        spec = {FaultKind::kill, {"c1"}, default_params(FaultKind::kill)};
-        break;
-      case FaultAction::partition_random: {
-        // Every cluster node in a seeded order; the shape is seeded too.
-        std::vector<NodeName> nodes{"c1"};
-        for (int b = 1; b <= s.cluster.brokers; ++b) nodes.push_back(ClusterHarness::broker_node(b));
-        std::mt19937_64 variant(f.variant);
-        std::shuffle(nodes.begin(), nodes.end(), variant);
-        const FaultKind shapes[] = {FaultKind::halves, FaultKind::majorities_ring, FaultKind::bridge};
-        FaultKind kind = shapes[variant() % 3];
-        spec = {kind, nodes, default_params(kind)};
-        break;
-      }
-      case FaultAction::netem_cluster:
-        spec = {FaultKind::packets, {"b1"}, default_params(FaultKind::packets)};
-        break;
-      case FaultAction::restart_next_broker:
-        // Rolling: b1, b2, ... bN, b1 ... (a one-off: SIGTERM, wait for the exit, start again).
-        spec = {FaultKind::restart, {ClusterHarness::broker_node(next_rolling)},
-                default_params(FaultKind::restart)};
-        next_rolling = next_rolling % s.cluster.brokers + 1;
-        break;
-      default: {
-        if (leader < 0) {
-          out << "run: partition 0 has no leader; skipping " << to_string(f.action) << "\n";
-          continue;
-        }
-        std::string node = ClusterHarness::broker_node(leader);
-        FaultKind kind = f.action == FaultAction::kill_leader ||
-                                 f.action == FaultAction::kill_leader_twice ||
-                                 f.action == FaultAction::kill_leader_lagging
-                             ? FaultKind::kill
-                         : f.action == FaultAction::isolate_leader_unclean ? FaultKind::isolate_leader
-                         : f.action == FaultAction::pause_leader ? FaultKind::pause
-                         : f.action == FaultAction::stop_leader  ? FaultKind::stop
-                         : f.action == FaultAction::cut_leader_ext ? FaultKind::cut_link
-                         : f.action == FaultAction::throttle_leader_disk ? FaultKind::disk_throttle
-                                                                         : FaultKind::isolate_leader;
-        spec = {kind, {node}, default_params(kind)};
-        if (kind == FaultKind::isolate_leader) {
-          for (int b = 1; b <= s.cluster.brokers; ++b)
-            if (b != leader) spec.targets.push_back(ClusterHarness::broker_node(b));
-        }
-        if (kind == FaultKind::cut_link) std::get<LinkParams>(spec.params).interface = "ext";
-        if (kind == FaultKind::disk_throttle) {
-          auto& d = std::get<DiskParams>(spec.params);
-          d.write_bytes_per_second = d.read_bytes_per_second = 256 << 10;
-          d.write_iops = d.read_iops = 20;
-        }
-      }
-    }
-    auto injected_at = Clock::now();
-    std::vector<FaultInjector::Outcome> results;
-    std::vector<std::string> targets;
-    if (f.action == FaultAction::netem_cluster) {
-      // One shaper per broker's int interface: every replication and controller hop is affected.
-      for (int b = 1; b <= s.cluster.brokers; ++b) {
-        FaultSpec one{FaultKind::packets, {ClusterHarness::broker_node(b)},
-                      default_params(FaultKind::packets)};
-        auto& p = std::get<PacketParams>(one.params);
-        p.interface = "int";
-        p.delay = 20ms;
-        p.jitter = 10ms;
-        p.loss_pct = 2;
-        results.push_back(injector.inject(one));
-        targets.push_back(one.targets[0]);
-      }
-    } else if (f.action == FaultAction::isolate_leader_unclean) {
-      // The leader, cut off from its followers, shrinks the ISR to itself (min.insync.replicas=1)
-      // and acknowledges acks=all writes alone; then it dies, and only out-of-sync followers are
-      // left for the (unclean) election. Its writes since the shrink are gone.
-      results.push_back(injector.inject(spec));
-      targets = spec.targets;
-      auto acks_alone = std::chrono::milliseconds(s.cluster.replica_lag_time_max_ms) + 2000ms;
-      sleep_until(std::min(Clock::now() + acks_alone, workload_start + f.heal - 1s));
-      FaultSpec kill{FaultKind::kill, {spec.targets[0]}, default_params(FaultKind::kill)};
-      results.push_back(injector.inject(kill));
-    } else if (f.action == FaultAction::kill_leader_lagging) {
-      // Replication lags behind the leader by the delay; acks=1 acknowledges what only the leader
-      // has, and the kill makes a lagging follower the new leader.
-      for (int b = 1; b <= s.cluster.brokers; ++b) {
-        if (b == leader) continue;
-        FaultSpec lag{FaultKind::packets, {ClusterHarness::broker_node(b)},
-                      default_params(FaultKind::packets)};
-        auto& p = std::get<PacketParams>(lag.params);
-        p.interface = "int";
-        p.delay = 50ms;
-        results.push_back(injector.inject(lag));
-        targets.push_back(lag.targets[0]);
-      }
-      std::this_thread::sleep_for(500ms);
-      results.push_back(injector.inject(spec));
-      targets.push_back(spec.targets[0]);
-    } else {
-      results.push_back(injector.inject(spec));
-      targets = spec.targets;
-    }
-    if (f.action == FaultAction::kill_leader_twice && !results[0].error) {
-      // Double failover: wait for the next leader, then kill it right after its election.
-      int second = -1;
-      for (auto deadline = Clock::now() + 10s; second < 0 && Clock::now() < deadline;) {
-        if (auto now_md = watch_leaders())
-          for (const auto& p : now_md->partitions)
-            if (p.tp.partition.value() == 0 && p.leader.value() > 0 && p.leader.value() != leader)
-              second = p.leader.value();
-        if (second < 0) std::this_thread::sleep_for(20ms);
-      }
-      if (second > 0) {
-        FaultSpec again{FaultKind::kill, {ClusterHarness::broker_node(second)},
-                        default_params(FaultKind::kill)};
-        results.push_back(injector.inject(again));
-        targets.push_back(again.targets[0]);
-      }
-    }
-    auto result = results[0];
-    for (const auto& r : results)
-      if (r.error) result = r;
-    if (!result.error) metrics.fault_injected(std::string(to_string(f.action)));
-    checker::NemesisFields nf;
-    nf.fault = std::string(to_string(f.action));
-    nf.target = fmt::format("{}", fmt::join(targets, ","));
-    history.nemesis(checker::NemesisKind::fault_start, nf);
-    active_fault = fmt::format("{} {}", nf.fault, nf.target);
-    out << fmt::format("{}  +{:.1f}s {} {} {}\n", tty ? "\r\033[K" : "",
-                       std::chrono::duration<double>(injected_at - workload_start).count(),
-                       to_string(f.action), nf.target,
-                       result.error ? "FAILED: " + result.error.message() : "injected");
-    out.flush();
-    sleep_until(workload_start + f.heal);
-    // Healed in reverse; one-offs (a rolling restart) have nothing to heal.
-    for (auto it = results.rbegin(); it != results.rend(); ++it)
-      if (!it->error && f.action != FaultAction::restart_next_broker) injector.heal(it->id);
-    last_heal_at = Clock::now();
-    (void)harness->write_processes();
-    history.nemesis(checker::NemesisKind::fault_stop, nf);
-    active_fault = "none";
-    fault_leaders.push_back(leader_targeted(f.action) ? leader : -1);
-    fault_results.push_back({{"fault", nf.fault},
-                             {"target", nf.target},
-                             {"at_s", std::chrono::duration<double>(injected_at - workload_start).count()},
-                             {"heal_s", std::chrono::duration<double>(last_heal_at - workload_start).count()},
-                             {"injected", !result.error},
-                             {"backend", result.backend}});
+  workload.start();
+  t.workload_start = Clock::now();
+  progress.start();
+  // The nemesis runs on this thread: restarted processes must belong to the harness's thread.
+  nemesis.run(t.workload_start);
+  while (Clock::now() < t.workload_start + s.duration && !g_interrupted) {
+    progress.tick(nemesis.active());
+    std::this_thread::sleep_for(50ms);
   }
-  sleep_until(workload_start + s.duration);
-  if (tty) out << "\n";
-  stop = true;
-  for (auto& t : threads) t.join();
-  auto workload_done = Clock::now();
-  // Client-observed write unavailability per fault: the longest gap between acknowledged writes
-  // from the injection until 5 s after the heal (or the end of the workload).
-  for (size_t i = 0; i < fault_results.size(); ++i) {
-    auto at = workload_start + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(fault_results[i]["at_s"].get<double>()));
-    auto heal = workload_start + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(fault_results[i]["heal_s"].get<double>()));
-    auto until = std::min(workload_done, heal + 5s);
-    double gap_ms = acks.longest_gap_ms(at, until);
-    fault_results[i]["unavailable_ms"] = gap_ms;
-    metrics.unavailability(fault_results[i]["fault"].get<std::string>(), gap_ms / 1000);
-  }
+  progress.end();
+  workload.stop();
+  t.workload_done = Clock::now();
 
-  // Leadership checks: when partition 0's leadership left each fault's target broker.
-  std::vector<std::string> leadership_failures;
-  for (size_t i = 0; i < fault_results.size(); ++i) {
-    if (fault_leaders[i] <= 0) continue;
-    auto at = workload_start + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(fault_results[i]["at_s"].get<double>()));
-    std::optional<double> moved_ms;
-    for (const auto& [when, who] : p0_leaders)
-      if (when >= at && who > 0 && who != fault_leaders[i]) {
-        moved_ms = std::chrono::duration<double, std::milli>(when - at).count();
-        break;
-      }
-    fault_results[i]["leader_before"] = fault_leaders[i];
-    fault_results[i]["leader_moved_after_ms"] = moved_ms ? nlohmann::json(*moved_ms) : nlohmann::json();
-    std::optional<std::chrono::milliseconds> bound = s.leader_moved_within;
-    std::string derived;
-    if (s.leader_moved_within_probe_bound) {
-      auto action = fault_action_from(fault_results[i]["fault"].get<std::string>());
-      if (action) bound = probe_demotion_bound(s.cluster, *action, &derived);
-    }
-    if (bound) fault_results[i]["leader_moved_bound_ms"] = bound->count();
-    if (bound && fault_results[i]["injected"].get<bool>() &&
-        (!moved_ms || *moved_ms > double(bound->count()))) {
-      leadership_failures.push_back(fmt::format(
-          "leadership of partition 0 stayed on b{} for more than {:.2f} s{} after {} at +{:.1f}s",
-          fault_leaders[i], bound->count() / 1000.0, derived.empty() ? "" : " (" + derived + ")",
-          fault_results[i]["fault"].get<std::string>(), fault_results[i]["at_s"].get<double>()));
-    }
+  RunFacts facts;
+  facts.faults = step_results(s, nemesis, workload, view, t, metrics, facts.leadership_failures);
+  facts.skipped = skipped_steps(nemesis);
+  wait_full_isr(s, setup);
+  if (!g_interrupted) workload.final_read();
+  t.final_done = Clock::now();
+  facts.preferred = preferred_leadership(s, view, nemesis.last_heal(), facts.leadership_failures);
+  view.stop();
+  view.refresh();
+  if (setup.prometheus) {
+    facts.prometheus = final_failover_report(
+        *setup.prometheus, std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - t.started) + 60s);
+    setup.prometheus.reset();
   }
-
-  // ---- heal, settle, final read (skipped when interrupted: there will be no verdict) ----
-  for (int p = 0; p < s.partitions && !g_interrupted; ++p) {
-    admin.wait_for_leader({kTopic, cluster::PartitionIndex{p}}, 30s,
-                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
-  }
-  watch_leaders();
-  if (!g_interrupted) {
-    cluster::SyncClient reader(config);
-    std::vector<int64_t> from_start(s.partitions, 0);
-    poll_partitions(2000, s, reader, history, from_start, true, nullptr);
-    // Read until the end: a poll returns at most 1 MiB, so keep going while records come back.
-    for (int round = 0; round < 1000; ++round) {
-      auto before = from_start;
-      poll_partitions(2000, s, reader, history, from_start, true, nullptr);
-      if (before == from_start) break;
-    }
-  }
-  auto final_done = Clock::now();
-  // Preferred leadership back after the last heal (auto rebalance), within the scenario's bound.
-  nlohmann::json preferred_check;
-  if (s.preferred_leaders_within && !g_interrupted && last_heal_at != Clock::time_point{}) {
-    auto deadline = last_heal_at + *s.preferred_leaders_within;
-    std::optional<double> restored_s;
-    std::string still;
-    for (;;) {
-      auto now = Clock::now();
-      if (auto md = watch_leaders()) {
-        still.clear();
-        for (const auto& p : md->partitions)
-          if (p.replicas.empty() || p.leader != p.replicas.front())
-            still += fmt::format(" p{}=b{} (preferred b{})", p.tp.partition.value(), p.leader.value(),
-                                 p.replicas.empty() ? -1 : p.replicas.front().value());
-        if (still.empty()) {
-          restored_s = std::chrono::duration<double>(now - last_heal_at).count();
-          break;
-        }
-      }
-      if (now > deadline) break;
-      std::this_thread::sleep_for(100ms);
-    }
-    preferred_check = {{"within_s", s.preferred_leaders_within->count() / 1000.0},
-                       {"restored_after_s", restored_s ? nlohmann::json(*restored_s) : nlohmann::json()}};
-    if (!restored_s || *restored_s > s.preferred_leaders_within->count() / 1000.0)
-      leadership_failures.push_back(fmt::format(
-          "preferred leadership not restored within {} s of the last heal:{}",
-          s.preferred_leaders_within->count() / 1000, still));
-  }
-  nlohmann::json prometheus_report;
-  if (prometheus) {
-    prometheus_report = final_failover_report(
-        *prometheus, std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started) + 60s);
-    prometheus.reset();
-  }
-  harness->down();
-  harness.reset();
+  setup.harness->down();
+  setup.harness.reset();
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);
   if (g_interrupted) {
@@ -648,75 +576,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
         << ")\n";
     return 4;
   }
-
-  // ---- verdict ----
-  auto parsed = checker::parse_jsonl(read_file(dir / "history.jsonl"), (dir / "history.jsonl").string());
-  if (!parsed) {
-    out << "run: the history does not parse: " << parsed.error().to_string() << "\n";
-    return 4;
-  }
-  auto result = checker::check_kafka(*parsed);
-  auto check_done = Clock::now();
-  const bool valid = result.valid && leadership_failures.empty();
-  const nlohmann::json checker_json = result.to_json();
-  bool matches = valid == s.expect_valid;
-  auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
-  nlohmann::json verdict = {
-      {"scenario", s.name},
-      {"seed", o.seed},
-      {"expected", s.expect_valid ? "valid" : "invalid"},
-      {"verdict", valid ? "valid" : "invalid"},
-      {"valid", valid},
-      {"expected_valid", s.expect_valid},
-      {"acked", result.sends_acked},
-      {"lost", checker_json["lost"]},
-      {"unseen", checker_json["unseen"]},
-      {"duplicates", checker_json["duplicates"]},
-      {"anomalies", checker_json["anomalies"]},
-      {"failover", failover_summary(fault_results)},
-      {"leadership", {{"failures", leadership_failures}, {"preferred", preferred_check}}},
-      {"matches_expectation", matches},
-      {"checker", checker_json},
-      {"faults", fault_results},
-      {"timings_s",
-       {{"setup", secs(setup_done - started)},
-        {"workload", secs(workload_done - setup_done)},
-        {"heal_and_final_read", secs(final_done - workload_done)},
-        {"check", secs(check_done - final_done)}}},
-      {"replay", fmt::format("faultline replay {}", dir.string())}};
-  if (!prometheus_report.is_null()) verdict["prometheus"] = prometheus_report;
-  if (!leadership_failures.empty())
-    verdict["anomalies"]["leadership"] = leadership_failures.size();
-  std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
-  {
-    std::ofstream junit(dir / "junit.xml");
-    junit << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-          << fmt::format("<testsuite name=\"faultline\" tests=\"1\" failures=\"{}\">\n", matches ? 0 : 1)
-          << fmt::format("  <testcase classname=\"faultline.{}\" name=\"seed-{}\" time=\"{:.3f}\">\n",
-                         s.name, o.seed, secs(check_done - started));
-    if (!matches)
-      junit << fmt::format("    <failure message=\"expected {}, got {}\">replay: faultline replay {}</failure>\n",
-                           s.expect_valid ? "valid" : "invalid", valid ? "valid" : "invalid",
-                           dir.string());
-    junit << "  </testcase>\n</testsuite>\n";
-  }
-  // report.html is drawn from the files just written; its own time goes into verdict.json after.
-  auto report_started = Clock::now();
-  auto report_error = write_run_report(dir);
-  if (!report_error) {
-    verdict["timings_s"]["report"] = secs(Clock::now() - report_started);
-    std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
-  }
-  out << result.summary() << "\n";
-  for (const auto& f : leadership_failures) out << "leadership: " << f << "\n";
-  out << fmt::format("verdict: {} (expected {}) -> {}\n", valid ? "valid" : "invalid",
-                     s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
-  if (report_error)
-    out << "run: report.html could not be written: " << report_error.message() << "\n";
-  else
-    out << "report: " << (dir / "report.html").string() << "\n";
-  if (!matches) out << "replay: faultline replay " << dir.string() << "\n";
-  return matches ? 0 : 1;
+  return decide(s, o, dir, facts, t, out);
 }
 
 int replay_run(const fs::path& dir, std::ostream& out) {

@@ -1,72 +1,140 @@
-// Scenarios and their fault schedules (DESIGN.md §3). Pure: no I/O besides parsing text.
+// Scenarios: what a run sets up, what its workload does, what its nemesis does and what its
+// verdict checks. Pure: no I/O besides parsing text. The language is documented, with examples,
+// in ARCHITECTURE.md ("The scenario language"); a short reference:
 //
-// A scenario is a TOML file (or a built-in of the same shape):
-//
-//   name = "leader-kill"
-//   description = "kill -9 the leader of partition 0 repeatedly, restart it later"
+//   name = "lagging-follower-leader-kill"
+//   description = "..."
 //   duration_s = 30
-//   expect = "valid"            # or "invalid" for negative controls
-//   [cluster]
-//   brokers = 3
-//   session_timeout_ms = 2000   # broker.session.timeout.ms
-//   min_insync_replicas = 2
-//   unclean_leader_election = false
-//   planted_bug_early_ack = false   # TEST ONLY: brokers ack acks=all early (must be caught)
-//   disks = false               # data dirs on loop-mounted images (for disk faults)
-//   leader_imbalance_check_interval_s = 300   # auto leader rebalance period (controller)
-//   probe = false               # run faultline-probe (demotes brokers clients cannot reach or
-//   probe_interval_ms = 200     #   whose disk is slow; probes/README.md)
-//   probe_failures_to_demote = 3      # faultline-probe --failures-to-demote
-//   probe_recovery_hold_ms = 30000    # faultline-probe --recovery-hold-ms
-//   [workload]
-//   partitions = 1
-//   producers = 2
-//   acks = "all"                # "all" | "1"
-//   [nemesis]
-//   faults = ["kill-leader"]    # what the nemesis may do, see FaultAction
-//   interval_s = 6              # between the start of one fault and the next
-//   hold_s = 3                  # how long a fault stays before it is healed
-//   [checks]                    # leadership checks besides the checker's (optional)
-//   leader_moved_within_s = 8   # leadership of partition 0 left each fault's target broker in time
-//                               # ("probe": the bound the probe's settings give for the fault's
-//                               # kind plus 2.5 s, see probe_demotion_bound())
-//   preferred_leaders_within_s = 20   # after the last heal, every partition is led by its
-//                                     # preferred replica within this (auto rebalance)
+//   expect = "valid"                      # "invalid" for negative controls
+//   [cluster]                             # brokers, timeouts, min.insync.replicas, probe, disks
+//   [workload]                            # partitions, producers, acks, rate_per_s, value_bytes
+//   [nemesis]                             # one node of the fault tree (below)
+//   every_s = 10                          # with `repeat`/`mix`: a round every 10 s ...
+//   jitter_s = 2                          #   ... plus a seeded 0..2 s
+//   repeat.sequence = [
+//     { fault = "packets", target = "followers(any)", interface = "int", delay_us = 80000, hold_s = 6 },
+//     { after_s = 2, fault = "kill", target = "leader(any)", hold_s = 3 },
+//   ]
+//   [checks]                              # leadership bounds besides the checker's
 //
-// One root seed drives every random choice through sub-seeds (schedule, workload), so the same
-// scenario and seed give the same schedule.
+// A node of the fault tree is a table with exactly one of:
+//   fault = KIND        a fault step: KIND is a fault kind of the shared vocabulary
+//                       (faults/spec.h: kill, pause, stop, restart, kill-restart, isolate, halves,
+//                       majorities-ring, bridge, one-way, isolate-leader, cut-link, packets, rate,
+//                       disk-throttle, disk-stall, ...); `target` and `peers` are selectors; every
+//                       other key is a parameter of the kind, named as in faults.jsonl
+//                       (delay_us, loss_pct, interface, read_bytes_per_second, ...); `hold_s` is
+//                       how long until the heal (not for one-offs); `on` a trigger.
+//   sequence = [nodes]  one after another; each starts `after_s` after the previous one started
+//   concurrent = [nodes] together
+//   choice = [nodes]    one of them, seeded, by `weight`
+//   repeat = node       rounds every `every_s` (+ seeded `jitter_s`) until the run ends (or
+//                       `times` rounds), a round never starting before the previous one's last planned heal + 0.5 s
+//   mix = [nodes]       repeat + choice: a seeded draw from the set every round
+// Every node may have `after_s` (delay within its sequence) and `weight` (within a choice).
+//
+// Selectors (schedule.h) are resolved when the step is injected, from the cluster's metadata then:
+// leader(P), followers(P), follower(P), lagging-follower(P), preferred-leader(P), controller, broker(N),
+// random-broker, minority, majority, all-brokers, all-nodes; P is a partition index, `any` (one
+// seeded partition per round, the same for every step of the round) or `all`.
+// Triggers (`on = "leader-change(P)"`, `isr-shrink(P)`, `fenced`, with `within_s`): the step waits
+// from its planned start until the cluster does that, or is skipped after within_s.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "faultline/chaos/cluster_harness.h"
+#include "faultline/chaos/faults/spec.h"
 
 namespace faultline::chaos {
 
-// What a scheduled fault does; targets are resolved when it is injected.
-enum class FaultAction {
-  kill_leader,          // kill -9 the leader of partition 0; heal restarts it
-  pause_leader,         // SIGSTOP the leader; heal SIGCONTs it
-  stop_leader,          // SIGTERM (controlled shutdown); heal restarts it
-  kill_controller,      // kill -9 the controller; heal restarts it
-  isolate_leader,       // cut the leader off from every other node; heal removes the rules
-  cut_leader_ext,       // cut the leader's ext link (clients only); heal brings it up
-  throttle_leader_disk,  // throttle the leader's disk hard (needs cluster.disks); heal lifts it
-  kill_leader_twice,     // kill -9 the leader, then the next leader right after its election
-  restart_next_broker,   // graceful restart of b1, b2, ... in turn (one-off: nothing to heal)
-  partition_random,      // random halves, majorities ring or bridge over every cluster node
-  netem_cluster,         // delay 20±10 ms and 2% loss on every broker's int interface
-  kill_leader_lagging,   // delay the followers' int traffic 50 ms, then kill -9 the leader
-  isolate_leader_unclean,  // cut the leader off from its followers (not the controller) until it
-                           // acks alone, then kill -9 it: only out-of-sync followers remain
+// A partition a selector or trigger refers to: one index, the round's seeded pick, or all.
+struct PartitionRef {
+  enum class Kind { index, any, all };
+  Kind kind = Kind::index;
+  int index = 0;
+  friend bool operator==(const PartitionRef&, const PartitionRef&) = default;
 };
-std::string_view to_string(FaultAction a);
-std::optional<FaultAction> fault_action_from(std::string_view s);
+
+// What a step aims at, resolved against the cluster's metadata at injection time.
+enum class SelectorKind {
+  leader,            // the leader of P
+  followers,         // the replicas of P other than its leader
+  follower,          // one of them, seeded
+  lagging_follower,  // a replica of P outside its ISR (none when every replica is in sync)
+  preferred_leader,  // the first replica of P
+  controller,        // the controller node
+  broker,            // broker N
+  random_broker,     // a seeded pick among the live brokers
+  minority,          // (n-1)/2 brokers, seeded
+  majority,          // n/2+1 brokers, seeded
+  all_brokers,
+  all_nodes,  // the controller and every broker (partition shapes)
+};
+
+struct Selector {
+  SelectorKind kind = SelectorKind::leader;
+  PartitionRef partition;  // leader, followers, lagging_follower, preferred_leader
+  int broker = 0;          // broker(N)
+  std::string str() const;
+  friend bool operator==(const Selector&, const Selector&) = default;
+};
+// "leader(0)", "followers(any)", "broker(2)", "minority" ...; nullopt with `why` when malformed.
+std::optional<Selector> parse_selector(std::string_view text, std::string* why = nullptr);
+
+enum class TriggerKind {
+  leader_change,  // P's leader (or epoch) changed after the step was armed
+  isr_shrink,     // P's ISR lost a member after the step was armed
+  fenced,         // some broker became fenced after the step was armed
+};
+struct Trigger {
+  TriggerKind kind = TriggerKind::leader_change;
+  PartitionRef partition;
+  std::chrono::milliseconds within{10000};
+  std::string str() const;
+  friend bool operator==(const Trigger&, const Trigger&) = default;
+};
+std::optional<Trigger> parse_trigger(std::string_view text, std::string* why = nullptr);
+
+// One fault step of a scenario: the kind, whom it hits, its parameters, how long it holds.
+struct FaultStep {
+  FaultKind kind = FaultKind::kill;
+  Selector target;
+  std::optional<Selector> peers;  // one-way's receiver, isolate-leader's other side, packets' peers
+  FaultParams params;             // the kind's defaults, overridden by the step's keys
+  std::chrono::milliseconds hold{3000};  // 0 for one-offs
+  std::optional<Trigger> on;
+  int line = 0;  // in the scenario file, for messages
+  friend bool operator==(const FaultStep&, const FaultStep&) = default;
+};
+
+// A node of the nemesis tree.
+struct NemesisNode {
+  enum class Type { step, sequence, concurrent, choice, repeat };
+  Type type = Type::step;
+  FaultStep step;                     // Type::step
+  std::vector<NemesisNode> children;  // sequence, concurrent, choice; repeat: exactly one
+  std::chrono::milliseconds after{0};
+  double weight = 1;
+  std::chrono::milliseconds every{6000};  // repeat
+  std::chrono::milliseconds jitter{0};    // repeat
+  int times = 0;                          // repeat: 0 = until the run ends
+  int line = 0;
+};
+
+struct WorkloadShape {
+  int partitions = 6;
+  int producers = 3;
+  bool acks_all = true;
+  int rate_per_s = 0;    // per producer; 0 = as fast as acknowledgements come back
+  int value_bytes = 0;   // values are padded to this size (0: just the number)
+};
 
 struct Scenario {
   std::string name;
@@ -74,24 +142,42 @@ struct Scenario {
   std::chrono::seconds duration{30};
   bool expect_valid = true;
   ClusterShape cluster;
-  int partitions = 1;
-  int producers = 2;
-  bool acks_all = true;
-  std::vector<FaultAction> faults;
-  std::chrono::milliseconds interval{6000};
-  std::chrono::milliseconds hold{3000};
+  WorkloadShape workload;
+  std::optional<NemesisNode> nemesis;
+  // [checks]: leadership of P left the broker a leader(P) step hit within this
   std::optional<std::chrono::milliseconds> leader_moved_within;
-  // leader_moved_within_s = "probe": leader_moved_within is derived per fault from the probe's
-  // settings (probe_demotion_bound).
+  // leader_moved_within_s = "probe": derived per step from the probe's settings.
   bool leader_moved_within_probe_bound = false;
   std::optional<std::chrono::milliseconds> preferred_leaders_within;
+  // [checks] unavailable_max_s: the longest client-observed write unavailability a fault may
+  // cause on the partitions it hit; one number for every kind, or a table by fault kind.
+  std::optional<std::chrono::milliseconds> unavailable_max;
+  std::map<FaultKind, std::chrono::milliseconds> unavailable_max_by_kind;
+  // [checks] derived = false: no bounds derived from the cluster's timeouts (derived_bounds()).
+  bool derived_checks = true;
 };
 
-// How long after `action` began the probe of `shape` must have moved leadership off its target:
-// the latest its rules decide (probes::unreachable_demotion_bound, or for a disk fault the
-// broker's next 1 s log flush plus slow_storage_demotion_bound) plus 2.5 s for the controller's elections, the brokers applying them, the
-// runner's 100 ms view of partition 0 and a loaded machine. `why` says how it was derived.
-std::chrono::milliseconds probe_demotion_bound(const ClusterShape& shape, FaultAction action,
+// What the cluster's own settings promise about a process fault on a broker, checked on every
+// round that holds exactly one such fault (a round of several mixes their effects):
+// - stop/restart (controlled shutdown): leadership is handed over before the process exits, so
+//   clients wait about one metadata refresh; bound 1 s of unavailability, leadership gone 1.5 s;
+// - kill/kill-restart: the controller fences the broker after the session timeout; bound
+//   session + 3 s of unavailability, leadership gone within session + 2 s;
+// - pause: the same as a kill for leadership (the broker must be fenced while paused, not when
+//   the pause ends); unavailability session + 4 s (requests in flight wait their timeout).
+// Other kinds: none. `why` says how a bound was derived.
+struct DerivedBounds {
+  std::optional<std::chrono::milliseconds> unavailable_max;
+  std::optional<std::chrono::milliseconds> leader_moved_within;
+  std::string why;
+};
+DerivedBounds derived_bounds(const ClusterShape& shape, FaultKind kind);
+
+// How long after a fault of `kind` began the probe of `shape` must have moved leadership off its
+// target: the latest its rules decide (probes::unreachable_demotion_bound, or for a disk fault the
+// broker's next 1 s log flush plus slow_storage_demotion_bound) plus 2.5 s for the controller's
+// elections, the brokers applying them and a loaded machine. `why` says how it was derived.
+std::chrono::milliseconds probe_demotion_bound(const ClusterShape& shape, FaultKind kind,
                                                std::string* why = nullptr);
 
 struct ScenarioError {
@@ -101,28 +187,16 @@ struct ScenarioError {
   std::string str() const;
 };
 
-// Built-in scenarios by their contract names (DESIGN.md §3) that this build can run.
+// Built-in scenarios by name, and their TOML text (`faultline scenarios --show NAME`).
 std::vector<std::string> builtin_scenario_names();
 std::optional<Scenario> builtin_scenario(std::string_view name);
-// The TOML text of a built-in (what `faultline scenarios --show NAME` prints).
 std::optional<std::string> builtin_scenario_toml(std::string_view name);
 
 // Parses a scenario; on failure `error` names the file, line and problem.
 std::optional<Scenario> parse_scenario(std::string_view text, const std::string& file,
                                        ScenarioError& error);
 
-struct ScheduledFault {
-  std::chrono::milliseconds at{0};    // since the workload started
-  std::chrono::milliseconds heal{0};  // since the workload started
-  FaultAction action = FaultAction::kill_leader;
-  uint64_t variant = 0;  // seeded choices inside the fault (which partition shape, node order)
-};
-
-// The nemesis schedule for `seed`: faults start every interval (with seeded jitter up to a
-// quarter of it), each healed after `hold`, the last one healed before the duration ends.
-std::vector<ScheduledFault> make_schedule(const Scenario& s, uint64_t seed);
-
-// Sub-seed of stream `stream` ("schedule", "workload") of a root seed.
+// Sub-seed of stream `stream` ("schedule", "workload", "resolve") of a root seed.
 uint64_t sub_seed(uint64_t root, std::string_view stream);
 
 }  // namespace faultline::chaos

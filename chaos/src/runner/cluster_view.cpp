@@ -1,0 +1,101 @@
+#include "cluster_view.h"
+
+namespace faultline::chaos {
+
+using namespace std::chrono_literals;
+
+ClusterWatcher::ClusterWatcher(cluster::ClientConfig config, int brokers,
+                               checker::HistoryRecorder& history)
+    : config_(std::move(config)), brokers_(brokers), history_(history) {
+  // A dead controller must not hold the view for the client's whole request timeout.
+  config_.request_timeout = 500ms;
+  client_ = std::make_unique<cluster::SyncClient>(config_);
+  snapshot_.brokers = brokers;
+}
+
+ClusterWatcher::~ClusterWatcher() { stop(); }
+
+void ClusterWatcher::start() {
+  stop_ = false;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void ClusterWatcher::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void ClusterWatcher::loop() {
+  while (!stop_) {
+    refresh();
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+void ClusterWatcher::refresh() { apply(client_->controller_metadata()); }
+
+ClusterSnapshot ClusterWatcher::snapshot() const {
+  std::lock_guard lock(mu_);
+  return snapshot_;
+}
+
+std::vector<ClusterWatcher::LeaderSample> ClusterWatcher::leaders() const {
+  std::lock_guard lock(mu_);
+  return leaders_;
+}
+
+std::optional<cluster::MetadataResponse> ClusterWatcher::metadata() const {
+  std::lock_guard lock(mu_);
+  return metadata_;
+}
+
+void ClusterWatcher::apply(const std::optional<cluster::MetadataResponse>& md) {
+  std::lock_guard lock(mu_);
+  if (!md || md->error != cluster::errc::none) {
+    // Brokers and partitions keep their last known state while the controller is away.
+    snapshot_.controller_up = false;
+    return;
+  }
+  metadata_ = md;
+  ClusterSnapshot next;
+  next.brokers = brokers_;
+  for (const auto& b : md->brokers) {
+    (b.fenced ? next.fenced : next.alive).insert(b.id.value());
+    if (b.demoted) next.demoted.insert(b.id.value());
+  }
+  for (const auto& p : md->partitions) {
+    PartitionView v;
+    v.leader = p.leader == cluster::kNoBroker ? -1 : p.leader.value();
+    v.epoch = p.leader_epoch.value();
+    for (auto r : p.replicas) v.replicas.push_back(r.value());
+    for (auto r : p.isr) v.isr.push_back(r.value());
+    next.partitions[p.tp.partition.value()] = v;
+    record_partition(p);
+  }
+  snapshot_ = std::move(next);
+}
+
+// Elections into the history (the checker names them around a lost write) and into the leader
+// timeline (the leadership checks).
+void ClusterWatcher::record_partition(const cluster::PartitionMetadata& p) {
+  const int idx = p.tp.partition.value();
+  const int leader = p.leader == cluster::kNoBroker ? -1 : p.leader.value();
+  auto last = std::find_if(leaders_.rbegin(), leaders_.rend(),
+                           [&](const LeaderSample& s) { return s.partition == idx; });
+  if (last == leaders_.rend() || last->leader != leader || last->epoch != p.leader_epoch.value())
+    leaders_.push_back({Clock::now(), idx, leader, p.leader_epoch.value()});
+  // Epoch -1 until seen, so the first leader (epoch 0) is recorded too.
+  auto& [epoch, unclean] = seen_.try_emplace(idx, -1, 0).first->second;
+  checker::NemesisFields f;
+  f.partition = checker::PartitionId{idx};
+  f.epoch = checker::LeaderEpoch{p.leader_epoch.value()};
+  f.leader = checker::BrokerId{leader};
+  if (p.unclean_elections > unclean) history_.nemesis(checker::NemesisKind::unclean_election, f);
+  if (p.leader_epoch.value() != epoch && leader >= 0) {
+    history_.nemesis(checker::NemesisKind::leader_change, f);
+    epoch = p.leader_epoch.value();
+  }
+  unclean = p.unclean_elections;
+}
+
+}  // namespace faultline::chaos

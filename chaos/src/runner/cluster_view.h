@@ -1,0 +1,66 @@
+// The run's view of the cluster: a thread that follows the controller's metadata, keeps the
+// latest ClusterSnapshot for the nemesis (selectors, triggers) and records the cluster's timeline
+// into the history (elections, unclean elections) as it changes.
+//
+// Threading: one watcher thread owns the client; snapshot()/leaders() copy under a mutex and may
+// be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "faultline/checker/recorder.h"
+#include "faultline/chaos/runner/schedule.h"
+#include "faultline/cluster/client/client.h"
+
+namespace faultline::chaos {
+
+class ClusterWatcher {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // A partition's leader from `at` on (-1: none).
+  struct LeaderSample {
+    Clock::time_point at;
+    int partition = 0;
+    int leader = -1;
+    int epoch = -1;
+  };
+
+  ClusterWatcher(cluster::ClientConfig config, int brokers, checker::HistoryRecorder& history);
+  ~ClusterWatcher();
+  ClusterWatcher(const ClusterWatcher&) = delete;
+  ClusterWatcher& operator=(const ClusterWatcher&) = delete;
+
+  void start();
+  void stop();
+  // Fetches the metadata once on the calling thread (also before start() and after stop()).
+  void refresh();
+
+  ClusterSnapshot snapshot() const;
+  std::vector<LeaderSample> leaders() const;
+  std::optional<cluster::MetadataResponse> metadata() const;
+
+ private:
+  void loop();
+  void apply(const std::optional<cluster::MetadataResponse>& md);
+  void record_partition(const cluster::PartitionMetadata& p);
+
+  cluster::ClientConfig config_;
+  int brokers_;
+  checker::HistoryRecorder& history_;
+  std::unique_ptr<cluster::SyncClient> client_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  mutable std::mutex mu_;
+  ClusterSnapshot snapshot_;
+  std::optional<cluster::MetadataResponse> metadata_;
+  std::vector<LeaderSample> leaders_;
+  std::map<int, std::pair<int32_t, int32_t>> seen_;  // partition -> (epoch, unclean elections)
+};
+
+}  // namespace faultline::chaos

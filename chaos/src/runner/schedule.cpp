@@ -1,0 +1,384 @@
+#include "faultline/chaos/runner/schedule.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace faultline::chaos {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// A round never starts before the previous one's last planned heal plus this settling time.
+constexpr milliseconds kSettle{500};
+
+// Lays a nemesis tree out in time. One instance per make_schedule call; every draw comes from
+// `rng` in tree order, so a seed gives one schedule.
+struct Layout {
+  std::mt19937_64& rng;
+  int partitions = 1;
+  milliseconds duration{0};
+  int round = 0;
+  int any_partition = 0;
+
+  void new_round() {
+    ++round;
+    any_partition = static_cast<int>(rng() % static_cast<uint64_t>(std::max(partitions, 1)));
+  }
+
+  PartitionRef bind(PartitionRef p) const {
+    if (p.kind == PartitionRef::Kind::any) return {PartitionRef::Kind::index, any_partition};
+    return p;
+  }
+
+  FaultStep bind(FaultStep step) const {
+    step.target.partition = bind(step.target.partition);
+    if (step.peers) step.peers->partition = bind(step.peers->partition);
+    if (step.on) step.on->partition = bind(step.on->partition);
+    return step;
+  }
+
+  // Plans `n` to start at `start` into `out`; returns the latest planned heal of what it planned.
+  milliseconds lay(const NemesisNode& n, milliseconds start, std::vector<PlannedStep>& out) {
+    switch (n.type) {
+      case NemesisNode::Type::step: {
+        PlannedStep p{start, bind(n.step), round, rng()};
+        out.push_back(p);
+        return planned_end(p);
+      }
+      case NemesisNode::Type::sequence: {
+        milliseconds at = start, end = start;
+        for (const auto& c : n.children) {
+          at += c.after;
+          end = std::max(end, lay(c, at, out));
+        }
+        return end;
+      }
+      case NemesisNode::Type::concurrent: {
+        milliseconds end = start;
+        for (const auto& c : n.children) end = std::max(end, lay(c, start + c.after, out));
+        return end;
+      }
+      case NemesisNode::Type::choice: {
+        const NemesisNode& c = pick(n.children);
+        return lay(c, start + c.after, out);
+      }
+      case NemesisNode::Type::repeat:
+        return lay_rounds(n, start, out);
+    }
+    return start;
+  }
+
+  const NemesisNode& pick(const std::vector<NemesisNode>& children) {
+    std::vector<double> weights;
+    for (const auto& c : children) weights.push_back(c.weight);
+    std::discrete_distribution<size_t> d(weights.begin(), weights.end());
+    return children[d(rng)];
+  }
+
+  // Rounds every `every` (plus jitter) after one interval of calm, until a round would heal after
+  // the run ends; each round draws its own `any` partition.
+  milliseconds lay_rounds(const NemesisNode& n, milliseconds start, std::vector<PlannedStep>& out) {
+    milliseconds end = start;
+    const NemesisNode& body = n.children.front();
+    for (int k = 1; n.times == 0 || k <= n.times; ++k) {
+      std::uniform_int_distribution<int64_t> jitter(0, n.jitter.count());
+      milliseconds at = start + n.every * k + milliseconds(jitter(rng));
+      if (k > 1) at = std::max(at, end + kSettle);
+      if (at >= duration) break;
+      new_round();
+      std::vector<PlannedStep> planned;
+      milliseconds round_end = lay(body, at + body.after, planned);
+      if (round_end >= duration) break;
+      out.insert(out.end(), planned.begin(), planned.end());
+      end = round_end;
+    }
+    return end;
+  }
+};
+
+std::string node(int broker) { return fmt::format("b{}", broker); }
+constexpr const char* kController = "c1";
+
+std::vector<int> all_broker_ids(const ClusterSnapshot& s) {
+  std::vector<int> ids;
+  for (int b = 1; b <= s.brokers; ++b) ids.push_back(b);
+  return ids;
+}
+
+// The partitions a reference names that the snapshot knows.
+std::vector<const PartitionView*> partitions_of(const PartitionRef& ref, const ClusterSnapshot& s,
+                                                std::mt19937_64& rng) {
+  std::vector<const PartitionView*> out;
+  switch (ref.kind) {
+    case PartitionRef::Kind::index:
+      if (auto it = s.partitions.find(ref.index); it != s.partitions.end())
+        out.push_back(&it->second);
+      break;
+    case PartitionRef::Kind::all:
+      for (const auto& [p, view] : s.partitions) out.push_back(&view);
+      break;
+    case PartitionRef::Kind::any:
+      if (!s.partitions.empty()) {
+        auto it = s.partitions.begin();
+        std::advance(it, static_cast<long>(rng() % s.partitions.size()));
+        out.push_back(&it->second);
+      }
+      break;
+  }
+  return out;
+}
+
+std::vector<int> followers_of(const PartitionView& v) {
+  std::vector<int> out;
+  if (v.leader < 1) return out;
+  for (int r : v.replicas)
+    if (r != v.leader) out.push_back(r);
+  return out;
+}
+
+void add_unique(std::vector<int>& ids, int id) {
+  if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+}
+
+int pick_one(const std::vector<int>& ids, std::mt19937_64& rng) {
+  return ids[rng() % ids.size()];
+}
+
+std::vector<int> select_brokers(const Selector& sel, const ClusterSnapshot& s, std::mt19937_64& rng) {
+  std::vector<int> ids;
+  auto parts = partitions_of(sel.partition, s, rng);
+  switch (sel.kind) {
+    case SelectorKind::leader:
+      for (const auto* v : parts)
+        if (v->leader >= 1) add_unique(ids, v->leader);
+      break;
+    case SelectorKind::followers:
+      for (const auto* v : parts)
+        for (int f : followers_of(*v)) add_unique(ids, f);
+      break;
+    case SelectorKind::follower:
+      for (const auto* v : parts)
+        if (auto f = followers_of(*v); !f.empty()) add_unique(ids, pick_one(f, rng));
+      break;
+    case SelectorKind::lagging_follower:
+      for (const auto* v : parts) {
+        std::vector<int> lagging;
+        for (int r : v->replicas)
+          if (r != v->leader && std::find(v->isr.begin(), v->isr.end(), r) == v->isr.end())
+            lagging.push_back(r);
+        if (!lagging.empty()) add_unique(ids, pick_one(lagging, rng));
+      }
+      break;
+    case SelectorKind::preferred_leader:
+      for (const auto* v : parts)
+        if (!v->replicas.empty()) add_unique(ids, v->replicas.front());
+      break;
+    case SelectorKind::broker:
+      if (sel.broker >= 1 && sel.broker <= s.brokers) ids.push_back(sel.broker);
+      break;
+    case SelectorKind::random_broker: {
+      std::vector<int> pool(s.alive.begin(), s.alive.end());
+      if (pool.empty()) pool = all_broker_ids(s);
+      if (!pool.empty()) ids.push_back(pick_one(pool, rng));
+      break;
+    }
+    case SelectorKind::minority:
+    case SelectorKind::majority: {
+      ids = all_broker_ids(s);
+      std::shuffle(ids.begin(), ids.end(), rng);
+      size_t n = sel.kind == SelectorKind::minority ? (ids.size() - 1) / 2 : ids.size() / 2 + 1;
+      ids.resize(std::min(n, ids.size()));
+      break;
+    }
+    case SelectorKind::all_brokers:
+    case SelectorKind::all_nodes:
+      ids = all_broker_ids(s);
+      break;
+    case SelectorKind::controller:
+      break;
+  }
+  return ids;
+}
+
+std::string why_empty(const Selector& sel, const ClusterSnapshot& s) {
+  if (sel.kind == SelectorKind::controller) return "the controller is down";
+  if (sel.kind == SelectorKind::broker)
+    return fmt::format("there is no broker {} (brokers 1..{})", sel.broker, s.brokers);
+  if (sel.partition.kind == PartitionRef::Kind::index &&
+      s.partitions.find(sel.partition.index) == s.partitions.end())
+    return fmt::format("partition {} is not in the metadata", sel.partition.index);
+  return "nothing matches now";
+}
+
+std::string describe(const Selector& sel, const std::vector<std::string>& nodes) {
+  return fmt::format("{}={}", sel.str(), fmt::join(nodes, ","));
+}
+
+// isolate-leader cuts its first target from the others; without explicit peers those are the
+// target partition's followers (or every other broker when the target is not a partition's).
+std::vector<std::string> default_isolation_peers(const FaultStep& step, const ClusterSnapshot& s,
+                                                 const std::string& target, std::mt19937_64& rng) {
+  std::vector<std::string> peers;
+  if (step.target.kind == SelectorKind::leader || step.target.kind == SelectorKind::preferred_leader) {
+    Selector followers{SelectorKind::followers, step.target.partition, 0};
+    for (int b : select_brokers(followers, s, rng))
+      if (node(b) != target) peers.push_back(node(b));
+  }
+  if (peers.empty())
+    for (int b : all_broker_ids(s))
+      if (node(b) != target) peers.push_back(node(b));
+  return peers;
+}
+
+// The leaders a step's target hits, for the leadership checks.
+std::map<int, int> leaders_hit(const FaultStep& step, const ClusterSnapshot& s,
+                               const std::vector<std::string>& nodes) {
+  std::map<int, int> out;
+  if (step.target.kind != SelectorKind::leader && step.target.kind != SelectorKind::preferred_leader)
+    return out;
+  for (const auto& [p, v] : s.partitions) {
+    if (v.leader < 1) continue;
+    bool named = step.target.partition.kind == PartitionRef::Kind::all ||
+                 (step.target.partition.kind == PartitionRef::Kind::index &&
+                  step.target.partition.index == p);
+    if (named && std::find(nodes.begin(), nodes.end(), node(v.leader)) != nodes.end())
+      out[p] = v.leader;
+  }
+  return out;
+}
+
+}  // namespace
+
+milliseconds planned_end(const PlannedStep& p) {
+  return p.at + (p.step.on ? p.step.on->within : milliseconds(0)) + p.step.hold;
+}
+
+std::vector<PlannedStep> make_schedule(const Scenario& s, uint64_t seed) {
+  std::vector<PlannedStep> out;
+  if (!s.nemesis) return out;
+  std::mt19937_64 rng(sub_seed(seed, "schedule"));
+  Layout layout{rng, s.workload.partitions, std::chrono::duration_cast<milliseconds>(s.duration)};
+  layout.new_round();
+  layout.lay(*s.nemesis, s.nemesis->after, out);
+  // Outside rounds (a plain sequence), a step that would heal after the run is dropped alone.
+  std::erase_if(out, [&](const PlannedStep& p) { return planned_end(p) >= layout.duration; });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const PlannedStep& a, const PlannedStep& b) { return a.at < b.at; });
+  return out;
+}
+
+nlohmann::json to_json(const PlannedStep& p) {
+  nlohmann::json j = {{"at_ms", p.at.count()},
+                      {"heal_ms", (p.at + p.step.hold).count()},
+                      {"round", p.round},
+                      {"fault", std::string(to_string(p.step.kind))},
+                      {"target", p.step.target.str()},
+                      {"params", to_json(FaultSpec{p.step.kind, {}, p.step.params})["params"]}};
+  if (p.step.peers) j["peers"] = p.step.peers->str();
+  if (p.step.on) {
+    j["on"] = p.step.on->str();
+    j["within_ms"] = p.step.on->within.count();
+  }
+  return j;
+}
+
+std::vector<std::string> select_nodes(const Selector& sel, const ClusterSnapshot& snapshot,
+                                      std::mt19937_64& rng) {
+  std::vector<std::string> out;
+  if (sel.kind == SelectorKind::controller || sel.kind == SelectorKind::all_nodes) {
+    if (snapshot.controller_up) out.emplace_back(kController);
+    if (sel.kind == SelectorKind::controller) return out;
+  }
+  for (int b : select_brokers(sel, snapshot, rng)) out.push_back(node(b));
+  return out;
+}
+
+Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint64_t variant) {
+  std::mt19937_64 rng(variant);
+  Resolution r;
+  auto targets = select_nodes(step.target, snapshot, rng);
+  if (targets.empty()) {
+    r.skipped = fmt::format("target {} matches nothing: {}", step.target.str(),
+                            why_empty(step.target, snapshot));
+    return r;
+  }
+  r.targets_desc = describe(step.target, targets);
+  std::vector<std::string> peers;
+  if (step.peers) {
+    peers = select_nodes(*step.peers, snapshot, rng);
+    std::erase_if(peers, [&](const std::string& p) { return p == targets.front(); });
+    if (peers.empty()) {
+      r.skipped = fmt::format("peers {} match nothing: {}", step.peers->str(),
+                              why_empty(*step.peers, snapshot));
+      return r;
+    }
+    r.targets_desc += " peers " + describe(*step.peers, peers);
+  }
+  switch (step.kind) {
+    case FaultKind::halves:
+    case FaultKind::majorities_ring:
+    case FaultKind::bridge:
+      std::shuffle(targets.begin(), targets.end(), rng);
+      r.specs.push_back({step.kind, targets, step.params});
+      break;
+    case FaultKind::one_way:
+      r.specs.push_back({step.kind, {targets.front(), peers.front()}, step.params});
+      break;
+    case FaultKind::isolate_leader: {
+      if (peers.empty()) peers = default_isolation_peers(step, snapshot, targets.front(), rng);
+      std::vector<NodeName> nodes{targets.front()};
+      nodes.insert(nodes.end(), peers.begin(), peers.end());
+      r.specs.push_back({step.kind, nodes, step.params});
+      break;
+    }
+    default:
+      // Every other kind hits each selected node on its own.
+      for (const auto& t : targets) {
+        FaultSpec spec{step.kind, {t}, step.params};
+        if (auto* p = std::get_if<PacketParams>(&spec.params); p && !peers.empty()) p->peers = peers;
+        r.specs.push_back(std::move(spec));
+      }
+  }
+  for (const auto& spec : r.specs) {
+    std::string why;
+    if (validate(spec, &why)) {
+      r.specs.clear();
+      r.skipped = fmt::format("{} on {}: {}", to_string(step.kind), r.targets_desc, why);
+      return r;
+    }
+  }
+  r.leaders_hit = leaders_hit(step, snapshot, targets);
+  for (auto [p, leader] : r.leaders_hit) {
+    const auto& isr = snapshot.partitions.at(p).isr;
+    for (int b : isr)
+      if (b != leader && snapshot.alive.count(b) &&
+          std::find(targets.begin(), targets.end(), node(b)) == targets.end())
+        r.successor_available.insert(p);
+  }
+  return r;
+}
+
+bool trigger_fired(const Trigger& t, const ClusterSnapshot& armed, const ClusterSnapshot& now) {
+  if (t.kind == TriggerKind::fenced) {
+    for (int b : now.fenced)
+      if (!armed.fenced.count(b)) return true;
+    return false;
+  }
+  for (const auto& [p, view] : now.partitions) {
+    if (t.partition.kind == PartitionRef::Kind::index && t.partition.index != p) continue;
+    auto before = armed.partitions.find(p);
+    PartitionView was = before == armed.partitions.end() ? PartitionView{} : before->second;
+    if (t.kind == TriggerKind::leader_change && view.leader >= 1 &&
+        (view.leader != was.leader || view.epoch != was.epoch))
+      return true;
+    if (t.kind == TriggerKind::isr_shrink)
+      for (int r : was.isr)
+        if (std::find(view.isr.begin(), view.isr.end(), r) == view.isr.end()) return true;
+  }
+  return false;
+}
+
+}  // namespace faultline::chaos

@@ -1,0 +1,156 @@
+#include "workload.h"
+
+#include <algorithm>
+#include <random>
+
+namespace faultline::chaos {
+
+using namespace std::chrono_literals;
+
+namespace {
+// The consumer's and the final reader's process ids in the history.
+constexpr int kConsumerProcess = 1000;
+constexpr int kFinalReaderProcess = 2000;
+}  // namespace
+
+Workload::Workload(WorkloadShape shape, cluster::ClientConfig config, uint64_t seed,
+                   checker::HistoryRecorder& history)
+    : shape_(shape), config_(std::move(config)), seed_(seed), history_(history) {}
+
+Workload::~Workload() { stop(); }
+
+void Workload::start() {
+  stop_ = false;
+  for (int p = 0; p < shape_.producers; ++p)
+    threads_.emplace_back([this, p] { produce(p, seed_ + static_cast<uint64_t>(p)); });
+  threads_.emplace_back([this] {
+    cluster::SyncClient client(config_);
+    std::vector<int64_t> next(shape_.partitions, 0);
+    while (!stop_) poll_all(kConsumerProcess, client, next, false);
+  });
+}
+
+void Workload::stop() {
+  stop_ = true;
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+std::string Workload::value_text(int64_t value) const {
+  std::string text = std::to_string(value);
+  // Padding after a space: the reader parses the leading number and ignores the rest.
+  if (static_cast<int>(text.size()) + 1 < shape_.value_bytes)
+    text += " " + std::string(shape_.value_bytes - text.size() - 1, 'x');
+  return text;
+}
+
+void Workload::produce(int process, uint64_t seed) {
+  cluster::SyncClient client(config_);
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> pick(0, shape_.partitions - 1);
+  const auto pace = shape_.rate_per_s > 0 ? std::chrono::nanoseconds(1s) / shape_.rate_per_s
+                                          : std::chrono::nanoseconds(0);
+  auto next_send = Clock::now();
+  for (int64_t n = 0; !stop_; ++n) {
+    if (pace.count() > 0) {
+      std::this_thread::sleep_until(next_send);
+      next_send += pace;
+    }
+    const int partition = pick(rng);
+    const int64_t value = int64_t(process) * 1'000'000'000 + n;  // unique across the run
+    checker::OpFields in;
+    in.partition = checker::PartitionId{partition};
+    in.value = value;
+    auto op = history_.invoke(checker::ProcessId{process}, checker::Function::send, in);
+    if (!op) continue;
+    cluster::TopicPartition tp{kRunTopic, cluster::PartitionIndex{partition}};
+    auto r = client.send(tp, {value_text(value)},
+                         shape_.acks_all ? cluster::Acks::all : cluster::Acks::leader);
+    checker::OpFields done;
+    done.partition = in.partition;
+    done.value = value;
+    if (r.acknowledged()) {
+      done.offset = checker::Offset{r.base_offset.value()};
+      done.epoch = checker::LeaderEpoch{r.leader_epoch.value()};
+      history_.complete(*op, checker::Outcome::ok, done);
+      {
+        std::lock_guard lock(mu_);
+        acks_[partition].push_back(Clock::now());
+      }
+      ++counts_.ok;
+    } else {
+      done.error = std::string(cluster::errc_name(r.error));
+      history_.complete(*op, r.definite ? checker::Outcome::fail : checker::Outcome::info, done);
+      ++(r.definite ? counts_.fail : counts_.info);
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+}
+
+void Workload::poll_all(int process, cluster::SyncClient& client, std::vector<int64_t>& next,
+                        bool final_read) {
+  for (int p = 0; p < shape_.partitions; ++p) {
+    checker::OpFields in;
+    in.partition = checker::PartitionId{p};
+    in.final_read = final_read;
+    auto op = history_.invoke(checker::ProcessId{process}, checker::Function::poll, in);
+    if (!op) continue;
+    cluster::TopicPartition tp{kRunTopic, cluster::PartitionIndex{p}};
+    auto r = client.poll(tp, cluster::Offset{next[p]}, 1 << 20, final_read ? 0ms : 100ms);
+    checker::OpFields done = in;
+    if (r.error != cluster::errc::none) {
+      done.error = std::string(cluster::errc_name(r.error));
+      history_.complete(*op, checker::Outcome::fail, done);
+      std::this_thread::sleep_for(20ms);
+      continue;
+    }
+    for (const auto& rec : r.records) {
+      int64_t v = 0;
+      try {
+        v = std::stoll(rec.value.value_or("0"));
+      } catch (const std::exception&) {
+      }
+      done.records.push_back({checker::Offset{rec.offset.value()}, v});
+      next[p] = rec.offset.value() + 1;
+    }
+    history_.complete(*op, checker::Outcome::ok, done);
+  }
+}
+
+void Workload::final_read() {
+  cluster::SyncClient reader(config_);
+  std::vector<int64_t> next(shape_.partitions, 0);
+  // A poll returns at most 1 MiB: keep going while records come back.
+  for (int round = 0; round < 1000; ++round) {
+    auto before = next;
+    poll_all(kFinalReaderProcess, reader, next, true);
+    if (round > 0 && before == next) break;
+  }
+}
+
+double Workload::longest_gap_ms(const std::vector<int>& partitions, Clock::time_point from,
+                                Clock::time_point to) const {
+  std::lock_guard lock(mu_);
+  std::vector<int> which = partitions;
+  if (which.empty())
+    for (int p = 0; p < shape_.partitions; ++p) which.push_back(p);
+  Clock::duration worst{};
+  for (int p : which) {
+    auto it = acks_.find(p);
+    std::vector<Clock::time_point> times = it == acks_.end() ? std::vector<Clock::time_point>{}
+                                                             : it->second;
+    std::sort(times.begin(), times.end());
+    Clock::time_point last = from;
+    for (auto t : times) {
+      if (t < from) continue;
+      if (t > to) break;
+      worst = std::max(worst, t - last);
+      last = t;
+    }
+    worst = std::max(worst, to - last);
+  }
+  return std::chrono::duration<double, std::milli>(worst).count();
+}
+
+}  // namespace faultline::chaos
