@@ -82,6 +82,7 @@ checker::NemesisFields Nemesis::fields(const StepOutcome& o) const {
 }
 
 void Nemesis::inject(const PlannedStep& p, Clock::time_point now) {
+  const auto began = Clock::now();
   auto resolution = resolve(p.step, watcher_.snapshot(), p.variant);
   if (!resolution.skipped.empty()) return skip(p, resolution.skipped);
   StepOutcome o;
@@ -95,6 +96,7 @@ void Nemesis::inject(const PlannedStep& p, Clock::time_point now) {
     o.faults.push_back(r);
   }
   o.injected = o.error.empty();
+  o.resolve_and_inject = Clock::now() - began;
   if (o.injected) metrics_.fault_injected(std::string(to_string(p.step.kind)));
   history_.nemesis(checker::NemesisKind::fault_start, fields(o));
   hooks_.say(fmt::format("+{:.1f}s {} {} {}",

@@ -31,6 +31,7 @@ struct StepOutcome {
   std::string backend;
   Clock::time_point injected_at{};
   Clock::time_point healed_at{};
+  Clock::duration resolve_and_inject{};  // the harness's own time for the step (not the hold)
   std::vector<FaultInjector::Outcome> faults;
 };
 

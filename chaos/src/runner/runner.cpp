@@ -141,8 +141,9 @@ int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16
   }
   if (o.prometheus) {
     std::string why;
-    setup.prometheus = PrometheusServer::start(setup.harness->supervisor(),
-                                               {.dir = dir / "prometheus"},
+    PrometheusOptions options;
+    options.dir = dir / "prometheus";
+    setup.prometheus = PrometheusServer::start(setup.harness->supervisor(), options,
                                                cluster_scrape_targets(*setup.harness, metrics_port), why);
     if (!setup.prometheus) {
       out << "run: prometheus: " << why << "\n";
@@ -305,6 +306,7 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
                         {"round", o.planned.round},
                         {"injected", o.injected},
                         {"backend", o.backend},
+                        {"inject_ms", secs(o.resolve_and_inject) * 1000},
                         {"unavailable_ms", gap_ms}};
     if (!o.error.empty()) r["error"] = o.error;
     const bool single = per_round.count(o.planned.round) && per_round.at(o.planned.round) == 1;
