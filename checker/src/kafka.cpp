@@ -30,6 +30,10 @@ struct PartitionState {
   std::vector<int64_t> known_offsets;  // sorted, unique: the version order
   int64_t max_read_offset = -1;
   bool final_read = false;
+  // The last final-read poll of the partition came back empty: the reader was at the end of the
+  // log, so an acknowledged offset above everything read is not in it (unseen), rather than not
+  // read yet (which only makes the verdict unknown: verdict.h).
+  bool final_read_reached_end = false;
   std::vector<const NemesisEvent*> elections;  // leader changes and unclean elections, by time
 };
 
@@ -133,6 +137,7 @@ class Checker {
         auto& part = partitions_[p];
         if (op.final_read) {
           part.final_read = true;
+          part.final_read_reached_end = op.records.empty();
           result_.had_final_read = true;
         }
         for (const Record& r : op.records) {
@@ -366,7 +371,7 @@ class Checker {
       if (op.outcome != Outcome::ok || info->read)
         continue;
       const bool below_reads = op.offset && op.offset->value() <= part.max_read_offset;
-      if (!below_reads && !part.final_read)
+      if (!below_reads && !part.final_read_reached_end)
         continue;  // may simply not have been read yet
       KafkaAnomaly a;
       a.kind = below_reads ? KafkaAnomalyKind::lost_write : KafkaAnomalyKind::unseen;

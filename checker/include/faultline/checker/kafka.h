@@ -17,7 +17,8 @@ namespace faultline::checker {
 
 enum class KafkaAnomalyKind : uint8_t {
   lost_write,            // acked, at or below the highest offset any read reached, never read
-  unseen,                // acked, never read by the end (counts only with a final read-all)
+  unseen,                // acked, above everything read, and the final read reached the log end
+                         // (its last poll of the partition came back empty)
   duplicate,             // one value at two offsets
   inconsistent_offsets,  // one offset, two values (across reads and send acks)
   nonmonotonic_poll,     // a consumer's next record was at or before its previous one
