@@ -32,7 +32,7 @@ struct PartitionState {
   bool final_read = false;
   // The last final-read poll of the partition came back empty: the reader was at the end of the
   // log, so an acknowledged offset above everything read is not in it (unseen), rather than not
-  // read yet (which only makes the verdict unknown: verdict.h).
+  // read yet (KafkaOptions::unseen_needs_end_of_log).
   bool final_read_reached_end = false;
   std::vector<const NemesisEvent*> elections;  // leader changes and unclean elections, by time
 };
@@ -371,7 +371,9 @@ class Checker {
       if (op.outcome != Outcome::ok || info->read)
         continue;
       const bool below_reads = op.offset && op.offset->value() <= part.max_read_offset;
-      if (!below_reads && !part.final_read_reached_end)
+      const bool tail_judged = options_.unseen_needs_end_of_log ? part.final_read_reached_end
+                                                                : part.final_read;
+      if (!below_reads && !tail_judged)
         continue;  // may simply not have been read yet
       KafkaAnomaly a;
       a.kind = below_reads ? KafkaAnomalyKind::lost_write : KafkaAnomalyKind::unseen;

@@ -79,7 +79,11 @@ std::vector<std::string> vacuity_reasons(const History& history) {
 KafkaVerdict judge_kafka(const History& history, const KafkaOptions& kafka_options,
                          const InvariantOptions& invariant_options) {
   KafkaVerdict v;
-  v.kafka = check_kafka(history, kafka_options);
+  // An unread tail is unproven, not lost, unless the final read showed the log ends below it:
+  // vacuity_reasons() reports the unproven case, so the data check need not guess.
+  KafkaOptions kafka = kafka_options;
+  kafka.unseen_needs_end_of_log = true;
+  v.kafka = check_kafka(history, kafka);
   v.invariants = check_invariants(history, invariant_options);
   v.vacuity = vacuity_reasons(history);
   if (!v.kafka.valid || !v.invariants.valid)

@@ -37,6 +37,7 @@ struct KafkaVerdict {
   std::string summary() const;
 };
 
+// Runs check_kafka with unseen_needs_end_of_log set, check_invariants and vacuity_reasons.
 KafkaVerdict judge_kafka(const History& history, const KafkaOptions& kafka_options = {},
                          const InvariantOptions& invariant_options = {});
 
