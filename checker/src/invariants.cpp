@@ -179,7 +179,12 @@ class InvariantChecker {
     const BrokerId leader = leader_of(n);
     if (leader == kNoLeader || n.unclean || contains(n.isr, leader))
       return;
-    add({InvariantKind::leader_not_in_isr, n.partition, n.epoch, {leader}, {n.line}, n.time,
+    add({InvariantKind::leader_not_in_isr,
+         n.partition,
+         n.epoch,
+         {leader},
+         {n.line},
+         n.time,
          std::nullopt,
          fmt::format("partition {} epoch {}: leader {} is not in its ISR {} (not an unclean "
                      "election)",
@@ -193,16 +198,23 @@ class InvariantChecker {
     const BrokerId old_leader = leader_of(prev), new_leader = leader_of(n);
     std::string why;
     if (after < before) {
-      why = fmt::format("partition {}: leader epoch went from {} to {}", *n.partition, before,
-                        after);
+      why =
+          fmt::format("partition {}: leader epoch went from {} to {}", *n.partition, before, after);
     } else if (new_leader != kNoLeader && new_leader != old_leader && after == before) {
-      why = fmt::format("partition {}: leader changed from {} to {} without an epoch bump (epoch {})",
-                        *n.partition, old_leader, new_leader, after);
+      why =
+          fmt::format("partition {}: leader changed from {} to {} without an epoch bump (epoch {})",
+                      *n.partition, old_leader, new_leader, after);
     } else {
       return;
     }
-    add({InvariantKind::epoch_regression, n.partition, n.epoch, {old_leader, new_leader},
-         {prev.line, n.line}, n.time, std::nullopt, std::move(why)});
+    add({InvariantKind::epoch_regression,
+         n.partition,
+         n.epoch,
+         {old_leader, new_leader},
+         {prev.line, n.line},
+         n.time,
+         std::nullopt,
+         std::move(why)});
   }
 
   void on_graceful_exit(const NemesisEvent& n) {
@@ -210,7 +222,8 @@ class InvariantChecker {
       const NemesisEvent* s = t.current();
       if (s == nullptr || leader_of(*s) != *n.leader || t.exit_watch)
         continue;
-      t.exit_watch = ExitWatch{*n.leader, n.time, n.line, s->line, s->epoch.value_or(LeaderEpoch{})};
+      t.exit_watch =
+          ExitWatch{*n.leader, n.time, n.line, s->line, s->epoch.value_or(LeaderEpoch{})};
     }
   }
 
@@ -229,15 +242,20 @@ class InvariantChecker {
     std::vector<std::size_t> lines{w.state_line, w.line};
     if (end_line)
       lines.push_back(*end_line);
-    add({InvariantKind::unhanded_shutdown, PartitionId(p), w.epoch, {w.broker}, std::move(lines),
-         w.time, end_line ? std::optional(now) : std::nullopt,
-         fmt::format("broker {} exited gracefully at {} still leading partition {} (epoch {}); "
-                     "leadership moved {} (grace {})",
-                     w.broker, seconds(w.time), p, w.epoch,
-                     end_line ? fmt::format("only {} later", seconds(now - w.time))
-                              : fmt::format("never, {} to the end of the history",
-                                            seconds(now - w.time)),
-                     seconds(o_.shutdown_grace))});
+    add({InvariantKind::unhanded_shutdown,
+         PartitionId(p),
+         w.epoch,
+         {w.broker},
+         std::move(lines),
+         w.time,
+         end_line ? std::optional(now) : std::nullopt,
+         fmt::format(
+             "broker {} exited gracefully at {} still leading partition {} (epoch {}); "
+             "leadership moved {} (grace {})",
+             w.broker, seconds(w.time), p, w.epoch,
+             end_line ? fmt::format("only {} later", seconds(now - w.time))
+                      : fmt::format("never, {} to the end of the history", seconds(now - w.time)),
+             seconds(o_.shutdown_grace))});
   }
 
   // demoted_leader: the controller moves leadership off a demoted broker whenever another ISR
@@ -295,19 +313,26 @@ class InvariantChecker {
       lines.push_back(s.line);
     if (end_line)
       lines.push_back(*end_line);
-    const std::string lasted = end_line ? fmt::format("for {}", seconds(now - s.since))
-                                        : fmt::format("for {}, to the end of the history",
-                                                      seconds(now - s.since));
+    const std::string lasted =
+        end_line ? fmt::format("for {}", seconds(now - s.since))
+                 : fmt::format("for {}, to the end of the history", seconds(now - s.since));
     std::string why =
         kind == InvariantKind::demoted_leader
-            ? fmt::format("demoted broker {} led partition {} (epoch {}) from {} {} while ISR "
-                          "member {} was alive and not demoted (grace {})",
-                          s.leader, p, s.epoch, seconds(s.since), lasted,
-                          s.other.value_or(kNoLeader), seconds(grace))
+            ? fmt::format(
+                  "demoted broker {} led partition {} (epoch {}) from {} {} while ISR "
+                  "member {} was alive and not demoted (grace {})",
+                  s.leader, p, s.epoch, seconds(s.since), lasted, s.other.value_or(kNoLeader),
+                  seconds(grace))
             : fmt::format("fenced broker {} led partition {} (epoch {}) from {} {} (grace {})",
                           s.leader, p, s.epoch, seconds(s.since), lasted, seconds(grace));
-    add({kind, PartitionId(p), s.epoch, {s.leader}, std::move(lines), s.since,
-         end_line ? std::optional(now) : std::nullopt, std::move(why)});
+    add({kind,
+         PartitionId(p),
+         s.epoch,
+         {s.leader},
+         std::move(lines),
+         s.since,
+         end_line ? std::optional(now) : std::nullopt,
+         std::move(why)});
   }
 
   void finish_partition(int32_t p, PartitionTrack& t) {
@@ -343,22 +368,27 @@ class InvariantChecker {
       if (!acked_send_with_epoch(op) || !op.leader)
         continue;
       ++r_.acks_with_leader;
-      const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(op.partition->value()))
-                            << 32) |
-                           static_cast<uint32_t>(op.epoch->value());
+      const uint64_t key =
+          (static_cast<uint64_t>(static_cast<uint32_t>(op.partition->value())) << 32) |
+          static_cast<uint32_t>(op.epoch->value());
       auto [it, inserted] = first.try_emplace(key, FirstAck{*op.leader, op.index});
       if (inserted || it->second.broker == *op.leader || it->second.reported)
         continue;
       it->second.reported = true;
       const Operation& a = h_.ops[it->second.op];
-      add({InvariantKind::split_brain_ack, op.partition, op.epoch, {*a.leader, *op.leader},
-           {a.complete_line, op.complete_line}, a.complete_time.value_or(a.invoke_time),
+      add({InvariantKind::split_brain_ack,
+           op.partition,
+           op.epoch,
+           {*a.leader, *op.leader},
+           {a.complete_line, op.complete_line},
+           a.complete_time.value_or(a.invoke_time),
            op.complete_time,
            fmt::format("partition {} epoch {}: broker {} acknowledged value {} at {} and broker {} "
                        "acknowledged value {} at {}: two leaders in one epoch",
                        *op.partition, *op.epoch, *a.leader, format_value(a.value),
                        seconds(a.complete_time.value_or(a.invoke_time)), *op.leader,
-                       format_value(op.value), seconds(op.complete_time.value_or(op.invoke_time)))});
+                       format_value(op.value),
+                       seconds(op.complete_time.value_or(op.invoke_time)))});
     }
   }
 
@@ -401,10 +431,10 @@ class InvariantChecker {
       if (it == ended.end())
         continue;
       const std::size_t slot =
-          op.leader ? static_cast<std::size_t>(
-                          std::lower_bound(ackers.begin(), ackers.end(), *op.leader) -
-                          ackers.begin())
-                    : ackers.size();
+          op.leader
+              ? static_cast<std::size_t>(
+                    std::lower_bound(ackers.begin(), ackers.end(), *op.leader) - ackers.begin())
+              : ackers.size();
       const EpochMark& mark = it->second[slot];
       if (mark.epoch > op.epoch->value())
         report_zombie(op, mark);
@@ -426,13 +456,17 @@ class InvariantChecker {
 
   void report_zombie(const Operation& op, const EpochMark& mark) {
     const std::string by = op.leader ? fmt::format("broker {}", *op.leader) : "an unnamed broker";
-    add({InvariantKind::zombie_ack, op.partition, op.epoch,
+    add({InvariantKind::zombie_ack,
+         op.partition,
+         op.epoch,
          op.leader ? std::vector<BrokerId>{*op.leader} : std::vector<BrokerId>{},
-         {mark.line, op.invoke_line, op.complete_line}, op.invoke_time, op.complete_time,
+         {mark.line, op.invoke_line, op.complete_line},
+         op.invoke_time,
+         op.complete_time,
          fmt::format("value {} sent at {} was acknowledged (acks=all) by {} at epoch {}, but "
                      "partition {} was already at epoch {} (leader {}) since {}",
-                     format_value(op.value), seconds(op.invoke_time), by, *op.epoch,
-                     *op.partition, mark.epoch, mark.leader, seconds(mark.time))});
+                     format_value(op.value), seconds(op.invoke_time), by, *op.epoch, *op.partition,
+                     mark.epoch, mark.leader, seconds(mark.time))});
   }
 
   // ---- recovery after the last heal ----
@@ -447,13 +481,13 @@ class InvariantChecker {
     const nanoseconds from = *o_.recovery_from, deadline = from + o_.recovery_bound;
     for (const auto& [p, t] : tracks_) {
       // The state in force at `from` counts, then every state up to the deadline.
-      auto first_after = std::upper_bound(
-          t.states.begin(), t.states.end(), from,
-          [](nanoseconds time, const NemesisEvent* s) { return time < s->time; });
+      auto first_after =
+          std::upper_bound(t.states.begin(), t.states.end(), from,
+                           [](nanoseconds time, const NemesisEvent* s) { return time < s->time; });
       auto begin = first_after == t.states.begin() ? first_after : std::prev(first_after);
-      auto end = std::upper_bound(
-          t.states.begin(), t.states.end(), deadline,
-          [](nanoseconds time, const NemesisEvent* s) { return time < s->time; });
+      auto end =
+          std::upper_bound(t.states.begin(), t.states.end(), deadline,
+                           [](nanoseconds time, const NemesisEvent* s) { return time < s->time; });
       if (std::any_of(begin, end, [](const NemesisEvent* s) { return healthy(*s); }))
         continue;
       if (end_time_ < deadline) {
@@ -469,13 +503,11 @@ class InvariantChecker {
 
   void report_not_recovered(int32_t p, const NemesisEvent* last, nanoseconds from) {
     const std::string at =
-        last == nullptr
-            ? std::string("no partition-state before the deadline")
-            : fmt::format("last at epoch {}, leader {}, isr {}, replicas {} (line {})",
-                          epoch_of(*last), leader_of(*last), brokers_text(last->isr),
-                          brokers_text(last->replicas), last->line);
-    add({InvariantKind::not_recovered, PartitionId(p),
-         last ? last->epoch : std::nullopt,
+        last == nullptr ? std::string("no partition-state before the deadline")
+                        : fmt::format("last at epoch {}, leader {}, isr {}, replicas {} (line {})",
+                                      epoch_of(*last), leader_of(*last), brokers_text(last->isr),
+                                      brokers_text(last->replicas), last->line);
+    add({InvariantKind::not_recovered, PartitionId(p), last ? last->epoch : std::nullopt,
          last ? std::vector<BrokerId>{leader_of(*last)} : std::vector<BrokerId>{},
          last ? std::vector<std::size_t>{last->line} : std::vector<std::size_t>{}, from,
          std::nullopt,
@@ -495,9 +527,9 @@ class InvariantChecker {
     if (r_.acks_with_leader == 0)
       r_.unchecked.push_back("no send ack names its broker: split-brain-ack was not checked");
     if (!zombie_checked()) {
-      r_.unchecked.push_back(fmt::format(
-          "zombie-ack not checked: it needs acks=all and the header says acks={}",
-          to_string(h_.acks)));
+      r_.unchecked.push_back(
+          fmt::format("zombie-ack not checked: it needs acks=all and the header says acks={}",
+                      to_string(h_.acks)));
     }
   }
 

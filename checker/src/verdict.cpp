@@ -7,12 +7,12 @@ namespace faultline::checker {
 namespace {
 
 struct PartitionProof {
-  bool written = false;       // a send was invoked
-  std::size_t acked = 0;      // sends acknowledged
-  int64_t max_acked = -1;     // highest acknowledged offset
-  bool final_read = false;    // an ok poll of the final read-all phase
-  int64_t max_final = -1;     // highest offset the final read returned
-  int64_t max_read = -1;      // highest offset any poll returned
+  bool written = false;     // a send was invoked
+  std::size_t acked = 0;    // sends acknowledged
+  int64_t max_acked = -1;   // highest acknowledged offset
+  bool final_read = false;  // an ok poll of the final read-all phase
+  int64_t max_final = -1;   // highest offset the final read returned
+  int64_t max_read = -1;    // highest offset any poll returned
 };
 
 std::map<int32_t, PartitionProof> proofs(const History& h) {
@@ -54,8 +54,7 @@ std::optional<std::string> partition_reason(int32_t partition, const PartitionPr
     return fmt::format("partition {}: the final read returned nothing, acknowledged up to {}",
                        partition, p.max_acked);
   return fmt::format("partition {}: the {} stopped at offset {}, acknowledged up to {}", partition,
-                     p.max_final == p.max_read ? "final read" : "reads", p.max_read,
-                     p.max_acked);
+                     p.max_final == p.max_read ? "final read" : "reads", p.max_read, p.max_acked);
 }
 
 }  // namespace

@@ -111,8 +111,8 @@ TEST(Invariants, AcksByOneBrokerPerEpochAreSilent) {
   HistoryBuilder b;
   b.send_acked(1, 0, 100, 0, 3, 1);
   b.send_acked(1, 0, 101, 1, 3, 1);
-  b.send_acked(1, 0, 102, 2, 4, 2);  // next epoch, next leader
-  b.send_acked(1, 1, 103, 0, 3, 2);  // other partition, same epoch number
+  b.send_acked(1, 0, 102, 2, 4, 2);     // next epoch, next leader
+  b.send_acked(1, 1, 103, 0, 3, 2);     // other partition, same epoch number
   b.send(1, 0, 104, EventType::ok, 3);  // no epoch/leader: not judged
   auto r = check(b);
   EXPECT_TRUE(r.valid) << r.summary();
@@ -219,11 +219,19 @@ TEST(Invariants, DemotedLeaderMovedWithinTheGraceIsSilent) {
 TEST(Invariants, DemotedLeaderWithNoHealthyAlternativeIsSilent) {
   // The controller keeps a demoted leader when every other ISR member is fenced, shutting down,
   // demoted too, or not alive at all: leading demoted beats not leading.
-  for (auto make : std::vector<std::function<void(HistoryBuilder&)>>{
-           [](HistoryBuilder& b) { b.cluster_state({1, 3}, {2}, {1}); },
-           [](HistoryBuilder& b) { b.cluster_state({1, 2, 3}, {}, {1}, {2}); },
-           [](HistoryBuilder& b) { b.cluster_state({1, 2, 3}, {}, {1, 2}); },
-           [](HistoryBuilder& b) { b.cluster_state({1, 3}, {}, {1}); }}) {
+  for (auto make :
+       std::vector<std::function<void(HistoryBuilder&)>>{[](HistoryBuilder& b) {
+                                                           b.cluster_state({1, 3}, {2}, {1});
+                                                         },
+                                                         [](HistoryBuilder& b) {
+                                                           b.cluster_state({1, 2, 3}, {}, {1}, {2});
+                                                         },
+                                                         [](HistoryBuilder& b) {
+                                                           b.cluster_state({1, 2, 3}, {}, {1, 2});
+                                                         },
+                                                         [](HistoryBuilder& b) {
+                                                           b.cluster_state({1, 3}, {}, {1});
+                                                         }}) {
     HistoryBuilder b;
     b.partition_state(0, 1, 1, {1, 2}, {1, 2, 3});
     make(b);

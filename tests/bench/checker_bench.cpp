@@ -256,7 +256,7 @@ class HourRun {
       if (rng_() % 10 < 7)
         send(i);
       else
-        poll(i);
+        poll();
     }
     final_read();
     h_.workload = "kafka";
@@ -327,10 +327,12 @@ class HourRun {
       }
     }
   }
-  Operation& begin(std::size_t i, Function f, int p) {
+  // One operation at a time (invoked and completed before the next), so any process may run it;
+  // polls of a partition go to its own consumer so each consumer reads in order.
+  Operation& begin(int64_t process, Function f, int p) {
     Operation& op = h_.ops.emplace_back();
     op.index = h_.ops.size() - 1;
-    op.process = ProcessId(static_cast<int64_t>(i % 24));
+    op.process = ProcessId(process);
     op.f = f;
     op.outcome = Outcome::ok;
     op.partition = PartitionId(p);
@@ -343,24 +345,24 @@ class HourRun {
   void send(std::size_t i) {
     const int p = static_cast<int>(rng_() % kPartitions);
     Part& part = parts_[p];
-    Operation& op = begin(i, Function::send, p);
+    Operation& op = begin(static_cast<int64_t>(i % 16), Function::send, p);
     op.value = next_value_;
     op.offset = Offset(static_cast<int64_t>(part.log.size()));
     op.epoch = LeaderEpoch(part.epoch);
     op.leader = part.leader;
     part.log.push_back(next_value_++);
   }
-  void poll(std::size_t i) {
+  void poll() {
     const int p = static_cast<int>(rng_() % kPartitions);
     Part& part = parts_[p];
-    Operation& op = begin(i, Function::poll, p);
+    Operation& op = begin(100 + p, Function::poll, p);
     for (int k = 0; k < 5 && part.read < part.log.size(); ++k, ++part.read)
       op.records.push_back(Record{Offset(static_cast<int64_t>(part.read)), part.log[part.read]});
   }
   void final_read() {
     for (int p = 0; p < kPartitions; ++p) {
       for (int round = 0; round < 2; ++round) {  // everything, then nothing: the end of the log
-        Operation& op = begin(1000 + p, Function::poll, p);
+        Operation& op = begin(1000 + p, Function::poll, p);  // a fresh reader from offset 0
         op.final_read = true;
         for (std::size_t o = 0; round == 0 && o < parts_[p].log.size(); ++o)
           op.records.push_back(Record{Offset(static_cast<int64_t>(o)), parts_[p].log[o]});

@@ -35,11 +35,11 @@ struct InvariantViolation {
   InvariantKind kind = InvariantKind::leader_not_in_isr;
   std::optional<PartitionId> partition;
   std::optional<LeaderEpoch> epoch;
-  std::vector<BrokerId> brokers;   // the leader(s) or acknowledging broker(s) involved
-  std::vector<std::size_t> lines;  // history lines that show it, in the order of the explanation
-  std::chrono::nanoseconds from{0};                // when the bad state began (or the event)
-  std::optional<std::chrono::nanoseconds> until;   // when it ended; none: lasted to the end
-  std::string explanation;                         // one line
+  std::vector<BrokerId> brokers;     // the leader(s) or acknowledging broker(s) involved
+  std::vector<std::size_t> lines;    // history lines that show it, in the order of the explanation
+  std::chrono::nanoseconds from{0};  // when the bad state began (or the event)
+  std::optional<std::chrono::nanoseconds> until;  // when it ended; none: lasted to the end
+  std::string explanation;                        // one line
 };
 
 struct InvariantOptions {
