@@ -69,15 +69,29 @@ class Checker {
   }
 
  private:
+  // The cluster's timeline says the same as leader-change / unclean-election events, in its own
+  // words: a partition-state with a new epoch is an election, one marked unclean an unclean one.
+  bool is_election(const NemesisEvent& n, std::unordered_map<int32_t, const NemesisEvent*>& last) {
+    if (n.kind == NemesisKind::leader_change || n.kind == NemesisKind::unclean_election)
+      return true;
+    if (n.kind != NemesisKind::partition_state)
+      return false;
+    const NemesisEvent*& prev = last[n.partition->value()];
+    const bool new_epoch = prev == nullptr || prev->epoch != n.epoch;
+    prev = &n;
+    return new_epoch;
+  }
+
   void index_nemesis() {
+    std::unordered_map<int32_t, const NemesisEvent*> last_state;
     for (const auto& n : h_.nemesis) {
       if (!n.partition)
         continue;
-      if (n.kind == NemesisKind::unclean_election)
+      if (n.kind == NemesisKind::unclean_election ||
+          (n.kind == NemesisKind::partition_state && n.unclean))
         unclean_.insert(n.partition->value());
-      if (n.kind == NemesisKind::leader_change || n.kind == NemesisKind::unclean_election) {
+      if (is_election(n, last_state))
         partitions_[n.partition->value()].elections.push_back(&n);
-      }
     }
     for (int32_t p : unclean_)
       result_.unclean_partitions.push_back(PartitionId(p));

@@ -78,6 +78,25 @@ TEST(KafkaChecker, FinalReadThatDidNotReachTheEndLeavesTheTailUnjudged) {
   EXPECT_TRUE(kinds(r).empty());
 }
 
+// The runner may record the controller's partition-state instead of leader-change events: an
+// unclean one marks the partition, and new epochs are the elections around a lost write.
+TEST(KafkaChecker, PartitionStateEventsCountAsElections) {
+  HistoryBuilder b;
+  b.partition_state(0, 1, 1, {1, 2}, {1, 2});
+  b.send(1, 0, 100, EventType::ok, 0);
+  b.partition_state(0, 1, 1, {1}, {1, 2});  // ISR change: not an election
+  b.partition_state(0, 2, 2, {2}, {1, 2}, /*unclean=*/true);
+  b.send(1, 0, 101, EventType::ok, 1);
+  b.poll(2, 0, {{1, 101}}, /*final_read=*/true);
+  auto r = check_kafka(b.history());
+  ASSERT_EQ(kinds(r), std::vector<K>{K::lost_write});
+  EXPECT_EQ(r.unclean_partitions, std::vector<PartitionId>{PartitionId(0)});
+  ASSERT_EQ(r.anomalies[0].elections.size(), 2u);
+  EXPECT_EQ(r.anomalies[0].elections[0].epoch, LeaderEpoch(1));
+  EXPECT_EQ(r.anomalies[0].elections[1].epoch, LeaderEpoch(2));
+  EXPECT_TRUE(r.anomalies[0].elections[1].unclean);
+}
+
 TEST(KafkaChecker, UnreadTailWithoutFinalReadIsNotAnAnomaly) {
   HistoryBuilder b;
   b.send(1, 0, 100, EventType::ok, 0);
