@@ -3,6 +3,7 @@
 #include <faultline/checker/html.h>
 #include <faultline/checker/kafka.h>
 #include <faultline/checker/linearizability.h>
+#include <faultline/checker/verdict.h>
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -47,6 +48,49 @@ std::string anomaly_counts(const KafkaResult& r) {
   return out;
 }
 
+std::string violation_counts(const InvariantResult& r) {
+  std::string out;
+  for (std::size_t k = 0; k < kInvariantKinds; ++k) {
+    if (!r.counts[k])
+      continue;
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ",
+                       to_string(static_cast<InvariantKind>(k)), r.counts[k]);
+  }
+  return out;
+}
+
+CheckExit exit_for(Verdict v) {
+  return v == Verdict::valid     ? CheckExit::valid
+         : v == Verdict::invalid ? CheckExit::invalid
+                                 : CheckExit::unknown;
+}
+
+// The one line of a Kafka verdict, with the evidence a reader needs first: the anomaly and
+// violation counts (invalid), the first violations, or why the history proves nothing (unknown).
+std::string kafka_line(const std::string& file, const KafkaVerdict& v) {
+  const KafkaResult& r = v.kafka;
+  std::string line = fmt::format("{}: {} ({} ops, {} acked", file, to_string(v.verdict), r.ops,
+                                 r.sends_acked);
+  if (!r.valid)
+    line += ": " + anomaly_counts(r);
+  if (!v.invariants.valid)
+    line += fmt::format("{}invariants: {}", r.valid ? ": " : "; ",
+                        violation_counts(v.invariants));
+  line += ")";
+  if (!r.unclean_partitions.empty()) {
+    line += fmt::format(" expected loss on unclean partition(s) {}",
+                        fmt::join(r.unclean_partitions, ","));
+  }
+  for (std::size_t i = 0; i < v.invariants.violations.size() && i < 5; ++i) {
+    const auto& x = v.invariants.violations[i];
+    line += fmt::format("\n  {} (lines {}): {}", to_string(x.kind), fmt::join(x.lines, ","),
+                        x.explanation);
+  }
+  if (v.verdict == Verdict::unknown)
+    line += fmt::format(": proves nothing: {}", fmt::join(v.vacuity, "; "));
+  return line;
+}
+
 FileOutcome check_one(const CheckCommand& cmd, const std::string& file, const std::string& text,
                       std::ostream& err, bool want_html) {
   FileOutcome out;
@@ -67,17 +111,12 @@ FileOutcome check_one(const CheckCommand& cmd, const std::string& file, const st
   }
   const History& h = *parsed;
   if (cmd.model == "kafka") {
-    const KafkaResult r = check_kafka(h);
-    out.exit = r.valid ? CheckExit::valid : CheckExit::invalid;
-    out.line = fmt::format("{}: {} ({} ops, {} acked{}{})", file, r.valid ? "valid" : "invalid",
-                           r.ops, r.sends_acked, r.valid ? "" : ": ", anomaly_counts(r));
-    if (!r.unclean_partitions.empty()) {
-      out.line += fmt::format(" expected loss on unclean partition(s) {}",
-                              fmt::join(r.unclean_partitions, ","));
-    }
-    out.json = r.to_json();
+    const KafkaVerdict v = judge_kafka(h);
+    out.exit = exit_for(v.verdict);
+    out.line = kafka_line(file, v);
+    out.json = v.to_json();
     if (want_html)
-      out.html = render_kafka_html(h, r, file);
+      out.html = render_kafka_html(h, v.kafka, file);
   } else {
     const ModelKind model = cmd.model == "cas-register" ? ModelKind::cas_register
                             : cmd.model == "kv"         ? ModelKind::kv
@@ -89,9 +128,7 @@ FileOutcome check_one(const CheckCommand& cmd, const std::string& file, const st
           std::chrono::duration_cast<std::chrono::steady_clock::duration>(*cmd.deadline);
     }
     const LinearizabilityResult r = check_linearizable(h, model, options);
-    out.exit = r.verdict == Verdict::valid     ? CheckExit::valid
-               : r.verdict == Verdict::invalid ? CheckExit::invalid
-                                               : CheckExit::unknown;
+    out.exit = exit_for(r.verdict);
     out.line = fmt::format("{}: {}", file, r.summary());
     if (r.verdict == Verdict::unknown)
       out.line += " (deadline reached)";

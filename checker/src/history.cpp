@@ -16,8 +16,10 @@ constexpr std::array<std::string_view, 5> kEventTypeNames{"invoke", "ok", "fail"
                                                           "nemesis"};
 constexpr std::array<std::string_view, 9> kFunctionNames{"send", "poll", "seek", "read",  "write",
                                                          "cas",  "get",  "put",  "append"};
-constexpr std::array<std::string_view, 5> kNemesisNames{
-    "fault-start", "fault-stop", "leader-change", "unclean-election", "note"};
+constexpr std::array<std::string_view, 8> kNemesisNames{
+    "fault-start", "fault-stop",      "leader-change", "unclean-election",
+    "note",        "partition-state", "cluster-state", "process-exit"};
+constexpr std::array<std::string_view, 3> kAcksNames{"unknown", "all", "1"};
 
 template <typename Enum, std::size_t N>
 std::optional<Enum> lookup(const std::array<std::string_view, N>& names, std::string_view s) {
@@ -60,6 +62,15 @@ std::optional<Function> function_from(std::string_view s) noexcept {
 std::optional<NemesisKind> nemesis_kind_from(std::string_view s) noexcept {
   return lookup<NemesisKind>(kNemesisNames, s);
 }
+std::string_view to_string(Acks a) noexcept {
+  return kAcksNames[static_cast<int>(a)];
+}
+std::optional<Acks> acks_from(std::string_view s) noexcept {
+  // "unknown" is what an absent field means, not something a header may say.
+  if (s == "unknown")
+    return std::nullopt;
+  return lookup<Acks>(kAcksNames, s);
+}
 
 std::string format_value(const Value& v) {
   if (const auto* i = std::get_if<int64_t>(&v))
@@ -75,12 +86,47 @@ std::string ParseError::to_string() const {
   return fmt::format("{}:{}: {}", file.empty() ? "<input>" : file, line, why);
 }
 
-std::string history_header_line(std::string_view workload) {
+std::string history_header_line(std::string_view workload, Acks acks) {
   json j;
   j["faultline_history"] = kHistoryFormatVersion;
   j["workload"] = std::string(workload);
+  if (acks != Acks::unknown)
+    j["acks"] = std::string(to_string(acks));
   return j.dump();
 }
+
+namespace {
+
+json brokers_json(const std::vector<BrokerId>& brokers) {
+  json arr = json::array();
+  for (BrokerId b : brokers)
+    arr.push_back(b.value());
+  return arr;
+}
+
+// The timeline fields. A list or flag is written whenever its event kind holds it (an empty ISR
+// is information) and otherwise only when set, so a write/read/write round trip is a fixed point.
+void add_timeline_fields(const Event& e, json& j) {
+  const bool nemesis = e.type == EventType::nemesis;
+  const bool partition_state = nemesis && e.nemesis == NemesisKind::partition_state;
+  const bool cluster_state = nemesis && e.nemesis == NemesisKind::cluster_state;
+  auto put = [&](const char* name, const std::vector<BrokerId>& v, bool always) {
+    if (always || !v.empty())
+      j[name] = brokers_json(v);
+  };
+  put("isr", e.isr, partition_state);
+  put("replicas", e.replicas, partition_state);
+  if (partition_state || e.unclean)
+    j["unclean"] = e.unclean;
+  put("alive", e.alive, cluster_state);
+  put("fenced", e.fenced, cluster_state);
+  put("demoted", e.demoted, cluster_state);
+  put("shutting_down", e.shutting_down, cluster_state);
+  if ((nemesis && e.nemesis == NemesisKind::process_exit) || e.graceful)
+    j["graceful"] = e.graceful;
+}
+
+}  // namespace
 
 std::string to_jsonl_line(const Event& e) {
   // Keys are written in a fixed, readable order: type, process, f first.
@@ -125,6 +171,7 @@ std::string to_jsonl_line(const Event& e) {
     j["leader"] = e.leader->value();
   if (e.final_read)
     j["final"] = true;
+  add_timeline_fields(e, j);
   if (!e.error.empty())
     j["error"] = e.error;
   if (!e.fault.empty())
@@ -340,6 +387,50 @@ std::optional<Value> scalar(const JValue& v) {
   }
 }
 
+// A list of broker ids ("isr": [1, 2]); absent leaves `out` empty.
+std::optional<std::string> broker_list(const JObject& j, const char* name,
+                                       std::vector<BrokerId>& out) {
+  const JValue* v = find(j, name);
+  if (v == nullptr)
+    return std::nullopt;
+  if (v->kind != JValue::Kind::array)
+    return fmt::format("\"{}\" must be an array of broker ids", name);
+  out.reserve(v->items.size());
+  for (const auto& item : v->items) {
+    if (item.kind != JValue::Kind::integer || item.integer < INT32_MIN ||
+        item.integer > INT32_MAX) {
+      return fmt::format("\"{}\" must hold integer broker ids", name);
+    }
+    out.emplace_back(static_cast<int32_t>(item.integer));
+  }
+  return std::nullopt;
+}
+
+// What the invariant pass relies on for each timeline event. An empty list is written as [], so
+// "isr" present-and-empty and "isr" missing are different things.
+std::optional<std::string> timeline_requirements(const JObject& j, const Event& e) {
+  switch (e.nemesis) {
+    case NemesisKind::partition_state:
+      if (!e.partition || !e.epoch || !e.leader || find(j, "isr") == nullptr ||
+          find(j, "replicas") == nullptr) {
+        return std::string(
+            "partition-state needs \"partition\", \"epoch\", \"leader\", \"isr\" and "
+            "\"replicas\"");
+      }
+      return std::nullopt;
+    case NemesisKind::cluster_state:
+      if (find(j, "alive") == nullptr)
+        return std::string("cluster-state needs \"alive\"");
+      return std::nullopt;
+    case NemesisKind::process_exit:
+      if (!e.leader)
+        return std::string("process-exit needs \"leader\" (the broker that exited)");
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
 Expected<Event, std::string> event_from(const JObject& j) {
   Event e;
   auto get_string = [&](const char* name, bool required,
@@ -445,10 +536,28 @@ Expected<Event, std::string> event_from(const JObject& j) {
     return *err;
   if (auto err = get_string("target", false, e.target))
     return *err;
-  if (const JValue* v = find(j, "final")) {
-    if (v->kind != JValue::Kind::boolean)
-      return std::string("\"final\" must be true or false");
-    e.final_read = v->boolean;
+  auto get_bool = [&](const char* name, bool& out) -> std::optional<std::string> {
+    if (const JValue* v = find(j, name)) {
+      if (v->kind != JValue::Kind::boolean)
+        return fmt::format("\"{}\" must be true or false", name);
+      out = v->boolean;
+    }
+    return std::nullopt;
+  };
+  for (auto [name, out] : {std::pair<const char*, bool*>{"final", &e.final_read},
+                           {"unclean", &e.unclean},
+                           {"graceful", &e.graceful}}) {
+    if (auto err = get_bool(name, *out))
+      return *err;
+  }
+  for (auto [name, out] : {std::pair<const char*, std::vector<BrokerId>*>{"isr", &e.isr},
+                           {"replicas", &e.replicas},
+                           {"alive", &e.alive},
+                           {"fenced", &e.fenced},
+                           {"demoted", &e.demoted},
+                           {"shutting_down", &e.shutting_down}}) {
+    if (auto err = broker_list(j, name, *out))
+      return *err;
   }
 
   if (const JValue* v = find(j, "value")) {
@@ -491,6 +600,11 @@ Expected<Event, std::string> event_from(const JObject& j) {
       }
       e.records.push_back(Record{Offset(r.items[0].integer), r.items[1].integer});
     }
+  }
+
+  if (e.type == EventType::nemesis) {
+    if (auto err = timeline_requirements(j, e))
+      return *err;
   }
 
   // Per-function requirements: what the checkers rely on. A completion inherits partition and key
@@ -562,8 +676,7 @@ class Pairer {
     }
     last_time_ = e.time;
     if (e.type == EventType::nemesis) {
-      h_.nemesis.push_back(NemesisEvent{e.nemesis, e.time, e.partition, e.epoch, e.leader,
-                                        std::move(e.fault), std::move(e.target), e.line});
+      add_nemesis(std::move(e));
       return std::nullopt;
     }
     if (e.type == EventType::invoke) {
@@ -613,6 +726,8 @@ class Pairer {
       op.offset = e.offset;
     if (e.epoch)
       op.epoch = e.epoch;
+    if (e.leader)
+      op.leader = e.leader;
     if (e.final_read)
       op.final_read = true;
     op.error = std::move(e.error);
@@ -629,6 +744,27 @@ class Pairer {
   History finish() { return std::move(h_); }
 
  private:
+  void add_nemesis(Event&& e) {
+    NemesisEvent n;
+    n.kind = e.nemesis;
+    n.time = e.time;
+    n.partition = e.partition;
+    n.epoch = e.epoch;
+    n.leader = e.leader;
+    n.fault = std::move(e.fault);
+    n.target = std::move(e.target);
+    n.line = e.line;
+    n.isr = std::move(e.isr);
+    n.replicas = std::move(e.replicas);
+    n.unclean = e.unclean;
+    n.alive = std::move(e.alive);
+    n.fenced = std::move(e.fenced);
+    n.demoted = std::move(e.demoted);
+    n.shutting_down = std::move(e.shutting_down);
+    n.graceful = e.graceful;
+    h_.nemesis.push_back(std::move(n));
+  }
+
   History h_;
   std::unordered_map<int64_t, std::size_t> open_;  // process -> index in h_.ops
   std::chrono::nanoseconds last_time_{0};
@@ -679,6 +815,13 @@ Expected<History, ParseError> parse_jsonl(std::string_view text, std::string_vie
       if (auto it = j.find("workload"); it != j.end() && it->is_string()) {
         header.workload = it->get<std::string>();
       }
+      if (auto it = j.find("acks"); it != j.end()) {
+        auto acks = it->is_string() ? acks_from(it->get<std::string>()) : std::nullopt;
+        if (!acks)
+          return fail(fmt::format("header \"acks\" must be \"all\" or \"1\", not {}",
+                                  it->dump(-1, ' ', false, json::error_handler_t::replace)));
+        header.acks = *acks;
+      }
       header_seen = true;
       continue;
     }
@@ -701,6 +844,7 @@ Expected<History, ParseError> parse_jsonl(std::string_view text, std::string_vie
   }
   History h = pairer.finish();
   h.workload = std::move(header.workload);
+  h.acks = header.acks;
   return h;
 }
 

@@ -30,6 +30,10 @@ struct PartitionState {
   std::vector<int64_t> known_offsets;  // sorted, unique: the version order
   int64_t max_read_offset = -1;
   bool final_read = false;
+  // The last final-read poll of the partition came back empty: the reader was at the end of the
+  // log, so an acknowledged offset above everything read is not in it (unseen), rather than not
+  // read yet (KafkaOptions::unseen_needs_end_of_log).
+  bool final_read_reached_end = false;
   std::vector<const NemesisEvent*> elections;  // leader changes and unclean elections, by time
 };
 
@@ -65,15 +69,29 @@ class Checker {
   }
 
  private:
+  // The cluster's timeline says the same as leader-change / unclean-election events, in its own
+  // words: a partition-state with a new epoch is an election, one marked unclean an unclean one.
+  bool is_election(const NemesisEvent& n, std::unordered_map<int32_t, const NemesisEvent*>& last) {
+    if (n.kind == NemesisKind::leader_change || n.kind == NemesisKind::unclean_election)
+      return true;
+    if (n.kind != NemesisKind::partition_state)
+      return false;
+    const NemesisEvent*& prev = last[n.partition->value()];
+    const bool new_epoch = prev == nullptr || prev->epoch != n.epoch;
+    prev = &n;
+    return new_epoch;
+  }
+
   void index_nemesis() {
+    std::unordered_map<int32_t, const NemesisEvent*> last_state;
     for (const auto& n : h_.nemesis) {
       if (!n.partition)
         continue;
-      if (n.kind == NemesisKind::unclean_election)
+      if (n.kind == NemesisKind::unclean_election ||
+          (n.kind == NemesisKind::partition_state && n.unclean))
         unclean_.insert(n.partition->value());
-      if (n.kind == NemesisKind::leader_change || n.kind == NemesisKind::unclean_election) {
+      if (is_election(n, last_state))
         partitions_[n.partition->value()].elections.push_back(&n);
-      }
     }
     for (int32_t p : unclean_)
       result_.unclean_partitions.push_back(PartitionId(p));
@@ -133,6 +151,7 @@ class Checker {
         auto& part = partitions_[p];
         if (op.final_read) {
           part.final_read = true;
+          part.final_read_reached_end = op.records.empty();
           result_.had_final_read = true;
         }
         for (const Record& r : op.records) {
@@ -366,7 +385,9 @@ class Checker {
       if (op.outcome != Outcome::ok || info->read)
         continue;
       const bool below_reads = op.offset && op.offset->value() <= part.max_read_offset;
-      if (!below_reads && !part.final_read)
+      const bool tail_judged = options_.unseen_needs_end_of_log ? part.final_read_reached_end
+                                                                : part.final_read;
+      if (!below_reads && !tail_judged)
         continue;  // may simply not have been read yet
       KafkaAnomaly a;
       a.kind = below_reads ? KafkaAnomalyKind::lost_write : KafkaAnomalyKind::unseen;

@@ -20,6 +20,7 @@ Event to_event(EventType type, ProcessId process, Function f, OpFields&& fields)
   e.offset = fields.offset;
   e.records = std::move(fields.records);
   e.epoch = fields.epoch;
+  e.leader = fields.leader;
   e.final_read = fields.final_read;
   e.error = std::move(fields.error);
   return e;
@@ -29,6 +30,11 @@ Event to_event(EventType type, ProcessId process, Function f, OpFields&& fields)
 
 Expected<std::unique_ptr<HistoryRecorder>, std::error_code> HistoryRecorder::open(
     const std::string& path, std::string_view workload, Clock clock) {
+  return open(path, HistoryHeader{std::string(workload), Acks::unknown}, std::move(clock));
+}
+
+Expected<std::unique_ptr<HistoryRecorder>, std::error_code> HistoryRecorder::open(
+    const std::string& path, const HistoryHeader& header, Clock clock) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0)
     return std::error_code(errno, std::system_category());
@@ -38,7 +44,7 @@ Expected<std::unique_ptr<HistoryRecorder>, std::error_code> HistoryRecorder::ope
   }
   std::unique_ptr<HistoryRecorder> r(new HistoryRecorder(fd, std::move(clock)));
   std::lock_guard lock(r->mu_);
-  if (auto ec = r->write_line_locked(history_header_line(workload)))
+  if (auto ec = r->write_line_locked(history_header_line(header.workload, header.acks)))
     return ec;
   return r;
 }
@@ -100,6 +106,14 @@ std::error_code HistoryRecorder::nemesis(NemesisKind kind, NemesisFields fields)
   e.leader = fields.leader;
   e.fault = std::move(fields.fault);
   e.target = std::move(fields.target);
+  e.isr = std::move(fields.isr);
+  e.replicas = std::move(fields.replicas);
+  e.unclean = fields.unclean;
+  e.alive = std::move(fields.alive);
+  e.fenced = std::move(fields.fenced);
+  e.demoted = std::move(fields.demoted);
+  e.shutting_down = std::move(fields.shutting_down);
+  e.graceful = fields.graceful;
   std::lock_guard lock(mu_);
   e.time = clock_();
   return write_line_locked(to_jsonl_line(e));

@@ -69,9 +69,65 @@ std::string kafka_history(bool lose_a_write) {
     b.seek(2, 0, 2);
     b.poll(2, 0, {{2, 102}});
   } else {
-    b.poll(2, 0, {{0, 100}, {1, 101}, {2, 102}});
+    b.poll(2, 0, {{0, 100}, {1, 101}, {2, 102}}, /*final_read=*/true);
   }
   return b.jsonl();
+}
+
+TEST_F(CheckCli, EmptyHistoryIsUnknownAndExitsThree) {
+  const auto file = write("empty.jsonl", testing::HistoryBuilder().jsonl());
+  auto r = run({"check", "--model", "kafka", file});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind(file + ": unknown", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("proves nothing: empty history: no operations"), std::string::npos)
+      << r.out;
+}
+
+TEST_F(CheckCli, PartitionWithNothingAcknowledgedIsUnknownAndNamed) {
+  testing::HistoryBuilder b;
+  b.send(1, 0, 100, EventType::ok, 0);
+  b.send(1, 1, 200, EventType::info);  // written to partition 1, never acknowledged
+  b.poll(2, 0, {{0, 100}}, /*final_read=*/true);
+  const auto file = write("p1.jsonl", b.jsonl());
+  auto r = run({"check", "--model", "kafka", file});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("unknown"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("partition 1: nothing acknowledged"), std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(run({"check", "--json", "--model", "kafka", file}).out);
+  EXPECT_EQ(j["verdict"], "unknown");
+  EXPECT_EQ(j["valid"], false);
+  EXPECT_EQ(j["vacuity"], nlohmann::json::array({"partition 1: nothing acknowledged"}));
+}
+
+TEST_F(CheckCli, LossWinsOverAnUnfinishedFinalRead) {
+  testing::HistoryBuilder b;
+  b.send(1, 0, 100, EventType::ok, 0);
+  b.send(1, 0, 101, EventType::ok, 1);
+  b.send(1, 0, 102, EventType::ok, 2);
+  b.send(1, 0, 103, EventType::ok, 3);
+  b.poll(2, 0, {{0, 100}, {2, 102}}, /*final_read=*/true);  // 101 lost; 103 not reached
+  const auto file = write("lossy.jsonl", b.jsonl());
+  auto r = run({"check", "--model", "kafka", file});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("invalid"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lost-write 1"), std::string::npos) << r.out;
+}
+
+TEST_F(CheckCli, InvariantViolationsMakeAKafkaHistoryInvalidWithEvidence) {
+  testing::HistoryBuilder b;
+  b.partition_state(0, 1, 1, {1, 2}, {1, 2});
+  b.send_acked(1, 0, 100, 0, 1, 1);
+  b.send_acked(3, 0, 101, 1, 1, 2);  // a second broker acknowledges in epoch 1
+  b.poll(2, 0, {{0, 100}, {1, 101}}, /*final_read=*/true);
+  const auto file = write("split.jsonl", b.jsonl());
+  auto r = run({"check", "--model", "kafka", file});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("invariants: split-brain-ack 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("two leaders in one epoch"), std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(run({"check", "--json", "--model", "kafka", file}).out);
+  EXPECT_EQ(j["verdict"], "invalid");
+  EXPECT_EQ(j["invariants"]["violations"]["split-brain-ack"], 1);
+  EXPECT_EQ(j["invariants"]["details"][0]["brokers"], nlohmann::json::array({1, 2}));
 }
 
 TEST(HtmlEscape, EveryCharacterThatCouldEndTextOrAnAttributeIsEscaped) {

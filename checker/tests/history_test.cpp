@@ -52,6 +52,83 @@ TEST(HistoryFormat, RoundTripsEveryFieldTheCheckersUse) {
   EXPECT_EQ(parsed->workload, "kafka");
 }
 
+// The cluster's timeline and the acknowledging broker, exactly as checker/README.md shows them.
+TEST(HistoryFormat, TimelineEventsParseAndRoundTrip) {
+  const std::string text =
+      "{\"faultline_history\":1,\"workload\":\"kafka\",\"acks\":\"all\"}\n"
+      R"({"type":"nemesis","f":"partition-state","time_ns":1000,"partition":2,"epoch":7,"leader":3,"isr":[3,1],"replicas":[1,2,3],"unclean":false})"
+      "\n"
+      R"({"type":"nemesis","f":"cluster-state","time_ns":1100,"alive":[1,3],"fenced":[2],"demoted":[1],"shutting_down":[]})"
+      "\n"
+      R"({"type":"nemesis","f":"process-exit","time_ns":1200,"leader":2,"graceful":true})"
+      "\n"
+      R"({"type":"invoke","process":4,"f":"send","time_ns":1300,"partition":2,"value":17})"
+      "\n"
+      R"({"type":"ok","process":4,"f":"send","time_ns":1400,"offset":40,"epoch":7,"leader":3})"
+      "\n"
+      R"({"type":"nemesis","f":"partition-state","time_ns":1500,"partition":2,"epoch":8,"leader":-1,"isr":[],"replicas":[1,2,3],"unclean":false})"
+      "\n";
+  auto h = parse_jsonl(text, "t.jsonl");
+  ASSERT_TRUE(h) << h.error().to_string();
+  EXPECT_EQ(h->acks, Acks::all);
+  ASSERT_EQ(h->nemesis.size(), 4u);
+  const NemesisEvent& p = h->nemesis[0];
+  EXPECT_EQ(p.kind, NemesisKind::partition_state);
+  EXPECT_EQ(p.partition, PartitionId(2));
+  EXPECT_EQ(p.epoch, LeaderEpoch(7));
+  EXPECT_EQ(p.leader, BrokerId(3));
+  EXPECT_EQ(p.isr, testing::HistoryBuilder::brokers({3, 1}));
+  EXPECT_EQ(p.replicas, testing::HistoryBuilder::brokers({1, 2, 3}));
+  EXPECT_FALSE(p.unclean);
+  const NemesisEvent& c = h->nemesis[1];
+  EXPECT_EQ(c.kind, NemesisKind::cluster_state);
+  EXPECT_EQ(c.alive, testing::HistoryBuilder::brokers({1, 3}));
+  EXPECT_EQ(c.fenced, testing::HistoryBuilder::brokers({2}));
+  EXPECT_EQ(c.demoted, testing::HistoryBuilder::brokers({1}));
+  EXPECT_TRUE(c.shutting_down.empty());
+  EXPECT_EQ(h->nemesis[2].kind, NemesisKind::process_exit);
+  EXPECT_EQ(h->nemesis[2].leader, BrokerId(2));
+  EXPECT_TRUE(h->nemesis[2].graceful);
+  EXPECT_EQ(h->nemesis[3].leader, BrokerId(-1));
+  EXPECT_TRUE(h->nemesis[3].isr.empty());
+  ASSERT_EQ(h->ops.size(), 1u);
+  EXPECT_EQ(h->ops[0].leader, BrokerId(3));
+  EXPECT_EQ(h->ops[0].epoch, LeaderEpoch(7));
+
+  // Written back, every line parses to the same line again (keys in the writer's order), and the
+  // fields the invariant pass needs survive, the empty ISR included.
+  std::size_t pos = text.find('\n') + 1;
+  while (pos < text.size()) {
+    const std::size_t end = text.find('\n', pos);
+    const std::string line = text.substr(pos, end - pos);
+    auto e = parse_event_line(line);
+    ASSERT_TRUE(e) << line;
+    const std::string written = to_jsonl_line(*e);
+    auto again = parse_event_line(written);
+    ASSERT_TRUE(again) << written;
+    EXPECT_EQ(to_jsonl_line(*again), written);
+    EXPECT_EQ(again->isr, e->isr);
+    EXPECT_EQ(again->replicas, e->replicas);
+    EXPECT_EQ(again->alive, e->alive);
+    EXPECT_EQ(again->fenced, e->fenced);
+    EXPECT_EQ(again->leader, e->leader);
+    EXPECT_EQ(again->graceful, e->graceful);
+    if (e->nemesis == NemesisKind::partition_state && e->type == EventType::nemesis)
+      EXPECT_NE(written.find("\"isr\":["), std::string::npos) << written;
+    pos = end + 1;
+  }
+}
+
+TEST(HistoryFormat, OldHistoriesStillParseWithAcksUnknown) {
+  auto h = parse_jsonl(doc({R"({"type":"nemesis","f":"leader-change","time_ns":1,"partition":0,"epoch":1,"leader":1})"}));
+  ASSERT_TRUE(h) << h.error().to_string();
+  EXPECT_EQ(h->acks, Acks::unknown);
+  EXPECT_TRUE(h->nemesis[0].isr.empty());
+  EXPECT_EQ(history_header_line("kafka"), std::string(kHeader));
+  EXPECT_EQ(history_header_line("kafka", Acks::one),
+            R"({"acks":"1","faultline_history":1,"workload":"kafka"})");
+}
+
 TEST(HistoryFormat, CasAndKeyValueFields) {
   auto h = parse_jsonl(doc({
       R"({"type":"invoke","process":0,"f":"cas","time_ns":1,"value":[null,3]})",
@@ -158,7 +235,38 @@ INSTANTIATE_TEST_SUITE_P(
             3, "[offset, value]"},
         Malformed{"send without partition",
                   doc({R"({"type":"invoke","process":1,"f":"send","value":5,"time_ns":1})"}), 2,
-                  "partition"}),
+                  "partition"},
+        Malformed{"partition-state without isr",
+                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"replicas":[1]})"}),
+                  2, "partition-state needs"},
+        Malformed{"partition-state without leader",
+                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"isr":[],"replicas":[1]})"}),
+                  2, "partition-state needs"},
+        Malformed{"isr of strings",
+                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"isr":["1"],"replicas":[1]})"}),
+                  2, "\"isr\" must hold integer broker ids"},
+        Malformed{"broker id out of range",
+                  doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"alive":[4294967296]})"}),
+                  2, "\"alive\" must hold integer broker ids"},
+        Malformed{"fenced not an array",
+                  doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"alive":[],"fenced":2})"}),
+                  2, "\"fenced\" must be an array"},
+        Malformed{"cluster-state without alive",
+                  doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"fenced":[1]})"}), 2,
+                  "cluster-state needs \"alive\""},
+        Malformed{"process-exit without broker",
+                  doc({R"({"type":"nemesis","f":"process-exit","time_ns":1,"graceful":true})"}), 2,
+                  "process-exit needs \"leader\""},
+        Malformed{"graceful not a bool",
+                  doc({R"({"type":"nemesis","f":"process-exit","time_ns":1,"leader":1,"graceful":1})"}),
+                  2, "\"graceful\" must be true or false"},
+        Malformed{"unclean not a bool",
+                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"isr":[1],"replicas":[1],"unclean":"yes"})"}),
+                  2, "\"unclean\" must be true or false"},
+        Malformed{"unknown acks", "{\"faultline_history\":1,\"acks\":\"0\"}\n", 1,
+                  "header \"acks\" must be \"all\" or \"1\""},
+        Malformed{"acks as a number", "{\"faultline_history\":1,\"acks\":1}\n", 1,
+                  "header \"acks\""}),
     [](const auto& info) {
       std::string n = info.param.name;
       for (auto& ch : n) {
@@ -247,6 +355,48 @@ TEST(HistoryRecorder, EveryOpIsOnDiskBeforeTheCallReturns) {
   EXPECT_EQ(h->ops[0].outcome, Outcome::info);
   EXPECT_FALSE((*rec)->complete(*op, Outcome::fail));
   EXPECT_EQ((*rec)->complete(*op, Outcome::ok), std::make_error_code(std::errc::invalid_argument));
+}
+
+TEST(HistoryRecorder, WritesTheAcksHeaderAndTimelineEvents) {
+  TempFile file;
+  auto rec = HistoryRecorder::open(file.path(), HistoryHeader{"kafka", Acks::all});
+  ASSERT_TRUE(rec) << rec.error().message();
+  auto& r = **rec;
+  NemesisFields state;
+  state.partition = PartitionId(1);
+  state.epoch = LeaderEpoch(3);
+  state.leader = BrokerId(-1);
+  state.replicas = testing::HistoryBuilder::brokers({1, 2, 3});
+  ASSERT_FALSE(r.nemesis(NemesisKind::partition_state, state));
+  NemesisFields brokers;
+  brokers.alive = testing::HistoryBuilder::brokers({1, 2});
+  brokers.shutting_down = testing::HistoryBuilder::brokers({2});
+  ASSERT_FALSE(r.nemesis(NemesisKind::cluster_state, brokers));
+  NemesisFields exit;
+  exit.leader = BrokerId(2);
+  exit.graceful = true;
+  ASSERT_FALSE(r.nemesis(NemesisKind::process_exit, exit));
+  OpFields send;
+  send.partition = PartitionId(1);
+  send.value = int64_t{9};
+  auto op = r.invoke(ProcessId(0), Function::send, send);
+  ASSERT_TRUE(op);
+  OpFields ack;
+  ack.offset = Offset(0);
+  ack.epoch = LeaderEpoch(4);
+  ack.leader = BrokerId(1);
+  ASSERT_FALSE(r.complete(*op, Outcome::ok, ack));
+
+  auto h = parse_jsonl(file.read(), file.path());
+  ASSERT_TRUE(h) << h.error().to_string();
+  EXPECT_EQ(h->acks, Acks::all);
+  ASSERT_EQ(h->nemesis.size(), 3u);
+  EXPECT_EQ(h->nemesis[0].leader, BrokerId(-1));
+  EXPECT_TRUE(h->nemesis[0].isr.empty());  // written as [] and read back: an empty ISR
+  EXPECT_EQ(h->nemesis[0].replicas.size(), 3u);
+  EXPECT_EQ(h->nemesis[1].shutting_down, testing::HistoryBuilder::brokers({2}));
+  EXPECT_TRUE(h->nemesis[2].graceful);
+  EXPECT_EQ(h->ops[0].leader, BrokerId(1));
 }
 
 TEST(HistoryRecorder, UnwritablePathIsAnError) {

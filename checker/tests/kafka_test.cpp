@@ -57,6 +57,44 @@ TEST(KafkaChecker, UnseenAfterTheFinalReadAll) {
   auto r = check_kafka(b.history());
   ASSERT_EQ(kinds(r), std::vector<K>{K::unseen});
   EXPECT_EQ(r.anomalies[0].values, std::vector<int64_t>{101});
+  // When the final read must show the end of the log, an empty last poll does.
+  b.poll(2, 0, {}, /*final_read=*/true);
+  KafkaOptions o;
+  o.unseen_needs_end_of_log = true;
+  ASSERT_EQ(kinds(check_kafka(b.history(), o)), std::vector<K>{K::unseen});
+}
+
+// A final read that stopped with records still coming (a deadline, a 1 MiB poll) did not show
+// the log ends there: the tail is unproven (verdict unknown, verdict.h), not unseen.
+TEST(KafkaChecker, FinalReadThatDidNotReachTheEndLeavesTheTailUnjudged) {
+  HistoryBuilder b;
+  b.send(1, 0, 100, EventType::ok, 0);
+  b.send(1, 0, 101, EventType::ok, 1);
+  b.poll(2, 0, {{0, 100}}, /*final_read=*/true);
+  KafkaOptions o;
+  o.unseen_needs_end_of_log = true;
+  auto r = check_kafka(b.history(), o);
+  EXPECT_TRUE(r.valid);
+  EXPECT_TRUE(kinds(r).empty());
+}
+
+// The runner may record the controller's partition-state instead of leader-change events: an
+// unclean one marks the partition, and new epochs are the elections around a lost write.
+TEST(KafkaChecker, PartitionStateEventsCountAsElections) {
+  HistoryBuilder b;
+  b.partition_state(0, 1, 1, {1, 2}, {1, 2});
+  b.send(1, 0, 100, EventType::ok, 0);
+  b.partition_state(0, 1, 1, {1}, {1, 2});  // ISR change: not an election
+  b.partition_state(0, 2, 2, {2}, {1, 2}, /*unclean=*/true);
+  b.send(1, 0, 101, EventType::ok, 1);
+  b.poll(2, 0, {{1, 101}}, /*final_read=*/true);
+  auto r = check_kafka(b.history());
+  ASSERT_EQ(kinds(r), std::vector<K>{K::lost_write});
+  EXPECT_EQ(r.unclean_partitions, std::vector<PartitionId>{PartitionId(0)});
+  ASSERT_EQ(r.anomalies[0].elections.size(), 2u);
+  EXPECT_EQ(r.anomalies[0].elections[0].epoch, LeaderEpoch(1));
+  EXPECT_EQ(r.anomalies[0].elections[1].epoch, LeaderEpoch(2));
+  EXPECT_TRUE(r.anomalies[0].elections[1].unclean);
 }
 
 TEST(KafkaChecker, UnreadTailWithoutFinalReadIsNotAnAnomaly) {

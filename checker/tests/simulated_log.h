@@ -4,7 +4,8 @@
 // operation takes effect when it completes. Sends complete ok (appended at the log end), fail (not
 // appended) or info (appended or not, at random: the client cannot know). Consumers poll from
 // their position, sometimes seek, and sometimes crash (info), after which a fresh process takes
-// over. At the end one final consumer per partition reads the whole log.
+// over. At the end one final consumer per partition reads the whole log, then polls once more and
+// finds nothing (it is at the end).
 #pragma once
 
 #include <faultline/checker/history.h>
@@ -158,6 +159,12 @@ inline std::vector<Event> simulate_kafka(uint64_t seed, const SimulationOptions&
     for (std::size_t o = 0; o < log[part].size(); ++o) {
       r.records.push_back(Record{Offset(static_cast<int64_t>(o)), log[part][o]});
     }
+    stamp(r);
+    // One more poll that finds nothing: the reader is at the end of the log.
+    r.type = EventType::invoke;
+    r.records.clear();
+    stamp(r);
+    r.type = EventType::ok;
     stamp(std::move(r));
   }
   return events;

@@ -6,7 +6,8 @@
 //
 // One line per file, `FILE: valid|invalid|unknown ...` (or one JSON object per file with --json).
 // Exit status: 2 if any input is unreadable (file, line and why on stderr), else 1 if any history
-// is invalid, else 3 if any check hit its deadline, else 0.
+// is invalid, else 3 if any verdict is unknown (a linearizability deadline, or a Kafka history
+// that proves nothing: verdict.h), else 0. Kafka histories also get the invariant pass.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -32,7 +32,17 @@ enum class NemesisKind : uint8_t {
   leader_change,     // a partition got a new leader at a new epoch (clean election)
   unclean_election,  // a partition elected an out-of-sync replica: loss there is expected
   note,              // anything else worth showing on the timeline
+  // The cluster's own timeline, as the controller published it (checked by invariants.h):
+  partition_state,  // one partition changed: partition, epoch, leader (-1 none), isr, replicas,
+                    // unclean
+  cluster_state,    // broker liveness changed: alive, fenced, demoted, shutting_down
+  process_exit,     // a broker process exited: leader = the broker, graceful = after SIGTERM
 };
+
+// The producer's acks setting, from the history header ("acks": "all" | "1"); unknown if absent.
+enum class Acks : uint8_t { unknown, all, one };
+std::string_view to_string(Acks a) noexcept;                // "unknown", "all", "1"
+std::optional<Acks> acks_from(std::string_view s) noexcept;  // "all" or "1" only
 
 std::string_view to_string(EventType t) noexcept;
 std::string_view to_string(Function f) noexcept;
@@ -66,9 +76,19 @@ struct Event {
   std::vector<Value> values;         // log model: a read returns the whole log
   std::optional<Offset> offset;      // send ok: where the value landed; seek: new position
   std::vector<Record> records;       // poll ok
-  std::optional<LeaderEpoch> epoch;  // send ok (if known), leader_change, unclean_election
-  std::optional<BrokerId> leader;    // leader_change, unclean_election
+  std::optional<LeaderEpoch> epoch;  // send ok (if known), leader_change, unclean_election,
+                                     // partition_state
+  std::optional<BrokerId> leader;    // send ok (the acknowledging broker), leader_change,
+                                     // unclean_election, partition_state (-1: none), process_exit
   bool final_read = false;           // poll: part of the final read-all phase
+  std::vector<BrokerId> isr;         // partition_state
+  std::vector<BrokerId> replicas;    // partition_state; replicas[0] is the preferred leader
+  bool unclean = false;              // partition_state: this leader came from an unclean election
+  std::vector<BrokerId> alive;       // cluster_state: registered and not fenced
+  std::vector<BrokerId> fenced;      // cluster_state
+  std::vector<BrokerId> demoted;     // cluster_state
+  std::vector<BrokerId> shutting_down;  // cluster_state: controlled shutdown in progress
+  bool graceful = false;  // process_exit: it exited after SIGTERM (a controlled shutdown)
   std::string error;                 // fail/info: why
   std::string fault;                 // nemesis: fault kind
   std::string target;                // nemesis: what the fault hit
@@ -77,8 +97,8 @@ struct Event {
 
 // Serialises one event as a single JSON line (no trailing newline).
 std::string to_jsonl_line(const Event& e);
-// The header line for a new history.
-std::string history_header_line(std::string_view workload);
+// The header line for a new history; `acks` is written unless unknown.
+std::string history_header_line(std::string_view workload, Acks acks = Acks::unknown);
 
 // How an operation ended. `info` = unknown: it may or may not have taken effect.
 enum class Outcome : uint8_t { ok, fail, info };
@@ -100,6 +120,7 @@ struct Operation {
   std::optional<Offset> offset;
   std::vector<Record> records;
   std::optional<LeaderEpoch> epoch;
+  std::optional<BrokerId> leader;  // send ok: the broker that acknowledged it
   bool final_read = false;
   std::string error;
   std::size_t invoke_line = 0;
@@ -115,11 +136,22 @@ struct NemesisEvent {
   std::string fault;
   std::string target;
   std::size_t line = 0;
+  // partition_state / cluster_state / process_exit (see Event); after `line` so positional
+  // initialisers of the fields above keep working.
+  std::vector<BrokerId> isr;
+  std::vector<BrokerId> replicas;
+  bool unclean = false;
+  std::vector<BrokerId> alive;
+  std::vector<BrokerId> fenced;
+  std::vector<BrokerId> demoted;
+  std::vector<BrokerId> shutting_down;
+  bool graceful = false;
 };
 
 struct History {
   int version = kHistoryFormatVersion;
   std::string workload;
+  Acks acks = Acks::unknown;  // from the header
   std::vector<Operation> ops;         // ordered by invocation
   std::vector<NemesisEvent> nemesis;  // ordered by time
 };

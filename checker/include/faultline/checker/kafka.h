@@ -17,7 +17,8 @@ namespace faultline::checker {
 
 enum class KafkaAnomalyKind : uint8_t {
   lost_write,            // acked, at or below the highest offset any read reached, never read
-  unseen,                // acked, never read by the end (counts only with a final read-all)
+  unseen,                // acked, never read by the end (counts only with a final read-all; see
+                         // KafkaOptions::unseen_needs_end_of_log)
   duplicate,             // one value at two offsets
   inconsistent_offsets,  // one offset, two values (across reads and send acks)
   nonmonotonic_poll,     // a consumer's next record was at or before its previous one
@@ -62,6 +63,12 @@ struct KafkaOptions {
   // default it makes the history invalid, with the unclean election named in the summary. True
   // reports anomalies on such partitions apart, as expected_loss, without invalidating the run.
   bool unclean_loss_is_expected = false;
+  // Without it, an acknowledged value above everything read counts as unseen as soon as its
+  // partition had a final read, even one that stopped early. With it, only when the final read
+  // showed the end of the log (its last final poll of the partition came back empty); otherwise the
+  // tail is unproven, which judge_kafka (verdict.h, which sets it) reports as an unknown verdict.
+  // Off by default so direct callers keep their verdicts.
+  bool unseen_needs_end_of_log = false;
 };
 
 struct KafkaResult {

@@ -32,6 +32,7 @@ struct OpFields {
   std::optional<Offset> offset;
   std::vector<Record> records;
   std::optional<LeaderEpoch> epoch;
+  std::optional<BrokerId> leader;  // send ok: the broker that acknowledged it
   bool final_read = false;
   std::string error;
 };
@@ -42,6 +43,23 @@ struct NemesisFields {
   std::optional<BrokerId> leader;
   std::string fault;
   std::string target;
+  // partition_state (leader -1: the partition has none)
+  std::vector<BrokerId> isr;
+  std::vector<BrokerId> replicas;
+  bool unclean = false;
+  // cluster_state
+  std::vector<BrokerId> alive;
+  std::vector<BrokerId> fenced;
+  std::vector<BrokerId> demoted;
+  std::vector<BrokerId> shutting_down;
+  // process_exit (the broker is `leader`)
+  bool graceful = false;
+};
+
+// What the header line says besides the format version.
+struct HistoryHeader {
+  std::string workload;
+  Acks acks = Acks::unknown;
 };
 
 class HistoryRecorder {
@@ -58,6 +76,8 @@ class HistoryRecorder {
   static Expected<std::unique_ptr<HistoryRecorder>, std::error_code> open(const std::string& path,
                                                                           std::string_view workload,
                                                                           Clock clock = {});
+  static Expected<std::unique_ptr<HistoryRecorder>, std::error_code> open(
+      const std::string& path, const HistoryHeader& header, Clock clock = {});
 
   ~HistoryRecorder();
   HistoryRecorder(const HistoryRecorder&) = delete;
