@@ -194,6 +194,8 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
                                           : errc::unknown_topic_or_partition;
     co_return resp;
   }
+  // The epoch this broker holds; while it leads, the one it appends (and acknowledges) under.
+  resp.leader_epoch = p->leader_epoch;
   if (!p->replication) {
     resp.error = errc::not_leader_or_follower;
     co_return resp;
@@ -474,6 +476,7 @@ Response Broker::handle_metadata(const MetadataRequest& req) {
     bm.fenced = b.fenced;
     bm.demoted = b.demoted;
     bm.demotion_reason = b.demotion_reason;
+    bm.shutting_down = b.shutting_down;
     resp.brokers.push_back(std::move(bm));
   }
   auto add_topic = [&](const TopicState& t) {
