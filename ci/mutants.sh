@@ -146,7 +146,7 @@ run_one() {
   done
 }
 
-# verdict_field DIR: "invalid|anomaly=n,..." from DIR/verdict.json ("-" when there is none).
+# verdict_summary DIR: "invalid|anomaly=n,..." from DIR/verdict.json ("-|" when there is none).
 verdict_summary() {
   python3 - "$1/verdict.json" <<'EOF'
 import json, sys
@@ -156,9 +156,6 @@ except (OSError, ValueError):
     print("-|")
     sys.exit(0)
 anomalies = {k: n for k, n in (v.get("anomalies") or {}).items() if n}
-for k in ("lost", "duplicates"):
-    if v.get(k) and k not in anomalies:
-        anomalies[k] = v[k]
 print(v.get("verdict", "-") + "|" + ",".join(f"{k}={n}" for k, n in sorted(anomalies.items())))
 EOF
 }
@@ -169,9 +166,9 @@ mutant_reached() {
 }
 
 table=$out/mutants.txt
-printf '%-30s  %-26s  %-40s  %8s  %s\n' mutant "caught by" anomalies seconds note >"$table"
-printf '%-30s  %-26s  %-40s  %8s  %s\n' ------------------------------ -------------------------- \
-  ---------------------------------------- -------- ---- >>"$table"
+row() { printf '%-30s  %-24s  %8s  %s\n' "$@"; }
+row mutant "caught by" seconds "anomalies (note)" >"$table"
+row ------------------------------ ------------------------ -------- ---------------- >>"$table"
 missed=0
 for mutant in "${chosen[@]}"; do
   ((interrupted)) && break
@@ -196,7 +193,7 @@ for mutant in "${chosen[@]}"; do
     missed=$((missed + 1))
     caught=MISSED anomalies=- took=-
   fi
-  printf '%-30s  %-26s  %-40s  %8s  %s\n' "$mutant" "$caught" "$anomalies" "$took" "$note" >>"$table"
+  row "$mutant" "$caught" "$took" "$anomalies${note:+ ($note)}" >>"$table"
 done
 
 echo
