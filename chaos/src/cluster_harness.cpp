@@ -75,7 +75,6 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
           std::to_string(s.storage_canary_interval_ms >= 0 ? s.storage_canary_interval_ms
                          : s.probe                         ? 200
                                                            : 1000)};
-  if (s.planted_bug_early_ack) argv.push_back("--planted-bug-early-ack");
   return argv;
 }
 

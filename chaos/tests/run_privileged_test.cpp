@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "child_process.h"
@@ -35,13 +36,11 @@ RunOutcome faultline_run(const TempDir& dir, const std::string& name, std::vecto
   return r;
 }
 
-// leader-kill as a user would write it, with the broker's planted bug switched on.
+// leader-kill as a user would write it (run against brokers with the early-ack mutant).
 std::optional<std::string> builtin_leader_kill_with_bug() {
   return std::string(R"toml(name = "leader-kill-planted-bug"
 description = "leader-kill against brokers that acknowledge acks=all too early"
 expect = "valid"
-[cluster]
-planted_bug_early_ack = true
 [workload]
 producers = 4
 [nemesis]
@@ -142,16 +141,30 @@ TEST(FaultlineRun, TheSameSeedReproducesTheScheduleAndReplayRunsItAgain) {
   EXPECT_TRUE(std::filesystem::exists(a / "replay-1" / "verdict.json"));
 }
 
-// A deliberate bug in the broker (acks=all acknowledged before the followers have the batch,
-// behind a test-only flag) must be caught by an ordinary scenario within its default duration.
+// Whether the broker binary was built with -DFAULTLINE_MUTANTS=ON and has `mutant`.
+bool broker_has_mutant(const TempDir& dir, const std::string& mutant) {
+  ChildProcess list({(binary_dir() / "faultline-broker").string(), "--list-mutants"},
+                    dir.path() / "mutants.log");
+  if (list.wait_for(10s) != 0) return false;
+  std::string names = "\n" + list.log();
+  return names.find("\n" + mutant + "\n") != std::string::npos;
+}
+
+// A deliberate bug in the broker (acks=all acknowledged before the followers have the batch: the
+// early-ack mutant of a -DFAULTLINE_MUTANTS=ON build) must be caught by an ordinary scenario
+// within its default duration.
 TEST(FaultlineRun, APlantedEarlyAckBugIsCaughtByLeaderKill) {
   FAULTLINE_REQUIRE_ROOT();
   TempDir dir("faultline-run");
+  if (!broker_has_mutant(dir, "early-ack")) GTEST_SKIP() << "not a mutant build (ci/mutants.sh)";
+  // The harness's processes inherit the environment: every broker runs the mutant.
+  ::setenv("FAULTLINE_MUTANT", "early-ack", 1);
   auto file = dir.path() / "planted.toml";
   std::ofstream(file) << *builtin_leader_kill_with_bug();
   auto out = dir.path() / "planted";
   RunOutcome r = faultline_run(dir, "planted", {"run", "--scenario", file.string(), "--seed", "5",
                                                 "--out", out.string()});
+  ::unsetenv("FAULTLINE_MUTANT");
   EXPECT_EQ(r.code, 1) << "the run must not match its expectation of valid\n" << r.output;
   ASSERT_TRUE(r.verdict.is_object()) << r.output;
   EXPECT_EQ(r.verdict["verdict"], "invalid");

@@ -4,6 +4,14 @@
 
 #include "faultline/cluster/server/broker_process.h"
 
+#ifdef FAULTLINE_MUTANTS
+#include <fmt/core.h>
+
+#include <string_view>
+
+#include "faultline/cluster/mutants.h"
+#endif
+
 int main(int argc, char** argv) {
   using namespace faultline::cluster;
   BrokerConfig config;
@@ -32,13 +40,25 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--flush-every-batch", config.flush_every_batch,
                "fsync after every batch (log.flush.interval.messages=1)");
-  app.add_flag("--planted-bug-early-ack", config.planted_bug_early_ack,
-               "TEST ONLY: acknowledge acks=all before replication (a bug for the harness to find)");
+#ifdef FAULTLINE_MUTANTS
+  bool list_mutants = false;  // for --help; looked for before parsing (no required options then)
+  app.add_flag("--list-mutants", list_mutants,
+               "print the planted bugs FAULTLINE_MUTANT can enable and exit");
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--list-mutants") {
+      for (auto name : mutant_names()) fmt::print("{}\n", name);
+      return 0;
+    }
+  }
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+#ifdef FAULTLINE_MUTANTS
+  if (!enable_mutant_from_environment()) return 2;
+#endif
   config.broker_id = BrokerId{id};
   if (!parse_endpoint(internal, config.internal_listener) ||
       !parse_endpoint(client, config.client_listener) ||

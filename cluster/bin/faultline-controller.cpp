@@ -4,6 +4,10 @@
 
 #include "faultline/cluster/server/controller_process.h"
 
+#ifdef FAULTLINE_MUTANTS
+#include "faultline/cluster/mutants.h"
+#endif
+
 int main(int argc, char** argv) {
   using namespace faultline::cluster;
   ControllerConfig config;
@@ -31,6 +35,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+#ifdef FAULTLINE_MUTANTS
+  if (!enable_mutant_from_environment()) return 2;
+#endif
   if (!parse_endpoint(listen, config.listener)) {
     spdlog::error("event=bad_config option=--listen value={}", listen);
     return 2;

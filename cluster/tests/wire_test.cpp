@@ -68,7 +68,7 @@ TEST(Wire, EveryRequestRoundTrips) {
       FetchRequest{2, 17, {"t", PartitionIndex{0}}, 4, 100, 3, 1 << 20, 500},
       ListOffsetsRequest{{"t", PartitionIndex{1}}, OffsetSpec::high_watermark},
       OffsetForLeaderEpochRequest{{"t", PartitionIndex{1}}, 5, 4},
-      MetadataRequest{{"a", "b"}},
+      MetadataRequest{{"a", "b"}, 41, 500},
       ApiVersionsRequest{},
       BrokerRegistrationRequest{BrokerId{3}, 99, {"198.18.0.3", 9093}, {"198.19.0.3", 9092}},
       BrokerHeartbeatRequest{BrokerId{3}, BrokerEpoch{12}, MetadataOffset{40}, true, 8123,
@@ -107,7 +107,8 @@ TEST(Wire, ResponsesCarryTheirFields) {
   fetch.records = "records";
   MetadataResponse md;
   md.controller = {"198.18.0.10", 9090};
-  md.brokers.push_back({BrokerId{1}, {"c", 1}, {"i", 2}, false, true, "slow disk", 250000, ""});
+  md.brokers.push_back(
+      {BrokerId{1}, {"c", 1}, {"i", 2}, false, true, "slow disk", 250000, "", true});
   PartitionMetadata pm;
   pm.tp = {"t", PartitionIndex{2}};
   pm.leader = BrokerId{1};
@@ -123,7 +124,12 @@ TEST(Wire, ResponsesCarryTheirFields) {
   health.pending_us = 3'000'000;
   health.canary_error = "fsync: Input/output error";
 
-  for (const Response& r : std::vector<Response>{fetch, md, sample_metadata_log(), health}) {
+  ProduceResponse produce;
+  produce.base_offset = Offset{120};
+  produce.leader_epoch = LeaderEpoch{7};
+
+  for (const Response& r :
+       std::vector<Response>{produce, fetch, md, sample_metadata_log(), health}) {
     std::string frame;
     encode_response(5, r, frame);
     auto decoded = decode_response(body(frame));
@@ -139,6 +145,19 @@ TEST(Wire, ResponsesCarryTheirFields) {
   ASSERT_TRUE(f.diverging);
   EXPECT_EQ(f.diverging->end_offset, 120);
   EXPECT_EQ(f.records, "records");
+
+  frame.clear();
+  encode_response(1, produce, frame);
+  auto pr = std::get<ProduceResponse>(decode_response(body(frame)).response);
+  EXPECT_EQ(pr.base_offset, Offset{120});
+  EXPECT_EQ(pr.leader_epoch, LeaderEpoch{7}) << "the epoch the leader acknowledged under";
+
+  frame.clear();
+  encode_response(1, md, frame);
+  auto mr = std::get<MetadataResponse>(decode_response(body(frame)).response);
+  ASSERT_EQ(mr.brokers.size(), 1u);
+  EXPECT_TRUE(mr.brokers[0].shutting_down);
+  EXPECT_TRUE(mr.brokers[0].demoted);
 
   frame.clear();
   encode_response(1, sample_metadata_log(), frame);

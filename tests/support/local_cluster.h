@@ -36,7 +36,6 @@ struct LocalClusterOptions {
   int heartbeat_interval_ms = 200;
   int replica_lag_time_max_ms = 2000;
   bool unclean_leader_election = false;
-  bool planted_bug_early_ack = false;
 };
 
 class LocalCluster {
@@ -92,7 +91,6 @@ class LocalCluster {
         "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
         "--replica-lag-time-max-ms", std::to_string(options_.replica_lag_time_max_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
-    if (options_.planted_bug_early_ack) argv.push_back("--planted-bug-early-ack");
     brokers_[id] = ChildProcess(argv, dir_.path() / ("broker-" + std::to_string(id) + ".log"));
   }
 

@@ -9,6 +9,10 @@
 #include "faultline/cluster/log/truncation.h"
 #include "broker/storage_canary.h"
 
+#ifdef FAULTLINE_MUTANTS
+#include "faultline/cluster/mutants.h"
+#endif
+
 namespace faultline::cluster {
 
 using asio::awaitable;
@@ -194,6 +198,8 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
                                           : errc::unknown_topic_or_partition;
     co_return resp;
   }
+  // The epoch this broker holds; while it leads, the one it appends (and acknowledges) under.
+  resp.leader_epoch = p->leader_epoch;
   if (!p->replication) {
     resp.error = errc::not_leader_or_follower;
     co_return resp;
@@ -228,7 +234,13 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
   resp.base_offset = base;
   p->replication->on_leader_append(p->log->log_end_offset());
   wake(*p);
-  if (req.acks != Acks::all || config_.planted_bug_early_ack) {
+  bool answer_now = req.acks != Acks::all;
+#ifdef FAULTLINE_MUTANTS
+  // Mutant early-ack: acks=all is acknowledged as soon as the leader has appended, like acks=1
+  // (a produce path that forgets to park the request until the HW passes it).
+  answer_now = answer_now || mutant_active(Mutant::early_ack);
+#endif
+  if (answer_now) {
     after_replication_change(*p);
     metrics_.produce_latency.Observe(std::chrono::duration<double>(Clock::now() - started).count());
     co_return resp;
@@ -278,6 +290,11 @@ awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener
 
   auto read = [&](Partition& part, std::error_code& ec) {
     Offset upper = from_follower ? part.log->log_end_offset() : high_watermark(part);
+#ifdef FAULTLINE_MUTANTS
+    // Mutant consume-above-hw: consumers are served up to the log end, records not yet
+    // replicated included (a fetch path that uses the follower's bound for everyone).
+    if (mutant_active(Mutant::consume_above_hw)) upper = part.log->log_end_offset();
+#endif
     return part.log->read(fetch_offset, static_cast<size_t>(std::max(req.max_bytes, 1)), upper, ec);
   };
   std::error_code ec;
@@ -474,6 +491,7 @@ Response Broker::handle_metadata(const MetadataRequest& req) {
     bm.fenced = b.fenced;
     bm.demoted = b.demoted;
     bm.demotion_reason = b.demotion_reason;
+    bm.shutting_down = b.shutting_down;
     resp.brokers.push_back(std::move(bm));
   }
   auto add_topic = [&](const TopicState& t) {
@@ -793,6 +811,12 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
       part.current_leader_epoch = p->leader_epoch.value();
       part.fetch_offset = p->log->log_end_offset().value();
       part.last_fetched_epoch = p->log->latest_epoch().value();
+#ifdef FAULTLINE_MUTANTS
+      // Mutant no-divergence-truncation: the follower never tells the leader the epoch of its
+      // last record, so a divergent suffix (an old leader's unreplicated records) is never
+      // truncated and the logs differ below the HW (what KIP-101/279/320 fixed).
+      if (mutant_active(Mutant::no_divergence_truncation)) part.last_fetched_epoch = -1;
+#endif
       part.known_high_watermark = p->follower_high_watermark.value();
       req.partitions.push_back(std::move(part));
     }
@@ -940,6 +964,17 @@ Broker::Partition* Broker::open_partition(const TopicPartition& tp,
       std::abort();
     }
   }
+#ifdef FAULTLINE_MUTANTS
+  // Mutant truncate-to-hw-on-restart: a replica opened from disk cuts its log back to its HW
+  // checkpoint, which may be behind what it acknowledged (or replicated) as leader: Kafka's
+  // behaviour before KIP-101, which lost acknowledged records when the leader restarted too.
+  if (mutant_active(Mutant::truncate_to_hw_on_restart) &&
+      log->high_watermark_checkpoint() < log->log_end_offset()) {
+    if (auto ec = log->truncate_to(log->high_watermark_checkpoint())) {
+      spdlog::error("event=truncate_failed tp={} error=\"{}\"", tp, ec.message());
+    }
+  }
+#endif
   auto p = std::make_unique<Partition>();
   p->tp = tp;
   p->follower_high_watermark =
@@ -975,6 +1010,13 @@ void Broker::reconcile(const TopicPartition& tp) {
       p->replication->on_metadata_update(state->isr, state->partition_epoch, state->replicas);
     }
   } else {
+#ifdef FAULTLINE_MUTANTS
+    // Mutant zombie-leader: a leader that learns another broker leads now ignores the change and
+    // goes on leading under its old epoch, accepting produces (the isolated "zombie" leader that
+    // epoch fencing exists to stop).
+    if (mutant_active(Mutant::zombie_leader) && p->replication && state->leader != kNoBroker)
+      return;
+#endif
     stop_leading(*p);
     if (state->leader == kNoBroker) {
       unfollow(*p);

@@ -7,6 +7,10 @@
 
 #include "broker/broker.h"
 
+#ifdef FAULTLINE_MUTANTS
+#include "faultline/cluster/mutants.h"
+#endif
+
 namespace faultline::cluster {
 
 int run_broker_process(const BrokerConfig& config) {
@@ -18,6 +22,15 @@ int run_broker_process(const BrokerConfig& config) {
   std::function<void(const std::error_code&, int)> on_signal;
   on_signal = [&](const std::error_code& ec, int sig) {
     if (ec) return;
+#ifdef FAULTLINE_MUTANTS
+    // Mutant exit-without-handover: SIGTERM stops the broker at once, without asking the
+    // controller to move its leadership first (clients wait a whole session timeout).
+    if (sig == SIGTERM && mutant_active(Mutant::exit_without_handover)) {
+      spdlog::info("event=stopping signal={}", sig);
+      broker.stop();
+      return;
+    }
+#endif
     if (sig == SIGTERM) {
       // Controlled shutdown: leave every ISR and hand leadership over before exiting.
       broker.begin_controlled_shutdown();

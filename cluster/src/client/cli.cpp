@@ -149,8 +149,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     Acks a = o.acks == "0" ? Acks::none : o.acks == "1" ? Acks::leader : Acks::all;
     auto r = client->send(tp, o.values, a);
     if (r.acknowledged()) {
-      fmt::print("ok {} base_offset={} leader={} attempts={}\n", tp, r.base_offset, r.leader,
-                 r.attempts);
+      fmt::print("ok {} base_offset={} leader={} leader_epoch={} attempts={}\n", tp, r.base_offset,
+                 r.leader, r.leader_epoch, r.attempts);
       return 0;
     }
     // fail: certainly not written; info: the outcome is unknown (it may yet be committed).

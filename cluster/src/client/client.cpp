@@ -126,9 +126,22 @@ awaitable<CallResult> Client::call_leader(const TopicPartition& tp, Request requ
   co_return co_await pool_.get(b->second).call_request(std::move(request), timeout);
 }
 
-awaitable<CallResult> Client::call_controller(Request request) {
-  co_return co_await pool_.get(config_.controller).call_request(std::move(request),
-                                                                config_.request_timeout);
+awaitable<CallResult> Client::call_controller(Request request,
+                                              std::chrono::milliseconds extra_wait) {
+  co_return co_await pool_.get(config_.controller).call_request(
+      std::move(request), config_.request_timeout + extra_wait);
+}
+
+awaitable<std::optional<MetadataResponse>> Client::watch_metadata(
+    int64_t seen_offset, std::chrono::milliseconds max_wait) {
+  MetadataRequest req;
+  req.seen_metadata_offset = seen_offset;
+  req.max_wait_ms = static_cast<int32_t>(std::max<int64_t>(max_wait.count(), 0));
+  CallResult res = co_await call_controller(std::move(req), max_wait);
+  if (res.error) co_return std::nullopt;
+  auto& md = std::get<MetadataResponse>(res.response);
+  learn(md);
+  co_return md;
 }
 
 awaitable<SendResult> Client::send(TopicPartition tp, std::vector<std::string> values, Acks acks) {
@@ -147,8 +160,9 @@ awaitable<SendResult> Client::send(TopicPartition tp, std::vector<std::string> v
     PartitionMetadata leader;
     // The broker waits up to timeout_ms for acks=all; allow the answer a little longer to arrive.
     CallResult res = co_await call_leader(tp, std::move(req), config_.request_timeout + 1s, leader);
+    // The broker that answered, and the epoch it answered under (-1 without an answer).
     result.leader = leader.leader;
-    result.leader_epoch = leader.leader_epoch;
+    result.leader_epoch = LeaderEpoch{-1};
     spdlog::debug("event=send_attempt tp={} attempt={} leader={} transport=\"{}\" maybe_sent={} "
                   "error={}",
                   tp, result.attempts, leader.leader, res.error.message(), res.maybe_sent,
@@ -169,6 +183,7 @@ awaitable<SendResult> Client::send(TopicPartition tp, std::vector<std::string> v
       }
     } else {
       const auto& r = std::get<ProduceResponse>(res.response);
+      result.leader_epoch = r.leader_epoch;
       e = r.error;
       if (e == errc::none) {
         result.error = errc::none;
@@ -313,6 +328,11 @@ PollResult SyncClient::poll(const TopicPartition& tp, Offset from, int32_t max_b
 std::optional<MetadataResponse> SyncClient::metadata(std::vector<std::string> topics) {
   return run(client_.metadata(std::move(topics)));
 }
+std::optional<MetadataResponse> SyncClient::watch_metadata(int64_t seen_offset,
+                                                          std::chrono::milliseconds max_wait) {
+  return run(client_.watch_metadata(seen_offset, max_wait));
+}
+
 std::optional<MetadataResponse> SyncClient::controller_metadata() {
   return run(client_.controller_metadata());
 }

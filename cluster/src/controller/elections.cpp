@@ -2,14 +2,25 @@
 
 #include <algorithm>
 
+#ifdef FAULTLINE_MUTANTS
+#include "faultline/cluster/mutants.h"
+#endif
+
 namespace faultline::cluster {
 
 ClusterView ClusterView::from(const MetadataImage& image) {
   ClusterView view;
   view.brokers_.reserve(image.brokers().size());
   for (const auto& [id, b] : image.brokers()) {  // std::map: already sorted by id
+    bool demoted = b.demoted;
+#ifdef FAULTLINE_MUTANTS
+    // Mutant ignore-demotion: leadership priority lost between the metadata and the elections (the
+    // demotion is recorded and shown, but no election looks at it), as when a priority or
+    // preferred-leader flag is dropped while the controller rebuilds its view of the brokers.
+    if (mutant_active(Mutant::ignore_demotion)) demoted = false;
+#endif
     view.brokers_.emplace_back(id,
-                               BrokerStatus{b.registered, b.fenced, b.shutting_down, b.demoted});
+                               BrokerStatus{b.registered, b.fenced, b.shutting_down, demoted});
   }
   return view;
 }
@@ -59,6 +70,17 @@ PartitionChanged make_partition_change(const TopicPartition& tp, const Partition
   c.leader = leader;
   c.isr = std::move(isr);
   c.leader_epoch = leader != p.leader ? p.leader_epoch.next() : p.leader_epoch;
+#ifdef FAULTLINE_MUTANTS
+  // Mutant no-epoch-bump-on-planned-move: a planned leader change (controlled shutdown, demotion,
+  // preferred election) keeps the leader epoch, so two leaders write under the same epoch and
+  // epoch-based fencing and KIP-320 divergence checks cannot tell their histories apart (Raft
+  // implementations that transferred leadership without a new term shipped this).
+  bool planned = reason == ElectionReason::controlled_shutdown ||
+                 reason == ElectionReason::demotion || reason == ElectionReason::promotion ||
+                 reason == ElectionReason::preferred || reason == ElectionReason::auto_rebalance;
+  if (mutant_active(Mutant::no_epoch_bump_on_planned_move) && planned)
+    c.leader_epoch = p.leader_epoch;
+#endif
   c.partition_epoch = p.partition_epoch.next();
   c.replicas = p.replicas;
   c.adding = p.adding;
@@ -94,6 +116,30 @@ BrokerId first_in(const ReplicaList& order, const ReplicaList& isr) {
   return isr.empty() ? kNoBroker : isr.front();
 }
 
+#ifdef FAULTLINE_MUTANTS
+// The controller's election and fencing mutants, applied to elect_offline's clean choice.
+void mutate_offline_election(const PartitionState& p, const ClusterView& view, BrokerId& leader,
+                             ReplicaList& isr) {
+  if (mutant_active(Mutant::elect_outside_isr) && leader != p.leader) {
+    // Mutant elect-outside-isr: a new leader is the first live replica in assignment order, in
+    // the ISR or not (an unclean election although it is disabled, or when a clean one is
+    // possible; Kafka's and many Raft ports' "pick any live replica" failover bugs).
+    BrokerId any = pick_leader(p.replicas, view, [](BrokerId) { return true; });
+    if (any != kNoBroker) {
+      leader = any;
+      if (!isr.contains(any)) isr.push_back(any);
+    }
+  }
+  if (mutant_active(Mutant::fenced_stays_in_isr) && leader != kNoBroker) {
+    // Mutant fenced-stays-in-isr: a fenced (or departing) broker is not removed from the ISR, so
+    // it may be elected when it returns without the records acknowledged meanwhile.
+    for (BrokerId b : p.isr) {
+      if (!isr.contains(b)) isr.push_back(b);
+    }
+  }
+}
+#endif
+
 }  // namespace
 
 ElectionResult elect_offline(const TopicPartition& tp, const PartitionState& p,
@@ -123,6 +169,9 @@ ElectionResult elect_offline(const TopicPartition& tp, const PartitionState& p,
         leader = pick_leader(isr, view, [](BrokerId) { return true; });
     }
   }
+#ifdef FAULTLINE_MUTANTS
+  mutate_offline_election(p, view, leader, isr);
+#endif
   if (leader == p.leader && isr == p.isr)
     return no_change(errc::election_not_needed);
   return changed(tp, p, leader, std::move(isr), reason);

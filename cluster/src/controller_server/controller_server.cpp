@@ -113,6 +113,7 @@ class ControllerServer final : public RequestHandler {
       co_return resp;
     }
     if (auto* r = std::get_if<MetadataRequest>(&request)) {
+      co_await watch_metadata(*r);
       co_return metadata(*r);
     }
     if (std::holds_alternative<ApiVersionsRequest>(request)) {
@@ -138,6 +139,19 @@ class ControllerServer final : public RequestHandler {
     co_return resp;
   }
 
+  // A metadata watch: returns once the image is past the requester's offset, or after max_wait
+  // (a timer woken by every durable commit; no polling).
+  awaitable<void> watch_metadata(const MetadataRequest& req) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(req.max_wait_ms);
+    while (!stopping_ && service_.image().applied_offset().value() <= req.seen_metadata_offset &&
+           std::chrono::steady_clock::now() < deadline) {
+      asio::steady_timer timer(io_, deadline);
+      waiters_.push_back(&timer);
+      co_await timer.async_wait(use_tuple);
+      std::erase(waiters_, &timer);
+    }
+  }
+
   void wake_waiters() {
     auto waiters = std::move(waiters_);
     waiters_.clear();
@@ -159,6 +173,7 @@ class ControllerServer final : public RequestHandler {
       bm.fenced = b.fenced;
       bm.demoted = b.demoted;
       bm.demotion_reason = b.demotion_reason;
+      bm.shutting_down = b.shutting_down;
       if (auto it = service_.storage_reports().find(id); it != service_.storage_reports().end()) {
         bm.storage_canary_us = it->second.canary_us;
         bm.storage_canary_error = it->second.error;

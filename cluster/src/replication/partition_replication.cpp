@@ -3,7 +3,31 @@
 #include <algorithm>
 #include <utility>
 
+#ifdef FAULTLINE_MUTANTS
+#include "faultline/cluster/mutants.h"
+#endif
+
 namespace faultline::cluster {
+
+#ifdef FAULTLINE_MUTANTS
+namespace {
+
+// The HW mutants: what the leader takes for its HW instead of `slowest` (the smallest log end in
+// the ISR).
+Offset mutated_high_watermark(Offset slowest, Offset furthest_follower, Offset leader_log_end) {
+  // Mutant hw-on-leader-append: the HW follows the leader's own log end, as if every ISR member
+  // had what the leader has (acks=all behaves like acks=1; consumers read unreplicated records).
+  if (mutant_active(Mutant::hw_on_leader_append))
+    return leader_log_end;
+  // Mutant hw-max-of-isr: the HW is the furthest ISR follower's position instead of the
+  // slowest's (a min/max slip in the HW computation).
+  if (mutant_active(Mutant::hw_max_of_isr) && furthest_follower.value() >= 0)
+    return std::min(furthest_follower, leader_log_end);
+  return slowest;
+}
+
+}  // namespace
+#endif
 
 PartitionReplication::PartitionReplication(LeaderAssignment assignment,
                                            ReplicationSettings settings, Offset log_end_offset,
@@ -80,6 +104,9 @@ void PartitionReplication::update_high_watermark() {
   if (static_cast<int>(isr_.size()) < settings_.min_insync_replicas)
     return;
   Offset candidate = log_end_offset_;
+#ifdef FAULTLINE_MUTANTS
+  Offset furthest{-1};
+#endif
   for (BrokerId b : maximal_isr()) {
     if (b == assignment_.self)
       continue;
@@ -88,7 +115,13 @@ void PartitionReplication::update_high_watermark() {
     if (f == nullptr || f->log_end_offset.value() < 0)
       return;
     candidate = std::min(candidate, f->log_end_offset);
+#ifdef FAULTLINE_MUTANTS
+    furthest = std::max(furthest, f->log_end_offset);
+#endif
   }
+#ifdef FAULTLINE_MUTANTS
+  candidate = mutated_high_watermark(candidate, furthest, log_end_offset_);
+#endif
   if (candidate <= high_watermark_)
     return;
   high_watermark_ = candidate;
@@ -103,6 +136,12 @@ void PartitionReplication::update_high_watermark() {
 
 ReplicaList PartitionReplication::isr_shrink_candidates(ReplicationTime now) const {
   ReplicaList out;
+#ifdef FAULTLINE_MUTANTS
+  // Mutant isr-never-shrinks: a lagging or dead follower is never proposed for removal, so
+  // acks=all waits on it forever (the ISR-shrink thread that silently stopped).
+  if (mutant_active(Mutant::isr_never_shrinks))
+    return out;
+#endif
   for (BrokerId b : isr_) {
     if (b == assignment_.self)
       continue;
@@ -119,6 +158,15 @@ ReplicaList PartitionReplication::isr_expand_candidates() const {
   for (const FollowerProgress& f : followers_) {
     if (isr_.contains(f.broker) || f.log_end_offset.value() < 0)
       continue;
+#ifdef FAULTLINE_MUTANTS
+    // Mutant isr-rejoin-early: a follower re-enters the ISR on its first fetch, before it caught
+    // up to the HW or to the start of the leader's epoch (the "caught up" checks that compared
+    // against the wrong offset, or none).
+    if (mutant_active(Mutant::isr_rejoin_early)) {
+      out.push_back(f.broker);
+      continue;
+    }
+#endif
     if (f.log_end_offset >= high_watermark_ &&
         f.log_end_offset >= assignment_.leader_epoch_start_offset) {
       out.push_back(f.broker);
@@ -143,6 +191,17 @@ std::optional<IsrChangeProposal> PartitionReplication::propose_isr_change(Replic
   for (BrokerId b : expand)
     proposed.push_back(b);
   in_flight_ = IsrChangeProposal{assignment_.leader_epoch, partition_epoch_, std::move(proposed)};
+#ifdef FAULTLINE_MUTANTS
+  // Mutant shrink-without-controller: the leader drops the lagging followers from its own ISR
+  // (and may advance the HW without them) before the controller committed the change; if the
+  // controller refuses or never hears of it, it may still elect one of them (what KIP-497's
+  // "maximal ISR" rule prevents).
+  if (mutant_active(Mutant::shrink_without_controller) && !shrink.empty()) {
+    for (BrokerId b : shrink)
+      isr_.erase(b);
+    update_high_watermark();
+  }
+#endif
   return in_flight_;
 }
 

@@ -39,7 +39,8 @@ struct ClusterShape {
   bool unclean_leader_election = false;
   // auto.leader.rebalance's period; 0 keeps the controller's default (300 s).
   int leader_imbalance_check_interval_s = 0;
-  // TEST ONLY: brokers acknowledge acks=all before replication (a bug the harness must catch).
+  // No effect: the planted bug is now the brokers' early-ack mutant (FAULTLINE_MUTANT in a
+  // -DFAULTLINE_MUTANTS=ON build). Kept only while the scenario reader still accepts its key.
   bool planted_bug_early_ack = false;
   // Each broker's data directory on its own loop-mounted ext4 image and the broker in its own I/O
   // cgroup, so disk faults (throttle, stall) can target it.

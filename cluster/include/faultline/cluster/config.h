@@ -44,9 +44,6 @@ struct BrokerConfig {
   int32_t replica_fetch_max_bytes = 4 << 20;    // replica.fetch.max.bytes
   // Append+fsync of a canary file in the data dir, read by faultline-probe; 0 = no canary.
   milliseconds storage_canary_interval{1000};
-  // Test-only planted bug (DESIGN.md: a harness must catch it): acknowledge acks=all as soon as the
-  // leader has appended, like acks=1. Off by default; never set in production scenarios.
-  bool planted_bug_early_ack = false;
 };
 
 struct ControllerConfig {

@@ -40,7 +40,9 @@ struct SendResult {
   bool definite = true;
   Offset base_offset{-1};  // when acknowledged (acks >= 1)
   int attempts = 0;
-  BrokerId leader = kNoBroker;  // the broker of the last attempt
+  BrokerId leader = kNoBroker;  // the broker of the last attempt (the one that answered)
+  // The epoch in the last attempt's answer: for an acknowledged send, the epoch the leader
+  // appended and acknowledged under; -1 when no broker answered.
   LeaderEpoch leader_epoch{-1};
   bool acknowledged() const { return error == errc::none; }
 };
@@ -79,6 +81,11 @@ class Client {
   asio::awaitable<errc> set_config(std::string key, std::string value);
   // The controller's own view (it answers Metadata too), for describe.
   asio::awaitable<std::optional<MetadataResponse>> controller_metadata();
+  // A watch of the controller's view: its metadata as soon as its metadata_offset is past
+  // `seen_offset`, else after `max_wait` (then unchanged); nullopt when the controller is
+  // unreachable. -1 answers at once.
+  asio::awaitable<std::optional<MetadataResponse>> watch_metadata(
+      int64_t seen_offset, std::chrono::milliseconds max_wait);
 
   void close() { pool_.close_all(); }
 
@@ -86,7 +93,9 @@ class Client {
   asio::awaitable<CallResult> call_leader(const TopicPartition& tp, Request request,
                                           std::chrono::milliseconds timeout,
                                           PartitionMetadata& leader);
-  asio::awaitable<CallResult> call_controller(Request request);
+  // `extra_wait`: how long the controller may hold the request (a watch) on top of the timeout.
+  asio::awaitable<CallResult> call_controller(
+      Request request, std::chrono::milliseconds extra_wait = std::chrono::milliseconds(0));
   void learn(const MetadataResponse& md);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
@@ -111,6 +120,8 @@ class SyncClient {
                   std::chrono::milliseconds max_wait = std::chrono::milliseconds(0));
   std::optional<MetadataResponse> metadata(std::vector<std::string> topics = {});
   std::optional<MetadataResponse> controller_metadata();
+  std::optional<MetadataResponse> watch_metadata(int64_t seen_offset,
+                                                 std::chrono::milliseconds max_wait);
   CreateTopicResponse create_topic(const std::string& name, int32_t partitions,
                                    int32_t replication_factor);
   ElectLeadersResponse elect_leaders(ElectionType type, std::vector<TopicPartition> partitions);

@@ -37,7 +37,10 @@ struct ProduceRequest {
 struct ProduceResponse {
   errc error = errc::none;
   Offset base_offset{-1};
-  static auto fields(auto& s) { return std::tie(s.error, s.base_offset); }
+  // The epoch under which this broker appended and acknowledged; on errors the epoch it holds for
+  // the partition, -1 when it hosts none.
+  LeaderEpoch leader_epoch{-1};
+  static auto fields(auto& s) { return std::tie(s.error, s.base_offset, s.leader_epoch); }
 };
 
 struct FetchRequest {
@@ -151,9 +154,13 @@ struct OffsetForLeaderEpochResponse {
   static auto fields(auto& s) { return std::tie(s.error, s.leader_epoch, s.end_offset); }
 };
 
+// With max_wait_ms > 0 (the controller only; brokers answer at once) a watch: the answer comes as
+// soon as the controller's metadata offset is past seen_metadata_offset, or after max_wait_ms.
 struct MetadataRequest {
   std::vector<std::string> topics;  // empty: every topic
-  static auto fields(auto& s) { return std::tie(s.topics); }
+  int64_t seen_metadata_offset = -1;
+  int32_t max_wait_ms = 0;
+  static auto fields(auto& s) { return std::tie(s.topics, s.seen_metadata_offset, s.max_wait_ms); }
 };
 struct BrokerMetadata {
   BrokerId id;
@@ -165,9 +172,11 @@ struct BrokerMetadata {
   // Storage canary as of the broker's latest heartbeat (controller only; -1: not known).
   int64_t storage_canary_us = -1;
   std::string storage_canary_error;
+  bool shutting_down = false;  // in controlled shutdown (asked to leave; not yet exited)
   static auto fields(auto& s) {
     return std::tie(s.id, s.client_endpoint, s.internal_endpoint, s.fenced, s.demoted,
-                    s.demotion_reason, s.storage_canary_us, s.storage_canary_error);
+                    s.demotion_reason, s.storage_canary_us, s.storage_canary_error,
+                    s.shutting_down);
   }
 };
 struct PartitionMetadata {
