@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--flush-every-batch", config.flush_every_batch,
                "fsync after every batch (log.flush.interval.messages=1)");
+  std::string flush_policy;
+  app.add_option("--flush-policy", flush_policy,
+                 "every-batch | interval:<ms> | never (log.flush.interval.messages / .ms)");
   app.add_flag("--planted-bug-early-ack", config.planted_bug_early_ack,
                "TEST ONLY: acknowledge acks=all before replication (a bug for the harness to find)");
   try {
@@ -40,6 +43,10 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   config.broker_id = BrokerId{id};
+  if (!flush_policy.empty() && !parse_flush_policy(flush_policy, config)) {
+    spdlog::error("event=bad_config reason=\"--flush-policy: every-batch, interval:<ms> or never\"");
+    return 2;
+  }
   if (!parse_endpoint(internal, config.internal_listener) ||
       !parse_endpoint(client, config.client_listener) ||
       !parse_endpoint(controller, config.controller)) {

@@ -737,7 +737,8 @@ awaitable<void> Broker::flush_loop() {
 // every flush interval would keep the disk busy for nothing.
 std::optional<Broker::FlushJob> Broker::flush_job(Partition& p) {
   if (!p.log) return std::nullopt;
-  FlushJob job{p.tp, p.log.get(), p.unflushed && !config_.flush_every_batch, high_watermark(p)};
+  const bool sync = p.unflushed && !config_.flush_every_batch && !config_.flush_never;
+  FlushJob job{p.tp, p.log.get(), sync, high_watermark(p)};
   p.unflushed = false;
   if (!job.sync && job.hw == p.log->high_watermark_checkpoint()) return std::nullopt;
   return job;
