@@ -304,6 +304,7 @@ nlohmann::json to_json(const FaultSpec& spec) {
           params["rate_pct"] = p.rate_pct;
           params["after_ops"] = p.after_ops;
           params["path"] = p.path;
+          params["restart_on_heal"] = p.restart_on_heal;
         } else if constexpr (std::is_same_v<T, SlowFsyncParams>) {
           params["delay_ms"] = p.delay.count();
           params["jitter_ms"] = p.jitter.count();
@@ -363,6 +364,7 @@ std::optional<FaultSpec> fault_spec_from_json(const nlohmann::json& j, std::stri
             p.rate_pct = params.value("rate_pct", p.rate_pct);
             p.after_ops = params.value("after_ops", p.after_ops);
             p.path = params.value("path", p.path);
+            p.restart_on_heal = params.value("restart_on_heal", p.restart_on_heal);
           } else if constexpr (std::is_same_v<T, SlowFsyncParams>) {
             p.delay = std::chrono::milliseconds(params.value("delay_ms", p.delay.count()));
             p.jitter = std::chrono::milliseconds(params.value("jitter_ms", p.jitter.count()));

@@ -241,6 +241,8 @@ class StorageFault final : public Fault {
     std::error_code first;
     for (const auto& n : nodes_) {
       auto ec = crash() ? restart(n) : lazyfs_command(*n.lazyfs_control, "heal");
+      if (!ec && restart_on_heal())
+        ec = kill_and_restart(n);
       if (ec && !first)
         first = ec;
       if (!ec)
@@ -333,6 +335,23 @@ class StorageFault final : public Fault {
         return ec;
     }
     return {};
+  }
+
+  bool restart_on_heal() const {
+    const auto* e = std::get_if<DiskErrorParams>(&spec_.params);
+    return e != nullptr && e->restart_on_heal;
+  }
+
+  std::error_code kill_and_restart(const FaultNode& n) {
+    if (ctx_.processes == nullptr)
+      return fault_errc::backend_unavailable;
+    if (running(n)) {
+      if (auto ec = ctx_.processes->signal(n.name, SIGKILL))
+        return ec;
+      if (auto ec = ctx_.processes->wait_exit(n.name, kKillTimeout))
+        return ec;
+    }
+    return ctx_.processes->start(n.name);
   }
 
   std::error_code restart(const FaultNode& n) {

@@ -110,6 +110,9 @@ struct DiskErrorParams {
   double rate_pct = 100;
   uint64_t after_ops = 0;
   std::string path = "*";
+  // Heal also restarts the broker (kill -9, start): one whose log directory went offline serves
+  // nothing until it restarts and recovers its logs, as a Kafka operator would restart it.
+  bool restart_on_heal = true;
   friend bool operator==(const DiskErrorParams&, const DiskErrorParams&) = default;
 };
 
