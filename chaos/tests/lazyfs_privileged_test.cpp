@@ -249,14 +249,16 @@ TEST(LazyFsCrash, KilledHarnessThenCleanLeavesNoMountAndNoDaemon) {
   ChildProcess harness({(binary_dir() / "faultline").string(), "cluster", "up", "--brokers", "1",
                         "--lazyfs"},
                        dir.path() / "harness.log");
-  std::string run;
+  std::string run, run_id;
   for (int i = 0; i < 600 && run.empty(); ++i) {
     std::smatch match;
     const auto log = harness.log();
-    if (std::regex_search(log, match, std::regex("cluster up: run (\\S+)")))
-      run = match[1];
-    else
+    if (std::regex_search(log, match, std::regex("cluster up: run (\\S+) .* in (\\S+)"))) {
+      run_id = match[1];
+      run = match[2];
+    } else {
       std::this_thread::sleep_for(100ms);
+    }
   }
   ASSERT_FALSE(run.empty()) << harness.log();
   const fs::path mount_point = fs::path(run) / "data" / "b1";
@@ -267,8 +269,7 @@ TEST(LazyFsCrash, KilledHarnessThenCleanLeavesNoMountAndNoDaemon) {
   ASSERT_EQ(inject.wait_for(30s), 0) << inject.log();
   harness.signal(SIGKILL);
   harness.wait_for(10s);
-  ChildProcess clean({(binary_dir() / "faultline").string(), "clean", "--run",
-                      fs::path(run).filename().string()},
+  ChildProcess clean({(binary_dir() / "faultline").string(), "clean", "--run", run_id},
                      dir.path() / "clean.log");
   EXPECT_EQ(clean.wait_for(60s), 0) << clean.log();
   EXPECT_FALSE(is_lazyfs_mounted(mount_point));
