@@ -334,10 +334,10 @@ int op_fsync(const char* path, int datasync, fuse_file_info* fi) {
           s.lost_bytes += dropped->pending_bytes();
         return -e;
       }
+      // Through a descriptor of our own: the caller's may be read-only (fsync works on any).
       if (auto changes = s.cache.take(path)) {
-        FdSink sink(fd);
-        if (auto ec = changes->apply(sink))
-          return -ec.value();
+        auto ec = apply_to_backing(s, path, *changes);
+        return ec ? -ec.value() : 0;
       }
     }
   }
