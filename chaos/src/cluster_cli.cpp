@@ -255,6 +255,11 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   up->add_option("--replica-lag-time-max-ms", o->replica_lag_time_max_ms);
   up->add_flag("--unclean-leader-election", o->unclean_leader_election);
   up->add_flag("--disks", o->disks, "brokers' data on loop-mounted images (for disk faults)");
+  up->add_flag("--lazyfs", o->lazyfs,
+               "brokers' data dirs on faultline-lazyfs (for power-loss, torn-write, disk-error, "
+               "slow-fsync)");
+  up->add_option("--flush-policy", o->flush_policy,
+                 "brokers' log fsync: every-batch | interval:<ms> | never (default interval:1000)");
   up->add_flag("--probe", o->probe,
                "run faultline-probe in the probe namespace: it demotes brokers clients cannot "
                "reach or whose disk is slow, and promotes them when healthy (probes/README.md)");

@@ -75,6 +75,10 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
           std::to_string(s.storage_canary_interval_ms >= 0 ? s.storage_canary_interval_ms
                          : s.probe                         ? 200
                                                            : 1000)};
+  if (!s.flush_policy.empty()) {
+    argv.push_back("--flush-policy");
+    argv.push_back(s.flush_policy);
+  }
   return argv;
 }
 
@@ -169,11 +173,16 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
       h->cgroups_.push_back(std::move(*cgroup));
     }
   }
+  if (shape.lazyfs && !h->mount_lazyfs(shape, data, error)) {
+    h->down();
+    return nullptr;
+  }
 
   auto start = [&](const NodeInfo& n, std::vector<std::string> argv, const std::string& address,
                    uint16_t port) -> bool {
     ProcessSpec ps{n.id, std::move(argv), {}, n.netns, std::nullopt};
-    if (auto it = h->node_disks_.find(n.id); it != h->node_disks_.end()) ps.cgroup = it->second.cgroup;
+    if (auto it = h->node_disks_.find(n.id); it != h->node_disks_.end() && !it->second.cgroup.empty())
+      ps.cgroup = it->second.cgroup;
     if (auto e = h->supervisor_->start(ps)) {
       error = {4, fmt::format("starting {} failed: {}", n.id, e.message())};
       return false;
@@ -260,8 +269,12 @@ std::error_code ClusterHarness::down() {
     run_fault_command(heal, *topo, run_dir_, nullptr, ignored);
   }
   if (supervisor_) supervisor_->stop_all();
-  // Unmount and detach the disks, then the cgroups (empty now), then the network.
+  // Unmount the lazyfs mounts (they may sit on the loop disks), then unmount and detach the
+  // disks, then the cgroups (empty now), then the network.
   std::error_code first;
+  for (auto& m : lazyfs_)
+    if (auto e = m.remove(); e && !first) first = e;
+  lazyfs_.clear();
   for (auto& d : disks_)
     if (auto e = d.remove(); e && !first) first = e;
   for (auto& g : cgroups_)
@@ -281,6 +294,34 @@ std::error_code ClusterHarness::down() {
     fs::remove_all(run_dir_, ec);
   }
   return torn;
+}
+
+bool ClusterHarness::mount_lazyfs(const ClusterShape& shape, const fs::path& data,
+                                  UpError& error) {
+  if (!fs::exists("/dev/fuse")) {
+    error = {3, "lazyfs: this host has no /dev/fuse (see `faultline doctor`)"};
+    return false;
+  }
+  const uint64_t seed = std::hash<std::string>{}(run_id_);
+  for (const auto& n : topology_->nodes()) {
+    if (n.role != NodeRole::broker) continue;
+    // On a loop disk the lazyfs sits over the disk's own mount point (it opens its backing
+    // directory before mounting over it).
+    const fs::path mount_point = data / n.id;
+    const fs::path backing = shape.disks ? mount_point : data / (n.id + ".backing");
+    std::error_code ec;
+    auto m = LazyFsMount::create(*supervisor_, *recorder_, binaries(shape) / "faultline-lazyfs",
+                                 n.id + "-fs", backing, mount_point, seed ^ n.index, ec);
+    if (!m) {
+      error = {ec == std::errc::operation_not_permitted ? 3 : 4,
+               fmt::format("lazyfs for {}: {} (log: {})", n.id, ec.message(),
+                           supervisor_->stderr_path(n.id + "-fs").string())};
+      return false;
+    }
+    node_disks_[n.id].lazyfs_control = m->control();
+    lazyfs_.push_back(std::move(*m));
+  }
+  return true;
 }
 
 FaultTopology ClusterHarness::fault_topology() const {

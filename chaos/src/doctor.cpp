@@ -78,9 +78,11 @@ std::vector<BackendChoice> choose_backends(const HostCapabilities& c) {
   }
   if (c.fuse) {
     out.push_back(
-        {"disk-errors", std::string("fuse"), "planned: lost unsynced writes, I/O errors"});
+        {"disk-errors", std::string("fuse"),
+         "faultline-lazyfs under each data dir (ClusterShape::lazyfs): power-loss, torn-write, "
+         "disk-error, slow-fsync"});
   } else {
-    out.push_back({"disk-errors", std::nullopt, "needs /dev/fuse (planned fault kind)"});
+    out.push_back({"disk-errors", std::nullopt, "needs /dev/fuse (power-loss, torn-write, disk-error, slow-fsync)"});
   }
   return out;
 }

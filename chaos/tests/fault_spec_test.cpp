@@ -19,7 +19,9 @@ TEST(FaultKind, NamesRoundTrip) {
        {FaultKind::kill, FaultKind::pause, FaultKind::stop, FaultKind::restart,
         FaultKind::kill_restart, FaultKind::isolate, FaultKind::halves, FaultKind::majorities_ring,
         FaultKind::bridge, FaultKind::one_way, FaultKind::isolate_leader, FaultKind::cut_link,
-        FaultKind::packets, FaultKind::rate, FaultKind::disk_throttle, FaultKind::disk_stall}) {
+        FaultKind::packets, FaultKind::rate, FaultKind::disk_throttle, FaultKind::disk_stall,
+        FaultKind::power_loss, FaultKind::torn_write, FaultKind::disk_error,
+        FaultKind::slow_fsync}) {
     auto parsed = parse_fault_kind(to_string(k));
     ASSERT_TRUE(parsed.has_value()) << to_string(k);
     EXPECT_EQ(*parsed, k);
@@ -74,6 +76,25 @@ TEST(FaultSpec, Validation) {
       {"rate too low", {FaultKind::rate, {"b-1"}, too_slow}, false},
       {"disk without limit", {FaultKind::disk_throttle, {"b-1"}, DiskParams{}}, false},
       {"stall", {FaultKind::disk_stall, {"b-1"}, stall_limits()}, true},
+      {"power loss of two", {FaultKind::power_loss, {"b-1", "b-2"}, NoParams{}}, true},
+      {"power loss of nobody", {FaultKind::power_loss, {}, NoParams{}}, false},
+      {"torn 30%", {FaultKind::torn_write, {"b-1"}, TornWriteParams{30}}, true},
+      {"torn 120%", {FaultKind::torn_write, {"b-1"}, TornWriteParams{120}}, false},
+      {"eio", {FaultKind::disk_error, {"b-1"}, DiskErrorParams{}}, true},
+      {"enospc on writes to logs",
+       {FaultKind::disk_error, {"b-1"}, DiskErrorParams{"ENOSPC", "write", 50, 10, "*.log"}},
+       true},
+      {"eperm", {FaultKind::disk_error, {"b-1"}, DiskErrorParams{"EPERM"}}, false},
+      {"op open", {FaultKind::disk_error, {"b-1"}, DiskErrorParams{"EIO", "open"}}, false},
+      {"rate 0", {FaultKind::disk_error, {"b-1"}, DiskErrorParams{"EIO", "any", 0}}, false},
+      {"path with space",
+       {FaultKind::disk_error, {"b-1"}, DiskErrorParams{"EIO", "any", 100, 0, "a b"}},
+       false},
+      {"slow fsync", {FaultKind::slow_fsync, {"b-1"}, SlowFsyncParams{50ms, 10ms}}, true},
+      {"slow fsync of nothing", {FaultKind::slow_fsync, {"b-1"}, SlowFsyncParams{0ms, 0ms}}, false},
+      {"slow fsync above a minute",
+       {FaultKind::slow_fsync, {"b-1"}, SlowFsyncParams{60s, 1ms}},
+       false},
   };
   for (const auto& c : cases) {
     std::string why;
@@ -100,6 +121,10 @@ TEST(FaultSpec, JsonRoundTrip) {
       {FaultKind::cut_link, {"b-3"}, LinkParams{"ext"}},
       {FaultKind::rate, {"b-1"}, RateParams{"int", 125000, 16000, 20ms}},
       {FaultKind::disk_throttle, {"b-1"}, DiskParams{1 << 20, 2 << 20, 100, 200}},
+      {FaultKind::power_loss, {"b-1", "b-2", "b-3"}, NoParams{}},
+      {FaultKind::torn_write, {"b-1"}, TornWriteParams{12.5}},
+      {FaultKind::disk_error, {"b-1"}, DiskErrorParams{"ENOSPC", "fsync", 25, 3, "*.log", false}},
+      {FaultKind::slow_fsync, {"b-2"}, SlowFsyncParams{200ms, 50ms}},
   };
   for (const auto& spec : specs) {
     const auto text = to_json(spec).dump();
@@ -113,6 +138,24 @@ TEST(FaultSpec, JsonRoundTrip) {
   EXPECT_FALSE(
       fault_spec_from_json(nlohmann::json{{"kind", "packets"}, {"params", {{"delay_us", "x"}}}})
           .has_value());
+}
+
+// The JSON names the scenario language and `fault inject --param` use for the storage kinds.
+TEST(FaultSpec, StorageParamNamesAndDefaults) {
+  auto spec = fault_spec_from_json(nlohmann::json::parse(
+      R"({"kind":"disk-error","targets":["b1"],"params":{"errno":"ENOSPC","op":"write",
+          "rate_pct":20,"after_ops":5,"path":"*.log","restart_on_heal":false}})"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(std::get<DiskErrorParams>(spec->params),
+            (DiskErrorParams{"ENOSPC", "write", 20, 5, "*.log", false}));
+  auto slow = fault_spec_from_json(
+      nlohmann::json::parse(R"({"kind":"slow-fsync","targets":["b1"],"params":{"delay_ms":40}})"));
+  ASSERT_TRUE(slow);
+  EXPECT_EQ(std::get<SlowFsyncParams>(slow->params), (SlowFsyncParams{40ms, 0ms}));
+  EXPECT_EQ(std::get<DiskErrorParams>(default_params(FaultKind::disk_error)), DiskErrorParams{});
+  EXPECT_EQ(fault_class(FaultKind::power_loss), FaultClass::storage);
+  EXPECT_EQ(to_json(FaultSpec{FaultKind::torn_write, {"b1"}, TornWriteParams{}})["params"],
+            (nlohmann::json{{"keep_pct", 50.0}}));
 }
 
 // Reachability matrix as strings, row = from, "." = reaches, "x" = blocked; self always ".".

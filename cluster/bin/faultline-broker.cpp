@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
     }
   }
 #endif
+  std::string flush_policy;
+  app.add_option("--flush-policy", flush_policy,
+                 "every-batch | interval:<ms> | never (log.flush.interval.messages / .ms)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -60,6 +63,10 @@ int main(int argc, char** argv) {
   if (!enable_mutant_from_environment()) return 2;
 #endif
   config.broker_id = BrokerId{id};
+  if (!flush_policy.empty() && !parse_flush_policy(flush_policy, config)) {
+    spdlog::error("event=bad_config reason=\"--flush-policy: every-batch, interval:<ms> or never\"");
+    return 2;
+  }
   if (!parse_endpoint(internal, config.internal_listener) ||
       !parse_endpoint(client, config.client_listener) ||
       !parse_endpoint(controller, config.controller)) {

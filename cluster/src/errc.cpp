@@ -43,6 +43,7 @@ std::string_view errc_name(errc e) noexcept {
     case errc::malformed_frame: return "MALFORMED_FRAME";
     case errc::frame_too_large: return "FRAME_TOO_LARGE";
     case errc::io_error: return "IO_ERROR";
+    case errc::storage_error: return "KAFKA_STORAGE_ERROR";
     case errc::shutting_down: return "SHUTTING_DOWN";
     case errc::leadership_lost_after_append: return "LEADERSHIP_LOST_AFTER_APPEND";
   }

@@ -265,6 +265,46 @@ TEST_F(ControllerTest, RestartedBrokerIsFencedAtOnceAndComesBackToItsOfflinePart
   EXPECT_EQ(events.back().reason, ElectionReason::broker_returned);
 }
 
+TEST_F(ControllerTest, AnOfflineLogDirFencesTheBrokerUntilItRestarts) {
+  bring_up(3);
+  controller_.create_topic("t", 6, 3, now_);
+  commit();
+  controller_.take_election_events();
+  ASSERT_FALSE(controller_.image().partitions_led_by(BrokerId{1}).empty());
+
+  // Its heartbeat says the log directory failed: out of every ISR, leaderships elsewhere, at once
+  // (no session timeout to wait for).
+  auto r = controller_.heartbeat(
+      {BrokerId{1}, epochs_[1], controller_.durable_offset(), false, /*log_dir_offline=*/true}, now_);
+  commit();
+  EXPECT_TRUE(r.fenced);
+  EXPECT_TRUE(controller_.image().partitions_led_by(BrokerId{1}).empty());
+  for (PartitionRef ref : controller_.image().partitions_with_replica(BrokerId{1})) {
+    const PartitionState& p = controller_.image().partition(ref);
+    EXPECT_FALSE(p.isr.contains(BrokerId{1}));
+    EXPECT_NE(p.leader, kNoBroker);
+  }
+  auto events = controller_.take_election_events();
+  ASSERT_EQ(events.size(), 2u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.reason, ElectionReason::offline);
+    EXPECT_EQ(e.previous_leader, BrokerId{1});
+  }
+
+  // Still offline: it stays fenced however caught up it is, and nothing is elected again.
+  for (int i = 0; i < 3; ++i) {
+    auto again = controller_.heartbeat(
+        {BrokerId{1}, epochs_[1], controller_.durable_offset(), false, true}, now_);
+    commit();
+    EXPECT_TRUE(again.fenced);
+  }
+  EXPECT_TRUE(controller_.take_election_events().empty());
+
+  // Restarted with its recovered logs: a new registration, unfenced once caught up.
+  register_broker(1, 2);
+  EXPECT_FALSE(heartbeat(1).fenced);
+}
+
 TEST_F(ControllerTest, AlterPartitionIsFencedByEpochs) {
   bring_up(3);
   controller_.create_topic("t", 1, 3, now_);

@@ -46,8 +46,12 @@ FaultTopology fault_topology(const std::string& prefix, const std::vector<NodeIn
     if (n.ext_address)
       f.addresses["ext"] = n.ext_address->str();
     if (auto it = disks.find(n.id); it != disks.end()) {
-      f.block_device = it->second.major_minor;
-      f.blkio_cgroup = it->second.cgroup;
+      if (!it->second.major_minor.empty()) {
+        f.block_device = it->second.major_minor;
+        f.blkio_cgroup = it->second.cgroup;
+      }
+      if (!it->second.lazyfs_control.empty())
+        f.lazyfs_control = it->second.lazyfs_control;
     }
     topo.nodes.push_back(std::move(f));
   }

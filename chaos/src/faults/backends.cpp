@@ -23,6 +23,7 @@
 #include "faultline/chaos/faults/partition.h"
 #include "faultline/chaos/faults/process.h"
 #include "faultline/chaos/faults/shaper.h"
+#include "faultline/chaos/faults/storage.h"
 #include "kernel.h"
 
 namespace faultline::chaos {
@@ -681,6 +682,8 @@ std::unique_ptr<Fault> make_fault(FaultId id, const FaultSpec& spec, const Fault
     default:
       break;
   }
+  if (fault_class(spec.kind) == FaultClass::storage)
+    return make_storage_fault(id, spec, ctx, ec);
   if (fault_class(spec.kind) == FaultClass::partition) {
     return std::make_unique<PartitionFault>(id, spec, ctx);
   }

@@ -96,6 +96,41 @@ fs::path default_shaper_binary() {
   return ec ? fs::path("faultline-shaper") : self.parent_path() / "faultline-shaper";
 }
 
+// A value as JSON when it parses as a number, else as a string ("EIO", "*.log").
+nlohmann::json param_value(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    if (j.is_number() || j.is_boolean())
+      return j;
+  } catch (const nlohmann::json::exception&) {
+  }
+  return text;
+}
+
+// `--param k=v` through the same JSON schema as faults.jsonl and scenarios: one vocabulary.
+bool apply_param_overrides(FaultSpec& spec, const std::vector<std::string>& params,
+                           std::string& why) {
+  auto j = to_json(spec);
+  for (const auto& p : params) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      why = "expected key=value, got " + p;
+      return false;
+    }
+    const auto key = p.substr(0, eq);
+    if (!j["params"].contains(key)) {
+      why = "no parameter " + key + " for " + std::string(to_string(spec.kind));
+      return false;
+    }
+    j["params"][key] = param_value(p.substr(eq + 1));
+  }
+  auto parsed = fault_spec_from_json(j, &why);
+  if (!parsed)
+    return false;
+  spec = *parsed;
+  return true;
+}
+
 }  // namespace
 
 int run_fault_command(const FaultCommand& cmd, const FaultTopology& topology,
@@ -191,6 +226,7 @@ void add_fault_commands(CLI::App& app, int& exit_code) {
     double delay_ms = 0, jitter_ms = 0, loss = 0, duplicate = 0, reorder = 0, corrupt = 0;
     uint64_t rate = 0, burst = 32 * 1024;
     uint64_t read_bps = 0, write_bps = 0, read_iops = 0, write_iops = 0;
+    std::vector<std::string> params;  // key=value, the FaultSpec JSON parameter names
     bool no_verify = false;
     std::string heal_id;
     bool all = false;
@@ -217,7 +253,8 @@ void add_fault_commands(CLI::App& app, int& exit_code) {
       ->add_option("kind", opts->kind,
                    "kill|pause|stop|restart|kill-restart|isolate|halves|"
                    "majorities-ring|bridge|one-way|isolate-leader|cut-link|"
-                   "packets|rate|disk-throttle|disk-stall")
+                   "packets|rate|disk-throttle|disk-stall|power-loss|torn-write|disk-error|"
+                   "slow-fsync")
       ->required();
   inject->add_option("targets", opts->targets, "node ids (order matters for one-way, halves...)");
   inject->add_option("--interface", opts->interface,
@@ -235,6 +272,9 @@ void add_fault_commands(CLI::App& app, int& exit_code) {
   inject->add_option("--write-bps", opts->write_bps);
   inject->add_option("--read-iops", opts->read_iops);
   inject->add_option("--write-iops", opts->write_iops);
+  inject->add_option("--param", opts->params,
+                     "key=value of the fault's JSON parameters, repeatable (storage faults: "
+                     "keep_pct; errno, op, rate_pct, after_ops, path; delay_ms, jitter_ms)");
   inject->add_flag("--no-verify", opts->no_verify);
   inject->callback([opts, run_with, &exit_code] {
     auto kind = parse_fault_kind(opts->kind);
@@ -279,6 +319,14 @@ void add_fault_commands(CLI::App& app, int& exit_code) {
           }
         },
         cmd.spec.params);
+    if (!opts->params.empty()) {
+      std::string why;
+      if (!apply_param_overrides(cmd.spec, opts->params, why)) {
+        std::cerr << "--param: " << why << "\n";
+        exit_code = 2;
+        return;
+      }
+    }
     run_with(cmd);
   });
 

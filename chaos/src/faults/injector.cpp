@@ -1,5 +1,7 @@
 #include "faultline/chaos/faults/injector.h"
 
+#include "faultline/chaos/faults/storage.h"
+
 #include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -128,7 +130,8 @@ std::error_code FaultInjector::heal_all(bool verify) {
 
 std::vector<std::string> fault_resource_kinds() {
   return {"nft-table",   "iptables-chain", "qdisc",      "link-down",   "shaper",
-          "io-throttle", "io-cgroup",      "disk-mount", "loop-device", "disk-image"};
+          "io-throttle", "io-cgroup",      "disk-mount", "loop-device", "disk-image",
+          "fuse-mount",  "lazyfs-fault"};
 }
 
 std::error_code clean_fault_resource(const std::string& kind, const nlohmann::json& d) {
@@ -197,6 +200,8 @@ std::error_code clean_fault_resource(const std::string& kind, const nlohmann::js
       ::close(fd);
       return {};
     }
+    if (kind == "fuse-mount" || kind == "lazyfs-fault")
+      return clean_storage_resource(kind, d);
     if (kind == "disk-image") {
       std::error_code ec;
       fs::remove(d.at("path").get<std::string>(), ec);

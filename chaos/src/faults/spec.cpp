@@ -39,7 +39,7 @@ class FaultCategory final : public std::error_category {
   }
 };
 
-constexpr std::array<std::pair<FaultKind, std::string_view>, 16> kKindNames{{
+constexpr std::array<std::pair<FaultKind, std::string_view>, 20> kKindNames{{
     {FaultKind::kill, "kill"},
     {FaultKind::pause, "pause"},
     {FaultKind::stop, "stop"},
@@ -56,6 +56,10 @@ constexpr std::array<std::pair<FaultKind, std::string_view>, 16> kKindNames{{
     {FaultKind::rate, "rate"},
     {FaultKind::disk_throttle, "disk-throttle"},
     {FaultKind::disk_stall, "disk-stall"},
+    {FaultKind::power_loss, "power-loss"},
+    {FaultKind::torn_write, "torn-write"},
+    {FaultKind::disk_error, "disk-error"},
+    {FaultKind::slow_fsync, "slow-fsync"},
 }};
 
 std::error_code invalid(std::string* why, std::string reason) {
@@ -66,6 +70,33 @@ std::error_code invalid(std::string* why, std::string reason) {
 
 bool valid_pct(double p) {
   return p >= 0.0 && p <= 100.0;
+}
+
+std::error_code validate_storage(const FaultParams& params, std::string* why) {
+  if (const auto* t = std::get_if<TornWriteParams>(&params)) {
+    if (!valid_pct(t->keep_pct))
+      return invalid(why, "keep_pct must be within 0..100");
+  }
+  if (const auto* e = std::get_if<DiskErrorParams>(&params)) {
+    if (e->error != "EIO" && e->error != "ENOSPC")
+      return invalid(why, "error must be EIO or ENOSPC");
+    if (e->op != "read" && e->op != "write" && e->op != "fsync" && e->op != "any")
+      return invalid(why, "op must be read, write, fsync or any");
+    if (!valid_pct(e->rate_pct) || e->rate_pct == 0)
+      return invalid(why, "rate_pct must be within (0..100]");
+    // The path goes to lazyfs's control file as one word.
+    if (e->path.empty() || e->path.find_first_of(" \t\n") != std::string::npos)
+      return invalid(why, "path must be a glob without spaces");
+  }
+  if (const auto* s = std::get_if<SlowFsyncParams>(&params)) {
+    if (s->delay.count() < 0 || s->jitter.count() < 0)
+      return invalid(why, "negative delay/jitter");
+    if (s->delay + s->jitter > std::chrono::seconds(60))
+      return invalid(why, "delay + jitter above 60 s");
+    if (s->delay.count() == 0 && s->jitter.count() == 0)
+      return invalid(why, "slow-fsync without any delay");
+  }
+  return {};
 }
 
 }  // namespace
@@ -113,6 +144,11 @@ FaultClass fault_class(FaultKind k) noexcept {
     case FaultKind::disk_throttle:
     case FaultKind::disk_stall:
       return FaultClass::disk;
+    case FaultKind::power_loss:
+    case FaultKind::torn_write:
+    case FaultKind::disk_error:
+    case FaultKind::slow_fsync:
+      return FaultClass::storage;
   }
   return FaultClass::process;
 }
@@ -141,6 +177,12 @@ FaultParams default_params(FaultKind k) {
       return DiskParams{};
     case FaultKind::disk_stall:
       return stall_limits();
+    case FaultKind::torn_write:
+      return TornWriteParams{};
+    case FaultKind::disk_error:
+      return DiskErrorParams{};
+    case FaultKind::slow_fsync:
+      return SlowFsyncParams{};
     default:
       return NoParams{};
   }
@@ -225,7 +267,7 @@ std::error_code validate(const FaultSpec& spec, std::string* why) {
       return invalid(why, "disk throttle without any limit");
     }
   }
-  return {};
+  return validate_storage(spec.params, why);
 }
 
 nlohmann::json to_json(const FaultSpec& spec) {
@@ -254,6 +296,18 @@ nlohmann::json to_json(const FaultSpec& spec) {
           params["write_bytes_per_second"] = p.write_bytes_per_second;
           params["read_iops"] = p.read_iops;
           params["write_iops"] = p.write_iops;
+        } else if constexpr (std::is_same_v<T, TornWriteParams>) {
+          params["keep_pct"] = p.keep_pct;
+        } else if constexpr (std::is_same_v<T, DiskErrorParams>) {
+          params["errno"] = p.error;
+          params["op"] = p.op;
+          params["rate_pct"] = p.rate_pct;
+          params["after_ops"] = p.after_ops;
+          params["path"] = p.path;
+          params["restart_on_heal"] = p.restart_on_heal;
+        } else if constexpr (std::is_same_v<T, SlowFsyncParams>) {
+          params["delay_ms"] = p.delay.count();
+          params["jitter_ms"] = p.jitter.count();
         }
       },
       spec.params);
@@ -302,6 +356,18 @@ std::optional<FaultSpec> fault_spec_from_json(const nlohmann::json& j, std::stri
                 params.value("write_bytes_per_second", p.write_bytes_per_second);
             p.read_iops = params.value("read_iops", p.read_iops);
             p.write_iops = params.value("write_iops", p.write_iops);
+          } else if constexpr (std::is_same_v<T, TornWriteParams>) {
+            p.keep_pct = params.value("keep_pct", p.keep_pct);
+          } else if constexpr (std::is_same_v<T, DiskErrorParams>) {
+            p.error = params.value("errno", p.error);
+            p.op = params.value("op", p.op);
+            p.rate_pct = params.value("rate_pct", p.rate_pct);
+            p.after_ops = params.value("after_ops", p.after_ops);
+            p.path = params.value("path", p.path);
+            p.restart_on_heal = params.value("restart_on_heal", p.restart_on_heal);
+          } else if constexpr (std::is_same_v<T, SlowFsyncParams>) {
+            p.delay = std::chrono::milliseconds(params.value("delay_ms", p.delay.count()));
+            p.jitter = std::chrono::milliseconds(params.value("jitter_ms", p.jitter.count()));
           }
         },
         spec.params);

@@ -15,6 +15,8 @@ nlohmann::json fault_topology_to_json(const FaultTopology& t) {
       j["block_device"] = *n.block_device;
     if (n.blkio_cgroup)
       j["io_cgroup"] = n.blkio_cgroup->string();
+    if (n.lazyfs_control)
+      j["lazyfs_control"] = n.lazyfs_control->string();
     nodes.push_back(std::move(j));
   }
   return {{"run_prefix", t.run_prefix}, {"nodes", nodes}};
@@ -33,6 +35,8 @@ std::optional<FaultTopology> fault_topology_from_json(const nlohmann::json& j) {
         f.block_device = n["block_device"].get<std::string>();
       if (n.contains("io_cgroup"))
         f.blkio_cgroup = n["io_cgroup"].get<std::string>();
+      if (n.contains("lazyfs_control"))
+        f.lazyfs_control = n["lazyfs_control"].get<std::string>();
       t.nodes.push_back(std::move(f));
     }
     return t;

@@ -430,7 +430,7 @@ struct NemesisParser {
 
 void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
   r.only(c, {"brokers", "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
-             "replica_lag_time_max_ms", "unclean_leader_election", "planted_bug_early_ack",
+             "replica_lag_time_max_ms", "unclean_leader_election", "lazyfs", "flush_policy",
              "disks", "leader_imbalance_check_interval_s", "probe", "probe_interval_ms",
              "probe_failures_to_demote", "probe_recovery_hold_ms"},
          "cluster.");
@@ -440,7 +440,12 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
   r.read(c, "min_insync_replicas", s.cluster.min_insync_replicas, 1, 9);
   r.read(c, "replica_lag_time_max_ms", s.cluster.replica_lag_time_max_ms, 100, 600000);
   r.read(c, "unclean_leader_election", s.cluster.unclean_leader_election, false, true);
-  r.read(c, "planted_bug_early_ack", s.cluster.planted_bug_early_ack, false, true);
+  r.read(c, "lazyfs", s.cluster.lazyfs, false, true);
+  r.read_string(c, "flush_policy", s.cluster.flush_policy);
+  if (!s.cluster.flush_policy.empty() && s.cluster.flush_policy != "every-batch" &&
+      s.cluster.flush_policy != "never" && s.cluster.flush_policy.rfind("interval:", 0) != 0)
+    r.fail(*c.get("flush_policy"),
+           "cluster.flush_policy: every-batch, interval:<ms> or never");
   r.read(c, "disks", s.cluster.disks, false, true);
   r.read(c, "probe", s.cluster.probe, false, true);
   r.read(c, "probe_interval_ms", s.cluster.probe_interval_ms, 20, 60000);
@@ -518,6 +523,9 @@ bool check_steps(Reader& r, const NemesisNode& n, const Scenario& s) {
   if (n.type == NemesisNode::Type::step) {
     if (fault_class(n.step.kind) == FaultClass::disk && !s.cluster.disks)
       return r.fail_at(n.line, fmt::format("fault {}: needs cluster.disks = true",
+                                           to_string(n.step.kind)));
+    if (fault_class(n.step.kind) == FaultClass::storage && !s.cluster.lazyfs)
+      return r.fail_at(n.line, fmt::format("fault {}: needs cluster.lazyfs = true",
                                            to_string(n.step.kind)));
     return true;
   }

@@ -208,6 +208,10 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
     resp.error = errc::not_leader_or_follower;
     co_return resp;
   }
+  if (log_dir_offline()) {
+    resp.error = errc::storage_error;
+    co_return resp;
+  }
   if (auto e = p->replication->check_produce(req.acks); e != errc::none) {
     resp.error = e;
     co_return resp;
@@ -223,7 +227,8 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
   Offset base = p->log->append_as_leader(std::move(req.batch), p->leader_epoch, ec);
   if (ec) {
     spdlog::error("event=append_failed tp={} error=\"{}\"", p->tp, ec.message());
-    resp.error = errc::io_error;
+    mark_log_dir_offline(p->tp, ec);
+    resp.error = errc::io_error;  // the batch may be partly written: the outcome is unknown
     co_return resp;
   }
   if (auto d = p->log->last_fsync_duration()) {
@@ -266,6 +271,10 @@ awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener
   bool from_follower = req.replica_id >= 0;
   if (from_follower && listener == ListenerKind::client) {
     resp.error = errc::invalid_request;  // replication never runs over the client network
+    co_return resp;
+  }
+  if (log_dir_offline()) {
+    resp.error = errc::storage_error;
     co_return resp;
   }
   Partition* p = find(req.tp);
@@ -358,6 +367,10 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
   ReplicaFetchResponse resp;
   if (listener == ListenerKind::client || req.replica_id < 0) {
     resp.error = errc::invalid_request;  // replication never runs over the client network
+    co_return resp;
+  }
+  if (log_dir_offline()) {
+    resp.error = errc::storage_error;
     co_return resp;
   }
   const BrokerId follower{req.replica_id};
@@ -572,6 +585,7 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
     req.broker_epoch = broker_epoch_;
     req.applied_metadata_offset = reconciled_offset_;
     req.want_shutdown = want_shutdown_;
+    req.log_dir_offline = log_dir_offline();
     if (canary_) {
       if (auto latency = canary_->current_latency()) req.storage_canary_us = latency->count();
       req.storage_canary_error = canary_->current_error();
@@ -755,7 +769,8 @@ awaitable<void> Broker::flush_loop() {
 // every flush interval would keep the disk busy for nothing.
 std::optional<Broker::FlushJob> Broker::flush_job(Partition& p) {
   if (!p.log) return std::nullopt;
-  FlushJob job{p.tp, p.log.get(), p.unflushed && !config_.flush_every_batch, high_watermark(p)};
+  const bool sync = p.unflushed && !config_.flush_every_batch && !config_.flush_never;
+  FlushJob job{p.tp, p.log.get(), sync, high_watermark(p)};
   p.unflushed = false;
   if (!job.sync && job.hw == p.log->high_watermark_checkpoint()) return std::nullopt;
   return job;
@@ -764,8 +779,10 @@ std::optional<Broker::FlushJob> Broker::flush_job(Partition& p) {
 void Broker::run_flush_job(const FlushJob& job) {
   if (job.sync) {
     auto started = Clock::now();
-    if (auto ec = job.log->flush())
+    if (auto ec = job.log->flush()) {
       spdlog::error("event=flush_failed tp={} error=\"{}\"", job.tp, ec.message());
+      mark_log_dir_offline(job.tp, ec);
+    }
     metrics_.storage_fsync.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   }
   if (job.hw != job.log->high_watermark_checkpoint()) job.log->write_high_watermark_checkpoint(job.hw);
@@ -820,7 +837,7 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
       part.known_high_watermark = p->follower_high_watermark.value();
       req.partitions.push_back(std::move(part));
     }
-    if (req.partitions.empty()) {
+    if (req.partitions.empty() || log_dir_offline()) {
       co_await sleep(wait);
       continue;
     }
@@ -870,6 +887,7 @@ void Broker::apply_fetched(Partition& p, const ReplicaFetchPartitionResponse& r)
                  p.log->log_end_offset(), target, p.leader_epoch, r.diverging->epoch);
     if (auto ec = p.log->truncate_to(target)) {
       spdlog::error("event=truncate_failed tp={} error=\"{}\"", p.tp, ec.message());
+      mark_log_dir_offline(p.tp, ec);
       p.fetch_backoff_until = Clock::now() + kRetryBackoff;
     }
     return;
@@ -878,6 +896,7 @@ void Broker::apply_fetched(Partition& p, const ReplicaFetchPartitionResponse& r)
     if (auto ec =
             p.log->append_as_follower(std::span<const char>(r.records.data(), r.records.size()))) {
       spdlog::warn("event=follower_append_failed tp={} error=\"{}\"", p.tp, ec.message());
+      mark_log_dir_offline(p.tp, ec);
       p.fetch_backoff_until = Clock::now() + kRetryBackoff;
       return;
     }

@@ -164,6 +164,13 @@ class Broker final : public RequestHandler {
                                      std::chrono::milliseconds max_wait);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
+  // ---- log directory failure (log_dir.cpp) ----
+  // An I/O error on a log takes the (single) log directory offline until the broker restarts:
+  // produces and fetches are answered KAFKA_STORAGE_ERROR, fetchers stop and the heartbeats ask
+  // the controller to fence the broker (Kafka's offline log dir, KIP-112). Any thread.
+  void mark_log_dir_offline(const TopicPartition& tp, const std::error_code& ec);
+  bool log_dir_offline() const { return log_dir_offline_.load(std::memory_order_relaxed); }
+
   asio::io_context& io_;
   BrokerConfig config_;
   BrokerMetrics metrics_;
@@ -190,6 +197,7 @@ class Broker final : public RequestHandler {
   int alter_partitions_in_flight_ = 0;
   std::thread log_opener_;  // running while open_logs() waits; joined by stop()
   std::atomic<bool> abandon_log_opening_{false};
+  std::atomic<bool> log_dir_offline_{false};
   std::unordered_map<uint64_t, PendingProduce> pending_;
   uint64_t next_request_id_ = 1;
   // Runs the flush rounds' fsyncs and checkpoint writes. Declared after partitions_: destroyed

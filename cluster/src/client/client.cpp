@@ -24,6 +24,7 @@ bool refused_before_append(errc e) {
     case errc::not_enough_replicas:
     case errc::broker_not_available:
     case errc::network_exception:
+    case errc::storage_error:  // the log directory was offline before the append: not written
       return true;
     default:
       return false;

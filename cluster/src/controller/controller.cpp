@@ -194,7 +194,9 @@ HeartbeatResult Controller::heartbeat(const BrokerHeartbeat& hb, ControllerTime 
   s.last_heartbeat = now;
   s.applied_offset = std::max(s.applied_offset, hb.applied_offset);
 
-  if (hb.want_shutdown && !b->shutting_down) {
+  if (hb.log_dir_offline) {
+    on_log_dir_offline(hb.broker, now);
+  } else if (hb.want_shutdown && !b->shutting_down) {
     if (!b->fenced) {
       append(BrokerControlledShutdown{hb.broker, b->epoch});
       fail_over(hb.broker, ElectionReason::controlled_shutdown, now);
@@ -274,6 +276,16 @@ void Controller::tick(ControllerTime now) {
     if (auto_rebalance_enabled() && run_rebalance(now))
       next_rebalance_ = now;
   }
+}
+
+// A broker has one log directory, so an offline directory is every replica it holds: it is fenced
+// as if its session had expired (out of every ISR, its leaderships elected elsewhere) and stays
+// fenced while it says so. Restarted, it registers afresh with its recovered logs and rejoins.
+void Controller::on_log_dir_offline(BrokerId broker, ControllerTime trigger) {
+  const BrokerState* b = image_.broker(broker);
+  if (b->fenced)
+    return;
+  fence(broker, trigger);
 }
 
 void Controller::fence(BrokerId broker, ControllerTime trigger) {

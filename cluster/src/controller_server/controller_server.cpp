@@ -53,7 +53,8 @@ class ControllerServer final : public RequestHandler {
       co_return resp;
     }
     if (auto* r = std::get_if<BrokerHeartbeatRequest>(&request)) {
-      BrokerHeartbeat hb{r->broker, r->broker_epoch, r->applied_metadata_offset, r->want_shutdown};
+      BrokerHeartbeat hb{r->broker, r->broker_epoch, r->applied_metadata_offset, r->want_shutdown,
+                         r->log_dir_offline};
       auto result = service_.heartbeat(hb, now);
       if (result.error == errc::none)
         service_.note_storage(r->broker, {r->storage_canary_us, r->storage_canary_error});

@@ -23,6 +23,7 @@
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/disk.h"
 #include "faultline/chaos/faults/fault.h"
+#include "faultline/chaos/faults/storage.h"
 #include "faultline/chaos/journal.h"
 #include "faultline/chaos/supervisor.h"
 #include "faultline/chaos/topology.h"
@@ -39,12 +40,16 @@ struct ClusterShape {
   bool unclean_leader_election = false;
   // auto.leader.rebalance's period; 0 keeps the controller's default (300 s).
   int leader_imbalance_check_interval_s = 0;
-  // No effect: the planted bug is now the brokers' early-ack mutant (FAULTLINE_MUTANT in a
-  // -DFAULTLINE_MUTANTS=ON build). Kept only while the scenario reader still accepts its key.
-  bool planted_bug_early_ack = false;
   // Each broker's data directory on its own loop-mounted ext4 image and the broker in its own I/O
   // cgroup, so disk faults (throttle, stall) can target it.
   bool disks = false;
+  // Each broker's data directory is a faultline-lazyfs mount (over <run>/data/<node>.backing, or
+  // over the loop disk itself with `disks`), so storage faults (power-loss, torn-write,
+  // disk-error, slow-fsync) can target it. The daemons run as supervised processes "<node>-fs".
+  bool lazyfs = false;
+  // The brokers' flush policy (faultline-broker --flush-policy): "every-batch", "interval:<ms>"
+  // or "never"; empty: the broker's default (interval:1000).
+  std::string flush_policy;
   // Every broker's storage canary (append+fsync in its data dir, read by the probe), in ms;
   // -1: 200 with the probe (a window of 20 samples is then 4 s), the broker's 1000 without;
   // 0: off.
@@ -99,6 +104,8 @@ class ClusterHarness {
 
  private:
   ClusterHarness() = default;
+  // Mounts a lazyfs over each broker's data directory (ClusterShape::lazyfs).
+  bool mount_lazyfs(const ClusterShape& shape, const std::filesystem::path& data, UpError& error);
 
   std::string run_id_;
   std::filesystem::path run_dir_;
@@ -108,6 +115,7 @@ class ClusterHarness {
   std::unique_ptr<JournalRecorder> recorder_;
   std::vector<LoopDisk> disks_;
   std::vector<IoCgroup> cgroups_;
+  std::vector<LazyFsMount> lazyfs_;
   std::map<std::string, NodeDisk> node_disks_;
   std::vector<std::string> processes_;
   std::string controller_endpoint_;

@@ -25,6 +25,11 @@ struct Endpoint {
 // Parses "host:port"; false on malformed input.
 bool parse_endpoint(std::string_view text, Endpoint& out);
 
+struct BrokerConfig;
+// "every-batch" (fsync each append), "interval:<ms>" (fsync every <ms>), "never"; sets
+// flush_every_batch / flush_interval / flush_never. False on anything else.
+bool parse_flush_policy(std::string_view text, BrokerConfig& config);
+
 struct BrokerConfig {
   BrokerId broker_id{1};
   std::filesystem::path data_dir = "data";
@@ -40,6 +45,9 @@ struct BrokerConfig {
   milliseconds controlled_shutdown_timeout{30000};
   bool flush_every_batch = false;               // log.flush.interval.messages=1 when true
   milliseconds flush_interval{1000};            // log.flush.interval.ms
+  // No periodic fsync of the logs at all (Kafka's default: the OS decides); the high-watermark
+  // checkpoint is still written every flush_interval.
+  bool flush_never = false;
   int64_t segment_bytes = 64ll << 20;           // log.segment.bytes
   int32_t replica_fetch_max_bytes = 4 << 20;    // replica.fetch.max.bytes
   // Append+fsync of a canary file in the data dir, read by faultline-probe; 0 = no canary.

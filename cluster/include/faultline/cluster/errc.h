@@ -43,6 +43,9 @@ enum class errc : int16_t {
   broker_id_not_registered = 102,
   inconsistent_cluster_id = 104,
   unsupported_version = 35,
+  // KAFKA_STORAGE_ERROR: the partition's log directory is offline on this broker. Answered before
+  // any append is tried, so the client may refresh its metadata and retry elsewhere.
+  storage_error = 56,
   // local (not on the wire as Kafka codes)
   malformed_frame = 1001,
   frame_too_large = 1002,

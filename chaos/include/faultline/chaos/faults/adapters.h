@@ -42,9 +42,11 @@ class SupervisorProcessControl final : public ProcessControl {
 };
 
 // Per-broker disk facts the topology does not know (from LoopDisk / IoCgroup), by node id.
+// Either part may be missing: a node may have a loop disk, a lazyfs, both or neither.
 struct NodeDisk {
   std::string major_minor;
   std::filesystem::path cgroup;
+  std::filesystem::path lazyfs_control;
 };
 
 // The fault view of topo's nodes: name = node id ("b1"), interfaces "int"/"ext" with addresses.

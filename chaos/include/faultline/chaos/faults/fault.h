@@ -35,6 +35,8 @@ struct FaultNode {
   std::map<std::string, std::string> addresses;  // interface ("int", "ext") -> IPv4
   std::optional<std::string> block_device;       // "7:3" major:minor of its data dir's loop device
   std::optional<std::filesystem::path> blkio_cgroup;  // the run's cgroup its processes are in
+  // The control file of the faultline-lazyfs mounted as its data directory (storage faults).
+  std::optional<std::filesystem::path> lazyfs_control;
 };
 
 struct FaultTopology {

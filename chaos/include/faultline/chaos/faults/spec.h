@@ -41,12 +41,17 @@ enum class FaultKind {
   // disk
   disk_throttle,  // blkio/io.max limits on the node's loop device
   disk_stall,     // the same, throttled to almost nothing
+  // storage (the node's faultline-lazyfs, ClusterShape::lazyfs)
+  power_loss,  // kill -9 + every un-fsynced write lost, on each target; heal restarts
+  torn_write,  // the same, but the newest un-fsynced write keeps a prefix on disk
+  disk_error,  // EIO / ENOSPC on read / write / fsync at a rate; heal: pass-through
+  slow_fsync,  // fsync delayed by delay + uniform jitter; heal: pass-through
 };
 
 std::string_view to_string(FaultKind k) noexcept;
 std::optional<FaultKind> parse_fault_kind(std::string_view s) noexcept;
 
-enum class FaultClass { process, partition, packets, disk };
+enum class FaultClass { process, partition, packets, disk, storage };
 FaultClass fault_class(FaultKind k) noexcept;
 // One-offs have no heal (restart, kill_restart).
 bool is_one_off(FaultKind k) noexcept;
@@ -90,7 +95,36 @@ struct DiskParams {
   friend bool operator==(const DiskParams&, const DiskParams&) = default;
 };
 
-using FaultParams = std::variant<NoParams, LinkParams, PacketParams, RateParams, DiskParams>;
+// torn-write: the share of the newest un-fsynced write that reaches the disk (never all of it).
+struct TornWriteParams {
+  double keep_pct = 50;
+  friend bool operator==(const TornWriteParams&, const TornWriteParams&) = default;
+};
+
+// disk-error: operations `op` on files matching `path` (a glob over the path inside the data dir,
+// `*` crossing `/`) fail with `error` ("EIO" | "ENOSPC"); the first `after_ops` matching
+// operations pass, then each fails with probability rate_pct / 100.
+struct DiskErrorParams {
+  std::string error = "EIO";
+  std::string op = "any";  // "read" | "write" | "fsync" | "any"
+  double rate_pct = 100;
+  uint64_t after_ops = 0;
+  std::string path = "*";
+  // Heal also restarts the broker (kill -9, start): one whose log directory went offline serves
+  // nothing until it restarts and recovers its logs, as a Kafka operator would restart it.
+  bool restart_on_heal = true;
+  friend bool operator==(const DiskErrorParams&, const DiskErrorParams&) = default;
+};
+
+// slow-fsync: every fsync takes delay + uniform[0, jitter] longer.
+struct SlowFsyncParams {
+  std::chrono::milliseconds delay{100};
+  std::chrono::milliseconds jitter{0};
+  friend bool operator==(const SlowFsyncParams&, const SlowFsyncParams&) = default;
+};
+
+using FaultParams = std::variant<NoParams, LinkParams, PacketParams, RateParams, DiskParams,
+                                 TornWriteParams, DiskErrorParams, SlowFsyncParams>;
 
 struct FaultSpec {
   FaultKind kind = FaultKind::kill;

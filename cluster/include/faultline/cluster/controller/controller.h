@@ -56,6 +56,8 @@ struct BrokerHeartbeat {
   BrokerEpoch broker_epoch;
   MetadataOffset applied_offset{-1};  // last metadata record the broker has applied
   bool want_shutdown = false;
+  // Its (only) log directory is offline: fenced, out of every ISR, until it restarts.
+  bool log_dir_offline = false;
 };
 struct HeartbeatResult {
   errc error = errc::none;  // stale_broker_epoch, broker_id_not_registered
@@ -183,6 +185,7 @@ class Controller {
   void append_change(PartitionChanged change, const PartitionState& before, ControllerTime trigger);
   ClusterView view() const { return ClusterView::from(image_); }
   void fence(BrokerId broker, ControllerTime trigger);
+  void on_log_dir_offline(BrokerId broker, ControllerTime trigger);
   void fail_over(BrokerId broker, ElectionReason reason, ControllerTime trigger);
   void elect_returned(BrokerId broker, ControllerTime trigger);
   void try_unclean(PartitionRef ref, const ClusterView& view, ControllerTime trigger);

@@ -241,9 +241,12 @@ struct BrokerHeartbeatRequest {
   // no sample yet. The error of the latest sample when it failed.
   int64_t storage_canary_us = -1;
   std::string storage_canary_error;
+  // The broker's log directory failed (an I/O error on a log): it serves none of its partitions
+  // until restarted, and asks to be fenced meanwhile.
+  bool log_dir_offline = false;
   static auto fields(auto& s) {
     return std::tie(s.broker, s.broker_epoch, s.applied_metadata_offset, s.want_shutdown,
-                    s.storage_canary_us, s.storage_canary_error);
+                    s.storage_canary_us, s.storage_canary_error, s.log_dir_offline);
   }
 };
 struct BrokerHeartbeatResponse {
