@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The nightly chaos matrix (DESIGN.md §8): every built-in scenario × N seeds through
+# The nightly chaos matrix (ARCHITECTURE.md §8): every built-in scenario × N seeds through
 # `faultline run`, one after another (each run owns the machine's cores while its faults play).
 # Writes into the output directory:
 #   summary.txt, summary.md  the table: scenario, seed, result, verdict, expected, failover p99, duration
@@ -22,7 +22,7 @@ build=${FAULTLINE_BUILD_DIR:-$root/build}
 
 # The default fits in 60 minutes on the project's 2-core machine: a run at a scenario's own 30 s
 # takes 33-35 s (cluster set-up, heal, final read and check add 3-5 s), so 13 built-ins × 5 seeds
-# take about 38 minutes, and the 15 DESIGN.md lists about 44.
+# take about 38 minutes, and the 15 ARCHITECTURE.md lists about 44.
 seeds=5
 first_seed=$(date -u +%Y%m%d)00  # a new set of seeds every night; the table says which
 scenarios=""

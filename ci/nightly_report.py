@@ -16,7 +16,7 @@ import os
 import sys
 import xml.etree.ElementTree as ET
 
-# faultline run's exit codes (DESIGN.md section 7), plus timeout(1)'s.
+# faultline run's exit codes (ARCHITECTURE.md section 7), plus timeout(1)'s.
 OUTCOMES = {
     0: "pass",
     1: "MISMATCH",

@@ -1,4 +1,4 @@
-// `faultline`: the harness's command line (DESIGN.md §7). Each component registers its own
+// `faultline`: the harness's command line (ARCHITECTURE.md §7). Each component registers its own
 // subcommands; this file only assembles them and maps the outcome to an exit code.
 #include <CLI/CLI.hpp>
 #include <spdlog/cfg/env.h>
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // Usage errors are exit 2 (DESIGN.md §7), help is 0.
+    // Usage errors are exit 2 (ARCHITECTURE.md §7), help is 0.
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }

@@ -49,7 +49,7 @@ bool process_alive(pid_t pid) {
   return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
 }
 
-// Exit codes per DESIGN.md §7: 0 clean stop, 3 missing capability, 4 harness failure.
+// Exit codes per ARCHITECTURE.md §7: 0 clean stop, 3 missing capability, 4 harness failure.
 int cluster_up(const ClusterShape& shape, bool with_prometheus) {
   std::random_device rd;
   std::string run_id = fmt::format("cluster-{:08x}", rd());

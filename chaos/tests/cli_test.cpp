@@ -23,7 +23,7 @@ int run(std::vector<std::string> args) {
 TEST(ChaosCli, CleanExitCodes) {
   const fs::path root = fs::temp_directory_path() / ("fl-cli-test-" + std::to_string(::getpid()));
   fs::create_directories(root);
-  // Nothing to clean is success; an unknown run is a usage error (DESIGN.md §7 exit 2).
+  // Nothing to clean is success; an unknown run is a usage error (ARCHITECTURE.md §7 exit 2).
   EXPECT_EQ(run({"clean", "--state-root", root.string()}), 0);
   EXPECT_EQ(run({"clean", "--state-root", root.string(), "--run", "no-such-run"}), 2);
   EXPECT_EQ(run({"clean", "--state-root", root.string(), "--dry-run"}), 0);

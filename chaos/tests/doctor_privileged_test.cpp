@@ -1,4 +1,4 @@
-// Privileged: `faultline doctor` on this host (DESIGN.md §10) finds the minimum, reports the
+// Privileged: `faultline doctor` on this host (ARCHITECTURE.md §10) finds the minimum, reports the
 // NFQUEUE shaper for packet faults (no sch_netem here) and leaves no scratch namespace behind.
 #include <fmt/format.h>
 #include <gtest/gtest.h>

@@ -14,7 +14,7 @@ std::map<std::string, std::string> backends(const HostCapabilities& caps) {
   return out;
 }
 
-HostCapabilities this_host() {  // DESIGN.md §10: everything but sch_netem
+HostCapabilities this_host() {  // ARCHITECTURE.md §10: everything but sch_netem
   HostCapabilities c;
   c.netns = c.veth = c.bridge = c.nftables = c.nfqueue = c.tbf = true;
   c.cgroup_v1_blkio = c.loop = c.fuse = true;

@@ -305,7 +305,7 @@ TEST_F(NetworkFaults, CutLinkTakesTheInterfaceDownAndHealBringsItBack) {
   EXPECT_TRUE(ok);
 }
 
-// This kernel has no sch_netem (DESIGN.md §10), so the test checks whichever case the machine is:
+// This kernel has no sch_netem (ARCHITECTURE.md §10), so the test checks whichever case the machine is:
 // with netem the qdisc is installed and removed; without it the backend says so with a distinct
 // error (the injector then falls back to the shaper) and leaves no half-made qdisc behind.
 TEST_F(NetworkFaults, NetemIsUsedWhereAvailableAndRefusedCleanlyWhereNot) {

@@ -14,7 +14,7 @@
 
 namespace faultline::chaos::testing {
 
-// Series the probe process (faultline-probe, probes/, DESIGN.md §6) exports. Listed apart from
+// Series the probe process (faultline-probe, probes/, ARCHITECTURE.md §6) exports. Listed apart from
 // the rest: the probe is not yet part of every run, so the unit test checks them by name and the
 // privileged test against a scrape only when a probe runs.
 inline const std::set<std::string> kProbeSeries = {

@@ -171,7 +171,7 @@ TEST(GrafanaDashboard, EveryClusterAndHarnessSeriesItReadsIsInAScrapeOfTheRealMe
 }
 
 TEST(GrafanaDashboard, ReadsExactlyTheProbeSeriesTheProbeProcessIsSpecifiedToExport) {
-  // The probe process is not built yet: its series are checked by name against DESIGN.md §6 and
+  // The probe process is not built yet: its series are checked by name against ARCHITECTURE.md §6 and
   // the probes/ plan, so a rename on either side shows up here.
   auto d = testing::load_dashboard();
   std::set<std::string> probe_on_dashboard;

@@ -531,7 +531,7 @@ nlohmann::json KafkaResult::to_json() const {
     if (expected_counts[k])
       expected_json[name] = expected_counts[k];
   }
-  // As verdict.json wants it (DESIGN.md §6): anomalies by name -> count; the evidence apart.
+  // As verdict.json wants it (ARCHITECTURE.md §6): anomalies by name -> count; the evidence apart.
   j["anomalies"] = std::move(counts_json);
   json list = json::array();
   for (const auto& a : anomalies) {

@@ -1,4 +1,4 @@
-// faultline-broker: a broker of the mini-cluster (DESIGN.md §2 items 1-7, 9, 13).
+// faultline-broker: a broker of the mini-cluster (ARCHITECTURE.md §2 items 1-7, 9, 13).
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-// faultline-controller: the cluster's controller process (DESIGN.md §2 items 8-17).
+// faultline-controller: the cluster's controller process (ARCHITECTURE.md §2 items 8-17).
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 

@@ -1,5 +1,5 @@
 // The controller state machine: registration, liveness, placement, AlterPartition fencing,
-// controlled shutdown, priority, reassignment and replay (DESIGN.md §2 items 8-17).
+// controlled shutdown, priority, reassignment and replay (ARCHITECTURE.md §2 items 8-17).
 #include "faultline/cluster/controller/controller.h"
 
 #include <gtest/gtest.h>

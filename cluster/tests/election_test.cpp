@@ -1,4 +1,4 @@
-// Table-driven tests of the election rules (DESIGN.md §2 items 11-17).
+// Table-driven tests of the election rules (ARCHITECTURE.md §2 items 11-17).
 #include <gtest/gtest.h>
 
 #include <map>

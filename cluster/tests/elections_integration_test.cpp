@@ -1,4 +1,4 @@
-// Elections beyond failover (DESIGN.md §2 items 13-16) with real processes on loopback:
+// Elections beyond failover (ARCHITECTURE.md §2 items 13-16) with real processes on loopback:
 // controlled shutdown, demotion and promotion (leadership priority), unclean election, and the
 // admin API being refused on the client listener.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Leader-side replication rules (DESIGN.md §2 items 3-5): high watermark, min ISR, ISR shrink and
+// Leader-side replication rules (ARCHITECTURE.md §2 items 3-5): high watermark, min ISR, ISR shrink and
 // expand, the single in-flight AlterPartition, and acks=all outcomes.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Epoch-based follower truncation (DESIGN.md §2.6): the leader's OffsetsForLeaderEpoch answer
+// Epoch-based follower truncation (ARCHITECTURE.md §2.6): the leader's OffsetsForLeaderEpoch answer
 // (LeaderEpochCache::end_offset_for) and the follower's decision (follower_truncation), tested as
 // tables and replayed on the divergence scenarios of KIP-101 and KIP-279.
 #include "faultline/cluster/log/truncation.h"

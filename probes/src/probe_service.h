@@ -1,4 +1,4 @@
-// The prober's I/O shell around HealthPolicy (DESIGN.md §4): once per interval it probes every
+// The prober's I/O shell around HealthPolicy (ARCHITECTURE.md §4): once per interval it probes every
 // broker's client listener (fresh connection + BrokerHealth, concurrently, each bounded by the
 // probe timeout), reads the storage canary figures from the answers, steps the policy, logs every
 // decision and held demotion with its evidence, and carries the decisions out through the

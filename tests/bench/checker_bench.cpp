@@ -1,5 +1,5 @@
 // Checker speed against the reference figures of shared/oracles/porcupine/README.md (Porcupine
-// v1.3.0 on this machine) and the Kafka-log check on generated histories (DESIGN.md §9).
+// v1.3.0 on this machine) and the Kafka-log check on generated histories (ARCHITECTURE.md §9).
 // Run once: build/bench/checker_bench
 #include <benchmark/benchmark.h>
 #include <faultline/checker/formats.h>

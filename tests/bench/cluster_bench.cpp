@@ -1,4 +1,4 @@
-// Whole-cluster benchmarks on loopback (DESIGN.md §9), real processes:
+// Whole-cluster benchmarks on loopback (ARCHITECTURE.md §9), real processes:
 //   BM_ProduceAcksAll/N     acks=all, RF=3, 3 brokers, batches of 100 x 1 KiB records, N sends in
 //                           flight spread over 3 partitions: throughput and produce latency.
 //   BM_FailoverAfterKill    client-observed write unavailability after kill -9 of the leader with
@@ -129,7 +129,7 @@ void BM_FailoverAfterKill(benchmark::State& state) {
 }
 BENCHMARK(BM_FailoverAfterKill)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-// Planned leadership moves: the client should barely notice (DESIGN.md §9: <= 100 ms at p99).
+// Planned leadership moves: the client should barely notice (ARCHITECTURE.md §9: <= 100 ms at p99).
 void BM_Handover(benchmark::State& state) {
   const bool shutdown = state.range(0) == 1;
   state.SetLabel(shutdown ? "controlled-shutdown" : "demotion");

@@ -1,4 +1,4 @@
-// Controller election cost (DESIGN.md §9: re-electing the partitions of a failed broker costs
+// Controller election cost (ARCHITECTURE.md §9: re-electing the partitions of a failed broker costs
 // <= 2 µs per partition at 1,000,000 partitions). 5 brokers, replication factor 3, one topic.
 //
 // Each benchmark builds the cluster outside the timed region and times one controller call; the

@@ -1,4 +1,4 @@
-// Fault backend costs (DESIGN.md §9): inject+heal latency per fault kind (target <= 10 ms each way)
+// Fault backend costs (ARCHITECTURE.md §9): inject+heal latency per fault kind (target <= 10 ms each way)
 // and the NFQUEUE shaper's throughput and CPU at 0 ms and 50 ms delay. Needs root; builds its own
 // two-namespace topology (hub namespace with a bridge, nodes a and b) and removes it at exit.
 // Run once: build/bench/fault_bench

@@ -1,4 +1,4 @@
-// Health policy cost per probing round (DESIGN.md §4), for 5..100 brokers.
+// Health policy cost per probing round (ARCHITECTURE.md §4), for 5..100 brokers.
 //
 // One round = every broker probed once and every broker reporting one append+fsync sample, then
 // the policy decides (median of each storage window, cluster median, hysteresis, cap, guard).

@@ -1,4 +1,4 @@
-// Gray-failure failover with faultline-probe (DESIGN.md §4, §9), as root: a 3-broker cluster in
+// Gray-failure failover with faultline-probe (ARCHITECTURE.md §4, §9), as root: a 3-broker cluster in
 // namespaces, the probe at a given interval (K = 3 failed probes to demote). Each trial cuts the
 // client (`ext`) link of a partition leader and measures the time until every partition it led
 // acknowledges an acks=all write on another broker (a client that learns leaders from the

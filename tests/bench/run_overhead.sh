@@ -5,7 +5,7 @@
 # with the default timeouts, and prints, from each run's verdict.json: the wall time split into
 # setup / workload / heal+final read / check / report (medians), the sustained acknowledged-send
 # rate, and the client-observed write unavailability per fault kind (p50/p99/max over every fault
-# of every run) next to DESIGN.md §9's targets.
+# of every run) next to ARCHITECTURE.md §9's targets.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps=3
@@ -55,7 +55,7 @@ print()
 print("client-observed write unavailability per fault (every fault of every run)")
 targets = {"kill-leader": "<= session timeout + 300 ms = 3.3 s", "stop-leader": "<= 100 ms",
            "pause-leader": "(no target: bounded by the session timeout)"}
-print(f"{'fault':14} {'n':>3} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}  target (DESIGN.md §9)")
+print(f"{'fault':14} {'n':>3} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}  target (ARCHITECTURE.md §9)")
 for name, rs in runs.items():
     per = {}
     for _, r in rs:

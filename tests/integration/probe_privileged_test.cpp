@@ -1,4 +1,4 @@
-// faultline-probe end to end (DESIGN.md §4): a real cluster in namespaces, the probe in the `probe`
+// faultline-probe end to end (ARCHITECTURE.md §4): a real cluster in namespaces, the probe in the `probe`
 // namespace, faults from the injector. What a user would notice:
 //   - a leader that clients cannot reach (its client link cut, the cluster link fine) loses every
 //     partition it leads within a bound set by the probe's settings, no acknowledged write is lost,

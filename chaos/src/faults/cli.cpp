@@ -247,7 +247,7 @@ void add_fault_commands(CLI::App& app, int& exit_code) {
     exit_code = run_fault_command(cmd, *topo, run_dir, processes ? &*processes : nullptr, std::cout);
   };
 
-  auto* inject = fault->add_subcommand("inject", "inject a fault (kinds: see DESIGN.md §3)");
+  auto* inject = fault->add_subcommand("inject", "inject a fault (kinds: see ARCHITECTURE.md §3)");
   inject->add_option("--run", opts->run, "run directory")->required();
   inject
       ->add_option("kind", opts->kind,

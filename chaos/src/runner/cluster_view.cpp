@@ -27,8 +27,10 @@ void ClusterWatcher::stop() {
 
 void ClusterWatcher::loop() {
   while (!stop_) {
-    refresh();
-    std::this_thread::sleep_for(50ms);
+    // The watch answers as soon as the controller commits a change, else after the wait.
+    auto md = client_->watch_metadata(seen_offset_, 250ms);
+    apply(md);
+    if (!md) std::this_thread::sleep_for(50ms);
   }
 }
 
@@ -57,6 +59,7 @@ void ClusterWatcher::apply(const std::optional<cluster::MetadataResponse>& md) {
     return;
   }
   metadata_ = md;
+  seen_offset_ = md->metadata_offset;
   ClusterSnapshot next;
   next.brokers = brokers_;
   for (const auto& b : md->brokers) {
@@ -70,14 +73,16 @@ void ClusterWatcher::apply(const std::optional<cluster::MetadataResponse>& md) {
     for (auto r : p.replicas) v.replicas.push_back(r.value());
     for (auto r : p.isr) v.isr.push_back(r.value());
     next.partitions[p.tp.partition.value()] = v;
-    record_partition(p);
+    record_partition(p, v);
   }
+  record_brokers(*md);
   snapshot_ = std::move(next);
 }
 
 // Elections into the history (the checker names them around a lost write) and into the leader
 // timeline (the leadership checks).
-void ClusterWatcher::record_partition(const cluster::PartitionMetadata& p) {
+void ClusterWatcher::record_partition(const cluster::PartitionMetadata& p,
+                                      const PartitionView& view) {
   const int idx = p.tp.partition.value();
   const int leader = p.leader == cluster::kNoBroker ? -1 : p.leader.value();
   auto last = std::find_if(leaders_.rbegin(), leaders_.rend(),
@@ -90,12 +95,46 @@ void ClusterWatcher::record_partition(const cluster::PartitionMetadata& p) {
   f.partition = checker::PartitionId{idx};
   f.epoch = checker::LeaderEpoch{p.leader_epoch.value()};
   f.leader = checker::BrokerId{leader};
-  if (p.unclean_elections > unclean) history_.nemesis(checker::NemesisKind::unclean_election, f);
+  if (p.unclean_elections > unclean) {
+    history_.nemesis(checker::NemesisKind::unclean_election, f);
+    unclean_epoch_[idx] = p.leader_epoch.value();
+  }
+  if (auto it = recorded_.find(idx); it == recorded_.end() || it->second != view) {
+    checker::NemesisFields state = f;
+    for (int b : view.isr) state.isr.push_back(checker::BrokerId{b});
+    for (int b : view.replicas) state.replicas.push_back(checker::BrokerId{b});
+    auto u = unclean_epoch_.find(idx);
+    state.unclean = u != unclean_epoch_.end() && u->second == p.leader_epoch.value();
+    history_.nemesis(checker::NemesisKind::partition_state, state);
+    recorded_[idx] = view;
+  }
   if (p.leader_epoch.value() != epoch && leader >= 0) {
     history_.nemesis(checker::NemesisKind::leader_change, f);
     epoch = p.leader_epoch.value();
   }
   unclean = p.unclean_elections;
+}
+
+}  // namespace faultline::chaos
+
+namespace faultline::chaos {
+
+// Broker liveness into the history whenever it changes (cluster-state).
+void ClusterWatcher::record_brokers(const cluster::MetadataResponse& md) {
+  checker::NemesisFields f;
+  for (const auto& b : md.brokers) {
+    const checker::BrokerId id{b.id.value()};
+    (b.fenced ? f.fenced : f.alive).push_back(id);
+    if (b.demoted) f.demoted.push_back(id);
+    if (b.shutting_down) f.shutting_down.push_back(id);
+  }
+  auto same = [](const checker::NemesisFields& a, const checker::NemesisFields& b) {
+    return a.alive == b.alive && a.fenced == b.fenced && a.demoted == b.demoted &&
+           a.shutting_down == b.shutting_down;
+  };
+  if (recorded_brokers_ && same(*recorded_brokers_, f)) return;
+  history_.nemesis(checker::NemesisKind::cluster_state, f);
+  recorded_brokers_ = f;
 }
 
 }  // namespace faultline::chaos

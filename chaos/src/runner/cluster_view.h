@@ -1,6 +1,8 @@
 // The run's view of the cluster: a thread that follows the controller's metadata, keeps the
 // latest ClusterSnapshot for the nemesis (selectors, triggers) and records the cluster's timeline
-// into the history (elections, unclean elections) as it changes.
+// into the history as it changes: partition-state and cluster-state events (the checker's
+// invariant pass), leader-change and unclean-election (the report's lanes, the loss evidence).
+// It long-polls the controller's metadata watch, so a change is seen within milliseconds.
 //
 // Threading: one watcher thread owns the client; snapshot()/leaders() copy under a mutex and may
 // be called from any thread.
@@ -48,7 +50,8 @@ class ClusterWatcher {
  private:
   void loop();
   void apply(const std::optional<cluster::MetadataResponse>& md);
-  void record_partition(const cluster::PartitionMetadata& p);
+  void record_partition(const cluster::PartitionMetadata& p, const PartitionView& view);
+  void record_brokers(const cluster::MetadataResponse& md);
 
   cluster::ClientConfig config_;
   int brokers_;
@@ -61,6 +64,10 @@ class ClusterWatcher {
   std::optional<cluster::MetadataResponse> metadata_;
   std::vector<LeaderSample> leaders_;
   std::map<int, std::pair<int32_t, int32_t>> seen_;  // partition -> (epoch, unclean elections)
+  std::map<int, PartitionView> recorded_;             // the last partition-state written
+  std::map<int, int32_t> unclean_epoch_;              // the epoch of a partition's unclean election
+  std::optional<checker::NemesisFields> recorded_brokers_;  // the last cluster-state written
+  int64_t seen_offset_ = -1;                          // the controller's metadata offset seen
 };
 
 }  // namespace faultline::chaos

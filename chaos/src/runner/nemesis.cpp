@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 namespace faultline::chaos {
@@ -94,6 +95,7 @@ void Nemesis::inject(const PlannedStep& p, Clock::time_point now) {
     if (r.error && o.error.empty()) o.error = r.error.message();
     if (o.backend.empty()) o.backend = r.backend;
     o.faults.push_back(r);
+    if (!r.error) record_exits(spec);
   }
   o.injected = o.error.empty();
   o.resolve_and_inject = Clock::now() - began;
@@ -106,6 +108,32 @@ void Nemesis::inject(const PlannedStep& p, Clock::time_point now) {
   injected_.push_back(std::move(o));
   // A one-off (restart) is over once injected; its window closes at once.
   active_.push_back({injected_.size() - 1, is_one_off(p.step.kind) ? Clock::now() : now + p.step.hold});
+}
+
+// A broker process the fault ended, for the invariant pass (a graceful exit must have handed its
+// leadership over). The injector returns once the process is gone, so now is its exit.
+void Nemesis::record_exits(const FaultSpec& spec) {
+  bool graceful = false;
+  switch (spec.kind) {
+    case FaultKind::stop:
+    case FaultKind::restart:
+      graceful = true;
+      break;
+    case FaultKind::kill:
+    case FaultKind::kill_restart:
+    case FaultKind::power_loss:
+    case FaultKind::torn_write:
+      break;
+    default:
+      return;
+  }
+  for (const auto& node : spec.targets) {
+    if (node.size() < 2 || node[0] != 'b') continue;
+    checker::NemesisFields f;
+    f.leader = checker::BrokerId{std::atoi(node.c_str() + 1)};
+    f.graceful = graceful;
+    history_.nemesis(checker::NemesisKind::process_exit, f);
+  }
 }
 
 void Nemesis::heal(Active a) {

@@ -72,6 +72,7 @@ class Nemesis {
   void inject(const PlannedStep& p, Clock::time_point now);
   void heal(Active a);
   void skip(const PlannedStep& p, std::string why);
+  void record_exits(const FaultSpec& spec);
   void check_triggers(Clock::time_point now);
   bool heal_due(Clock::time_point now, bool all);
   checker::NemesisFields fields(const StepOutcome& o) const;

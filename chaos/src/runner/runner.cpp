@@ -17,6 +17,7 @@
 
 #include "cluster_view.h"
 #include "faultline/checker/kafka.h"
+#include "faultline/checker/verdict.h"
 #include "faultline/checker/recorder.h"
 #include "faultline/chaos/cluster_harness.h"
 #include "faultline/chaos/faults/adapters.h"
@@ -209,7 +210,8 @@ class Progress {
 };
 
 struct Timeline {
-  Clock::time_point started, setup_done, workload_start, workload_done, final_done, check_done;
+  Clock::time_point started, setup_done, history_start, workload_start, workload_done, final_done,
+      check_done, last_heal;
 };
 
 // ---- stage 4: what each injected step did to clients and to leadership ----
@@ -399,8 +401,8 @@ void wait_full_isr(const Scenario& s, const Setup& setup) {
 
 // ---- stage 5: the verdict ----
 
-void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed, bool valid, bool matches,
-                 double seconds) {
+void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed,
+                 const std::string& verdict, bool matches, double seconds) {
   std::ofstream junit(dir / "junit.xml");
   junit << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         << fmt::format("<testsuite name=\"faultline\" tests=\"1\" failures=\"{}\">\n", matches ? 0 : 1)
@@ -408,8 +410,7 @@ void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed, bool val
                        s.name, seed, seconds);
   if (!matches)
     junit << fmt::format("    <failure message=\"expected {}, got {}\">replay: faultline replay {}</failure>\n",
-                         s.expect_valid ? "valid" : "invalid", valid ? "valid" : "invalid",
-                         dir.string());
+                         s.expect_valid ? "valid" : "invalid", verdict, dir.string());
   junit << "  </testcase>\n</testsuite>\n";
 }
 
@@ -419,7 +420,17 @@ struct RunFacts {
   nlohmann::json preferred;
   nlohmann::json prometheus;
   std::vector<std::string> leadership_failures;
+  std::vector<std::string> vacuity;  // the run's own reasons it proves nothing
 };
+
+// The checker's verdict on the history (data, invariants over the timeline, vacuity), with the
+// recovery bound measured from the last heal.
+checker::KafkaVerdict judge(const checker::History& history, const Timeline& t) {
+  checker::InvariantOptions options;
+  if (t.last_heal != Clock::time_point{})
+    options.recovery_from = std::chrono::duration_cast<std::chrono::nanoseconds>(t.last_heal - t.history_start);
+  return checker::judge_kafka(history, {}, options);
+}
 
 int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts& facts,
            Timeline& t, std::ostream& out) {
@@ -428,18 +439,26 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
     out << "run: the history does not parse: " << parsed.error().to_string() << "\n";
     return 4;
   }
-  auto result = checker::check_kafka(*parsed);
+  const auto judged = judge(*parsed, t);
+  const auto& result = judged.kafka;
   t.check_done = Clock::now();
-  const bool valid = result.valid && facts.leadership_failures.empty();
-  const nlohmann::json checker_json = result.to_json();
-  const bool matches = valid == s.expect_valid;
+  const bool invalid = judged.verdict == checker::Verdict::invalid || !facts.leadership_failures.empty();
+  std::vector<std::string> vacuity = judged.vacuity;
+  vacuity.insert(vacuity.end(), facts.vacuity.begin(), facts.vacuity.end());
+  // Invalid wins; a run that could not have shown a loss proves nothing (exit 3).
+  const std::string verdict_name = invalid ? "invalid" : vacuity.empty() ? "valid" : "unknown";
+  const bool valid = verdict_name == "valid";
+  const nlohmann::json checker_json = judged.to_json();
+  const bool matches = verdict_name != "unknown" && valid == s.expect_valid;
   nlohmann::json verdict = {
       {"scenario", s.name},
       {"seed", o.seed},
       {"expected", s.expect_valid ? "valid" : "invalid"},
-      {"verdict", valid ? "valid" : "invalid"},
+      {"verdict", verdict_name},
       {"valid", valid},
       {"expected_valid", s.expect_valid},
+      {"vacuity", vacuity},
+      {"invariants", checker_json["invariants"]},
       {"acked", result.sends_acked},
       {"lost", checker_json["lost"]},
       {"unseen", checker_json["unseen"]},
@@ -460,8 +479,10 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
   if (!facts.prometheus.is_null()) verdict["prometheus"] = facts.prometheus;
   if (!facts.leadership_failures.empty())
     verdict["anomalies"]["leadership"] = facts.leadership_failures.size();
+  for (const auto& [kind, count] : checker_json["invariants"].value("violations", nlohmann::json::object()).items())
+    if (count.is_number() && count.get<int>() > 0) verdict["anomalies"][kind] = count;
   std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
-  write_junit(dir, s, o.seed, valid, matches, secs(t.check_done - t.started));
+  write_junit(dir, s, o.seed, verdict_name, matches, secs(t.check_done - t.started));
   // report.html is drawn from the files just written; its own time goes into verdict.json after.
   auto report_started = Clock::now();
   auto report_error = write_run_report(dir);
@@ -469,15 +490,17 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
     verdict["timings_s"]["report"] = secs(Clock::now() - report_started);
     std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   }
-  out << result.summary() << "\n";
+  out << judged.summary() << "\n";
   for (const auto& f : facts.leadership_failures) out << "leadership: " << f << "\n";
-  out << fmt::format("verdict: {} (expected {}) -> {}\n", valid ? "valid" : "invalid",
+  for (const auto& why : vacuity) out << "proves nothing: " << why << "\n";
+  out << fmt::format("verdict: {} (expected {}) -> {}\n", verdict_name,
                      s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
   if (report_error)
     out << "run: report.html could not be written: " << report_error.message() << "\n";
   else
     out << "report: " << (dir / "report.html").string() << "\n";
   if (!matches) out << "replay: faultline replay " << dir.string() << "\n";
+  if (verdict_name == "unknown") return 3;
   return matches ? 0 : 1;
 }
 
@@ -510,7 +533,12 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     out << fmt::format("run: metrics on http://127.0.0.1:{}/metrics\n", metrics_endpoint.port());
   Setup setup;
   if (int rc = bring_up(s, o, dir, metrics_endpoint.port(), setup, out); rc != 0) return rc;
-  auto recorder = checker::HistoryRecorder::open((dir / "history.jsonl").string(), "kafka");
+  // The history's clock starts here; the invariant pass's recovery bound is measured on it.
+  t.history_start = Clock::now();
+  auto recorder = checker::HistoryRecorder::open(
+      (dir / "history.jsonl").string(),
+      checker::HistoryHeader{"kafka", s.workload.acks_all ? checker::Acks::all : checker::Acks::one},
+      [start = t.history_start] { return Clock::now() - start; });
   if (!recorder) {
     out << "run: cannot write the history: " << recorder.error().message() << "\n";
     return 4;
@@ -562,6 +590,10 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   if (!g_interrupted) workload.final_read();
   t.final_done = Clock::now();
   facts.preferred = preferred_leadership(s, view, nemesis.last_heal(), facts.leadership_failures);
+  t.last_heal = nemesis.last_heal();
+  if (!schedule.empty() && nemesis.injected().empty())
+    facts.vacuity.push_back(fmt::format("no fault was injected ({} planned, every one skipped)",
+                                        schedule.size()));
   view.stop();
   view.refresh();
   if (setup.prometheus) {

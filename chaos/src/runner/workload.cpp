@@ -73,6 +73,7 @@ void Workload::produce(int process, uint64_t seed) {
     if (r.acknowledged()) {
       done.offset = checker::Offset{r.base_offset.value()};
       done.epoch = checker::LeaderEpoch{r.leader_epoch.value()};
+      done.leader = checker::BrokerId{r.leader.value()};
       history_.complete(*op, checker::Outcome::ok, done);
       {
         std::lock_guard lock(mu_);

@@ -632,7 +632,7 @@ awaitable<void> Broker::metadata_loop() {
     auto res = co_await peers_.get(config_.controller).call(req, 3000ms);
     if (stopping_) co_return;
     if (res.error) {
-      // The controller is away: keep serving with what we know (DESIGN.md §2 item 9).
+      // The controller is away: keep serving with what we know (ARCHITECTURE.md §2 item 9).
       co_await sleep(100ms);
       continue;
     }

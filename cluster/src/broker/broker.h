@@ -1,4 +1,4 @@
-// Broker: the broker process's state and request handling (DESIGN.md §2 items 1-7, 9, 13).
+// Broker: the broker process's state and request handling (ARCHITECTURE.md §2 items 1-7, 9, 13).
 //
 // Lifecycle: construct, start() (binds listeners, registers with the controller, starts the
 // metadata pull, heartbeat, ISR and flush loops), then run the io_context. SIGTERM calls

@@ -1,4 +1,4 @@
-// The broker's storage canary (DESIGN.md §4, probes/README.md): every interval it appends a small
+// The broker's storage canary (ARCHITECTURE.md §4, probes/README.md): every interval it appends a small
 // record to a file in the data dir and fsyncs it, and keeps the latency of the last few, so the
 // prober can tell a broker whose disk is much slower than its peers' from a healthy one.
 //

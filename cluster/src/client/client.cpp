@@ -178,7 +178,7 @@ awaitable<SendResult> Client::send(TopicPartition tp, std::vector<std::string> v
         result.definite = false;
         // The leader did not answer: ask for metadata before the next send, as Kafka's producer
         // does after a request timeout. A leader that clients cannot reach (its client network
-        // is cut, DESIGN.md §3) answers nothing, not even NOT_LEADER once leadership moved.
+        // is cut, ARCHITECTURE.md §3) answers nothing, not even NOT_LEADER once leadership moved.
         leaders_.erase(tp);
         co_return result;
       }

@@ -1,5 +1,5 @@
 // Registers chaos's subcommands (`clean`, `doctor`) on the faultline CLI. The command's exit code
-// is written to exit_code when it runs (DESIGN.md §7 exit codes).
+// is written to exit_code when it runs (ARCHITECTURE.md §7 exit codes).
 #pragma once
 
 namespace CLI {

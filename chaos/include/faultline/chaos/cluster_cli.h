@@ -1,5 +1,5 @@
 // `faultline cluster up|status|down`: the cluster of cluster/ in namespaces, for breaking by hand
-// (DESIGN.md §7, the Vagrant VM use case).
+// (ARCHITECTURE.md §7, the Vagrant VM use case).
 //
 // `cluster up` is the run's harness: it builds the topology, starts the controller and brokers
 // under the supervisor, writes <run>/cluster.json (endpoints, nodes, pids) and

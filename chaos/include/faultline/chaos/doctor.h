@@ -1,5 +1,5 @@
 // `faultline doctor`: probes what this host can do (in a scratch namespace that is journaled and
-// removed) and reports which backend each fault kind will use (DESIGN.md §3).
+// removed) and reports which backend each fault kind will use (ARCHITECTURE.md §3).
 #pragma once
 
 #include <iosfwd>

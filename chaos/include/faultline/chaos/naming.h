@@ -1,4 +1,4 @@
-// Names and addresses of a run's kernel resources (DESIGN.md §1).
+// Names and addresses of a run's kernel resources (ARCHITECTURE.md §1).
 //
 // Every resource a run creates carries the run's prefix ("fl" + 5 base36 characters derived from
 // the run id), so runs never collide and `faultline clean` can recognise leftovers. Interface names

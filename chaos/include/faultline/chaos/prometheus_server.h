@@ -1,5 +1,5 @@
 // A real Prometheus server (Debian's /usr/bin/prometheus) scraping a run: `faultline run
-// --prometheus` and `faultline cluster up --prometheus` (DESIGN.md §6).
+// --prometheus` and `faultline cluster up --prometheus` (ARCHITECTURE.md §6).
 //
 // Files, all under one directory (the run's `prometheus/`): `prometheus.yml` (one scrape job per
 // kind of process, 1 s interval), `targets/<job>.json` (file-based service discovery, rewritten
@@ -143,7 +143,7 @@ class PrometheusServer {
 // A port on 127.0.0.1 that nothing listens on right now (bound to port 0, then closed).
 uint16_t free_loopback_port();
 
-// The metrics port of every cluster process (DESIGN.md §6: on the process's own address).
+// The metrics port of every cluster process (ARCHITECTURE.md §6: on the process's own address).
 inline constexpr uint16_t kNodeMetricsPort = 9100;
 
 // What to scrape in a run: the controller (node="c1") and the brokers (node="bN", broker="N") on

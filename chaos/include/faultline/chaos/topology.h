@@ -1,4 +1,4 @@
-// The run's network (DESIGN.md §1): bridges "int" and "ext" in the root namespace (the harness has
+// The run's network (ARCHITECTURE.md §1): bridges "int" and "ext" in the root namespace (the harness has
 // .1 on both), and per node a network namespace joined to its bridges by veth pairs whose node end
 // is named "int"/"ext" inside the namespace. Built with libnl-route; every resource is journaled
 // before it is created.

@@ -1,4 +1,4 @@
-// `faultline check`: the checker's command line (DESIGN.md §5, §7), as a library function the
+// `faultline check`: the checker's command line (ARCHITECTURE.md §5, §7), as a library function the
 // `faultline` main wires in.
 //
 //   faultline check --model kafka|cas-register|kv|log --format jsonl|jepsen-etcd|porcupine-kv

@@ -1,4 +1,4 @@
-// Configuration of the cluster's processes. Kafka's config keys (DESIGN.md §2) map onto these
+// Configuration of the cluster's processes. Kafka's config keys (ARCHITECTURE.md §2) map onto these
 // fields one to one (see `apply_kafka_key`); defaults are Kafka's.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Prometheus metrics of the cluster's processes (DESIGN.md §6), exported with prometheus-cpp on
+// Prometheus metrics of the cluster's processes (ARCHITECTURE.md §6), exported with prometheus-cpp on
 // the process's internal address. Names start with faultline_ and carry their unit.
 //
 // Threading: prometheus-cpp metrics are thread-safe; the exposer serves scrapes on its own threads.

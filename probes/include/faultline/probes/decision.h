@@ -1,4 +1,4 @@
-// What the health policy decides, with the evidence behind it (DESIGN.md §4: "every decision is
+// What the health policy decides, with the evidence behind it (ARCHITECTURE.md §4: "every decision is
 // logged with its evidence"). Plain values; to_string() for log lines, to_json() for the run
 // directory and for tests that compare whole decisions.
 #pragma once
@@ -34,7 +34,7 @@ std::string_view to_string(Action a) noexcept;
 std::string_view to_string(Reason r) noexcept;
 std::string_view to_string(HeldBack h) noexcept;
 
-// The reason string recorded with a demotion in the controller's metadata log (DESIGN.md §2 item
+// The reason string recorded with a demotion in the controller's metadata log (ARCHITECTURE.md §2 item
 // 16): "network-health" or "storage-health".
 std::string_view controller_reason(Reason r) noexcept;
 

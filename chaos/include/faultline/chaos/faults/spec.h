@@ -1,4 +1,4 @@
-// What a fault is, as a value: its kind, its targets and its parameters (DESIGN.md §3).
+// What a fault is, as a value: its kind, its targets and its parameters (ARCHITECTURE.md §3).
 //
 // A FaultSpec is what a schedule produces, what `fault inject` parses, and what faults.jsonl and
 // the journal record; it is plain data (copyable, comparable, JSON round-trip). validate() is the

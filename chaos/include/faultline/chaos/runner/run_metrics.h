@@ -1,4 +1,4 @@
-// The harness's own Prometheus metrics during `faultline run` (DESIGN.md §6): how many faults of
+// The harness's own Prometheus metrics during `faultline run` (ARCHITECTURE.md §6): how many faults of
 // each kind were injected, and the client-observed write unavailability each one caused.
 #pragma once
 

@@ -1,4 +1,4 @@
-// `faultline run`: one scenario end to end (DESIGN.md §3, §6, §7). The cluster comes up in the
+// `faultline run`: one scenario end to end (ARCHITECTURE.md §3, §6, §7). The cluster comes up in the
 // run's namespaces; producers and a consumer record a history through the checker's recorder while
 // the nemesis injects the scenario's seeded schedule; then everything is healed, the partitions
 // are read to the end, and the Kafka-log checker decides. The run directory holds history.jsonl,
@@ -34,7 +34,7 @@ struct RunOptions {
   bool prometheus = false;
 };
 
-// Exit codes (DESIGN.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a capability
+// Exit codes (ARCHITECTURE.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a capability
 // is missing, 4 the harness failed.
 int run_scenario(Scenario scenario, const std::string& scenario_text, const RunOptions& options,
                  std::ostream& out);

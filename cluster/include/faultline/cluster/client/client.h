@@ -1,9 +1,9 @@
-// The cluster's client library: producer, consumer and admin (DESIGN.md §2, issue "cluster part 1").
+// The cluster's client library: producer, consumer and admin (ARCHITECTURE.md §2, issue "cluster part 1").
 //
 // `Client` is asynchronous (Asio coroutines on the caller's io_context); `SyncClient` wraps it
 // with its own io thread for tests, tools and the workload's threads.
 //
-// A send's outcome is one of three, because that is what a checker needs (DESIGN.md §5):
+// A send's outcome is one of three, because that is what a checker needs (ARCHITECTURE.md §5):
 //   acknowledged  error == none;
 //   failed        error != none and definite: nothing was appended by any attempt;
 //   unknown       !definite: an attempt may have been appended (a timeout after the request was

@@ -1,4 +1,4 @@
-// The controller's decision logic (DESIGN.md §2 items 8-17) as a pure state machine.
+// The controller's decision logic (ARCHITECTURE.md §2 items 8-17) as a pure state machine.
 //
 // Controller owns the metadata log and its MetadataImage. Every request from the I/O shell (broker
 // registration and heartbeats, AlterPartition, admin calls, the periodic tick) is a method that

@@ -3,7 +3,7 @@
 // It owns the metadata log on disk (MetadataStore) and the controller's metrics. Every mutating
 // call runs the Controller method, then persists the new records with fsync and marks them
 // durable before returning, so an answer a broker or an admin sees is never ahead of disk
-// (DESIGN.md §2 item 8). Brokers pull durable records with records_since().
+// (ARCHITECTURE.md §2 item 8). Brokers pull durable records with records_since().
 //
 // Threading: none; the process's event loop serialises calls. `on_durable` (optional) is called
 // after records became durable, so the shell can wake metadata long-polls.

@@ -1,4 +1,4 @@
-// Leader elections (DESIGN.md §2 items 11-17) as pure functions of one partition's state and a
+// Leader elections (ARCHITECTURE.md §2 items 11-17) as pure functions of one partition's state and a
 // view of broker liveness and priority. No I/O, no clock, no allocation beyond the returned
 // record: the controller calls them for hundreds of thousands of partitions when a broker fails.
 //

@@ -1,4 +1,4 @@
-// The controller's event-sourced metadata log (DESIGN.md §2 item 8) and the state machine that
+// The controller's event-sourced metadata log (ARCHITECTURE.md §2 item 8) and the state machine that
 // replays it.
 //
 // Every controller decision is a MetadataRecord appended at the next MetadataOffset. The

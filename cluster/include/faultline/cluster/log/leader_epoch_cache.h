@@ -1,5 +1,5 @@
 // The leader-epoch history of one partition log: for every leader epoch the log holds records of,
-// the offset of its first record (DESIGN.md §2.6, Kafka's LeaderEpochFileCache). Followers use it
+// the offset of its first record (ARCHITECTURE.md §2.6, Kafka's LeaderEpochFileCache). Followers use it
 // to find where their log diverges from the leader's (KIP-101, KIP-279) instead of truncating to
 // their high watermark.
 //

@@ -1,4 +1,4 @@
-// The durable log of one partition replica on one broker (DESIGN.md §2.6-7).
+// The durable log of one partition replica on one broker (ARCHITECTURE.md §2.6-7).
 //
 // Disk layout, all in one directory per partition:
 //   <20-digit base offset>.log    segment: record batches back to back, exactly as replicated

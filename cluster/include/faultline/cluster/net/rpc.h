@@ -27,7 +27,7 @@ namespace faultline::cluster {
 inline constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 // Which listener a request arrived on. Brokers serve replication only on the internal one
-// (DESIGN.md §2: the client network and the replication network are separate).
+// (ARCHITECTURE.md §2: the client network and the replication network are separate).
 enum class ListenerKind : uint8_t { internal, client };
 
 class RequestHandler {

@@ -1,4 +1,4 @@
-// The leader side of one partition's replication rules (DESIGN.md §2 items 3-5), pure: follower
+// The leader side of one partition's replication rules (ARCHITECTURE.md §2 items 3-5), pure: follower
 // progress, the high watermark, ISR shrink/expand decisions, the single in-flight AlterPartition,
 // and the outcome of acks=all produce requests. The broker's replica manager feeds it fetches,
 // local appends and metadata, and carries out what it returns; time is passed in.

@@ -7,7 +7,7 @@
 
 namespace faultline::cluster {
 
-// Runs until stopped: SIGTERM triggers a controlled shutdown (DESIGN.md §2 item 13), SIGINT a
+// Runs until stopped: SIGTERM triggers a controlled shutdown (ARCHITECTURE.md §2 item 13), SIGINT a
 // plain stop. Returns the process exit code.
 int run_broker_process(const BrokerConfig& config);
 

@@ -3,7 +3,7 @@
 // Decoding never trusts a length: every read is bounds-checked against the frame, every count is
 // bounded by the bytes left (an element takes at least one byte), and a frame must be consumed
 // exactly. A frame that fails any check is reported as malformed_frame; the server closes that
-// connection and nothing else (DESIGN.md §2 item 1).
+// connection and nothing else (ARCHITECTURE.md §2 item 1).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The cluster's wire protocol: every request and response as a plain struct (DESIGN.md §2).
+// The cluster's wire protocol: every request and response as a plain struct (ARCHITECTURE.md §2).
 //
 // A frame is `u32 size | header | body` (big-endian). Request header: i16 api key, i16 version,
 // i32 correlation id. Response header: i32 correlation id, i16 api key. The api key of a message is
@@ -259,7 +259,7 @@ struct BrokerHeartbeatResponse {
   }
 };
 
-// Brokers pull the metadata log (DESIGN.md §2 item 8): a long-poll from `from` (inclusive).
+// Brokers pull the metadata log (ARCHITECTURE.md §2 item 8): a long-poll from `from` (inclusive).
 struct FetchMetadataLogRequest {
   MetadataOffset from{0};
   uint32_t max_records = 4096;
@@ -361,7 +361,7 @@ struct SetConfigResponse {
   static auto fields(auto& s) { return std::tie(s.error); }
 };
 
-// ---- broker health (read by faultline-probe on the client listener; DESIGN.md §4) -------------
+// ---- broker health (read by faultline-probe on the client listener; ARCHITECTURE.md §4) -------------
 
 // One append+fsync of the broker's storage canary (a small file in its data dir, written by a
 // thread of its own every canary interval, so a stalled disk never blocks the request path).
