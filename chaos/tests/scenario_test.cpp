@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 namespace faultline::chaos {
 namespace {
 
@@ -62,6 +66,29 @@ TEST(Scenario, AShownBuiltInSavedAsAFileGivesTheSameSchedule) {
       for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(to_json(a[i]), to_json(b[i])) << name;
     }
   }
+}
+
+// README's worked examples are what a user copies first: each must parse and plan faults.
+TEST(Scenario, EveryExampleInTheReadmeParses) {
+  const char* env = std::getenv("FAULTLINE_SOURCE_DIR");
+  std::filesystem::path source = env && *env ? env : FAULTLINE_DEFAULT_SOURCE_DIR;
+  std::ifstream in(source / "README.md");
+  ASSERT_TRUE(in) << source / "README.md";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string readme = text.str();
+  int examples = 0;
+  for (size_t at = readme.find("```toml\n"); at != std::string::npos;
+       at = readme.find("```toml\n", at + 1)) {
+    const size_t begin = at + 8, end = readme.find("```", begin);
+    ASSERT_NE(end, std::string::npos);
+    ScenarioError error;
+    auto s = parse_scenario(readme.substr(begin, end - begin), "README.md example", error);
+    ASSERT_TRUE(s) << error.str();
+    EXPECT_FALSE(make_schedule(*s, 1).empty()) << s->name;
+    ++examples;
+  }
+  EXPECT_GE(examples, 3);
 }
 
 TEST(Scenario, TheProbeBoundIsDerivedFromTheProbeSettings) {

@@ -241,6 +241,60 @@ every_s = 9
 jitter_s = 2
 repeat = { fault = "isolate-leader", target = "controller", peers = "minority", hold_s = 5 }
 )toml"},
+      {"leader-power-loss", R"toml(name = "leader-power-loss"
+description = "power loss of a partition's leader (kill -9 and every un-fsynced write gone), brokers never fsync: replication covers one loss"
+expect = "valid"
+[cluster]
+lazyfs = true
+flush_policy = "never"
+[nemesis]
+every_s = 8
+jitter_s = 2
+repeat = { fault = "power-loss", target = "leader(any)", hold_s = 4 }
+)toml"},
+      {"neg-all-replicas-power-loss", R"toml(name = "neg-all-replicas-power-loss"
+description = "negative control: every broker loses power at once while none fsyncs: acknowledged writes are lost, as in Kafka"
+expect = "invalid"
+[cluster]
+lazyfs = true
+flush_policy = "never"
+[nemesis]
+every_s = 8
+jitter_s = 2
+repeat = { fault = "power-loss", target = "all-brokers", hold_s = 4 }
+)toml"},
+      {"all-replicas-power-loss-fsync", R"toml(name = "all-replicas-power-loss-fsync"
+description = "every broker loses power at once, but each fsyncs every batch before acknowledging: nothing acknowledged is lost"
+expect = "valid"
+[cluster]
+lazyfs = true
+flush_policy = "every-batch"
+[nemesis]
+every_s = 8
+jitter_s = 2
+repeat = { fault = "power-loss", target = "all-brokers", hold_s = 4 }
+)toml"},
+      {"leader-disk-errors", R"toml(name = "leader-disk-errors"
+description = "EIO on every write of a partition leader's log: its log directory goes offline, leadership moves, nothing is lost"
+expect = "valid"
+[cluster]
+lazyfs = true
+[nemesis]
+every_s = 8
+jitter_s = 2
+repeat = { fault = "disk-error", target = "leader(any)", errno = "EIO", op = "write", hold_s = 4 }
+)toml"},
+      {"torn-tail-restart", R"toml(name = "torn-tail-restart"
+description = "a leader dies with its newest un-fsynced write torn; it must truncate the torn tail on restart and rejoin"
+expect = "valid"
+[cluster]
+lazyfs = true
+flush_policy = "never"
+[nemesis]
+every_s = 8
+jitter_s = 2
+repeat = { fault = "torn-write", target = "leader(any)", hold_s = 4 }
+)toml"},
       {"nemesis-mix", R"toml(name = "nemesis-mix"
 description = "a seeded draw every round from kills, pauses, graceful and hard restarts, partitions and packet faults"
 expect = "valid"

@@ -327,6 +327,10 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
     case FaultKind::one_way:
       r.specs.push_back({step.kind, {targets.front(), peers.front()}, step.params});
       break;
+    case FaultKind::power_loss:
+      // Several brokers lose power together: every one is killed before any loses its data.
+      r.specs.push_back({step.kind, targets, step.params});
+      break;
     case FaultKind::isolate_leader: {
       if (peers.empty()) peers = default_isolation_peers(step, snapshot, targets.front(), rng);
       std::vector<NodeName> nodes{targets.front()};
