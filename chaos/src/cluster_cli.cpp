@@ -246,13 +246,19 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   cluster->require_subcommand(1);
   auto o = std::make_shared<ClusterShape>();
   auto run = std::make_shared<std::string>();
+  // CLI11 reads integers; the shape holds durations.
+  struct Millis {
+    int session_timeout = 3000, heartbeat_interval = 500, replica_lag_time_max = 5000;
+    int probe_interval = 200, storage_canary_interval = -1;
+  };
+  auto ms = std::make_shared<Millis>();
 
   auto* up = cluster->add_subcommand("up", "build the namespaces and start the cluster (foreground)");
   up->add_option("--brokers", o->brokers, "number of brokers")->check(CLI::Range(1, 9));
-  up->add_option("--session-timeout-ms", o->session_timeout_ms, "broker.session.timeout.ms");
-  up->add_option("--heartbeat-interval-ms", o->heartbeat_interval_ms);
+  up->add_option("--session-timeout-ms", ms->session_timeout, "broker.session.timeout.ms");
+  up->add_option("--heartbeat-interval-ms", ms->heartbeat_interval);
   up->add_option("--min-insync-replicas", o->min_insync_replicas);
-  up->add_option("--replica-lag-time-max-ms", o->replica_lag_time_max_ms);
+  up->add_option("--replica-lag-time-max-ms", ms->replica_lag_time_max);
   up->add_flag("--unclean-leader-election", o->unclean_leader_election);
   up->add_flag("--disks", o->disks, "brokers' data on loop-mounted images (for disk faults)");
   up->add_flag("--lazyfs", o->lazyfs,
@@ -263,18 +269,27 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   up->add_flag("--probe", o->probe,
                "run faultline-probe in the probe namespace: it demotes brokers clients cannot "
                "reach or whose disk is slow, and promotes them when healthy (probes/README.md)");
-  up->add_option("--probe-interval-ms", o->probe_interval_ms, "one probing round this often")
+  up->add_option("--probe-interval-ms", ms->probe_interval, "one probing round this often")
       ->check(CLI::Range(10, 60000))
       ->capture_default_str();
   up->add_option("--probe-arg", o->probe_args,
                  "one more faultline-probe argument, repeatable: --probe-arg=--failures-to-demote "
                  "--probe-arg=5");
-  up->add_option("--storage-canary-interval-ms", o->storage_canary_interval_ms,
+  up->add_option("--storage-canary-interval-ms", ms->storage_canary_interval,
                  "brokers' storage canary (0: off; default 200 with --probe, else 1000)");
   auto with_prometheus = std::make_shared<bool>(false);
   up->add_flag("--prometheus", *with_prometheus,
                "run Prometheus (/usr/bin/prometheus) scraping every process; data in <run>/prometheus");
-  up->callback([o, with_prometheus, &exit_code] { exit_code = cluster_up(*o, *with_prometheus); });
+  up->callback([o, ms, with_prometheus, &exit_code] {
+    using std::chrono::milliseconds;
+    o->session_timeout = milliseconds(ms->session_timeout);
+    o->heartbeat_interval = milliseconds(ms->heartbeat_interval);
+    o->replica_lag_time_max = milliseconds(ms->replica_lag_time_max);
+    o->probe_interval = milliseconds(ms->probe_interval);
+    if (ms->storage_canary_interval >= 0)
+      o->storage_canary_interval = milliseconds(ms->storage_canary_interval);
+    exit_code = cluster_up(*o, *with_prometheus);
+  });
 
   auto resolve = [run]() -> std::optional<fs::path> {
     if (!run->empty()) return fs::path(*run);

@@ -1,5 +1,7 @@
 #include "faultline/chaos/cluster_harness.h"
 
+#include "faultline/chaos/binaries.h"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -24,10 +26,7 @@ constexpr uint16_t kInternalPort = 9093;
 constexpr uint16_t kMetricsPort = 9100;
 
 fs::path binaries(const ClusterShape& s) {
-  if (!s.binaries_dir.empty()) return s.binaries_dir;
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path() : self.parent_path();
+  return s.binaries_dir.empty() ? binaries_dir() : s.binaries_dir;
 }
 
 std::error_code write_json(const fs::path& p, const nlohmann::json& j) {
@@ -49,12 +48,12 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data
       "--data-dir", (data / n.id).string(),
       "--listen", fmt::format("{}:{}", n.int_address->str(), kControllerPort),
       "--metrics-port", std::to_string(kMetricsPort),
-      "--session-timeout-ms", std::to_string(s.session_timeout_ms),
+      "--session-timeout-ms", std::to_string(s.session_timeout.count()),
       "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
   if (s.unclean_leader_election) argv.push_back("--unclean-leader-election");
-  if (s.leader_imbalance_check_interval_s > 0) {
+  if (s.leader_imbalance_check_interval.count() > 0) {
     argv.push_back("--leader-imbalance-check-interval-s");
-    argv.push_back(std::to_string(s.leader_imbalance_check_interval_s));
+    argv.push_back(std::to_string(s.leader_imbalance_check_interval.count()));
   }
   return argv;
 }
@@ -68,13 +67,13 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
           "--client", fmt::format("{}:{}", n.ext_address->str(), kClientPort),
           "--controller", fmt::format("{}:{}", controller.int_address->str(), kControllerPort),
           "--metrics-port", std::to_string(kMetricsPort),
-          "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval_ms),
-          "--replica-lag-time-max-ms", std::to_string(s.replica_lag_time_max_ms),
+          "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval.count()),
+          "--replica-lag-time-max-ms", std::to_string(s.replica_lag_time_max.count()),
           "--min-insync-replicas", std::to_string(s.min_insync_replicas),
           "--storage-canary-interval-ms",
-          std::to_string(s.storage_canary_interval_ms >= 0 ? s.storage_canary_interval_ms
-                         : s.probe                         ? 200
-                                                           : 1000)};
+          std::to_string(s.storage_canary_interval ? s.storage_canary_interval->count()
+                         : s.probe                        ? 200
+                                                          : 1000)};
   if (!s.flush_policy.empty()) {
     argv.push_back("--flush-policy");
     argv.push_back(s.flush_policy);
@@ -94,7 +93,7 @@ std::vector<std::string> probe_argv(const NodeInfo& probe, const std::vector<Nod
   std::vector<std::string> argv = {(binaries(s) / "faultline-probe").string(),
           "--brokers", brokers,
           "--controller", fmt::format("{}:{}", controller.int_address->str(), kControllerPort),
-          "--interval-ms", std::to_string(s.probe_interval_ms),
+          "--interval-ms", std::to_string(s.probe_interval.count()),
           "--metrics-host", probe.ext_address->str(),
           "--metrics-port", std::to_string(kMetricsPort),
           "--decisions", decisions.string()};

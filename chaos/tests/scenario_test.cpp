@@ -42,7 +42,7 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   EXPECT_EQ(unclean->cluster.min_insync_replicas, 1);
   auto preferred = builtin_scenario("preferred-rebalance");
   ASSERT_TRUE(preferred->preferred_leaders_within);
-  EXPECT_GT(preferred->cluster.leader_imbalance_check_interval_s, 0);
+  EXPECT_GT(preferred->cluster.leader_imbalance_check_interval.count(), 0);
   for (const char* probed : {"gray-failure-external", "slow-disk-demotion"}) {
     auto s = builtin_scenario(probed);
     EXPECT_TRUE(s->cluster.probe) << probed;
@@ -144,6 +144,7 @@ unclean_leader_election = true
 [workload]
 partitions = 4
 producers = 3
+consumers = 2
 acks = "1"
 rate_per_s = 200
 value_bytes = 100
@@ -162,10 +163,11 @@ repeat.sequence = [
   EXPECT_EQ(s->duration, 40s);
   EXPECT_FALSE(s->expect_valid);
   EXPECT_EQ(s->cluster.brokers, 5);
-  EXPECT_EQ(s->cluster.session_timeout_ms, 1500);
+  EXPECT_EQ(s->cluster.session_timeout, 1500ms);
   EXPECT_TRUE(s->cluster.unclean_leader_election);
   EXPECT_EQ(s->workload.partitions, 4);
   EXPECT_EQ(s->workload.rate_per_s, 200);
+  EXPECT_EQ(s->workload.consumers, 2);
   EXPECT_EQ(s->workload.value_bytes, 100);
   EXPECT_FALSE(s->workload.acks_all);
   const NemesisNode& root = *s->nemesis;

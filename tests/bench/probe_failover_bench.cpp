@@ -59,7 +59,7 @@ int run(int interval_ms, int trials, int cpu_window_s) {
   shape.brokers = 3;
   shape.binaries_dir = binaries();
   shape.probe = true;
-  shape.probe_interval_ms = interval_ms;
+  shape.probe_interval = std::chrono::milliseconds(interval_ms);
   shape.probe_args = {"--failures-to-demote", "3", "--successes-to-promote", "3",
                       "--recovery-hold-ms", "1000"};
   TempDir logs("faultline-probe-bench");

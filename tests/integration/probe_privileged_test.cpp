@@ -39,7 +39,7 @@ ClusterShape probed_shape() {
   s.brokers = 3;
   s.binaries_dir = binary_dir();
   s.probe = true;
-  s.probe_interval_ms = int(kInterval.count());
+  s.probe_interval = std::chrono::duration_cast<std::chrono::milliseconds>(kInterval);
   s.probe_args = {"--failures-to-demote", std::to_string(kFailuresToDemote),
                   "--successes-to-promote", "5",
                   "--recovery-hold-ms", std::to_string(kRecoveryHold.count())};

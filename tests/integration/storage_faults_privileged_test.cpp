@@ -30,7 +30,7 @@ ClusterShape lazy_shape(const std::string& flush_policy) {
   s.binaries_dir = binary_dir();
   s.lazyfs = true;
   s.flush_policy = flush_policy;
-  s.storage_canary_interval_ms = 0;  // only the logs touch the disk
+  s.storage_canary_interval = std::chrono::milliseconds(0);  // only the logs touch the disk
   return s;
 }
 

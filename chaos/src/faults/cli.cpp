@@ -1,5 +1,7 @@
 #include "faultline/chaos/faults/cli.h"
 
+#include "faultline/chaos/binaries.h"
+
 #include "faultline/chaos/cluster_cli.h"
 
 #include <fmt/format.h>
@@ -91,9 +93,7 @@ std::error_code save_active(const fs::path& run_dir, const ActiveFile& a) {
 fs::path default_shaper_binary() {
   if (const char* env = std::getenv("FAULTLINE_SHAPER"))
     return env;
-  std::error_code ec;
-  const auto self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path("faultline-shaper") : self.parent_path() / "faultline-shaper";
+  return sibling_binary("faultline-shaper");
 }
 
 // A value as JSON when it parses as a number, else as a string ("EIO", "*.log").

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cluster_view.h"
+#include "faultline/chaos/binaries.h"
 #include "faultline/checker/kafka.h"
 #include "faultline/checker/verdict.h"
 #include "faultline/checker/recorder.h"
@@ -72,12 +73,6 @@ std::string read_file(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-fs::path shaper_binary() {
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path("faultline-shaper") : self.parent_path() / "faultline-shaper";
 }
 
 // verdict.json's "failover": per fault kind, the client-observed write unavailability
@@ -554,7 +549,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   SupervisorProcessControl processes(setup.harness->supervisor());
   FaultTopology topology = setup.harness->fault_topology();
   FaultLog fault_log(dir / "faults.jsonl");
-  FaultInjector injector(FaultContext{&topology, &journal_recorder, &processes, shaper_binary(), dir,
+  FaultInjector injector(FaultContext{&topology, &journal_recorder, &processes, sibling_binary("faultline-shaper"), dir,
                                       o.seed},
                          &fault_log);
   Progress progress(out, s, workload, view);

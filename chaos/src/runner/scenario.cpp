@@ -81,6 +81,15 @@ struct Reader {
     return true;
   }
 
+  // An integer count of milliseconds into a duration.
+  bool read_ms(const toml::table& t, std::string_view key, std::chrono::milliseconds& out, int min,
+               int max) {
+    int v = static_cast<int>(out.count());
+    if (!read(t, key, v, min, max)) return false;
+    out = std::chrono::milliseconds(v);
+    return true;
+  }
+
   const toml::table* table(const toml::table& root, std::string_view key) {
     const toml::node* n = root.get(key);
     if (n == nullptr) return nullptr;
@@ -435,10 +444,10 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
              "probe_failures_to_demote", "probe_recovery_hold_ms"},
          "cluster.");
   r.read(c, "brokers", s.cluster.brokers, 1, 9);
-  r.read(c, "session_timeout_ms", s.cluster.session_timeout_ms, 100, 600000);
-  r.read(c, "heartbeat_interval_ms", s.cluster.heartbeat_interval_ms, 10, 60000);
+  r.read_ms(c, "session_timeout_ms", s.cluster.session_timeout, 100, 600000);
+  r.read_ms(c, "heartbeat_interval_ms", s.cluster.heartbeat_interval, 10, 60000);
   r.read(c, "min_insync_replicas", s.cluster.min_insync_replicas, 1, 9);
-  r.read(c, "replica_lag_time_max_ms", s.cluster.replica_lag_time_max_ms, 100, 600000);
+  r.read_ms(c, "replica_lag_time_max_ms", s.cluster.replica_lag_time_max, 100, 600000);
   r.read(c, "unclean_leader_election", s.cluster.unclean_leader_election, false, true);
   r.read(c, "lazyfs", s.cluster.lazyfs, false, true);
   r.read_string(c, "flush_policy", s.cluster.flush_policy);
@@ -448,7 +457,7 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
            "cluster.flush_policy: every-batch, interval:<ms> or never");
   r.read(c, "disks", s.cluster.disks, false, true);
   r.read(c, "probe", s.cluster.probe, false, true);
-  r.read(c, "probe_interval_ms", s.cluster.probe_interval_ms, 20, 60000);
+  r.read_ms(c, "probe_interval_ms", s.cluster.probe_interval, 20, 60000);
   for (const char* key : {"probe_failures_to_demote", "probe_recovery_hold_ms"}) {
     int v = 0;
     if (c.get(key) != nullptr && r.read(c, key, v, 1, 3600000)) {
@@ -458,14 +467,17 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
       s.cluster.probe_args.push_back(std::to_string(v));
     }
   }
-  r.read(c, "leader_imbalance_check_interval_s", s.cluster.leader_imbalance_check_interval_s, 1,
-         86400);
+  int rebalance_s = static_cast<int>(s.cluster.leader_imbalance_check_interval.count());
+  r.read(c, "leader_imbalance_check_interval_s", rebalance_s, 1, 86400);
+  s.cluster.leader_imbalance_check_interval = std::chrono::seconds(rebalance_s);
   if (!r.failed && s.cluster.min_insync_replicas > s.cluster.brokers)
     r.fail(c, "cluster.min_insync_replicas: larger than the number of brokers");
 }
 
 void read_workload(Reader& r, const toml::table& w, Scenario& s) {
-  r.only(w, {"partitions", "producers", "acks", "rate_per_s", "value_bytes"}, "workload.");
+  r.only(w, {"partitions", "producers", "consumers", "acks", "rate_per_s", "value_bytes"},
+         "workload.");
+  r.read(w, "consumers", s.workload.consumers, 0, 64);
   r.read(w, "partitions", s.workload.partitions, 1, 256);
   r.read(w, "producers", s.workload.producers, 1, 64);
   r.read(w, "rate_per_s", s.workload.rate_per_s, 0, 1000000);
@@ -662,15 +674,15 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
 std::chrono::milliseconds probe_demotion_bound(const ClusterShape& shape, FaultKind kind,
                                                std::string* why) {
   probes::ProbeOptions o;
-  o.interval = std::chrono::milliseconds(shape.probe_interval_ms);
+  o.interval = shape.probe_interval;
   for (size_t i = 0; i + 1 < shape.probe_args.size(); ++i) {
     if (shape.probe_args[i] == "--failures-to-demote")
       o.health.failures_to_demote = std::stoi(shape.probe_args[i + 1]);
   }
   constexpr std::chrono::milliseconds kSlack{2500};
   if (fault_class(kind) == FaultClass::disk) {
-    const std::chrono::milliseconds canary(
-        shape.storage_canary_interval_ms >= 0 ? shape.storage_canary_interval_ms : 200);
+    const std::chrono::milliseconds canary =
+        shape.storage_canary_interval.value_or(std::chrono::milliseconds(200));
     // A throttle is felt once the broker's own log flush (every second) uses up the budget and
     // the canary's fsync queues behind it (probes/README.md): one flush interval more.
     constexpr std::chrono::milliseconds kBrokerFlushInterval{1000};
@@ -690,7 +702,7 @@ std::chrono::milliseconds probe_demotion_bound(const ClusterShape& shape, FaultK
 
 DerivedBounds derived_bounds(const ClusterShape& shape, FaultKind kind) {
   using std::chrono::milliseconds;
-  const milliseconds session(shape.session_timeout_ms);
+  const milliseconds session = shape.session_timeout;
   DerivedBounds b;
   switch (kind) {
     case FaultKind::stop:

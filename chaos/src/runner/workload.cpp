@@ -9,7 +9,7 @@ using namespace std::chrono_literals;
 
 namespace {
 // The consumer's and the final reader's process ids in the history.
-constexpr int kConsumerProcess = 1000;
+constexpr int kConsumerProcess = 1000;  // + the consumer's index
 constexpr int kFinalReaderProcess = 2000;
 }  // namespace
 
@@ -23,11 +23,12 @@ void Workload::start() {
   stop_ = false;
   for (int p = 0; p < shape_.producers; ++p)
     threads_.emplace_back([this, p] { produce(p, seed_ + static_cast<uint64_t>(p)); });
-  threads_.emplace_back([this] {
-    cluster::SyncClient client(config_);
-    std::vector<int64_t> next(shape_.partitions, 0);
-    while (!stop_) poll_all(kConsumerProcess, client, next, false);
-  });
+  for (int c = 0; c < shape_.consumers; ++c)
+    threads_.emplace_back([this, c] {
+      cluster::SyncClient client(config_);
+      std::vector<int64_t> next(shape_.partitions, 0);
+      while (!stop_) poll_all(kConsumerProcess + c, client, next, false);
+    });
 }
 
 void Workload::stop() {

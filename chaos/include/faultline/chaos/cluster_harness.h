@@ -13,9 +13,11 @@
 // Start/restart processes only from the thread that called up(): children die with that thread.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -33,13 +35,13 @@ namespace faultline::chaos {
 
 struct ClusterShape {
   int brokers = 3;
-  int session_timeout_ms = 3000;
-  int heartbeat_interval_ms = 500;
+  std::chrono::milliseconds session_timeout{3000};
+  std::chrono::milliseconds heartbeat_interval{500};
   int min_insync_replicas = 2;
-  int replica_lag_time_max_ms = 5000;
+  std::chrono::milliseconds replica_lag_time_max{5000};
   bool unclean_leader_election = false;
   // auto.leader.rebalance's period; 0 keeps the controller's default (300 s).
-  int leader_imbalance_check_interval_s = 0;
+  std::chrono::seconds leader_imbalance_check_interval{0};
   // Each broker's data directory on its own loop-mounted ext4 image and the broker in its own I/O
   // cgroup, so disk faults (throttle, stall) can target it.
   bool disks = false;
@@ -50,16 +52,15 @@ struct ClusterShape {
   // The brokers' flush policy (faultline-broker --flush-policy): "every-batch", "interval:<ms>"
   // or "never"; empty: the broker's default (interval:1000).
   std::string flush_policy;
-  // Every broker's storage canary (append+fsync in its data dir, read by the probe), in ms;
-  // -1: 200 with the probe (a window of 20 samples is then 4 s), the broker's 1000 without;
-  // 0: off.
-  int storage_canary_interval_ms = -1;
+  // Every broker's storage canary (append+fsync in its data dir, read by the probe); unset: 200 ms
+  // with the probe (a window of 20 samples is then 4 s), the broker's 1000 ms without; 0: off.
+  std::optional<std::chrono::milliseconds> storage_canary_interval;
   // faultline-probe in the `probe` namespace (node "pr"): probes every broker's client listener
   // each interval and demotes/promotes brokers through the controller (probes/README.md). Its log
   // is the supervisor's pr.stderr, its decisions <logs>/probe-decisions.jsonl, its metrics :9100
   // on its ext address.
   bool probe = false;
-  int probe_interval_ms = 200;
+  std::chrono::milliseconds probe_interval{200};
   std::vector<std::string> probe_args;  // more faultline-probe flags: {"--failures-to-demote", "2"}
   // Where faultline-controller, -broker and -probe are; empty: next to the running executable.
   std::filesystem::path binaries_dir;

@@ -7,7 +7,8 @@
 //   duration_s = 30
 //   expect = "valid"                      # "invalid" for negative controls
 //   [cluster]                             # brokers, timeouts, min.insync.replicas, probe, disks
-//   [workload]                            # partitions, producers, acks, rate_per_s, value_bytes
+//   [workload]                            # partitions, producers, consumers, acks, rate_per_s,
+//                                         # value_bytes
 //   [nemesis]                             # one node of the fault tree (below)
 //   every_s = 10                          # with `repeat`/`mix`: a round every 10 s ...
 //   jitter_s = 2                          #   ... plus a seeded 0..2 s
@@ -131,6 +132,7 @@ struct NemesisNode {
 struct WorkloadShape {
   int partitions = 6;
   int producers = 3;
+  int consumers = 1;  // each polls every partition from offset 0
   bool acks_all = true;
   int rate_per_s = 0;    // per producer; 0 = as fast as acknowledgements come back
   int value_bytes = 0;   // values are padded to this size (0: just the number)
