@@ -85,7 +85,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"controller-kill", 1, 14},
                       Case{"isolate-leader", 1, 14},
                       Case{"disk-throttle-leader", 1, 14},
-                      Case{"double-failover", 1, 16}, Case{"double-failover", 2, 16},
+                      Case{"double-failover", 1, 22}, Case{"double-failover", 2, 22},
                       Case{"rolling-restart", 1, 22},
                       Case{"partition-halves", 1, 16},
                       Case{"cluster-netem", 1, 14},

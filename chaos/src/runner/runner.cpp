@@ -589,6 +589,10 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   if (!schedule.empty() && nemesis.injected().empty())
     facts.vacuity.push_back(fmt::format("no fault was injected ({} planned, every one skipped)",
                                         schedule.size()));
+  if (s.nemesis && schedule.empty())
+    facts.vacuity.push_back(fmt::format(
+        "no fault fits in {} s: the first round would heal after the run ends (a longer --duration)",
+        s.duration.count()));
   view.stop();
   view.refresh();
   if (setup.prometheus) {
