@@ -474,7 +474,10 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
   if (!facts.prometheus.is_null()) verdict["prometheus"] = facts.prometheus;
   if (!facts.leadership_failures.empty())
     verdict["anomalies"]["leadership"] = facts.leadership_failures.size();
-  for (const auto& [kind, count] : checker_json["invariants"].value("violations", nlohmann::json::object()).items())
+  // A named copy: a range-for over a temporary's items() would dangle.
+  const nlohmann::json violations =
+      checker_json["invariants"].value("violations", nlohmann::json::object());
+  for (const auto& [kind, count] : violations.items())
     if (count.is_number() && count.get<int>() > 0) verdict["anomalies"][kind] = count;
   std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   write_junit(dir, s, o.seed, verdict_name, matches, secs(t.check_done - t.started));
