@@ -148,21 +148,18 @@ void Nemesis::heal(Active a) {
   history_.nemesis(checker::NemesisKind::fault_stop, fields(o));
 }
 
-bool Nemesis::heal_due(Clock::time_point now, bool all) {
-  bool any = false;
+void Nemesis::heal_due(Clock::time_point now, bool all) {
   std::vector<Active> still;
   // Everything at once (the end, an interrupt): newest first, as faults were layered.
   if (all) std::reverse(active_.begin(), active_.end());
   for (const auto& a : active_) {
     if (all || a.heal_at <= now) {
       heal(a);
-      any = true;
     } else {
       still.push_back(a);
     }
   }
   active_ = std::move(still);
-  return any;
 }
 
 std::string Nemesis::active() const {

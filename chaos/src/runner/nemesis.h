@@ -74,7 +74,7 @@ class Nemesis {
   void skip(const PlannedStep& p, std::string why);
   void record_exits(const FaultSpec& spec);
   void check_triggers(Clock::time_point now);
-  bool heal_due(Clock::time_point now, bool all);
+  void heal_due(Clock::time_point now, bool all);
   checker::NemesisFields fields(const StepOutcome& o) const;
 
   std::vector<PlannedStep> schedule_;

@@ -236,6 +236,7 @@ struct StepBounds {
   std::optional<std::chrono::milliseconds> unavailable_max;
   std::optional<std::chrono::milliseconds> leader_moved_within;
   std::string unavailable_why, leader_why;
+  bool leader_bound_derived = false;  // from the cluster's timeouts, not from [checks]
 };
 
 StepBounds bounds_for(const Scenario& s, const StepOutcome& o, bool single_in_round) {
@@ -263,6 +264,7 @@ StepBounds bounds_for(const Scenario& s, const StepOutcome& o, bool single_in_ro
   } else if (derived.leader_moved_within) {
     b.leader_moved_within = derived.leader_moved_within;
     b.leader_why = "derived: " + derived.why;
+    b.leader_bound_derived = true;
   }
   return b;
 }
@@ -326,9 +328,8 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
                                   {"moved_after_ms", moved ? nlohmann::json(*moved) : nlohmann::json()}});
       if (!r.contains("leader_moved_after_ms") && moved) r["leader_moved_after_ms"] = *moved;
       // A bound derived from timeouts needs somewhere for leadership to go.
-      const bool derived = bounds.leader_why.rfind("derived", 0) == 0;
       if (!bounds.leader_moved_within || !o.injected ||
-          (derived && !o.resolution.successor_available.count(partition)))
+          (bounds.leader_bound_derived && !o.resolution.successor_available.count(partition)))
         continue;
       r["leader_moved_bound_ms"] = bounds.leader_moved_within->count();
       if (!moved || *moved > double(bounds.leader_moved_within->count()))
