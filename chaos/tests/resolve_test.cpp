@@ -143,6 +143,45 @@ TEST(Resolve, PacketPeersBecomeTheSpecsPeers) {
     EXPECT_EQ(std::get<PacketParams>(s.params).peers, std::vector<NodeName>{"b1"});
 }
 
+// Which partitions a fault leaves alone (leader, controller and a min-ISR quorum linked with the
+// leader untouched): the partitions whose acks=all writes must go on within replica.lag.time.max.
+struct UntouchedCase {
+  const char* name;
+  FaultKind kind;
+  const char* target;
+  const char* peers;
+  int min_insync;
+  std::vector<int> untouched;
+};
+
+class Untouched : public ::testing::TestWithParam<UntouchedCase> {};
+
+TEST_P(Untouched, LeavesAloneWhatTheFaultDoesNotReach) {
+  const auto& c = GetParam();
+  auto r = resolve(step(c.kind, c.target, c.peers), healthy(), 1);
+  ASSERT_TRUE(r.skipped.empty()) << r.skipped;
+  Reach reach{r.touched, r.cut};
+  EXPECT_EQ(untouched_partitions(c.min_insync, reach, r.partitions), c.untouched);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, Untouched,
+    ::testing::Values(
+        // p0 keeps b1 and b2; p1 (ISR 2,3) is left with b2 alone, below min ISR 2; p2 has no leader.
+        UntouchedCase{"kill_a_follower", FaultKind::kill, "broker(3)", nullptr, 2, {0}},
+        UntouchedCase{"kill_a_follower_min_isr_1", FaultKind::kill, "broker(3)", nullptr, 1, {0, 1}},
+        UntouchedCase{"kill_a_leader", FaultKind::kill, "broker(1)", nullptr, 2, {1}},
+        // A link cut between b3 and b1 only: both leaders keep the controller and one follower.
+        UntouchedCase{"cut_follower_from_leader", FaultKind::isolate_leader, "broker(3)", "broker(1)", 2,
+                      {0, 1}},
+        // b2 cut from everyone, the controller included: its partition p1 is hit, p0 is not.
+        UntouchedCase{"isolate_a_broker", FaultKind::isolate, "broker(2)", nullptr, 2, {0}},
+        UntouchedCase{"controller_down", FaultKind::kill, "controller", nullptr, 1, {}},
+        // Packet peers count as touched: p0's leader b1 is one.
+        UntouchedCase{"packets_towards_the_leader", FaultKind::packets, "followers(0)", "leader(0)", 1,
+                      {}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
 TEST(Resolve, TheSameVariantPicksTheSameNodes) {
   for (uint64_t v = 0; v < 20; ++v) {
     auto a = resolve(step(FaultKind::kill, "minority"), healthy(), v);
@@ -171,6 +210,10 @@ TEST(Triggers, FireOnWhatTheyWaitFor) {
   EXPECT_FALSE(trigger_fired(t("leader-change(0)"), before, before));
   EXPECT_TRUE(trigger_fired(t("isr-shrink(0)"), before, shrunk));
   EXPECT_FALSE(trigger_fired(t("isr-shrink(0)"), shrunk, before));
+  EXPECT_TRUE(trigger_fired(t("isr-expand(0)"), shrunk, before));
+  EXPECT_TRUE(trigger_fired(t("isr-expand(any)"), shrunk, before));
+  EXPECT_FALSE(trigger_fired(t("isr-expand(1)"), shrunk, before));
+  EXPECT_FALSE(trigger_fired(t("isr-expand(0)"), before, shrunk));
   EXPECT_TRUE(trigger_fired(t("fenced"), before, fenced));
   EXPECT_FALSE(trigger_fired(t("fenced"), fenced, fenced));
 }

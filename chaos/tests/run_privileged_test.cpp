@@ -41,6 +41,21 @@ std::string read(const std::filesystem::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// The cluster's timeline and the faults of a run (the nemesis events of its history), for a
+// failure message: a negative control that came out valid is diagnosed from what the controller
+// did, and the run directory is gone with the test's temporary directory.
+std::string nemesis_timeline(const std::filesystem::path& run) {
+  std::ifstream in(run / "history.jsonl");
+  std::string line, out;
+  int kept = 0;
+  while (std::getline(in, line) && kept < 300) {
+    if (line.find("\"type\":\"nemesis\"") == std::string::npos) continue;
+    out += line + "\n";
+    ++kept;
+  }
+  return out;
+}
+
 struct Case {
   const char* scenario;
   uint64_t seed;
@@ -57,9 +72,9 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
   RunOutcome r = faultline_run(dir, "run",
                         {"run", "--scenario", c.scenario, "--seed", std::to_string(c.seed),
                          "--duration", std::to_string(c.duration_s), "--out", out.string()});
-  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_EQ(r.code, 0) << r.output << "\n" << nemesis_timeline(out);
   ASSERT_TRUE(r.verdict.is_object()) << r.output;
-  EXPECT_TRUE(r.verdict["matches_expectation"].get<bool>());
+  EXPECT_TRUE(r.verdict["matches_expectation"].get<bool>()) << nemesis_timeline(out);
   const auto& checker = r.verdict["checker"];
   EXPECT_GT(checker["acked"].get<int>(), 100) << "the workload barely ran";
   EXPECT_TRUE(checker["final_read"].get<bool>());
@@ -69,7 +84,8 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
     // Acknowledged writes are gone: never read (lost-write), or read from the old leader and
     // then replaced at their offsets after the unclean election (uncommitted-read).
     const int vanished = checker["lost"].get<int>() + checker["anomalies"].value("uncommitted-read", 0);
-    EXPECT_GT(vanished, 0) << "the negative control must find lost writes\n" << checker.dump(2);
+    EXPECT_GT(vanished, 0) << "the negative control must find lost writes\n"
+                           << checker.dump(2) << "\n" << nemesis_timeline(out);
   } else {
     EXPECT_EQ(checker["lost"].get<int>(), 0);
   }
@@ -77,30 +93,40 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
   EXPECT_NE(read(out / "junit.xml").find("<testcase"), std::string::npos);
 }
 
+// Every built-in once (the storage ones with two seeds: what a power loss or a torn write does
+// depends on where it lands); ci/nightly.sh runs the whole library with more seeds.
 INSTANTIATE_TEST_SUITE_P(
     Scenarios, BuiltInScenario,
-    ::testing::Values(Case{"leader-kill", 1, 14}, Case{"leader-kill", 2, 14},
-                      Case{"controlled-shutdown", 1, 14}, Case{"controlled-shutdown", 2, 14},
+    ::testing::Values(Case{"leader-kill", 1, 14}, Case{"controlled-shutdown", 1, 14},
                       Case{"leader-pause", 1, 14},
                       Case{"controller-kill", 1, 14},
                       Case{"isolate-leader", 1, 14},
                       Case{"disk-throttle-leader", 1, 14},
-                      Case{"double-failover", 1, 22}, Case{"double-failover", 2, 22},
+                      Case{"double-failover", 2, 22},
                       Case{"rolling-restart", 1, 22},
                       Case{"partition-halves", 1, 16},
                       Case{"cluster-netem", 1, 14},
-                      Case{"lagging-follower-leader-kill", 1, 22},
                       Case{"lagging-follower-leader-kill", 2, 22},
-                      Case{"leader-and-follower-kill", 1, 20}, Case{"leader-and-follower-kill", 2, 20},
-                      Case{"nemesis-mix", 1, 20}, Case{"nemesis-mix", 2, 20},
+                      Case{"leader-and-follower-kill", 1, 20},
+                      Case{"nemesis-mix", 2, 20},
                       Case{"isolate-leader-then-kill", 1, 20},
                       Case{"kill-new-leader-on-election", 1, 20},
                       Case{"controller-minority-partition", 1, 20},
+                      Case{"follower-cut-from-leader", 1, 20},
+                      Case{"out-of-sync-follower-leader-kill", 1, 22},
+                      Case{"leader-cut-from-controller-and-follower", 1, 20},
                       Case{"neg-acks1-leader-kill", 1, 14},
-                      Case{"preferred-rebalance", 1, 22}, Case{"preferred-rebalance", 2, 22},
-                      Case{"gray-failure-external", 1, 22}, Case{"gray-failure-external", 2, 22},
-                      Case{"slow-disk-demotion", 1, 24}, Case{"slow-disk-demotion", 2, 24},
-                      Case{"neg-unclean-isolated-leader", 1, 22}),
+                      Case{"preferred-rebalance", 1, 22},
+                      Case{"gray-failure-external", 2, 22},
+                      Case{"slow-disk-demotion", 1, 24},
+                      Case{"neg-unclean-isolated-leader", 1, 22},
+                      Case{"leader-power-loss", 1, 16}, Case{"leader-power-loss", 2, 16},
+                      Case{"neg-all-replicas-power-loss", 1, 16},
+                      Case{"neg-all-replicas-power-loss", 2, 16},
+                      Case{"all-replicas-power-loss-fsync", 1, 16},
+                      Case{"all-replicas-power-loss-fsync", 2, 16},
+                      Case{"leader-disk-errors", 1, 16}, Case{"leader-disk-errors", 2, 16},
+                      Case{"torn-tail-restart", 1, 16}, Case{"torn-tail-restart", 2, 16}),
     [](const auto& info) {
       std::string name = std::string(info.param.scenario) + "_seed" + std::to_string(info.param.seed);
       std::replace(name.begin(), name.end(), '-', '_');

@@ -22,7 +22,9 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
         "cluster-netem", "preferred-rebalance", "neg-acks1-leader-kill",
         "neg-unclean-isolated-leader", "gray-failure-external", "slow-disk-demotion",
         "lagging-follower-leader-kill", "leader-and-follower-kill", "isolate-leader-then-kill",
-        "kill-new-leader-on-election", "controller-minority-partition", "nemesis-mix"}) {
+        "kill-new-leader-on-election", "controller-minority-partition", "nemesis-mix",
+        "follower-cut-from-leader", "out-of-sync-follower-leader-kill",
+        "leader-cut-from-controller-and-follower", "kill-leader-on-follower-rejoin"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }
   for (const auto& name : names) {
@@ -299,7 +301,9 @@ TEST(Schedule, RoundsHealBeforeTheEndAndNeverOverlap) {
         EXPECT_GE(plan[i].at, 6s);
         EXPECT_EQ(plan[i].step.hold, 3s);
         EXPECT_LT(planned_end(plan[i]), s.duration);
-        if (i > 0) EXPECT_GT(plan[i].at, planned_end(plan[i - 1]));
+        if (i > 0) {
+          EXPECT_GT(plan[i].at, planned_end(plan[i - 1]));
+        }
       }
     }
   }

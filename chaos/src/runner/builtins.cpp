@@ -113,7 +113,7 @@ expect = "invalid"
 min_insync_replicas = 1
 [workload]
 acks = "1"
-producers = 4
+producers = 2
 [nemesis]
 every_s = 5
 jitter_s = 1.25
@@ -183,8 +183,8 @@ replica_lag_time_max_ms = 1000
 every_s = 10
 jitter_s = 2.5
 repeat.sequence = [
-  { fault = "isolate-leader", target = "leader(any)", hold_s = 8 },
-  { after_s = 3, fault = "kill", target = "leader(any)", hold_s = 4.5 },
+  { fault = "isolate-leader", target = "leader(any)", hold_s = 9 },
+  { after_s = 4.5, fault = "kill", target = "leader(any)", hold_s = 4.5 },
 ]
 )toml"},
       {"lagging-follower-leader-kill", R"toml(name = "lagging-follower-leader-kill"
@@ -240,6 +240,53 @@ expect = "valid"
 every_s = 9
 jitter_s = 2
 repeat = { fault = "isolate-leader", target = "controller", peers = "minority", hold_s = 5 }
+)toml"},
+      {"follower-cut-from-leader", R"toml(name = "follower-cut-from-leader"
+description = "cut one follower of a partition off from its leader for 6 s: the leader drops it from the ISR within replica.lag.time.max and writes go on"
+expect = "valid"
+[cluster]
+replica_lag_time_max_ms = 1000
+[nemesis]
+every_s = 10
+jitter_s = 2
+repeat = { fault = "isolate-leader", target = "follower(any)", peers = "leader(any)", hold_s = 6 }
+)toml"},
+      {"out-of-sync-follower-leader-kill", R"toml(name = "out-of-sync-follower-leader-kill"
+description = "delay one follower's traffic to its leader 1.5 s so it falls out of the ISR, then kill -9 the leader: the new leader comes from the ISR"
+expect = "valid"
+[cluster]
+replica_lag_time_max_ms = 1000
+[nemesis]
+every_s = 12
+jitter_s = 2
+repeat.sequence = [
+  { fault = "packets", target = "follower(any)", peers = "leader(any)", interface = "int", delay_us = 1500000, hold_s = 8 },
+  { after_s = 4, fault = "kill", target = "leader(any)", hold_s = 3 },
+]
+)toml"},
+      {"kill-leader-on-follower-rejoin", R"toml(name = "kill-leader-on-follower-rejoin"
+description = "delay one follower's traffic to its leader 1.5 s so it falls out of the ISR, lift the delay, and kill -9 the leader the moment a replica rejoins the ISR: it rejoined with every acknowledged write"
+expect = "valid"
+[cluster]
+replica_lag_time_max_ms = 1000
+[nemesis]
+every_s = 10
+jitter_s = 2
+repeat.sequence = [
+  { fault = "packets", target = "follower(any)", peers = "leader(any)", interface = "int", delay_us = 1500000, hold_s = 5 },
+  { after_s = 2.5, on = "isr-expand(any)", within_s = 4, fault = "kill", target = "leader(any)", hold_s = 3 },
+]
+)toml"},
+      {"leader-cut-from-controller-and-follower", R"toml(name = "leader-cut-from-controller-and-follower"
+description = "cut a leader off from the controller and from one follower: it cannot shrink its ISR alone, it is fenced, and a replica with every acknowledged write leads"
+expect = "valid"
+[nemesis]
+every_s = 10
+jitter_s = 2
+repeat.concurrent = [
+  { fault = "isolate-leader", target = "leader(any)", peers = "follower(any)", hold_s = 6 },
+  { fault = "isolate-leader", target = "leader(any)", peers = "controller", hold_s = 6 },
+]
 )toml"},
       {"leader-power-loss", R"toml(name = "leader-power-loss"
 description = "power loss of a partition's leader (kill -9 and every un-fsynced write gone), brokers never fsync: replication covers one loss"

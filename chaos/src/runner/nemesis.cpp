@@ -55,8 +55,12 @@ void Nemesis::check_triggers(Clock::time_point now) {
     else if (now >= a.deadline)
       skip(p, fmt::format("trigger {} did not fire within {:.1f} s", p.step.on->str(),
                           p.step.on->within.count() / 1000.0));
-    else
+    else {
+      // The next look compares with this one: a change that came and went since the step was
+      // armed (an ISR member dropped and re-added) still fires, on the look that saw it.
+      a.armed = snapshot;
       waiting.push_back(std::move(a));
+    }
   }
   armed_ = std::move(waiting);
 }

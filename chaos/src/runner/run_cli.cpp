@@ -1,6 +1,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -78,9 +79,12 @@ void add_run_commands(CLI::App& app, int& exit_code) {
       exit_code = 0;
       return;
     }
-    for (const auto& name : builtin_scenario_names()) {
+    const auto names = builtin_scenario_names();
+    size_t width = 0;
+    for (const auto& name : names) width = std::max(width, name.size());
+    for (const auto& name : names) {
       auto s = builtin_scenario(name);
-      fmt::print("{:30} {:8} {}\n", name, s->expect_valid ? "valid" : "invalid", s->description);
+      fmt::print("{:{}} {:8} {}\n", name, width, s->expect_valid ? "valid" : "invalid", s->description);
     }
     exit_code = 0;
   });

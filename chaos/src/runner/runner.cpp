@@ -343,6 +343,57 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
   return results;
 }
 
+// The partitions a round of faults left alone: the controller, their leader and its links to the
+// controller untouched, and enough ISR members (the leader included) untouched and still linked
+// with the leader both ways for min.insync.replicas. Such a partition keeps taking writes; at
+// worst its leader waits replica.lag.time.max for a follower it lost before the controller
+// commits dropping it from the ISR. A longer gap is a leader that never shrinks its ISR, or a
+// stall that spread from the partitions the faults did hit.
+constexpr auto kUntouchedMargin = 2000ms;
+
+nlohmann::json untouched_availability(const Scenario& s, const Nemesis& nemesis, const Workload& workload,
+                                      const Timeline& t, std::vector<std::string>& failures) {
+  auto results = nlohmann::json::array();
+  if (!s.derived_checks) return results;
+  std::map<int, std::vector<const StepOutcome*>> rounds;
+  for (const auto& o : nemesis.injected())
+    if (o.injected) rounds[o.planned.round].push_back(&o);
+  const auto bound = s.cluster.replica_lag_time_max + kUntouchedMargin;
+  for (const auto& [round, steps] : rounds) {
+    Reach reach;
+    for (const auto* o : steps) {
+      reach.touched.insert(o->resolution.touched.begin(), o->resolution.touched.end());
+      reach.cut.insert(o->resolution.cut.begin(), o->resolution.cut.end());
+    }
+    const StepOutcome& first = *steps.front();
+    auto end = t.workload_done;
+    for (const auto* o : steps) end = std::min(end, window_end(nemesis, *o, t));
+    const auto partitions =
+        untouched_partitions(s.cluster.min_insync_replicas, reach, first.resolution.partitions);
+    if (partitions.empty()) continue;
+    double worst_ms = 0;
+    int worst_partition = -1;
+    for (int p : partitions) {
+      const double gap = workload.longest_gap_ms({p}, first.injected_at, end);
+      if (gap > worst_ms) worst_ms = gap, worst_partition = p;
+    }
+    results.push_back({{"round", round},
+                       {"at_s", secs(first.injected_at - t.workload_start)},
+                       {"partitions", partitions},
+                       {"unavailable_ms", worst_ms},
+                       {"bound_ms", bound.count()}});
+    if (worst_ms > double(bound.count()))
+      failures.push_back(fmt::format(
+          "availability: partition {} went {:.2f} s without an acknowledged write after +{:.1f}s, "
+          "although the faults of round {} left its leader, the controller and {} of its ISR alone "
+          "(derived: replica.lag.time.max {} ms + {} ms)",
+          worst_partition, worst_ms / 1000, secs(first.injected_at - t.workload_start), round,
+          s.cluster.min_insync_replicas,
+          s.cluster.replica_lag_time_max.count(), kUntouchedMargin.count()));
+  }
+  return results;
+}
+
 nlohmann::json skipped_steps(const Nemesis& nemesis) {
   auto out = nlohmann::json::array();
   for (const auto& o : nemesis.skipped())
@@ -413,6 +464,7 @@ void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed,
 struct RunFacts {
   nlohmann::json faults;
   nlohmann::json skipped;
+  nlohmann::json untouched;  // per round: the partitions its faults left alone, and their gap
   nlohmann::json preferred;
   nlohmann::json prometheus;
   std::vector<std::string> leadership_failures;
@@ -466,6 +518,7 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
       {"checker", checker_json},
       {"faults", facts.faults},
       {"skipped_steps", facts.skipped},
+      {"untouched_partitions", facts.untouched},
       {"timings_s",
        {{"setup", secs(t.setup_done - t.started)},
         {"workload", secs(t.workload_done - t.setup_done)},
@@ -473,8 +526,11 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
         {"check", secs(t.check_done - t.final_done)}}},
       {"replay", fmt::format("faultline replay {}", dir.string())}};
   if (!facts.prometheus.is_null()) verdict["prometheus"] = facts.prometheus;
-  if (!facts.leadership_failures.empty())
-    verdict["anomalies"]["leadership"] = facts.leadership_failures.size();
+  // The run's own checks, named by what they bound: availability (writes went on) or leadership.
+  for (const auto& failure : facts.leadership_failures) {
+    const char* kind = failure.starts_with("availability:") ? "availability" : "leadership";
+    verdict["anomalies"][kind] = verdict["anomalies"].value(kind, 0) + 1;
+  }
   // A named copy: a range-for over a temporary's items() would dangle.
   const nlohmann::json violations =
       checker_json["invariants"].value("violations", nlohmann::json::object());
@@ -584,6 +640,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
 
   RunFacts facts;
   facts.faults = step_results(s, nemesis, workload, view, t, metrics, facts.leadership_failures);
+  facts.untouched = untouched_availability(s, nemesis, workload, t, facts.leadership_failures);
   facts.skipped = skipped_steps(nemesis);
   wait_full_isr(s, setup);
   if (!g_interrupted) workload.final_read();

@@ -169,6 +169,7 @@ constexpr std::string_view kSelectorList =
 constexpr std::pair<TriggerKind, std::string_view> kTriggers[] = {
     {TriggerKind::leader_change, "leader-change"},
     {TriggerKind::isr_shrink, "isr-shrink"},
+    {TriggerKind::isr_expand, "isr-expand"},
     {TriggerKind::fenced, "fenced"},
 };
 
@@ -479,7 +480,7 @@ void read_workload(Reader& r, const toml::table& w, Scenario& s) {
          "workload.");
   r.read(w, "consumers", s.workload.consumers, 0, 64);
   r.read(w, "partitions", s.workload.partitions, 1, 256);
-  r.read(w, "producers", s.workload.producers, 1, 64);
+  r.read(w, "producers", s.workload.producers, 1, 16);
   r.read(w, "rate_per_s", s.workload.rate_per_s, 0, 1000000);
   r.read(w, "value_bytes", s.workload.value_bytes, 0, 1 << 20);
   std::string acks = "all";
@@ -612,7 +613,8 @@ std::string Trigger::str() const {
 std::optional<Trigger> parse_trigger(std::string_view text, std::string* why) {
   auto fail = [&](std::string reason) -> std::optional<Trigger> {
     if (why)
-      *why = fmt::format("{}: {} (leader-change(P), isr-shrink(P), fenced)", text, reason);
+      *why = fmt::format("{}: {} (leader-change(P), isr-shrink(P), isr-expand(P), fenced)", text,
+                         reason);
     return std::nullopt;
   };
   std::string_view name, arg;

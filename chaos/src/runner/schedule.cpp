@@ -1,4 +1,5 @@
 #include "faultline/chaos/runner/schedule.h"
+#include "faultline/chaos/faults/partition.h"
 
 #include <fmt/format.h>
 
@@ -99,8 +100,8 @@ struct Layout {
   }
 };
 
-std::string node(int broker) { return fmt::format("b{}", broker); }
-constexpr const char* kController = "c1";
+std::string node(int broker) { return broker_node(broker); }
+constexpr const char* kController = kControllerNode;
 
 std::vector<int> all_broker_ids(const ClusterSnapshot& s) {
   std::vector<int> ids;
@@ -296,6 +297,8 @@ std::vector<std::string> select_nodes(const Selector& sel, const ClusterSnapshot
   return out;
 }
 
+std::string broker_node(int broker) { return fmt::format("b{}", broker); }
+
 Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint64_t variant) {
   std::mt19937_64 rng(variant);
   Resolution r;
@@ -354,6 +357,19 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
       return r;
     }
   }
+  std::vector<NodeName> all_nodes{kController};
+  for (int b = 1; b <= snapshot.brokers; ++b) all_nodes.push_back(node(b));
+  for (const auto& spec : r.specs) {
+    if (fault_class(spec.kind) == FaultClass::partition) {
+      const auto plan = plan_partition(spec, all_nodes);
+      r.cut.insert(plan.blocks.begin(), plan.blocks.end());
+      continue;
+    }
+    r.touched.insert(spec.targets.begin(), spec.targets.end());
+    if (const auto* packets = std::get_if<PacketParams>(&spec.params))
+      r.touched.insert(packets->peers.begin(), packets->peers.end());
+  }
+  r.partitions = snapshot.partitions;
   r.leaders_hit = leaders_hit(step, snapshot, targets);
   for (auto [p, leader] : r.leaders_hit) {
     const auto& isr = snapshot.partitions.at(p).isr;
@@ -363,6 +379,23 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
         r.successor_available.insert(p);
   }
   return r;
+}
+
+std::vector<int> untouched_partitions(int min_insync, const Reach& reach,
+                                      const std::map<int, PartitionView>& partitions) {
+  std::vector<int> out;
+  if (reach.touched.count(kController)) return out;
+  for (const auto& [p, v] : partitions) {
+    if (v.leader < 1) continue;
+    const std::string leader = node(v.leader);
+    if (reach.touched.count(leader) || !reach.linked(leader, kController)) continue;
+    const auto quorum = std::count_if(v.isr.begin(), v.isr.end(), [&](int b) {
+      const std::string member = node(b);
+      return !reach.touched.count(member) && (member == leader || reach.linked(leader, member));
+    });
+    if (quorum >= min_insync) out.push_back(p);
+  }
+  return out;
 }
 
 bool trigger_fired(const Trigger& t, const ClusterSnapshot& armed, const ClusterSnapshot& now) {
@@ -381,6 +414,9 @@ bool trigger_fired(const Trigger& t, const ClusterSnapshot& armed, const Cluster
     if (t.kind == TriggerKind::isr_shrink)
       for (int r : was.isr)
         if (std::find(view.isr.begin(), view.isr.end(), r) == view.isr.end()) return true;
+    if (t.kind == TriggerKind::isr_expand && !was.isr.empty())
+      for (int r : view.isr)
+        if (std::find(was.isr.begin(), was.isr.end(), r) == was.isr.end()) return true;
   }
   return false;
 }

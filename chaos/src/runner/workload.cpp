@@ -8,9 +8,10 @@ namespace faultline::chaos {
 using namespace std::chrono_literals;
 
 namespace {
-// The consumer's and the final reader's process ids in the history.
-constexpr int kConsumerProcess = 1000;  // + the consumer's index
-constexpr int kFinalReaderProcess = 2000;
+// The consumer's and the final reader's process ids in the history, above every producer's
+// (at most 16 per partition × 256 partitions).
+constexpr int kConsumerProcess = 100000;  // + the consumer's index
+constexpr int kFinalReaderProcess = 200000;
 }  // namespace
 
 Workload::Workload(WorkloadShape shape, cluster::ClientConfig config, uint64_t seed,
@@ -21,8 +22,16 @@ Workload::~Workload() { stop(); }
 
 void Workload::start() {
   stop_ = false;
-  for (int p = 0; p < shape_.producers; ++p)
-    threads_.emplace_back([this, p] { produce(p, seed_ + static_cast<uint64_t>(p)); });
+  // Each producer process sends to one partition only: a partition that cannot take writes
+  // (waiting for its ISR to shrink, leaderless) holds up its own producers and no one else's, so
+  // the gaps between acknowledgements measure each partition's availability on its own.
+  for (int k = 0; k < shape_.producers; ++k)
+    for (int partition = 0; partition < shape_.partitions; ++partition) {
+      const int process = k * shape_.partitions + partition;
+      threads_.emplace_back([this, process, partition] {
+        produce(process, partition, seed_ + static_cast<uint64_t>(process));
+      });
+    }
   for (int c = 0; c < shape_.consumers; ++c)
     threads_.emplace_back([this, c] {
       cluster::SyncClient client(config_);
@@ -46,19 +55,22 @@ std::string Workload::value_text(int64_t value) const {
   return text;
 }
 
-void Workload::produce(int process, uint64_t seed) {
+void Workload::produce(int process, int partition, uint64_t seed) {
   cluster::SyncClient client(config_);
   std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> pick(0, shape_.partitions - 1);
+  // A producer starts at a seeded moment within its first pace interval, so the producers of a
+  // paced workload do not send in lockstep.
   const auto pace = shape_.rate_per_s > 0 ? std::chrono::nanoseconds(1s) / shape_.rate_per_s
                                           : std::chrono::nanoseconds(0);
   auto next_send = Clock::now();
+  if (pace.count() > 0)
+    next_send += std::chrono::nanoseconds(
+        std::uniform_int_distribution<int64_t>(0, pace.count() - 1)(rng));
   for (int64_t n = 0; !stop_; ++n) {
     if (pace.count() > 0) {
       std::this_thread::sleep_until(next_send);
       next_send += pace;
     }
-    const int partition = pick(rng);
     const int64_t value = int64_t(process) * 1'000'000'000 + n;  // unique across the run
     checker::OpFields in;
     in.partition = checker::PartitionId{partition};

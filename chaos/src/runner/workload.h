@@ -1,4 +1,5 @@
-// The run's workload: producers that send unique values to the topic's partitions and a consumer
+// The run's workload: producers that send unique values to the topic's partitions (each producer
+// process to one partition, `producers` of them per partition) and a consumer
 // that reads them back, every operation recorded in the history (ok / fail / info), then a final
 // read of every partition from offset 0 to its end.
 //
@@ -48,7 +49,7 @@ class Workload {
                         Clock::time_point to) const;
 
  private:
-  void produce(int process, uint64_t seed);
+  void produce(int process, int partition, uint64_t seed);
   void poll_all(int process, cluster::SyncClient& client, std::vector<int64_t>& next,
                 bool final_read);
   std::string value_text(int64_t value) const;

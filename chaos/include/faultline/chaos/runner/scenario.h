@@ -92,6 +92,7 @@ std::optional<Selector> parse_selector(std::string_view text, std::string* why =
 enum class TriggerKind {
   leader_change,  // P's leader (or epoch) changed after the step was armed
   isr_shrink,     // P's ISR lost a member after the step was armed
+  isr_expand,     // a replica joined P's ISR after the step was armed
   fenced,         // some broker became fenced after the step was armed
 };
 struct Trigger {
@@ -131,7 +132,7 @@ struct NemesisNode {
 
 struct WorkloadShape {
   int partitions = 6;
-  int producers = 3;
+  int producers = 1;  // per partition: each producer process sends to one partition
   int consumers = 1;  // each polls every partition from offset 0
   bool acks_all = true;
   int rate_per_s = 0;    // per producer; 0 = as fast as acknowledgements come back

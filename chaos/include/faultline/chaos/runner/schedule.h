@@ -68,14 +68,39 @@ struct Resolution {
   // ... and of those, the partitions where another ISR member was alive and not hit: leadership
   // has somewhere to go (without one, a clean election must wait for the leader to return).
   std::set<int> successor_available;
+  // What the step's faults act on, and the partitions as the step saw them: which partitions the
+  // faults left alone. `touched`: nodes whose process, disk or packets a fault acts on (packet
+  // peers included); `cut`: the (from, to) links a network partition blocks.
+  std::set<std::string> touched;
+  std::set<std::pair<std::string, std::string>> cut;
+  std::map<int, PartitionView> partitions;
 };
 
 // Node names are the harness's: "c1" for the controller, "b<N>" for broker N.
+inline constexpr const char* kControllerNode = "c1";
+std::string broker_node(int broker);
+
 Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint64_t variant);
 
 // The brokers a selector names in `snapshot` (node names), in a seeded order where it picks.
 std::vector<std::string> select_nodes(const Selector& sel, const ClusterSnapshot& snapshot,
                                       std::mt19937_64& rng);
+
+// What faults act on together (a round's steps): nodes touched, links cut.
+struct Reach {
+  std::set<std::string> touched;
+  std::set<std::pair<std::string, std::string>> cut;
+  bool linked(const std::string& a, const std::string& b) const {
+    return !cut.count({a, b}) && !cut.count({b, a});
+  }
+};
+
+// The partitions `reach` leaves alone: the controller, the leader and its links to the controller
+// untouched, and at least `min_insync` ISR members (the leader included) untouched and linked with
+// the leader both ways. Such a partition can go on taking acks=all writes once its leader dropped
+// any follower it lost from the ISR.
+std::vector<int> untouched_partitions(int min_insync, const Reach& reach,
+                                      const std::map<int, PartitionView>& partitions);
 
 // Did the cluster do what `t` waits for, between `armed` and `now`?
 bool trigger_fired(const Trigger& t, const ClusterSnapshot& armed, const ClusterSnapshot& now);
