@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -453,6 +454,7 @@ class PacketFault final : public Fault {
     pid_t pid = 0;
     if (auto ec = spawn_shaper(ctx_.shaper_binary, receiver.netns, args, log, pid))
       return ec;
+    if (queue_rule_ == "nft" && nft_queue_missing.load()) queue_rule_ = "iptables";
     if (queue_rule_ == "nft") {
       if (auto ec = ctx_.recorder->will_create("nft-table", res_name(receiver.netns, table_),
                                                {{"netns", receiver.netns}, {"table", table_}})) {
@@ -467,8 +469,10 @@ class PacketFault final : public Fault {
         return {};
       ctx_.recorder->removed("nft-table", res_name(receiver.netns, table_));
       // No nft `queue` expression in this kernel (nft_queue missing): the same rule through
-      // iptables-nft, whose NFQUEUE target is the xt module.
+      // iptables-nft, whose NFQUEUE target is the xt module. The kernel does not change during a
+      // process: later faults go straight there (a failed nft attempt costs tens of ms per node).
       spdlog::info("event=fault_queue_rule_fallback id={} from=nft to=iptables", id_);
+      nft_queue_missing = true;
       queue_rule_ = "iptables";
     }
     if (auto ec = ctx_.recorder->will_create("iptables-chain", res_name(receiver.netns, table_),
@@ -502,6 +506,7 @@ class PacketFault final : public Fault {
   }
 
   static constexpr uint32_t kReinjectMark = 0xfa17;
+  static inline std::atomic<bool> nft_queue_missing{false};
   FaultId id_;
   const FaultContext& ctx_;
   FaultNode node_;

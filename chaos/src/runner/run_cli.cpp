@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "faultline/chaos/runner/runner.h"
+#include "faultline/chaos/runner/shrink.h"
 
 namespace faultline::chaos {
 
@@ -19,6 +20,8 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     std::string replay_dir;
     uint16_t metrics_port = 0;
     bool prometheus = false;
+    std::vector<size_t> only_steps;
+    int max_runs = 24;
   };
   auto o = std::make_shared<Options>();
 
@@ -31,6 +34,9 @@ void add_run_commands(CLI::App& app, int& exit_code) {
                   "serve faultline_faults_total and faultline_partition_unavailable_seconds");
   run->add_flag("--prometheus", o->prometheus,
                 "run Prometheus (/usr/bin/prometheus) scraping every process into <out>/prometheus");
+  run->add_option("--only-steps", o->only_steps,
+                  "inject only these steps of the planned schedule (0-based lines of schedule.jsonl)")
+      ->delimiter(',');
   run->callback([o, &exit_code] {
     std::string text;
     std::optional<Scenario> s;
@@ -61,6 +67,7 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     ro.out_dir = o->out;
     ro.metrics_port = o->metrics_port;
     ro.prometheus = o->prometheus;
+    if (!o->only_steps.empty()) ro.only_steps = o->only_steps;
     exit_code = run_scenario(*s, text, ro, std::cout);
   });
 
@@ -87,6 +94,15 @@ void add_run_commands(CLI::App& app, int& exit_code) {
       fmt::print("{:{}} {:8} {}\n", name, width, s->expect_valid ? "valid" : "invalid", s->description);
     }
     exit_code = 0;
+  });
+
+  auto* shrink = app.add_subcommand(
+      "shrink", "cut a failing run's fault schedule down to the fewest steps that still fail");
+  shrink->add_option("dir", o->replay_dir, "the failing run's directory")->required();
+  shrink->add_option("--max-runs", o->max_runs, "runs at most (each a whole run; default 24)")
+      ->check(CLI::Range(2, 10000));
+  shrink->callback([o, &exit_code] {
+    exit_code = shrink_run(o->replay_dir, ShrinkOptions{o->max_runs}, std::cout);
   });
 
   auto* replay = app.add_subcommand("replay", "run a recorded run again (same scenario, seed, schedule)");

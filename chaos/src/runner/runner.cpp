@@ -106,11 +106,12 @@ std::optional<fs::path> prepare_run_dir(const Scenario& s, const std::string& sc
     return std::nullopt;
   }
   dir = fs::absolute(dir);
-  std::ofstream(dir / "run.json") << nlohmann::json{{"scenario", s.name},
-                                                    {"scenario_text", scenario_text},
-                                                    {"seed", o.seed},
-                                                    {"duration_s", s.duration.count()}}
-                                         .dump(2);
+  nlohmann::json run{{"scenario", s.name},
+                     {"scenario_text", scenario_text},
+                     {"seed", o.seed},
+                     {"duration_s", s.duration.count()}};
+  if (o.only_steps) run["only_steps"] = *o.only_steps;
+  std::ofstream(dir / "run.json") << run.dump(2);
   std::ofstream plan(dir / "schedule.jsonl");
   for (const auto& p : schedule) plan << to_json(p).dump() << "\n";
   return dir;
@@ -570,7 +571,13 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
                        fmt::join(missing, " and "));
     return 3;
   }
-  const auto schedule = make_schedule(s, o.seed);
+  auto schedule = make_schedule(s, o.seed);
+  if (o.only_steps) {
+    std::vector<PlannedStep> kept;
+    for (size_t i : *o.only_steps)
+      if (i < schedule.size()) kept.push_back(schedule[i]);
+    schedule = std::move(kept);
+  }
   auto dir_or = prepare_run_dir(s, scenario_text, o, schedule, out);
   if (!dir_or) return 4;
   const fs::path dir = *dir_or;
@@ -692,6 +699,7 @@ int replay_run(const fs::path& dir, std::ostream& out) {
   RunOptions o;
   o.seed = run.value("seed", uint64_t{1});
   o.duration = std::chrono::seconds(run.value("duration_s", 30));
+  if (run.contains("only_steps")) o.only_steps = run["only_steps"].get<std::vector<size_t>>();
   int n = 1;
   while (fs::exists(dir / fmt::format("replay-{}", n))) ++n;
   o.out_dir = dir / fmt::format("replay-{}", n);

@@ -32,6 +32,9 @@ struct RunOptions {
   // Run Debian's Prometheus scraping every process into <out>/prometheus; its failover figures
   // go into verdict.json ("prometheus").
   bool prometheus = false;
+  // Inject only these steps of the planned schedule (indices into schedule.jsonl); the others
+  // are dropped before the run starts. `faultline shrink` runs subsets this way.
+  std::optional<std::vector<size_t>> only_steps;
 };
 
 // Exit codes (ARCHITECTURE.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a capability
