@@ -12,8 +12,13 @@ StorageReportReader::Result StorageReportReader::read(BrokerId broker,
                                                       const cluster::BrokerHealthResponse& answer,
                                                       TimePoint received_at) {
   Result result;
-  if (answer.canary_interval_ms <= 0)
-    return result;  // the broker runs no canary
+  if (answer.canary_interval_ms <= 0) {
+    // The broker runs no canary; a failed log directory still reports itself (one failed
+    // observation per answer, as a failing canary does).
+    if (!answer.canary_error.empty())
+      result.observations.push_back({broker, microseconds{0}, received_at, answer.canary_error});
+    return result;
+  }
   // Numbers that cannot be true are not judged at all (a broker bug must not demote anyone).
   int64_t previous_seq = 0;
   for (const auto& s : answer.samples) {

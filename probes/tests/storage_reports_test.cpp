@@ -141,6 +141,23 @@ TEST(StorageReports, AFailingCanaryIsOneFailedObservationPerAnswer) {
   EXPECT_EQ(r.observations[0].append_fsync_latency, 2ms);
 }
 
+TEST(StorageReports, AnOfflineLogDirectoryIsAStorageFailureWithOrWithoutACanary) {
+  StorageReportReader reader;
+  auto no_canary = answer({});
+  no_canary.canary_interval_ms = 0;
+  no_canary.canary_error = "log directory offline";
+  for (int i = 1; i <= 2; ++i) {
+    auto r = reader.read(kBroker, no_canary, kT0 + i * 200ms);
+    ASSERT_EQ(r.observations.size(), 1u);
+    EXPECT_EQ(r.observations[0].error, "log directory offline");
+  }
+  auto with_canary = answer({{1, 1'000, 0}});
+  with_canary.canary_error = "log directory offline";
+  auto r = reader.read(BrokerId{3}, with_canary, kT0);
+  ASSERT_EQ(r.observations.size(), 2u);
+  EXPECT_EQ(r.observations[1].error, "log directory offline");
+}
+
 TEST(StorageReports, ABrokerWithoutCanaryReportsNothing) {
   StorageReportReader reader;
   auto a = answer({});

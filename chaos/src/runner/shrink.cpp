@@ -66,8 +66,9 @@ std::string minimal_scenario_toml(const std::string& original, const std::vector
   t.erase("nemesis");
   t.insert_or_assign("name", name + "-shrunk");
   t.insert_or_assign("description",
-                     fmt::format("{} steps of {} (seed {}) that still fail, found by faultline shrink",
-                                 steps.size(), name, seed));
+                     fmt::format("{} step{} of {} (seed {}) that still fail{}, found by faultline shrink",
+                                 steps.size(), steps.size() == 1 ? "" : "s", name, seed,
+                                 steps.size() == 1 ? "s" : ""));
   t.insert_or_assign("duration_s", duration.count());
   std::ostringstream out;
   out << t << "\n\n[nemesis]\nconcurrent = [\n";
@@ -175,8 +176,8 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
   const fs::path minimal = work / "minimal.toml";
   std::ofstream(minimal) << minimal_scenario_toml(text, kept, duration, seed);
   const double took = std::chrono::duration<double>(Clock::now() - started).count();
-  out << fmt::format("\nbefore: {} steps\n{}after: {} steps{}\n{}", all.size(), describe(schedule, all),
-                     result.minimal.size(),
+  out << fmt::format("\nbefore: {} steps\n{}after: {} step{}{}\n{}", all.size(), describe(schedule, all),
+                     result.minimal.size(), result.minimal.size() == 1 ? "" : "s",
                      result.exhausted ? " (the run budget ran out: smaller may exist)" : " (each one needed)",
                      describe(schedule, result.minimal));
   out << fmt::format("{} runs in {:.0f} s; minimal scenario: {}\n", attempt, took, minimal.string());

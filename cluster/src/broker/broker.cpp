@@ -545,6 +545,10 @@ Response Broker::handle_broker_health() const {
   BrokerHealthResponse resp;
   resp.broker_id = config_.broker_id;
   if (canary_) canary_->report(resp);
+  // A failed log directory is a storage failure to the health manager, whatever the canary (in
+  // the data directory, not in a partition's log) last managed.
+  if (log_dir_offline() && resp.canary_error.empty())
+    resp.canary_error = "log directory offline (an I/O error on a partition's log)";
   return resp;
 }
 
