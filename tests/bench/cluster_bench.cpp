@@ -1,6 +1,9 @@
 // Whole-cluster benchmarks on loopback (ARCHITECTURE.md §9), real processes:
 //   BM_ProduceAcksAll/N     acks=all, RF=3, 3 brokers, batches of 100 x 1 KiB records, N sends in
 //                           flight spread over 3 partitions: throughput and produce latency.
+//   BM_ProduceAcksAllFlush/{plain,lazyfs}_{every_batch,never}/16   the same, 16 in flight, with
+//                           each flush policy, with and without faultline-lazyfs under the brokers
+//                           (root: FUSE mounts), side by side.
 //   BM_FailoverAfterKill    client-observed write unavailability after kill -9 of the leader with
 //                           broker.session.timeout.ms=1000: from the kill to the first
 //                           acknowledged write on the new leader, over 20 kills.
@@ -49,11 +52,10 @@ asio::awaitable<void> send_one(Client& client, TopicPartition tp, std::vector<st
   --outstanding;
 }
 
-void BM_ProduceAcksAll(benchmark::State& state) {
+void produce_acks_all(benchmark::State& state, const LocalClusterOptions& options) {
   const int in_flight = static_cast<int>(state.range(0));
   constexpr int kRecords = 100;
   constexpr size_t kRecordBytes = 1024;
-  LocalClusterOptions options;
   LocalCluster cluster(options);
   if (!create_topic(cluster, "bench", 3)) {
     state.SkipWithError("the cluster did not come up");
@@ -81,8 +83,27 @@ void BM_ProduceAcksAll(benchmark::State& state) {
   state.counters["p99_ms"] = percentile(latencies, 0.99);
   state.counters["failed_sends"] = failures;
 }
+
+void BM_ProduceAcksAll(benchmark::State& state) { produce_acks_all(state, {}); }
 BENCHMARK(BM_ProduceAcksAll)->Arg(1)->Arg(4)->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// The same with every broker's data directory on faultline-lazyfs (root, /dev/fuse), side by
+// side with the plain runs of the same flush policy: what the storage faults' filesystem costs.
+void BM_ProduceAcksAllFlush(benchmark::State& state, bool lazyfs, std::string policy) {
+  LocalClusterOptions options;
+  options.lazyfs = lazyfs;
+  options.flush_policy = std::move(policy);
+  produce_acks_all(state, options);
+}
+BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, plain_every_batch, false, "every-batch")
+    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, lazyfs_every_batch, true, "every-batch")
+    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, plain_never, false, "never")
+    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, lazyfs_never, true, "never")
+    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
 
 void BM_FailoverAfterKill(benchmark::State& state) {
   LocalClusterOptions options;

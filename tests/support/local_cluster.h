@@ -1,11 +1,15 @@
 // A real mini-cluster on loopback for integration tests: one faultline-controller and N
 // faultline-broker processes, each with fixed ports so a killed broker restarts where clients
 // expect it. Every process is killed and reaped, and the data directory removed, on destruction.
+// With `lazyfs` (root, /dev/fuse) each broker's data directory is a faultline-lazyfs mount, as in
+// a `faultline run` with `[cluster] lazyfs = true`; it is unmounted on destruction.
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -36,6 +40,8 @@ struct LocalClusterOptions {
   int heartbeat_interval_ms = 200;
   int replica_lag_time_max_ms = 2000;
   bool unclean_leader_election = false;
+  bool lazyfs = false;
+  std::string flush_policy;  // the broker's --flush-policy; empty: its default
 };
 
 class LocalCluster {
@@ -48,11 +54,21 @@ class LocalCluster {
       internal_ports_[id] = free_port();
     }
     start_controller();
-    for (int id = 1; id <= options_.brokers; ++id) start_broker(id);
+    for (int id = 1; id <= options_.brokers; ++id) {
+      if (options_.lazyfs) mount_lazyfs(id);
+      start_broker(id);
+    }
     if (!wait_until_brokers_unfenced(std::chrono::seconds(20))) {
       throw std::runtime_error("the cluster did not come up:\n" + logs());
     }
   }
+
+  ~LocalCluster() {
+    brokers_.clear();  // nothing may hold a file on a mount that goes away
+    for (const auto& [id, fs] : filesystems_) ::umount2(broker_dir(id).c_str(), MNT_DETACH);
+  }
+  LocalCluster(const LocalCluster&) = delete;
+  LocalCluster& operator=(const LocalCluster&) = delete;
 
   // Waits until the controller answers and lists every broker registered and unfenced.
   bool wait_until_brokers_unfenced(std::chrono::milliseconds timeout) {
@@ -80,17 +96,47 @@ class LocalCluster {
     controller_ = ChildProcess(argv, dir_.path() / "controller.log");
   }
 
+  std::filesystem::path broker_dir(int id) const {
+    return dir_.path() / ("broker-" + std::to_string(id));
+  }
+
+  static bool mounted(const std::filesystem::path& at) {
+    std::ifstream mounts("/proc/self/mounts");
+    std::string device, point, rest;
+    while (mounts >> device >> point && std::getline(mounts, rest))
+      if (point == at.string()) return true;
+    return false;
+  }
+
+  void mount_lazyfs(int id) {
+    const auto backing = dir_.path() / ("broker-" + std::to_string(id) + ".backing");
+    std::filesystem::create_directories(backing);
+    std::filesystem::create_directories(broker_dir(id));
+    filesystems_[id] = ChildProcess({(binary_dir() / "faultline-lazyfs").string(), "--backing",
+                                     backing.string(), "--mount", broker_dir(id).string()},
+                                    dir_.path() / ("lazyfs-" + std::to_string(id) + ".log"));
+    for (int i = 0; i < 250 && !mounted(broker_dir(id)); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!mounted(broker_dir(id)))
+      throw std::runtime_error("faultline-lazyfs did not mount " + broker_dir(id).string() + ":\n" +
+                               filesystems_[id].log());
+  }
+
   void start_broker(int id) {
     std::vector<std::string> argv = {
         (binary_dir() / "faultline-broker").string(),
         "--id", std::to_string(id),
-        "--data-dir", (dir_.path() / ("broker-" + std::to_string(id))).string(),
+        "--data-dir", broker_dir(id).string(),
         "--internal", "127.0.0.1:" + std::to_string(internal_ports_[id]),
         "--client", "127.0.0.1:" + std::to_string(client_ports_[id]),
         "--controller", "127.0.0.1:" + std::to_string(controller_port_),
         "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
         "--replica-lag-time-max-ms", std::to_string(options_.replica_lag_time_max_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
+    if (!options_.flush_policy.empty()) {
+      argv.push_back("--flush-policy");
+      argv.push_back(options_.flush_policy);
+    }
     brokers_[id] = ChildProcess(argv, dir_.path() / ("broker-" + std::to_string(id) + ".log"));
   }
 
@@ -126,6 +172,7 @@ class LocalCluster {
   std::map<int, uint16_t> client_ports_;
   std::map<int, uint16_t> internal_ports_;
   ChildProcess controller_;
+  std::map<int, ChildProcess> filesystems_;  // before brokers_: destroyed after them
   std::map<int, ChildProcess> brokers_;
 };
 
