@@ -97,13 +97,13 @@ void BM_ProduceAcksAllFlush(benchmark::State& state, bool lazyfs, std::string po
   produce_acks_all(state, options);
 }
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, plain_every_batch, false, "every-batch")
-    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
+    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, lazyfs_every_batch, true, "every-batch")
-    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
+    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, plain_never, false, "never")
-    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
+    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, lazyfs_never, true, "never")
-    ->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond);
+    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_FailoverAfterKill(benchmark::State& state) {
   LocalClusterOptions options;
