@@ -233,6 +233,18 @@ Clock::time_point window_end(const Nemesis& nemesis, const StepOutcome& o, const
   return end;
 }
 
+// The run's own checks that failed, by what they bound; each makes the verdict invalid.
+struct CheckFailures {
+  std::vector<std::string> availability;  // writes stopped for longer than a bound
+  std::vector<std::string> leadership;    // leadership did not move, or come back, in time
+  bool empty() const { return availability.empty() && leadership.empty(); }
+  std::vector<std::string> all() const {
+    auto out = availability;
+    out.insert(out.end(), leadership.begin(), leadership.end());
+    return out;
+  }
+};
+
 struct StepBounds {
   std::optional<std::chrono::milliseconds> unavailable_max;
   std::optional<std::chrono::milliseconds> leader_moved_within;
@@ -285,7 +297,7 @@ std::optional<double> leader_moved_ms(const std::vector<ClusterWatcher::LeaderSa
 // bound (explicit in [checks], else derived from the cluster's timeouts).
 nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Workload& workload,
                             const ClusterWatcher& view, const Timeline& t, RunMetrics& metrics,
-                            std::vector<std::string>& failures) {
+                            CheckFailures& failures) {
   auto results = nlohmann::json::array();
   const auto leaders = view.leaders();
   const auto per_round = broker_process_faults_per_round(nemesis);
@@ -314,7 +326,7 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
     if (bounds.unavailable_max) {
       r["unavailable_bound_ms"] = bounds.unavailable_max->count();
       if (o.injected && gap_ms > double(bounds.unavailable_max->count()))
-        failures.push_back(fmt::format(
+        failures.availability.push_back(fmt::format(
             "availability: {} on {} at +{:.1f}s left {} without an acknowledged write for {:.2f} s, "
             "more than {:.2f} s ({})",
             kind, o.resolution.targets_desc, at_s,
@@ -334,7 +346,7 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
         continue;
       r["leader_moved_bound_ms"] = bounds.leader_moved_within->count();
       if (!moved || *moved > double(bounds.leader_moved_within->count()))
-        failures.push_back(fmt::format(
+        failures.leadership.push_back(fmt::format(
             "leadership of partition {} stayed on b{} for more than {:.2f} s ({}) after {} at +{:.1f}s",
             partition, leader, bounds.leader_moved_within->count() / 1000.0, bounds.leader_why,
             kind, at_s));
@@ -468,7 +480,7 @@ struct RunFacts {
   nlohmann::json untouched;  // per round: the partitions its faults left alone, and their gap
   nlohmann::json preferred;
   nlohmann::json prometheus;
-  std::vector<std::string> leadership_failures;
+  CheckFailures failures;
   std::vector<std::string> vacuity;  // the run's own reasons it proves nothing
 };
 
@@ -491,7 +503,7 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
   const auto judged = judge(*parsed, t);
   const auto& result = judged.kafka;
   t.check_done = Clock::now();
-  const bool invalid = judged.verdict == checker::Verdict::invalid || !facts.leadership_failures.empty();
+  const bool invalid = judged.verdict == checker::Verdict::invalid || !facts.failures.empty();
   std::vector<std::string> vacuity = judged.vacuity;
   vacuity.insert(vacuity.end(), facts.vacuity.begin(), facts.vacuity.end());
   // Invalid wins; a run that could not have shown a loss proves nothing (exit 3).
@@ -514,7 +526,7 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
       {"duplicates", checker_json["duplicates"]},
       {"anomalies", checker_json["anomalies"]},
       {"failover", failover_summary(facts.faults)},
-      {"leadership", {{"failures", facts.leadership_failures}, {"preferred", facts.preferred}}},
+      {"leadership", {{"failures", facts.failures.all()}, {"preferred", facts.preferred}}},
       {"matches_expectation", matches},
       {"checker", checker_json},
       {"faults", facts.faults},
@@ -527,11 +539,10 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
         {"check", secs(t.check_done - t.final_done)}}},
       {"replay", fmt::format("faultline replay {}", dir.string())}};
   if (!facts.prometheus.is_null()) verdict["prometheus"] = facts.prometheus;
-  // The run's own checks, named by what they bound: availability (writes went on) or leadership.
-  for (const auto& failure : facts.leadership_failures) {
-    const char* kind = failure.starts_with("availability:") ? "availability" : "leadership";
-    verdict["anomalies"][kind] = verdict["anomalies"].value(kind, 0) + 1;
-  }
+  if (!facts.failures.availability.empty())
+    verdict["anomalies"]["availability"] = facts.failures.availability.size();
+  if (!facts.failures.leadership.empty())
+    verdict["anomalies"]["leadership"] = facts.failures.leadership.size();
   // A named copy: a range-for over a temporary's items() would dangle.
   const nlohmann::json violations =
       checker_json["invariants"].value("violations", nlohmann::json::object());
@@ -547,7 +558,7 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
     std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   }
   out << judged.summary() << "\n";
-  for (const auto& f : facts.leadership_failures) out << "leadership: " << f << "\n";
+  for (const auto& f : facts.failures.all()) out << "leadership: " << f << "\n";
   for (const auto& why : vacuity) out << "proves nothing: " << why << "\n";
   out << fmt::format("verdict: {} (expected {}) -> {}\n", verdict_name,
                      s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
@@ -646,13 +657,13 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   t.workload_done = Clock::now();
 
   RunFacts facts;
-  facts.faults = step_results(s, nemesis, workload, view, t, metrics, facts.leadership_failures);
-  facts.untouched = untouched_availability(s, nemesis, workload, t, facts.leadership_failures);
+  facts.faults = step_results(s, nemesis, workload, view, t, metrics, facts.failures);
+  facts.untouched = untouched_availability(s, nemesis, workload, t, facts.failures.availability);
   facts.skipped = skipped_steps(nemesis);
   wait_full_isr(s, setup);
   if (!g_interrupted) workload.final_read();
   t.final_done = Clock::now();
-  facts.preferred = preferred_leadership(s, view, nemesis.last_heal(), facts.leadership_failures);
+  facts.preferred = preferred_leadership(s, view, nemesis.last_heal(), facts.failures.leadership);
   t.last_heal = nemesis.last_heal();
   if (!schedule.empty() && nemesis.injected().empty())
     facts.vacuity.push_back(fmt::format("no fault was injected ({} planned, every one skipped)",
@@ -680,30 +691,42 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   return decide(s, o, dir, facts, t, out);
 }
 
-int replay_run(const fs::path& dir, std::ostream& out) {
-  auto text = read_file(dir / "run.json");
+std::optional<RecordedRun> read_recorded_run(const fs::path& dir, std::string& why) {
+  const fs::path path = dir / "run.json";
   nlohmann::json run;
   try {
-    run = nlohmann::json::parse(text);
+    run = nlohmann::json::parse(read_file(path));
   } catch (const nlohmann::json::exception& e) {
-    out << "replay: " << (dir / "run.json").string() << ": " << e.what() << "\n";
-    return 2;
+    why = path.string() + ": " + e.what();
+    return std::nullopt;
   }
+  RecordedRun r;
+  r.scenario_text = run.value("scenario_text", "");
   ScenarioError error;
-  std::string scenario_text = run.value("scenario_text", "");
-  auto s = parse_scenario(scenario_text, (dir / "run.json").string(), error);
+  auto s = parse_scenario(r.scenario_text, path.string(), error);
   if (!s) {
-    out << "replay: " << error.str() << "\n";
+    why = error.str();
+    return std::nullopt;
+  }
+  r.scenario = std::move(*s);
+  r.options.seed = run.value("seed", uint64_t{1});
+  r.options.duration = std::chrono::seconds(run.value("duration_s", 30));
+  if (run.contains("only_steps")) r.options.only_steps = run["only_steps"].get<std::vector<size_t>>();
+  return r;
+}
+
+int replay_run(const fs::path& dir, std::ostream& out) {
+  std::string why;
+  auto recorded = read_recorded_run(dir, why);
+  if (!recorded) {
+    out << "replay: " << why << "\n";
     return 2;
   }
-  RunOptions o;
-  o.seed = run.value("seed", uint64_t{1});
-  o.duration = std::chrono::seconds(run.value("duration_s", 30));
-  if (run.contains("only_steps")) o.only_steps = run["only_steps"].get<std::vector<size_t>>();
+  RunOptions o = recorded->options;
   int n = 1;
   while (fs::exists(dir / fmt::format("replay-{}", n))) ++n;
   o.out_dir = dir / fmt::format("replay-{}", n);
-  return run_scenario(*s, scenario_text, o, out);
+  return run_scenario(recorded->scenario, recorded->scenario_text, o, out);
 }
 
 }  // namespace faultline::chaos

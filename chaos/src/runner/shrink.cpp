@@ -99,9 +99,8 @@ struct Failing {
 }  // namespace
 
 int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& out) {
-  const auto run = read_json(dir / "run.json");
   const auto verdict = read_json(dir / "verdict.json");
-  if (!run || !verdict) {
+  if (!fs::exists(dir / "run.json") || !verdict) {
     out << fmt::format("shrink: {}: not a finished run (needs run.json and verdict.json)\n", dir.string());
     return 2;
   }
@@ -111,20 +110,21 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
                        dir.string(), failing.verdict, failing.expected);
     return 2;
   }
-  const std::string text = run->value("scenario_text", "");
-  ScenarioError error;
-  auto scenario = parse_scenario(text, (dir / "run.json").string(), error);
-  if (!scenario) {
-    out << "shrink: " << error.str() << "\n";
+  std::string why;
+  auto recorded = read_recorded_run(dir, why);
+  if (!recorded) {
+    out << "shrink: " << why << "\n";
     return 2;
   }
-  const uint64_t seed = run->value("seed", uint64_t{1});
-  const std::chrono::seconds duration(run->value("duration_s", 30));
-  scenario->duration = duration;
-  const auto schedule = make_schedule(*scenario, seed);
+  const std::string& text = recorded->scenario_text;
+  Scenario& scenario = recorded->scenario;
+  const uint64_t seed = recorded->options.seed;
+  const std::chrono::seconds duration = *recorded->options.duration;
+  scenario.duration = duration;
+  const auto schedule = make_schedule(scenario, seed);
   StepSet all(schedule.size());
   std::iota(all.begin(), all.end(), size_t{0});
-  if (run->contains("only_steps")) all = (*run)["only_steps"].get<StepSet>();
+  if (recorded->options.only_steps) all = *recorded->options.only_steps;
   if (all.empty()) {
     out << "shrink: the run injected nothing: nothing to shrink\n";
     return 2;
@@ -136,7 +136,7 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
   int attempt = 0;
   bool stopped = false;  // interrupted, or the harness failed: no further runs
   out << fmt::format("shrink: {} (seed {}, {} s) failed with {} steps; at most {} runs, each in {}\n",
-                     scenario->name, seed, duration.count(), all.size(), options.max_runs,
+                     scenario.name, seed, duration.count(), all.size(), options.max_runs,
                      (work / "attempt-N").string());
   out.flush();
   auto fails = [&](const StepSet& steps) {
@@ -149,7 +149,7 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
     ro.only_steps = steps;
     const auto t0 = Clock::now();
     std::ofstream log(work / fmt::format("attempt-{}.log", attempt));
-    const int code = run_scenario(*scenario, text, ro, log);
+    const int code = run_scenario(scenario, text, ro, log);
     const auto v = read_json(ro.out_dir / "verdict.json");
     const std::string got = v ? v->value("verdict", "?") : "none";
     const bool still = code == 1 && got == failing.verdict;

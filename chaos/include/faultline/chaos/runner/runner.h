@@ -46,6 +46,16 @@ int run_scenario(Scenario scenario, const std::string& scenario_text, const RunO
 // "CAP_SYS_ADMIN"); empty when it can build namespaces. A run without them exits 3 naming them.
 std::vector<std::string> missing_run_capabilities(uint64_t cap_eff);
 
+// What <dir>/run.json recorded: the scenario (its text parsed again) and the options that give
+// the same run (seed, duration, only_steps; no output directory).
+struct RecordedRun {
+  Scenario scenario;
+  std::string scenario_text;
+  RunOptions options;
+};
+// Empty with `why` ("<path>: <problem>", or the scenario's own error) when it cannot be read.
+std::optional<RecordedRun> read_recorded_run(const std::filesystem::path& dir, std::string& why);
+
 // Runs again what <dir>/run.json recorded (same scenario text, seed and duration) into
 // <dir>/replay-N.
 int replay_run(const std::filesystem::path& dir, std::ostream& out);
