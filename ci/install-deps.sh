@@ -20,6 +20,8 @@ packages=(
   # `--prometheus` runs /usr/bin/prometheus itself (its own config, a free port on 127.0.0.1);
   # the package's own service, where systemd starts one, is not used.
   prometheus libcurl4-openssl-dev
+  # Real Kafka clients against the brokers' Kafka listener: the librdkafka workload and kcat.
+  librdkafka-dev kcat
 )
 
 missing=()

@@ -75,13 +75,17 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
   std::signal(SIGTERM, on_stop_signal);
   std::string conn = fmt::format("--controller {} --bootstrap {}", h->controller_endpoint(),
                                  fmt::join(h->bootstrap(), ","));
+  std::vector<std::string> kafka;
+  for (const auto& ep : h->kafka_bootstrap()) kafka.push_back(ep.str());
   fmt::print(
       "cluster up: run {} ({} brokers) in {}\n"
       "  faultline topic create t --partitions 3 --replication-factor 3 {}\n"
       "  faultline produce t hello {}\n"
+      "  Kafka clients: bootstrap.servers={}  (e.g. kcat -b {} -L)\n"
       "  faultline fault inject --run {} kill b1\n"
       "  faultline cluster status   |   faultline cluster down   (or Ctrl-C here)\n",
-      run_id, shape.brokers, h->run_dir().string(), conn, conn, h->run_dir().string());
+      run_id, shape.brokers, h->run_dir().string(), conn, conn, fmt::join(kafka, ","),
+      kafka.empty() ? "-" : kafka.front(), h->run_dir().string());
   if (shape.probe) {
     const auto* pr = h->topology().find(ClusterHarness::kProbeNode);
     fmt::print("  probe: decisions in {}, metrics http://{}:9100/metrics (inside netns {})\n",

@@ -22,6 +22,8 @@ namespace {
 
 constexpr uint16_t kControllerPort = 9090;
 constexpr uint16_t kClientPort = 9092;
+// The brokers' Kafka-protocol listener (librdkafka, kcat), next to faultline's own.
+constexpr uint16_t kKafkaPort = 9093;
 constexpr uint16_t kInternalPort = 9093;
 constexpr uint16_t kMetricsPort = 9100;
 
@@ -65,6 +67,7 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
           "--data-dir", (data / n.id).string(),
           "--internal", fmt::format("{}:{}", n.int_address->str(), kInternalPort),
           "--client", fmt::format("{}:{}", n.ext_address->str(), kClientPort),
+          "--kafka", fmt::format("{}:{}", n.ext_address->str(), kKafkaPort),
           "--controller", fmt::format("{}:{}", controller.int_address->str(), kControllerPort),
           "--metrics-port", std::to_string(kMetricsPort),
           "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval.count()),
@@ -201,6 +204,7 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     if (!ok || n.role != NodeRole::broker) continue;
     ok = start(n, broker_argv(n, *controller, data, shape), n.ext_address->str(), kClientPort);
     h->bootstrap_.push_back(fmt::format("{}:{}", n.ext_address->str(), kClientPort));
+    h->kafka_bootstrap_.push_back({n.ext_address->str(), kKafkaPort});
   }
   if (ok) {
     // Ready means usable: every broker registered with the controller and unfenced.

@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", config.data_dir, "where the partition logs live")->required();
   app.add_option("--internal", internal, "internal listener host:port (replication, admin)");
   app.add_option("--client", client, "client listener host:port (clients only)");
+  std::string kafka;
+  app.add_option("--kafka", kafka,
+                 "Kafka-protocol listener host:port for Kafka clients (librdkafka, kcat); none "
+                 "when not given");
   app.add_option("--controller", controller, "controller host:port")->required();
   app.add_option("--metrics-port", config.metrics_port, "Prometheus port on the internal host");
   app.add_option("--heartbeat-interval-ms", heartbeat_ms, "broker.heartbeat.interval.ms");
@@ -72,6 +76,13 @@ int main(int argc, char** argv) {
       !parse_endpoint(controller, config.controller)) {
     spdlog::error("event=bad_config reason=\"endpoints must be host:port\"");
     return 2;
+  }
+  if (!kafka.empty()) {
+    config.kafka_listener.emplace();
+    if (!parse_endpoint(kafka, *config.kafka_listener)) {
+      spdlog::error("event=bad_config reason=\"--kafka must be host:port\"");
+      return 2;
+    }
   }
   config.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   config.replica_lag_time_max = std::chrono::milliseconds(lag_ms);

@@ -52,6 +52,7 @@ class LocalCluster {
     for (int id = 1; id <= options_.brokers; ++id) {
       client_ports_[id] = free_port();
       internal_ports_[id] = free_port();
+      kafka_ports_[id] = free_port();
     }
     start_controller();
     for (int id = 1; id <= options_.brokers; ++id) {
@@ -129,6 +130,7 @@ class LocalCluster {
         "--data-dir", broker_dir(id).string(),
         "--internal", "127.0.0.1:" + std::to_string(internal_ports_[id]),
         "--client", "127.0.0.1:" + std::to_string(client_ports_[id]),
+        "--kafka", "127.0.0.1:" + std::to_string(kafka_ports_[id]),
         "--controller", "127.0.0.1:" + std::to_string(controller_port_),
         "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
         "--replica-lag-time-max-ms", std::to_string(options_.replica_lag_time_max_ms),
@@ -143,6 +145,13 @@ class LocalCluster {
   ChildProcess& broker(int id) { return brokers_.at(id); }
   cluster::Endpoint client_endpoint(int id) const { return {"127.0.0.1", client_ports_.at(id)}; }
   ChildProcess& controller() { return controller_; }
+  // The brokers' Kafka-protocol listeners as librdkafka's bootstrap.servers ("host:port,...").
+  std::string kafka_bootstrap() const {
+    std::string out;
+    for (const auto& [id, port] : kafka_ports_)
+      out += (out.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
+    return out;
+  }
 
   cluster::ClientConfig client_config() const {
     cluster::ClientConfig c;
@@ -171,6 +180,7 @@ class LocalCluster {
   uint16_t controller_port_ = 0;
   std::map<int, uint16_t> client_ports_;
   std::map<int, uint16_t> internal_ports_;
+  std::map<int, uint16_t> kafka_ports_;
   ChildProcess controller_;
   std::map<int, ChildProcess> filesystems_;  // before brokers_: destroyed after them
   std::map<int, ChildProcess> brokers_;

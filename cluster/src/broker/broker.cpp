@@ -7,6 +7,7 @@
 
 #include "faultline/cluster/log/record_batch.h"
 #include "faultline/cluster/log/truncation.h"
+#include "broker/kafka_server.h"
 #include "broker/storage_canary.h"
 
 #ifdef FAULTLINE_MUTANTS
@@ -80,6 +81,7 @@ Broker::~Broker() {
 
 uint16_t Broker::internal_port() const { return internal_server_ ? internal_server_->port() : 0; }
 uint16_t Broker::client_port() const { return client_server_ ? client_server_->port() : 0; }
+uint16_t Broker::kafka_port() const { return kafka_server_ ? kafka_server_->port() : 0; }
 
 bool Broker::start() {
   std::error_code ec;
@@ -94,6 +96,8 @@ bool Broker::start() {
                                                    ListenerKind::internal, *this);
     client_server_ =
         std::make_unique<RpcServer>(io_, config_.client_listener, ListenerKind::client, *this);
+    if (config_.kafka_listener)
+      kafka_server_ = std::make_unique<KafkaServer>(io_, *config_.kafka_listener, *this);
   } catch (const std::exception& e) {
     spdlog::error("event=listen_failed error=\"{}\"", e.what());
     return false;
@@ -107,6 +111,7 @@ bool Broker::start() {
   }
   internal_server_->start();
   client_server_->start();
+  if (kafka_server_) kafka_server_->start();
   // Re-open the partitions found on disk: their logs recover now, before any request.
   std::vector<TopicPartition> found;
   for (const auto& entry : std::filesystem::directory_iterator(config_.data_dir, ec)) {
@@ -159,6 +164,7 @@ void Broker::stop() {
   }
   if (internal_server_) internal_server_->stop();
   if (client_server_) client_server_->stop();
+  if (kafka_server_) kafka_server_->stop();
   if (canary_) canary_->stop();
   abandon_log_opening_ = true;
   if (log_opener_.joinable()) log_opener_.join();
@@ -501,6 +507,7 @@ Response Broker::handle_metadata(const MetadataRequest& req) {
     bm.id = id;
     bm.client_endpoint = b.client_endpoint;
     bm.internal_endpoint = b.internal_endpoint;
+    bm.kafka_endpoint = b.kafka_endpoint;
     bm.fenced = b.fenced;
     bm.demoted = b.demoted;
     bm.demotion_reason = b.demotion_reason;
@@ -570,6 +577,7 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
       req.incarnation = incarnation_;
       req.internal_endpoint = internal;
       req.client_endpoint = client;
+      if (config_.kafka_listener) req.kafka_endpoint = Endpoint{config_.kafka_listener->host, kafka_port()};
       auto res = co_await peers_.get(config_.controller).call(req, 2000ms);
       if (!res.error) {
         auto& r = std::get<BrokerRegistrationResponse>(res.response);

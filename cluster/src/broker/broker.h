@@ -35,12 +35,14 @@
 #include "faultline/cluster/net/rpc.h"
 #include "faultline/cluster/replication/partition_replication.h"
 #include "faultline/cluster/wire/messages.h"
+#include "broker/kafka_gateway.h"
 
 namespace faultline::cluster {
 
 class StorageCanary;
+class KafkaServer;
 
-class Broker final : public RequestHandler {
+class Broker final : public RequestHandler, public KafkaBackend {
  public:
   Broker(asio::io_context& io, BrokerConfig config, MetricsEndpoint& metrics);
   ~Broker() override;
@@ -53,8 +55,12 @@ class Broker final : public RequestHandler {
 
   uint16_t internal_port() const;
   uint16_t client_port() const;
+  uint16_t kafka_port() const;  // 0 when there is no Kafka listener
 
   asio::awaitable<Response> handle(Request request, ListenerKind listener) override;
+  // Until any of the partitions is woken (new data, HW, leadership) or max_wait passes.
+  asio::awaitable<void> wait_for_any(const std::vector<TopicPartition>& tps,
+                                     std::chrono::milliseconds max_wait) override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -159,9 +165,6 @@ class Broker final : public RequestHandler {
   Offset high_watermark(const Partition& p) const;
   void update_gauges();
   asio::awaitable<void> wait_for_data(Partition& p, std::chrono::milliseconds max_wait);
-  // Until any of the partitions is woken (new data, HW, leadership) or max_wait passes.
-  asio::awaitable<void> wait_for_any(const std::vector<TopicPartition>& tps,
-                                     std::chrono::milliseconds max_wait);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
   // ---- log directory failure (log_dir.cpp) ----
@@ -176,6 +179,7 @@ class Broker final : public RequestHandler {
   BrokerMetrics metrics_;
   std::unique_ptr<RpcServer> internal_server_;
   std::unique_ptr<RpcServer> client_server_;
+  std::unique_ptr<KafkaServer> kafka_server_;  // null without a Kafka listener
   ClientPool peers_;  // connections to the controller and to other brokers' internal listeners
   std::unique_ptr<StorageCanary> canary_;  // its own thread; null when the interval is 0
 

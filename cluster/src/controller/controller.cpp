@@ -172,7 +172,7 @@ RegisterResult Controller::register_broker(const BrokerRegistration& registratio
   BrokerEpoch epoch{image_.next_offset().value()};
   append(BrokerRegistered{registration.broker, epoch, registration.incarnation,
                           registration.internal_endpoint, registration.client_endpoint,
-                          registration.rack});
+                          registration.rack, registration.kafka_endpoint});
   Session& s = sessions_[registration.broker];
   s = Session{};
   s.last_heartbeat = now;

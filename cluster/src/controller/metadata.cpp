@@ -177,6 +177,9 @@ void encode_payload(const MetadataRecord& record, Writer& w) {
           w.boolean(r.rack.has_value());
           if (r.rack)
             w.string(*r.rack);
+          w.boolean(r.kafka_endpoint.has_value());
+          if (r.kafka_endpoint)
+            w.endpoint(*r.kafka_endpoint);
         } else if constexpr (std::is_same_v<R, BrokerFenced> || std::is_same_v<R, BrokerUnfenced> ||
                              std::is_same_v<R, BrokerControlledShutdown>) {
           RecordType type = std::is_same_v<R, BrokerFenced> ? RecordType::broker_fenced
@@ -230,6 +233,8 @@ bool decode_payload(Reader& r, MetadataRecord& out) {
       rec.client_endpoint = r.endpoint();
       if (r.boolean())
         rec.rack = r.string();
+      if (r.boolean())
+        rec.kafka_endpoint = r.endpoint();
       out = std::move(rec);
       return true;
     }
@@ -395,6 +400,7 @@ std::error_code MetadataImage::apply_record(MetadataOffset offset, const Metadat
           b.internal_endpoint = r.internal_endpoint;
           b.client_endpoint = r.client_endpoint;
           b.rack = r.rack;
+          b.kafka_endpoint = r.kafka_endpoint;
           b.registered_at = offset;
           b.registered = true;
           b.fenced = true;

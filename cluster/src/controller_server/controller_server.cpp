@@ -44,8 +44,8 @@ class ControllerServer final : public RequestHandler {
   awaitable<Response> handle(Request request, ListenerKind listener) override {
     auto now = ControllerClock::now();
     if (auto* r = std::get_if<BrokerRegistrationRequest>(&request)) {
-      BrokerRegistration reg{r->broker, r->incarnation, r->internal_endpoint, r->client_endpoint,
-                             std::nullopt};
+      BrokerRegistration reg{r->broker,          r->incarnation, r->internal_endpoint,
+                             r->client_endpoint, std::nullopt,   r->kafka_endpoint};
       auto result = service_.register_broker(reg, now);
       BrokerRegistrationResponse resp;
       resp.error = result.error;
@@ -171,6 +171,7 @@ class ControllerServer final : public RequestHandler {
       bm.id = id;
       bm.client_endpoint = b.client_endpoint;
       bm.internal_endpoint = b.internal_endpoint;
+      bm.kafka_endpoint = b.kafka_endpoint;
       bm.fenced = b.fenced;
       bm.demoted = b.demoted;
       bm.demotion_reason = b.demotion_reason;

@@ -94,6 +94,8 @@ class ClusterHarness {
   cluster::ClientConfig client_config() const;
   const std::string& controller_endpoint() const { return controller_endpoint_; }
   const std::vector<std::string>& bootstrap() const { return bootstrap_; }
+  // The brokers' Kafka-protocol listeners, for Kafka clients (librdkafka's bootstrap.servers).
+  std::vector<cluster::Endpoint> kafka_bootstrap() const { return kafka_bootstrap_; }
   // Node id of broker `id` ("b1").
   static std::string broker_node(int id) { return "b" + std::to_string(id); }
   // The probe's node id, and its decisions file (JSON Lines; ClusterShape::probe).
@@ -121,6 +123,7 @@ class ClusterHarness {
   std::vector<std::string> processes_;
   std::string controller_endpoint_;
   std::vector<std::string> bootstrap_;
+  std::vector<cluster::Endpoint> kafka_bootstrap_;
   std::filesystem::path probe_decisions_;
   bool down_ = false;
   bool remove_state_on_down_ = false;

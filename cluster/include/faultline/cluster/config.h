@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -35,6 +36,8 @@ struct BrokerConfig {
   std::filesystem::path data_dir = "data";
   Endpoint internal_listener{"127.0.0.1", 0};  // replication, admin, metrics
   Endpoint client_listener{"127.0.0.1", 0};    // clients only
+  // Kafka-protocol listener for Kafka clients (librdkafka, kcat); none when unset.
+  std::optional<Endpoint> kafka_listener;
   Endpoint controller{"127.0.0.1", 0};
   uint16_t metrics_port = 0;                    // on the internal address; 0 = no exporter
   milliseconds heartbeat_interval{2000};        // broker.heartbeat.interval.ms

@@ -45,6 +45,7 @@ struct BrokerRegistration {
   Endpoint internal_endpoint;
   Endpoint client_endpoint;
   std::optional<std::string> rack;
+  std::optional<Endpoint> kafka_endpoint;
 };
 struct RegisterResult {
   errc error = errc::none;

@@ -58,6 +58,8 @@ struct BrokerRegistered {
   Endpoint internal_endpoint;
   Endpoint client_endpoint;
   std::optional<std::string> rack;
+  // The broker's Kafka-protocol listener (kafka/protocol.h), when it runs one.
+  std::optional<Endpoint> kafka_endpoint;
   friend bool operator==(const BrokerRegistered&, const BrokerRegistered&) = default;
 };
 struct BrokerFenced {
@@ -156,6 +158,7 @@ struct BrokerState {
   Endpoint internal_endpoint;
   Endpoint client_endpoint;
   std::optional<std::string> rack;
+  std::optional<Endpoint> kafka_endpoint;
   MetadataOffset registered_at{-1};  // offset of its latest BrokerRegistered
   bool registered = false;
   bool fenced = true;  // a registered broker starts fenced until it has caught up

@@ -173,10 +173,11 @@ struct BrokerMetadata {
   int64_t storage_canary_us = -1;
   std::string storage_canary_error;
   bool shutting_down = false;  // in controlled shutdown (asked to leave; not yet exited)
+  std::optional<Endpoint> kafka_endpoint;  // its Kafka-protocol listener, if it runs one
   static auto fields(auto& s) {
     return std::tie(s.id, s.client_endpoint, s.internal_endpoint, s.fenced, s.demoted,
                     s.demotion_reason, s.storage_canary_us, s.storage_canary_error,
-                    s.shutting_down);
+                    s.shutting_down, s.kafka_endpoint);
   }
 };
 struct PartitionMetadata {
@@ -221,8 +222,10 @@ struct BrokerRegistrationRequest {
   uint64_t incarnation = 0;
   Endpoint internal_endpoint;
   Endpoint client_endpoint;
+  std::optional<Endpoint> kafka_endpoint;
   static auto fields(auto& s) {
-    return std::tie(s.broker, s.incarnation, s.internal_endpoint, s.client_endpoint);
+    return std::tie(s.broker, s.incarnation, s.internal_endpoint, s.client_endpoint,
+                    s.kafka_endpoint);
   }
 };
 struct BrokerRegistrationResponse {

@@ -1,0 +1,727 @@
+// The Kafka wire protocol codec (kafka/protocol.h): requests as librdkafka and kcat send them,
+// responses as they parse them. Frames are written field by field from Apache Kafka's message
+// definitions here, independently of the codec's own writer.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "faultline/cluster/kafka/protocol.h"
+
+namespace faultline::cluster::kafka {
+namespace {
+
+// A hand-written frame: big-endian fixed-width fields, Kafka strings and varints.
+struct Bytes {
+  std::string s;
+  Bytes& be(uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i)
+      s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+    return *this;
+  }
+  Bytes& i8(int8_t v) { return be(static_cast<uint8_t>(v), 1); }
+  Bytes& i16(int16_t v) { return be(static_cast<uint16_t>(v), 2); }
+  Bytes& i32(int32_t v) { return be(static_cast<uint32_t>(v), 4); }
+  Bytes& i64(int64_t v) { return be(static_cast<uint64_t>(v), 8); }
+  Bytes& uvarint(uint32_t v) {
+    for (; v >= 0x80; v >>= 7)
+      s.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    s.push_back(static_cast<char>(v));
+    return *this;
+  }
+  Bytes& str(std::string_view v) {
+    i16(static_cast<int16_t>(v.size()));
+    s += v;
+    return *this;
+  }
+  Bytes& null_str() { return i16(-1); }
+  Bytes& compact_str(std::string_view v) {
+    uvarint(static_cast<uint32_t>(v.size() + 1));
+    s += v;
+    return *this;
+  }
+  Bytes& bytes(std::string_view v) {
+    i32(static_cast<int32_t>(v.size()));
+    s += v;
+    return *this;
+  }
+  Bytes& raw(std::string_view v) {
+    s += v;
+    return *this;
+  }
+  // Request header v1: api_key, api_version, correlation_id, client_id.
+  Bytes& header(ApiKey key, int16_t version, int32_t correlation_id = 7) {
+    return i16(static_cast<int16_t>(key)).i16(version).i32(correlation_id).str("rdkafka");
+  }
+  // A response frame: size prefix around what is written so far.
+  std::string framed() const {
+    Bytes f;
+    f.i32(static_cast<int32_t>(s.size()));
+    return f.s + s;
+  }
+};
+
+DecodeError decode_frame(const std::string& frame, Request& out) {
+  size_t body_offset = 0;
+  const auto header = decode_header(frame, body_offset);
+  if (!header)
+    return DecodeError::malformed;
+  return decode_request(*header, std::span<const char>(frame).subspan(body_offset), out);
+}
+
+template <typename T>
+T decoded(const std::string& frame) {
+  Request out;
+  EXPECT_EQ(decode_frame(frame, out), DecodeError::none);
+  EXPECT_TRUE(std::holds_alternative<T>(out));
+  return std::holds_alternative<T>(out) ? std::get<T>(out) : T{};
+}
+
+RequestHeader header_of(ApiKey key, int16_t version, int32_t correlation_id = 7) {
+  return RequestHeader{static_cast<int16_t>(key), version, correlation_id, "rdkafka"};
+}
+
+// ---- hand-built request frames -----------------------------------------------------------------
+
+std::string api_versions_v0() {
+  return Bytes().header(ApiKey::api_versions, 0).s;
+}
+std::string api_versions_v3() {
+  return Bytes()
+      .header(ApiKey::api_versions, 3)
+      .uvarint(0)  // header tagged fields
+      .compact_str("librdkafka")
+      .compact_str("2.0.2")
+      .uvarint(0)
+      .s;
+}
+std::string metadata_v1_all() {
+  return Bytes().header(ApiKey::metadata, 1).i32(-1).s;
+}
+std::string metadata_v1_two() {
+  return Bytes().header(ApiKey::metadata, 1).i32(2).str("a").str("orders").s;
+}
+std::string metadata_v8() {
+  return Bytes().header(ApiKey::metadata, 8).i32(1).str("t").i8(0).i8(1).i8(0).s;
+}
+std::string produce(int16_t version) {
+  Bytes b;
+  b.header(ApiKey::produce, version).null_str().i16(-1).i32(5000);
+  b.i32(1).str("t").i32(2).i32(0).bytes("batch").i32(1).i32(-1);
+  return b.s;
+}
+std::string fetch_v4() {
+  Bytes b;
+  b.header(ApiKey::fetch, 4).i32(-1).i32(500).i32(1).i32(52428800).i8(1);
+  b.i32(1).str("t").i32(1).i32(0).i64(42).i32(1048576);
+  return b.s;
+}
+std::string fetch_v11() {
+  Bytes b;
+  b.header(ApiKey::fetch, 11).i32(-1).i32(500).i32(1).i32(52428800).i8(0).i32(77).i32(3);
+  b.i32(1).str("t").i32(2);
+  b.i32(0).i32(5).i64(42).i64(-1).i32(1048576);
+  b.i32(3).i32(6).i64(9).i64(2).i32(4096);
+  b.i32(1).str("gone").i32(2).i32(1).i32(2);  // forgotten_topics_data
+  b.str("rack-1");
+  return b.s;
+}
+std::string list_offsets_v1() {
+  return Bytes().header(ApiKey::list_offsets, 1).i32(-1).i32(1).str("t").i32(1).i32(0).i64(-2).s;
+}
+std::string list_offsets_v4() {
+  Bytes b;
+  b.header(ApiKey::list_offsets, 4).i32(-1).i8(1);
+  b.i32(1).str("t").i32(2).i32(0).i32(5).i64(-1).i32(1).i32(-1).i64(1234);
+  return b.s;
+}
+
+std::vector<std::string> valid_frames() {
+  return {api_versions_v0(), api_versions_v3(), metadata_v1_all(), metadata_v1_two(),
+          metadata_v8(),     produce(3),        produce(7),        fetch_v4(),
+          fetch_v11(),       list_offsets_v1(), list_offsets_v4()};
+}
+
+// ---- supported versions and headers ------------------------------------------------------------
+
+TEST(KafkaSupportedApis, AdvertisesTheServedRanges) {
+  const std::vector<ApiRange> expected{{0, 3, 7}, {1, 4, 11}, {2, 1, 4}, {3, 1, 8}, {18, 0, 3}};
+  const auto apis = supported_apis();
+  EXPECT_EQ(std::vector<ApiRange>(apis.begin(), apis.end()), expected);
+  EXPECT_EQ(supported(1), (ApiRange{1, 4, 11}));
+  EXPECT_EQ(supported(9), std::nullopt) << "OffsetFetch is not served";
+  EXPECT_EQ(supported(-1), std::nullopt);
+}
+
+TEST(KafkaDecodeHeader, ReadsHeaderV1) {
+  const std::string frame = Bytes().header(ApiKey::fetch, 11, 0x01020304).raw("body").s;
+  size_t body_offset = 0;
+  const auto h = decode_header(frame, body_offset);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->api_key, 1);
+  EXPECT_EQ(h->api_version, 11);
+  EXPECT_EQ(h->correlation_id, 0x01020304);
+  EXPECT_EQ(h->client_id, "rdkafka");
+  EXPECT_EQ(body_offset, frame.size() - 4);
+}
+
+TEST(KafkaDecodeHeader, ReadsANullClientId) {
+  const std::string frame = Bytes().i16(3).i16(1).i32(9).null_str().s;
+  size_t body_offset = 0;
+  const auto h = decode_header(frame, body_offset);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->client_id, std::nullopt);
+  EXPECT_EQ(body_offset, frame.size());
+}
+
+TEST(KafkaDecodeHeader, ReadsTaggedFieldsOfFlexibleApiVersions) {
+  // One tagged field (tag 5, two bytes) that we skip.
+  const std::string frame =
+      Bytes().header(ApiKey::api_versions, 3).uvarint(1).uvarint(5).uvarint(2).raw("xy").raw("B").s;
+  size_t body_offset = 0;
+  ASSERT_TRUE(decode_header(frame, body_offset));
+  EXPECT_EQ(body_offset, frame.size() - 1);
+  // ApiVersions v7 (not served) is flexible too: its header still parses, to answer it.
+  const std::string v7 = Bytes().header(ApiKey::api_versions, 7).uvarint(0).s;
+  ASSERT_TRUE(decode_header(v7, body_offset));
+  EXPECT_EQ(body_offset, v7.size());
+  // Metadata v9 is flexible but not served: header v1 is enough to refuse it.
+  const std::string meta9 = Bytes().header(ApiKey::metadata, 9).uvarint(0).s;
+  ASSERT_TRUE(decode_header(meta9, body_offset));
+  EXPECT_EQ(body_offset, meta9.size() - 1);
+}
+
+TEST(KafkaDecodeHeader, RefusesMalformedHeaders) {
+  size_t body_offset = 0;
+  EXPECT_FALSE(decode_header({}, body_offset));
+  EXPECT_FALSE(decode_header(Bytes().i16(3).i16(1).i32(9).s, body_offset)) << "no client_id";
+  EXPECT_FALSE(decode_header(Bytes().i16(3).i16(1).i32(9).i16(-2).s, body_offset));
+  EXPECT_FALSE(decode_header(Bytes().i16(3).i16(1).i32(9).i16(5).raw("abc").s, body_offset));
+  EXPECT_FALSE(
+      decode_header(Bytes().header(ApiKey::api_versions, 3).uvarint(1).uvarint(0).s, body_offset))
+      << "tagged field cut short";
+  EXPECT_FALSE(
+      decode_header(Bytes().header(ApiKey::api_versions, 3).uvarint(100000).s, body_offset))
+      << "tagged field count beyond the frame";
+}
+
+// ---- request bodies ----------------------------------------------------------------------------
+
+TEST(KafkaDecodeRequest, ApiVersions) {
+  const auto v0 = decoded<ApiVersionsRequest>(api_versions_v0());
+  EXPECT_EQ(v0.client_software_name, "");
+  const auto v3 = decoded<ApiVersionsRequest>(api_versions_v3());
+  EXPECT_EQ(v3.client_software_name, "librdkafka");
+  EXPECT_EQ(v3.client_software_version, "2.0.2");
+}
+
+TEST(KafkaDecodeRequest, Metadata) {
+  const auto all = decoded<MetadataRequest>(metadata_v1_all());
+  EXPECT_EQ(all.topics, std::nullopt);
+  EXPECT_TRUE(all.allow_auto_topic_creation);
+  const auto two = decoded<MetadataRequest>(metadata_v1_two());
+  EXPECT_EQ(two.topics, (std::vector<std::string>{"a", "orders"}));
+  const auto v8 = decoded<MetadataRequest>(metadata_v8());
+  EXPECT_EQ(v8.topics, std::vector<std::string>{"t"});
+  EXPECT_FALSE(v8.allow_auto_topic_creation);
+  const auto none = decoded<MetadataRequest>(Bytes().header(ApiKey::metadata, 4).i32(0).i8(1).s);
+  ASSERT_TRUE(none.topics);
+  EXPECT_TRUE(none.topics->empty()) << "an empty array asks for no topics (v1+)";
+}
+
+TEST(KafkaDecodeRequest, Produce) {
+  for (const int16_t version : {3, 7}) {
+    const auto r = decoded<ProduceRequest>(produce(version));
+    EXPECT_EQ(r.transactional_id, std::nullopt);
+    EXPECT_EQ(r.acks, -1);
+    EXPECT_EQ(r.timeout_ms, 5000);
+    ASSERT_EQ(r.topics.size(), 1u);
+    EXPECT_EQ(r.topics[0].name, "t");
+    ASSERT_EQ(r.topics[0].partitions.size(), 2u);
+    EXPECT_EQ(r.topics[0].partitions[0].index, 0);
+    EXPECT_EQ(r.topics[0].partitions[0].records, "batch");
+    EXPECT_EQ(r.topics[0].partitions[1].index, 1);
+    EXPECT_EQ(r.topics[0].partitions[1].records, "") << "null records";
+  }
+  const auto txn =
+      decoded<ProduceRequest>(Bytes().header(ApiKey::produce, 5).str("tx").i16(1).i32(10).i32(0).s);
+  EXPECT_EQ(txn.transactional_id, "tx");
+  EXPECT_EQ(txn.acks, 1);
+  EXPECT_TRUE(txn.topics.empty());
+}
+
+TEST(KafkaDecodeRequest, FetchV4) {
+  const auto r = decoded<FetchRequest>(fetch_v4());
+  EXPECT_EQ(r.replica_id, -1);
+  EXPECT_EQ(r.max_wait_ms, 500);
+  EXPECT_EQ(r.min_bytes, 1);
+  EXPECT_EQ(r.max_bytes, 52428800);
+  EXPECT_EQ(r.isolation_level, 1);
+  EXPECT_EQ(r.session_id, 0);
+  EXPECT_EQ(r.session_epoch, -1);
+  ASSERT_EQ(r.topics.size(), 1u);
+  ASSERT_EQ(r.topics[0].partitions.size(), 1u);
+  const FetchPartition& p = r.topics[0].partitions[0];
+  EXPECT_EQ(p.index, 0);
+  EXPECT_EQ(p.current_leader_epoch, -1);
+  EXPECT_EQ(p.fetch_offset, 42);
+  EXPECT_EQ(p.log_start_offset, -1);
+  EXPECT_EQ(p.partition_max_bytes, 1048576);
+}
+
+TEST(KafkaDecodeRequest, FetchV11) {
+  const auto r = decoded<FetchRequest>(fetch_v11());
+  EXPECT_EQ(r.isolation_level, 0);
+  EXPECT_EQ(r.session_id, 77);
+  EXPECT_EQ(r.session_epoch, 3);
+  ASSERT_EQ(r.topics.size(), 1u);
+  EXPECT_EQ(r.topics[0].name, "t");
+  ASSERT_EQ(r.topics[0].partitions.size(), 2u);
+  const FetchPartition& a = r.topics[0].partitions[0];
+  EXPECT_EQ(a.index, 0);
+  EXPECT_EQ(a.current_leader_epoch, 5);
+  EXPECT_EQ(a.fetch_offset, 42);
+  EXPECT_EQ(a.log_start_offset, -1);
+  EXPECT_EQ(a.partition_max_bytes, 1048576);
+  const FetchPartition& b = r.topics[0].partitions[1];
+  EXPECT_EQ(b.index, 3);
+  EXPECT_EQ(b.current_leader_epoch, 6);
+  EXPECT_EQ(b.fetch_offset, 9);
+  EXPECT_EQ(b.log_start_offset, 2);
+  EXPECT_EQ(b.partition_max_bytes, 4096);
+}
+
+TEST(KafkaDecodeRequest, ListOffsets) {
+  const auto v1 = decoded<ListOffsetsRequest>(list_offsets_v1());
+  EXPECT_EQ(v1.replica_id, -1);
+  EXPECT_EQ(v1.isolation_level, 0);
+  ASSERT_EQ(v1.topics.size(), 1u);
+  ASSERT_EQ(v1.topics[0].partitions.size(), 1u);
+  EXPECT_EQ(v1.topics[0].partitions[0].timestamp, -2);
+  EXPECT_EQ(v1.topics[0].partitions[0].current_leader_epoch, -1);
+
+  const auto v4 = decoded<ListOffsetsRequest>(list_offsets_v4());
+  EXPECT_EQ(v4.isolation_level, 1);
+  ASSERT_EQ(v4.topics.size(), 1u);
+  ASSERT_EQ(v4.topics[0].partitions.size(), 2u);
+  EXPECT_EQ(v4.topics[0].partitions[0].index, 0);
+  EXPECT_EQ(v4.topics[0].partitions[0].current_leader_epoch, 5);
+  EXPECT_EQ(v4.topics[0].partitions[0].timestamp, -1);
+  EXPECT_EQ(v4.topics[0].partitions[1].index, 1);
+  EXPECT_EQ(v4.topics[0].partitions[1].current_leader_epoch, -1);
+  EXPECT_EQ(v4.topics[0].partitions[1].timestamp, 1234);
+}
+
+TEST(KafkaDecodeRequest, RefusesUnservedApisAndVersions) {
+  Request out;
+  EXPECT_EQ(decode_frame(Bytes().i16(9).i16(1).i32(1).null_str().s, out),
+            DecodeError::unsupported_api);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::produce, 2).s, out),
+            DecodeError::unsupported_version);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::produce, 8).s, out),
+            DecodeError::unsupported_version);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::fetch, 3).s, out),
+            DecodeError::unsupported_version);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::fetch, 12).s, out),
+            DecodeError::unsupported_version);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::metadata, 0).s, out),
+            DecodeError::unsupported_version);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::list_offsets, 5).s, out),
+            DecodeError::unsupported_version);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::api_versions, 4).uvarint(0).s, out),
+            DecodeError::unsupported_version);
+  EXPECT_EQ(decode_frame(Bytes().header(ApiKey::api_versions, -1).s, out),
+            DecodeError::unsupported_version);
+}
+
+TEST(KafkaDecodeRequest, EveryTruncationOfEveryValidFrameIsMalformed) {
+  for (const std::string& frame : valid_frames()) {
+    Request out;
+    ASSERT_EQ(decode_frame(frame, out), DecodeError::none);
+    for (size_t n = 0; n < frame.size(); ++n)
+      EXPECT_EQ(decode_frame(frame.substr(0, n), out), DecodeError::malformed)
+          << "api " << (frame.size() > 1 ? int(frame[1]) : -1) << " cut at " << n;
+  }
+}
+
+TEST(KafkaDecodeRequest, TrailingBytesAreMalformed) {
+  for (const std::string& frame : valid_frames()) {
+    Request out;
+    EXPECT_EQ(decode_frame(frame + "x", out), DecodeError::malformed);
+  }
+}
+
+TEST(KafkaDecodeRequest, RefusesLengthsAndCountsBeyondTheFrame) {
+  // Counts that would allocate gigabytes are refused by the bytes left, not attempted.
+  const auto produce_v3 = [] {
+    Bytes b;
+    b.header(ApiKey::produce, 3).null_str().i16(1).i32(0);
+    return b;
+  };
+  const auto api_versions_v3 = [] {
+    Bytes b;
+    b.header(ApiKey::api_versions, 3).uvarint(0);
+    return b;
+  };
+  const auto fetch_v4_prefix = [] {
+    Bytes b;
+    b.header(ApiKey::fetch, 4).i32(-1).i32(0).i32(0).i32(0).i8(0);
+    return b;
+  };
+  const std::vector<std::pair<std::string_view, std::string>> cases{
+      {"huge topic count", Bytes().header(ApiKey::metadata, 1).i32(0x7fffffff).str("a").s},
+      {"negative topic count", Bytes().header(ApiKey::metadata, 1).i32(-2).s},
+      {"huge produce topic count", produce_v3().i32(1 << 30).s},
+      {"records beyond the frame",
+       produce_v3().i32(1).str("t").i32(1).i32(0).i32(0x7fffffff).raw("abc").s},
+      {"records length -2", produce_v3().i32(1).str("t").i32(1).i32(0).i32(-2).s},
+      {"null topic name", produce_v3().i32(1).null_str().i32(0).s},
+      {"huge fetch partition count", fetch_v4_prefix().i32(1).str("t").i32(1000000).s},
+      {"null compact string", api_versions_v3().uvarint(0).compact_str("v").uvarint(0).s},
+      {"compact string beyond the frame", api_versions_v3().uvarint(0xFFFFFFFF).s},
+      {"varint beyond 32 bits", api_versions_v3().raw("\xff\xff\xff\xff\x7f").s},
+  };
+  for (const auto& [name, frame] : cases) {
+    Request out;
+    EXPECT_EQ(decode_frame(frame, out), DecodeError::malformed) << name;
+  }
+}
+
+// ---- every served version ---------------------------------------------------------------------
+// The same requests written once per version, each field gated by the first version that has it
+// in Kafka's message definitions ("versions": "N+"), so every version boundary is exercised.
+
+TEST(KafkaDecodeRequestEveryVersion, Fetch) {
+  for (int16_t v = 4; v <= 11; ++v) {
+    Bytes b;
+    b.header(ApiKey::fetch, v).i32(-1).i32(500).i32(1);
+    b.i32(1000);  // max_bytes (3+)
+    b.i8(1);      // isolation_level (4+)
+    if (v >= 7)
+      b.i32(77).i32(3);  // session_id, session_epoch
+    b.i32(1).str("t").i32(1).i32(4);
+    if (v >= 9)
+      b.i32(6);  // current_leader_epoch
+    b.i64(42);
+    if (v >= 5)
+      b.i64(2);  // log_start_offset
+    b.i32(4096);
+    if (v >= 7)
+      b.i32(1).str("gone").i32(1).i32(9);  // forgotten_topics_data
+    if (v >= 11)
+      b.str("rack");
+    const auto r = decoded<FetchRequest>(b.s);
+    EXPECT_EQ(r.max_bytes, 1000) << v;
+    EXPECT_EQ(r.isolation_level, 1) << v;
+    EXPECT_EQ(r.session_id, v >= 7 ? 77 : 0) << v;
+    EXPECT_EQ(r.session_epoch, v >= 7 ? 3 : -1) << v;
+    ASSERT_EQ(r.topics.size(), 1u) << v;
+    ASSERT_EQ(r.topics[0].partitions.size(), 1u) << v;
+    const FetchPartition& p = r.topics[0].partitions[0];
+    EXPECT_EQ(p.index, 4) << v;
+    EXPECT_EQ(p.current_leader_epoch, v >= 9 ? 6 : -1) << v;
+    EXPECT_EQ(p.fetch_offset, 42) << v;
+    EXPECT_EQ(p.log_start_offset, v >= 5 ? 2 : -1) << v;
+    EXPECT_EQ(p.partition_max_bytes, 4096) << v;
+  }
+}
+
+TEST(KafkaDecodeRequestEveryVersion, Metadata) {
+  for (int16_t v = 1; v <= 8; ++v) {
+    Bytes b;
+    b.header(ApiKey::metadata, v).i32(1).str("t");
+    if (v >= 4)
+      b.i8(0);  // allow_auto_topic_creation
+    if (v >= 8)
+      b.i8(1).i8(1);  // include_cluster/topic_authorized_operations
+    const auto r = decoded<MetadataRequest>(b.s);
+    EXPECT_EQ(r.topics, std::vector<std::string>{"t"}) << v;
+    EXPECT_EQ(r.allow_auto_topic_creation, v < 4) << v;
+  }
+}
+
+TEST(KafkaDecodeRequestEveryVersion, ListOffsets) {
+  for (int16_t v = 1; v <= 4; ++v) {
+    Bytes b;
+    b.header(ApiKey::list_offsets, v).i32(-1);
+    if (v >= 2)
+      b.i8(1);  // isolation_level
+    b.i32(1).str("t").i32(1).i32(3);
+    if (v >= 4)
+      b.i32(8);  // current_leader_epoch
+    b.i64(-2);
+    const auto r = decoded<ListOffsetsRequest>(b.s);
+    EXPECT_EQ(r.isolation_level, v >= 2 ? 1 : 0) << v;
+    ASSERT_EQ(r.topics.size(), 1u) << v;
+    ASSERT_EQ(r.topics[0].partitions.size(), 1u) << v;
+    EXPECT_EQ(r.topics[0].partitions[0].index, 3) << v;
+    EXPECT_EQ(r.topics[0].partitions[0].current_leader_epoch, v >= 4 ? 8 : -1) << v;
+    EXPECT_EQ(r.topics[0].partitions[0].timestamp, -2) << v;
+  }
+}
+
+TEST(KafkaDecodeRequestEveryVersion, ProduceAndApiVersions) {
+  for (int16_t v = 3; v <= 7; ++v)
+    EXPECT_EQ(decoded<ProduceRequest>(produce(v)).topics.size(), 1u) << v;
+  for (int16_t v = 0; v <= 2; ++v)
+    decoded<ApiVersionsRequest>(Bytes().header(ApiKey::api_versions, v).s);
+}
+
+// ---- responses ---------------------------------------------------------------------------------
+
+TEST(KafkaEncodeResponse, ApiVersionsV0) {
+  ApiVersionsResponse r;
+  r.api_keys = {{0, 3, 7}, {18, 0, 3}};
+  r.throttle_time_ms = 99;  // not in v0
+  Bytes b;
+  b.i32(7);  // correlation_id
+  b.i16(0);  // error_code
+  b.i32(2);  // api_keys
+  b.i16(0).i16(3).i16(7);
+  b.i16(18).i16(0).i16(3);
+  const std::string expected = b.framed();
+  EXPECT_EQ(encode_response(header_of(ApiKey::api_versions, 0), r), expected);
+}
+
+TEST(KafkaEncodeResponse, ApiVersionsV3IsFlexibleBehindAV0Header) {
+  ApiVersionsResponse r;
+  r.api_keys = {{0, 3, 7}, {18, 0, 3}};
+  r.throttle_time_ms = 5;
+  Bytes b;
+  b.i32(7);      // correlation_id; no header tagged fields
+  b.i16(0);      // error_code
+  b.uvarint(3);  // compact array of 2
+  b.i16(0).i16(3).i16(7).uvarint(0);
+  b.i16(18).i16(0).i16(3).uvarint(0);
+  b.i32(5);      // throttle_time_ms
+  b.uvarint(0);  // tagged fields
+  const std::string expected = b.framed();
+  EXPECT_EQ(encode_response(header_of(ApiKey::api_versions, 3), r), expected);
+}
+
+TEST(KafkaEncodeResponse, ApiVersionsForAnUnsupportedVersion) {
+  Bytes b;
+  b.i32(42).i16(35).i32(5);
+  b.i16(0).i16(3).i16(7).i16(1).i16(4).i16(11).i16(2).i16(1).i16(4).i16(3).i16(1).i16(8);
+  b.i16(18).i16(0).i16(3);
+  EXPECT_EQ(encode_api_versions_unsupported(42), b.framed());
+}
+
+MetadataResponse sample_metadata() {
+  MetadataResponse r;
+  r.throttle_time_ms = 3;
+  r.brokers = {{1, "b1", 9092, std::nullopt}, {2, "b2", 9093, "rack-b"}};
+  r.cluster_id = "fl";
+  r.controller_id = 2;
+  MetadataTopic t;
+  t.name = "t";
+  t.partitions.push_back({0, 0, 1, 4, {1, 2}, {1}, {2}});
+  r.topics.push_back(t);
+  r.topics.push_back({3, "missing", false, {}});
+  return r;
+}
+
+TEST(KafkaEncodeResponse, MetadataV1) {
+  Bytes b;
+  b.i32(7);
+  b.i32(2).i32(1).str("b1").i32(9092).null_str().i32(2).str("b2").i32(9093).str("rack-b");
+  b.i32(2);  // controller_id; no cluster_id before v2
+  b.i32(2);
+  b.i16(0).str("t").i8(0).i32(1);
+  b.i16(0).i32(0).i32(1).i32(2).i32(1).i32(2).i32(1).i32(1);  // no leader_epoch, no offline
+  b.i16(3).str("missing").i8(0).i32(0);
+  EXPECT_EQ(encode_response(header_of(ApiKey::metadata, 1), sample_metadata()), b.framed());
+}
+
+TEST(KafkaEncodeResponse, MetadataV8) {
+  Bytes b;
+  b.i32(7);
+  b.i32(3);  // throttle_time_ms first (v3+)
+  b.i32(2).i32(1).str("b1").i32(9092).null_str().i32(2).str("b2").i32(9093).str("rack-b");
+  b.str("fl").i32(2);
+  b.i32(2);
+  b.i16(0).str("t").i8(0).i32(1);
+  b.i16(0).i32(0).i32(1).i32(4);                       // error, index, leader, leader_epoch
+  b.i32(2).i32(1).i32(2).i32(1).i32(1).i32(1).i32(2);  // replicas, isr, offline
+  b.i32(INT32_MIN);                                    // topic_authorized_operations
+  b.i16(3).str("missing").i8(0).i32(0).i32(INT32_MIN);
+  b.i32(INT32_MIN);  // cluster_authorized_operations
+  EXPECT_EQ(encode_response(header_of(ApiKey::metadata, 8), sample_metadata()), b.framed());
+}
+
+ProduceResponse sample_produce_response() {
+  ProduceResponse r;
+  r.topics.push_back({"t", {{0, 0, 42, -1, 10}, {1, 6, -1, -1, -1}}});
+  r.throttle_time_ms = 8;
+  return r;
+}
+
+TEST(KafkaEncodeResponse, ProduceV3) {
+  Bytes b;
+  b.i32(7).i32(1).str("t").i32(2);
+  b.i32(0).i16(0).i64(42).i64(-1);  // log_append_time (v2+), no log_start_offset
+  b.i32(1).i16(6).i64(-1).i64(-1);
+  b.i32(8);  // throttle_time_ms at the end
+  EXPECT_EQ(encode_response(header_of(ApiKey::produce, 3), sample_produce_response()), b.framed());
+}
+
+TEST(KafkaEncodeResponse, ProduceV7) {
+  Bytes b;
+  b.i32(7).i32(1).str("t").i32(2);
+  b.i32(0).i16(0).i64(42).i64(-1).i64(10);
+  b.i32(1).i16(6).i64(-1).i64(-1).i64(-1);
+  b.i32(8);
+  EXPECT_EQ(encode_response(header_of(ApiKey::produce, 7), sample_produce_response()), b.framed());
+}
+
+FetchResponse sample_fetch_response() {
+  FetchResponse r;
+  r.throttle_time_ms = 1;
+  r.error_code = 0;
+  r.session_id = 0;
+  FetchPartitionResponse p;
+  p.index = 2;
+  p.high_watermark = 10;
+  p.last_stable_offset = 10;
+  p.log_start_offset = 0;
+  p.records = "RECORDS";
+  r.topics.push_back({"t", {p, {5, 6, -1, -1, -1, -1, ""}}});
+  return r;
+}
+
+TEST(KafkaEncodeResponse, FetchV4) {
+  Bytes b;
+  b.i32(7).i32(1).i32(1).str("t").i32(2);
+  b.i32(2).i16(0).i64(10).i64(10).i32(0).bytes("RECORDS");  // lso, empty aborted_transactions
+  b.i32(5).i16(6).i64(-1).i64(-1).i32(0).bytes("");
+  EXPECT_EQ(encode_response(header_of(ApiKey::fetch, 4), sample_fetch_response()), b.framed());
+}
+
+TEST(KafkaEncodeResponse, FetchV11) {
+  FetchResponse r = sample_fetch_response();
+  r.error_code = 0;
+  r.session_id = 0;
+  r.topics[0].partitions[0].preferred_read_replica = -1;
+  Bytes b;
+  b.i32(7).i32(1).i16(0).i32(0).i32(1).str("t").i32(2);
+  b.i32(2).i16(0).i64(10).i64(10).i64(0).i32(0).i32(-1).bytes("RECORDS");
+  b.i32(5).i16(6).i64(-1).i64(-1).i64(-1).i32(0).i32(-1).bytes("");
+  EXPECT_EQ(encode_response(header_of(ApiKey::fetch, 11), r), b.framed());
+}
+
+ListOffsetsResponse sample_list_offsets_response() {
+  ListOffsetsResponse r;
+  r.throttle_time_ms = 4;
+  r.topics.push_back({"t", {{0, 0, -1, 17, 3}}});
+  return r;
+}
+
+TEST(KafkaEncodeResponse, ListOffsetsV1) {
+  Bytes b;
+  b.i32(7).i32(1).str("t").i32(1).i32(0).i16(0).i64(-1).i64(17);
+  EXPECT_EQ(encode_response(header_of(ApiKey::list_offsets, 1), sample_list_offsets_response()),
+            b.framed());
+}
+
+TEST(KafkaEncodeResponse, ListOffsetsV4) {
+  Bytes b;
+  b.i32(7).i32(4).i32(1).str("t").i32(1).i32(0).i16(0).i64(-1).i64(17).i32(3);
+  EXPECT_EQ(encode_response(header_of(ApiKey::list_offsets, 4), sample_list_offsets_response()),
+            b.framed());
+}
+
+TEST(KafkaEncodeResponseEveryVersion, Metadata) {
+  for (int16_t v = 1; v <= 8; ++v) {
+    Bytes b;
+    b.i32(7);
+    if (v >= 3)
+      b.i32(3);  // throttle_time_ms
+    b.i32(2).i32(1).str("b1").i32(9092).null_str().i32(2).str("b2").i32(9093).str("rack-b");
+    if (v >= 2)
+      b.str("fl");  // cluster_id
+    b.i32(2);       // controller_id
+    b.i32(2).i16(0).str("t").i8(0).i32(1).i16(0).i32(0).i32(1);
+    if (v >= 7)
+      b.i32(4);  // leader_epoch
+    b.i32(2).i32(1).i32(2).i32(1).i32(1);
+    if (v >= 5)
+      b.i32(1).i32(2);  // offline_replicas
+    if (v >= 8)
+      b.i32(INT32_MIN);  // topic_authorized_operations
+    b.i16(3).str("missing").i8(0).i32(0);
+    if (v >= 8)
+      b.i32(INT32_MIN).i32(INT32_MIN);  // topic, then cluster_authorized_operations
+    EXPECT_EQ(encode_response(header_of(ApiKey::metadata, v), sample_metadata()), b.framed()) << v;
+  }
+}
+
+TEST(KafkaEncodeResponseEveryVersion, Produce) {
+  for (int16_t v = 3; v <= 7; ++v) {
+    Bytes b;
+    b.i32(7).i32(1).str("t").i32(2);
+    b.i32(0).i16(0).i64(42).i64(-1);
+    if (v >= 5)
+      b.i64(10);
+    b.i32(1).i16(6).i64(-1).i64(-1);
+    if (v >= 5)
+      b.i64(-1);
+    b.i32(8);
+    EXPECT_EQ(encode_response(header_of(ApiKey::produce, v), sample_produce_response()), b.framed())
+        << v;
+  }
+}
+
+TEST(KafkaEncodeResponseEveryVersion, Fetch) {
+  FetchResponse r = sample_fetch_response();
+  r.error_code = 9;
+  r.session_id = 11;
+  r.topics[0].partitions[0].preferred_read_replica = 2;
+  for (int16_t v = 4; v <= 11; ++v) {
+    Bytes b;
+    b.i32(7).i32(1);
+    if (v >= 7)
+      b.i16(9).i32(11);  // error_code, session_id
+    b.i32(1).str("t").i32(2);
+    b.i32(2).i16(0).i64(10).i64(10);
+    if (v >= 5)
+      b.i64(0);  // log_start_offset
+    b.i32(0);    // aborted_transactions
+    if (v >= 11)
+      b.i32(2);  // preferred_read_replica
+    b.bytes("RECORDS");
+    b.i32(5).i16(6).i64(-1).i64(-1);
+    if (v >= 5)
+      b.i64(-1);
+    b.i32(0);
+    if (v >= 11)
+      b.i32(-1);
+    b.bytes("");
+    EXPECT_EQ(encode_response(header_of(ApiKey::fetch, v), r), b.framed()) << v;
+  }
+}
+
+TEST(KafkaEncodeResponseEveryVersion, ListOffsetsAndApiVersions) {
+  for (int16_t v = 1; v <= 4; ++v) {
+    Bytes b;
+    b.i32(7);
+    if (v >= 2)
+      b.i32(4);  // throttle_time_ms
+    b.i32(1).str("t").i32(1).i32(0).i16(0).i64(-1).i64(17);
+    if (v >= 4)
+      b.i32(3);  // leader_epoch
+    EXPECT_EQ(encode_response(header_of(ApiKey::list_offsets, v), sample_list_offsets_response()),
+              b.framed())
+        << v;
+  }
+  const ApiVersionsResponse r{0, {{18, 0, 3}}, 6};
+  for (int16_t v = 0; v <= 2; ++v) {
+    Bytes b;
+    b.i32(7).i16(0).i32(1).i16(18).i16(0).i16(3);
+    if (v >= 1)
+      b.i32(6);
+    EXPECT_EQ(encode_response(header_of(ApiKey::api_versions, v), r), b.framed()) << v;
+  }
+}
+
+}  // namespace
+}  // namespace faultline::cluster::kafka
