@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "faultline/chaos/faults/adapters.h"
+#include "faultline/cluster/kafka/metadata_client.h"
 #include "faultline/chaos/faults/cli.h"
 
 namespace faultline::chaos {
@@ -23,7 +24,7 @@ namespace {
 constexpr uint16_t kControllerPort = 9090;
 constexpr uint16_t kClientPort = 9092;
 // The brokers' Kafka-protocol listener (librdkafka, kcat), next to faultline's own.
-constexpr uint16_t kKafkaPort = 9093;
+constexpr uint16_t kKafkaPort = 9094;
 constexpr uint16_t kInternalPort = 9093;
 constexpr uint16_t kMetricsPort = 9100;
 
@@ -143,7 +144,6 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
   const fs::path logs = logs_dir.empty() ? h->run_dir_ / "logs" : logs_dir;
   h->supervisor_ = std::make_unique<Supervisor>(h->journal_.get(), logs);
   const fs::path data = h->run_dir_ / "data";
-  const NodeInfo* controller = h->topology_->find("c1");
   h->recorder_ = std::make_unique<JournalRecorder>(*h->journal_);
   if (shape.disks) {
     if (detect_cgroup_io() == CgroupIo::none) {
@@ -180,8 +180,9 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     return nullptr;
   }
 
-  auto start = [&](const NodeInfo& n, std::vector<std::string> argv, const std::string& address,
-                   uint16_t port) -> bool {
+  StartNode start = [&](const NodeInfo& n, std::vector<std::string> argv,
+                        const std::string& address, uint16_t port,
+                        std::chrono::seconds ready_timeout) -> bool {
     ProcessSpec ps{n.id, std::move(argv), {}, n.netns, std::nullopt};
     if (auto it = h->node_disks_.find(n.id); it != h->node_disks_.end() && !it->second.cgroup.empty())
       ps.cgroup = it->second.cgroup;
@@ -190,41 +191,18 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
       return false;
     }
     h->processes_.push_back(n.id);
-    if (auto e = h->supervisor_->wait_ready(n.id, {address, port}, 10s)) {
+    if (auto e = h->supervisor_->wait_ready(n.id, {address, port}, ready_timeout)) {
       error = {4, fmt::format("{} not ready on {}:{}: {} (log: {})", n.id, address, port,
                               e.message(), h->supervisor_->stderr_path(n.id).string())};
       return false;
     }
     return true;
   };
-  h->controller_endpoint_ = fmt::format("{}:{}", controller->int_address->str(), kControllerPort);
-  bool ok = start(*controller, controller_argv(*controller, data, shape),
-                  controller->int_address->str(), kControllerPort);
-  for (const auto& n : h->topology_->nodes()) {
-    if (!ok || n.role != NodeRole::broker) continue;
-    ok = start(n, broker_argv(n, *controller, data, shape), n.ext_address->str(), kClientPort);
-    h->bootstrap_.push_back(fmt::format("{}:{}", n.ext_address->str(), kClientPort));
-    h->kafka_bootstrap_.push_back({n.ext_address->str(), kKafkaPort});
-  }
-  if (ok) {
-    // Ready means usable: every broker registered with the controller and unfenced.
-    cluster::ClientConfig config = h->client_config();
-    config.request_timeout = 1s;
-    cluster::SyncClient admin(config);
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    int unfenced = 0;
-    while (unfenced < shape.brokers && std::chrono::steady_clock::now() < deadline) {
-      unfenced = 0;
-      if (auto md = admin.controller_metadata())
-        for (const auto& b : md->brokers) unfenced += b.fenced ? 0 : 1;
-      if (unfenced < shape.brokers) std::this_thread::sleep_for(20ms);
-    }
-    if (unfenced < shape.brokers) {
-      error = {4, fmt::format("only {} of {} brokers registered (logs in {})", unfenced,
-                              shape.brokers, (h->run_dir_ / "logs").string())};
-      ok = false;
-    }
-  }
+  h->brokers_ = shape.brokers;
+  h->definition_ = shape.definition;
+  bool ok = shape.definition ? h->start_defined(shape, data, start, error)
+                             : h->start_builtin(shape, data, start, error);
+  const NodeInfo* controller = h->topology_->find("c1");
   if (ok && shape.probe) {
     // Started last: it would otherwise see brokers that are still starting as unreachable.
     const NodeInfo* probe = h->topology_->find(kProbeNode);
@@ -232,7 +210,7 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     ok = probe != nullptr &&
          start(*probe,
                probe_argv(*probe, h->topology_->nodes(), *controller, h->probe_decisions_, shape),
-               probe->ext_address->str(), kMetricsPort);
+               probe->ext_address->str(), kMetricsPort, 10s);
   }
   if (ok) {
     nlohmann::json nodes = nlohmann::json::array();
@@ -348,6 +326,165 @@ std::error_code ClusterHarness::write_processes() {
     j[name] = pid ? nlohmann::json(*pid) : nlohmann::json(nullptr);
   }
   return write_json(run_dir_ / "processes.json", j);
+}
+
+}  // namespace faultline::chaos
+
+namespace faultline::chaos {
+
+bool ClusterHarness::start_builtin(const ClusterShape& shape, const fs::path& data,
+                                   const StartNode& start, UpError& error) {
+  const NodeInfo* controller = topology_->find("c1");
+  controller_endpoint_ = fmt::format("{}:{}", controller->int_address->str(), kControllerPort);
+  bool ok = start(*controller, controller_argv(*controller, data, shape),
+                  controller->int_address->str(), kControllerPort, 10s);
+  for (const auto& n : topology_->nodes()) {
+    if (!ok || n.role != NodeRole::broker) continue;
+    ok = start(n, broker_argv(n, *controller, data, shape), n.ext_address->str(), kClientPort, 10s);
+    bootstrap_.push_back(fmt::format("{}:{}", n.ext_address->str(), kClientPort));
+    kafka_bootstrap_.push_back({n.ext_address->str(), kKafkaPort});
+  }
+  if (!ok) return false;
+  // Ready means usable: every broker registered with the controller and unfenced.
+  cluster::ClientConfig config = client_config();
+  config.request_timeout = 1s;
+  cluster::SyncClient admin(config);
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  int unfenced = 0;
+  while (unfenced < shape.brokers && std::chrono::steady_clock::now() < deadline) {
+    unfenced = 0;
+    if (auto md = admin.controller_metadata())
+      for (const auto& b : md->brokers) unfenced += b.fenced ? 0 : 1;
+    if (unfenced < shape.brokers) std::this_thread::sleep_for(20ms);
+  }
+  if (unfenced < shape.brokers) {
+    error = {4, fmt::format("only {} of {} brokers registered (logs in {})", unfenced,
+                            shape.brokers, supervisor_->stderr_path("c1").parent_path().string())};
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+// The placeholders of a definition's templates for node `n` (definition_placeholders()).
+std::map<std::string, std::string> node_values(const NodeInfo& n, const NodeInfo& controller,
+                                               const std::vector<NodeInfo>& nodes,
+                                               const fs::path& data, const ClusterShape& s) {
+  const auto& d = *s.definition;
+  std::string quorum, bootstrap;
+  for (const auto& b : nodes) {
+    if (b.role != NodeRole::broker) continue;
+    quorum += fmt::format("{}{}@{}:{}", quorum.empty() ? "" : ",", b.index, b.int_address->str(),
+                          d.quorum_port);
+    bootstrap += fmt::format("{}{}:{}", bootstrap.empty() ? "" : ",", b.ext_address->str(),
+                             d.kafka_port);
+  }
+  return {{"bin", binaries(s).string()},
+          {"id", std::to_string(n.index)},
+          {"node", n.id},
+          {"int_addr", n.int_address ? n.int_address->str() : ""},
+          {"ext_addr", n.ext_address ? n.ext_address->str() : ""},
+          {"data_dir", (data / n.id).string()},
+          {"controller_addr", controller.int_address->str()},
+          {"controller_quorum", quorum},
+          {"quorum_port", std::to_string(d.quorum_port)},
+          {"brokers", std::to_string(s.brokers)},
+          {"kafka_bootstrap", bootstrap},
+          {"session_timeout_ms", std::to_string(s.session_timeout.count())},
+          {"heartbeat_interval_ms", std::to_string(s.heartbeat_interval.count())},
+          {"replica_lag_time_max_ms", std::to_string(s.replica_lag_time_max.count())},
+          {"min_insync_replicas", std::to_string(s.min_insync_replicas)},
+          {"unclean_leader_election", s.unclean_leader_election ? "true" : "false"}};
+}
+
+}  // namespace
+
+bool ClusterHarness::start_defined(const ClusterShape& shape, const fs::path& data,
+                                   const StartNode& start, UpError& error) {
+  const ClusterDefinition& d = *shape.definition;
+  const NodeInfo* controller = topology_->find("c1");
+  const auto& nodes = topology_->nodes();
+  if (d.controller) {
+    auto values = node_values(*controller, *controller, nodes, data, shape);
+    fs::create_directories(data / controller->id);
+    const uint16_t port = d.controller->ready_port.value_or(0);
+    controller_endpoint_ = fmt::format("{}:{}", controller->int_address->str(), port);
+    if (!d.controller->setup.empty()) {
+      auto why = run_to_end(controller->id + "-setup", expand(d.controller->setup, values),
+                            controller->netns, d.ready_timeout);
+      if (!why.empty()) return error = {4, why}, false;
+    }
+    if (!start(*controller, expand(d.controller->command, values), controller->int_address->str(),
+               port, d.ready_timeout))
+      return false;
+  }
+  for (const auto& n : nodes) {
+    if (n.role != NodeRole::broker) continue;
+    auto values = node_values(n, *controller, nodes, data, shape);
+    std::error_code ec;
+    fs::create_directories(data / n.id, ec);
+    if (!d.broker.setup.empty()) {
+      auto why = run_to_end(n.id + "-setup", expand(d.broker.setup, values), n.netns,
+                            d.ready_timeout);
+      if (!why.empty()) return error = {4, why}, false;
+    }
+    kafka_bootstrap_.push_back({n.ext_address->str(), d.kafka_port});
+    bootstrap_.push_back(kafka_bootstrap_.back().str());
+    if (!start(n, expand(d.broker.command, values), n.ext_address->str(),
+               d.broker.ready_port.value_or(d.kafka_port), d.ready_timeout))
+      return false;
+  }
+  // Ready means usable: a Kafka Metadata answer lists every broker.
+  cluster::KafkaMetadataClient metadata(kafka_bootstrap_, 1s);
+  auto deadline = std::chrono::steady_clock::now() + d.ready_timeout;
+  size_t listed = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto md = metadata.fetch(std::vector<std::string>{});
+    listed = md ? md->brokers.size() : 0;
+    if (listed >= static_cast<size_t>(shape.brokers)) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  error = {4, fmt::format("{}: only {} of {} brokers in the Kafka metadata after {} s (logs in {})",
+                          d.file, listed, shape.brokers, d.ready_timeout.count(),
+                          supervisor_->stderr_path("b1").parent_path().string())};
+  return false;
+}
+
+std::string ClusterHarness::run_to_end(const std::string& name, std::vector<std::string> argv,
+                                       std::optional<std::string> netns,
+                                       std::chrono::seconds timeout) {
+  ProcessSpec ps{name, std::move(argv), {}, std::move(netns), std::nullopt};
+  if (auto e = supervisor_->start(ps)) return fmt::format("starting {}: {}", name, e.message());
+  if (auto e = supervisor_->wait_exit(name, timeout)) {
+    (void)supervisor_->stop(name);
+    return fmt::format("{} did not finish within {} s (log: {})", name, timeout.count(),
+                       supervisor_->stderr_path(name).string());
+  }
+  auto status = supervisor_->exit_status(name);
+  if (!status || !status->code || *status->code != 0)
+    return fmt::format("{} failed (log: {})", name, supervisor_->stderr_path(name).string());
+  return {};
+}
+
+std::string ClusterHarness::create_topic(const std::string& topic, int partitions,
+                                         int replication_factor) {
+  if (!definition_) {
+    cluster::SyncClient admin(client_config());
+    auto r = admin.create_topic(topic, partitions, replication_factor);
+    return r.error == cluster::errc::none ? std::string()
+                                          : std::string(cluster::errc_name(r.error));
+  }
+  const NodeInfo* controller = topology_->find("c1");
+  ClusterShape shape;
+  shape.brokers = brokers_;
+  shape.definition = definition_;
+  auto values = node_values(*controller, *controller, topology_->nodes(), run_dir_ / "data", shape);
+  values["topic"] = topic;
+  values["partitions"] = std::to_string(partitions);
+  values["replication_factor"] = std::to_string(replication_factor);
+  return run_to_end("create-topic-" + topic, expand(definition_->create_topic, values),
+                    std::nullopt, 60s);
 }
 
 }  // namespace faultline::chaos

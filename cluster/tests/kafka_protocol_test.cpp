@@ -723,5 +723,164 @@ TEST(KafkaEncodeResponseEveryVersion, ListOffsetsAndApiVersions) {
   }
 }
 
+// ---- client side: Metadata requests and responses ----------------------------------------------
+
+TEST(KafkaEncodeRequest, MetadataMatchesKafkasLayout) {
+  MetadataRequest all;
+  all.allow_auto_topic_creation = false;
+  EXPECT_EQ(encode_request(header_of(ApiKey::metadata, 1), all), Bytes{metadata_v1_all()}.framed());
+  EXPECT_EQ(encode_request(header_of(ApiKey::metadata, 4, 9), all),
+            Bytes().header(ApiKey::metadata, 4, 9).i32(-1).i8(0).framed());
+  const MetadataRequest one{std::vector<std::string>{"t"}, true};
+  // v8 asks for no authorized operations, neither the cluster's nor the topics'.
+  EXPECT_EQ(encode_request(header_of(ApiKey::metadata, 8), one),
+            Bytes().header(ApiKey::metadata, 8).i32(1).str("t").i8(1).i8(0).i8(0).framed());
+  RequestHeader anonymous = header_of(ApiKey::metadata, 7);
+  anonymous.client_id.reset();
+  EXPECT_EQ(encode_request(anonymous, one),
+            Bytes().i16(3).i16(7).i32(7).null_str().i32(1).str("t").i8(1).framed());
+}
+
+TEST(KafkaEncodeRequestEveryVersion, MetadataRoundTripsThroughTheServerDecoder) {
+  const std::vector<MetadataRequest> requests = {
+      {std::nullopt, false},
+      {std::nullopt, true},
+      {std::vector<std::string>{}, false},
+      {std::vector<std::string>{"a", "orders", ""}, true},
+  };
+  for (int16_t v = 1; v <= 8; ++v) {
+    for (const MetadataRequest& request : requests) {
+      const RequestHeader header = header_of(ApiKey::metadata, v, 1000 + v);
+      const std::string frame = encode_request(header, request);
+      ASSERT_GE(frame.size(), 4u);
+      EXPECT_EQ(frame.substr(0, 4), Bytes().i32(static_cast<int32_t>(frame.size() - 4)).s) << v;
+      size_t body_offset = 0;
+      const auto decoded_header =
+          decode_header(std::span<const char>(frame).subspan(4), body_offset);
+      ASSERT_TRUE(decoded_header) << v;
+      EXPECT_EQ(decoded_header->api_key, header.api_key);
+      EXPECT_EQ(decoded_header->api_version, v);
+      EXPECT_EQ(decoded_header->correlation_id, header.correlation_id);
+      EXPECT_EQ(decoded_header->client_id, header.client_id);
+      MetadataRequest expected = request;
+      if (v < 4)
+        expected.allow_auto_topic_creation = true;  // not on the wire: Kafka's default
+      EXPECT_EQ(decoded<MetadataRequest>(frame.substr(4)), expected) << v;
+    }
+  }
+}
+
+// Every field set, also those only some versions carry.
+MetadataResponse full_metadata() {
+  MetadataResponse r = sample_metadata();
+  r.brokers.push_back({3, "broker-three.example", 19092, "rack-c"});
+  MetadataTopic internal;
+  internal.name = "__consumer_offsets";
+  internal.is_internal = true;
+  internal.partitions.push_back({0, 1, 3, 12, {3, 1, 2}, {3, 2}, {}});
+  internal.partitions.push_back({5, 0, -1, 9, {1}, {}, {1}});
+  r.topics.push_back(internal);
+  return r;
+}
+
+// What a client of `version` can learn from `r`: fields the version lacks read as their defaults.
+MetadataResponse as_seen_by(int16_t version, MetadataResponse r) {
+  if (version < 3)
+    r.throttle_time_ms = 0;
+  if (version < 2)
+    r.cluster_id.reset();
+  for (MetadataTopic& t : r.topics) {
+    for (MetadataPartition& p : t.partitions) {
+      if (version < 7)
+        p.leader_epoch = -1;
+      if (version < 5)
+        p.offline_replicas.clear();
+    }
+  }
+  return r;
+}
+
+// The body after the size and the correlation id of a response frame.
+std::string response_body(const std::string& frame) {
+  return frame.substr(8);
+}
+
+TEST(KafkaDecodeMetadataResponseEveryVersion, RoundTripsThroughTheServerEncoder) {
+  for (const MetadataResponse& sent : {sample_metadata(), full_metadata(), MetadataResponse{}}) {
+    for (int16_t v = 1; v <= 8; ++v) {
+      const std::string frame = encode_response(header_of(ApiKey::metadata, v, 4242), sent);
+      EXPECT_EQ(decode_response_correlation(std::span<const char>(frame).subspan(4)), 4242);
+      MetadataResponse received;
+      ASSERT_TRUE(decode_metadata_response(v, response_body(frame), received)) << v;
+      EXPECT_EQ(received, as_seen_by(v, sent)) << v;
+    }
+  }
+}
+
+TEST(KafkaDecodeMetadataResponse, ReadsAKafkaV7Answer) {
+  Bytes b;
+  b.i32(0);                                                        // throttle_time_ms
+  b.i32(1).i32(101).str("kafka-1.internal").i32(9092).null_str();  // brokers
+  b.str("MkU3OEVBNTcwNTJENDM2Qk").i32(101);                        // cluster_id, controller_id
+  b.i32(1).i16(0).str("orders").i8(0).i32(2);
+  b.i16(0).i32(1).i32(101).i32(17).i32(2).i32(101).i32(102).i32(1).i32(101).i32(1).i32(102);
+  b.i16(5).i32(0).i32(-1).i32(16).i32(1).i32(102).i32(0).i32(1).i32(102);
+  MetadataResponse r;
+  ASSERT_TRUE(decode_metadata_response(7, b.s, r));
+  ASSERT_EQ(r.brokers.size(), 1u);
+  EXPECT_EQ(r.brokers[0], (MetadataBroker{101, "kafka-1.internal", 9092, std::nullopt}));
+  EXPECT_EQ(r.cluster_id, "MkU3OEVBNTcwNTJENDM2Qk");
+  EXPECT_EQ(r.controller_id, 101);
+  ASSERT_EQ(r.topics.size(), 1u);
+  EXPECT_EQ(r.topics[0].name, "orders");
+  ASSERT_EQ(r.topics[0].partitions.size(), 2u);
+  EXPECT_EQ(r.topics[0].partitions[0],
+            (MetadataPartition{0, 1, 101, 17, {101, 102}, {101}, {102}}));
+  EXPECT_EQ(r.topics[0].partitions[1], (MetadataPartition{5, 0, -1, 16, {102}, {}, {102}}));
+}
+
+TEST(KafkaDecodeMetadataResponseEveryVersion, EveryTruncationAndTrailingByteIsMalformed) {
+  for (int16_t v = 1; v <= 8; ++v) {
+    const std::string body =
+        response_body(encode_response(header_of(ApiKey::metadata, v), full_metadata()));
+    for (size_t n = 0; n < body.size(); ++n) {
+      MetadataResponse r;
+      EXPECT_FALSE(decode_metadata_response(v, std::string_view(body).substr(0, n), r))
+          << "v" << v << " cut to " << n << " of " << body.size();
+    }
+    MetadataResponse r;
+    EXPECT_FALSE(decode_metadata_response(v, body + '\0', r)) << v;
+  }
+}
+
+TEST(KafkaDecodeMetadataResponse, RefusesUnservedVersionsAndBadLengths) {
+  const std::string v1 =
+      response_body(encode_response(header_of(ApiKey::metadata, 1), MetadataResponse{}));
+  MetadataResponse r;
+  EXPECT_TRUE(decode_metadata_response(1, v1, r));
+  EXPECT_FALSE(decode_metadata_response(0, v1, r));
+  EXPECT_FALSE(decode_metadata_response(9, v1, r));
+  // A broker count, a host length and a replica count larger than the body could hold.
+  EXPECT_FALSE(decode_metadata_response(1, Bytes().i32(0x7fffffff).s, r));
+  EXPECT_FALSE(
+      decode_metadata_response(1, Bytes().i32(1).i32(1).i16(500).raw("0123456789ab").s, r));
+  Bytes partition = Bytes().i32(0).i32(-1).i32(1).i16(0).str("t").i8(0).i32(1).i16(0).i32(0).i32(1);
+  EXPECT_TRUE(decode_metadata_response(1, Bytes(partition).i32(1).i32(1).i32(0).s, r));
+  EXPECT_FALSE(decode_metadata_response(1, Bytes(partition).i32(1000).i32(1).i32(0).s, r));
+  // A null host, where Kafka never sends one.
+  EXPECT_TRUE(decode_metadata_response(
+      1, Bytes().i32(1).i32(1).str("").i32(1).null_str().i32(-1).i32(0).s, r));
+  EXPECT_FALSE(decode_metadata_response(
+      1, Bytes().i32(1).i32(1).null_str().i32(1).null_str().i32(-1).i32(0).s, r));
+  // A negative topic count.
+  EXPECT_FALSE(decode_metadata_response(1, Bytes().i32(0).i32(-1).i32(-2).s, r));
+}
+
+TEST(KafkaDecodeResponseCorrelation, NeedsFourBytes) {
+  EXPECT_EQ(decode_response_correlation(Bytes().i32(-5).raw("rest").s), -5);
+  EXPECT_EQ(decode_response_correlation(Bytes().i16(1).i8(2).s), std::nullopt);
+  EXPECT_EQ(decode_response_correlation(std::string_view()), std::nullopt);
+}
+
 }  // namespace
 }  // namespace faultline::cluster::kafka

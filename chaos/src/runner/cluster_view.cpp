@@ -6,10 +6,30 @@ using namespace std::chrono_literals;
 
 ClusterWatcher::ClusterWatcher(cluster::ClientConfig config, int brokers,
                                checker::HistoryRecorder& history)
-    : config_(std::move(config)), brokers_(brokers), history_(history) {
+    : brokers_(brokers), history_(history) {
   // A dead controller must not hold the view for the client's whole request timeout.
-  config_.request_timeout = 500ms;
-  client_ = std::make_unique<cluster::SyncClient>(config_);
+  config.request_timeout = 500ms;
+  client_ = std::make_unique<cluster::SyncClient>(config);
+  // The watch answers as soon as the controller commits a change, else after the wait.
+  fetch_ = [this](int64_t seen) { return client_->watch_metadata(seen, 250ms); };
+  fetch_now_ = [this] { return client_->controller_metadata(); };
+  snapshot_.brokers = brokers;
+}
+
+ClusterWatcher::ClusterWatcher(std::vector<cluster::Endpoint> kafka_bootstrap, int brokers,
+                               checker::HistoryRecorder& history)
+    : brokers_(brokers), history_(history) {
+  kafka_ = std::make_unique<cluster::KafkaMetadataClient>(std::move(kafka_bootstrap), 500ms);
+  fetch_now_ = [this]() -> std::optional<cluster::MetadataResponse> {
+    auto md = kafka_->fetch(std::nullopt);
+    if (!md) return std::nullopt;
+    return cluster::from_kafka_metadata(*md, brokers_);
+  };
+  // Kafka has no metadata watch: look every 50 ms.
+  fetch_ = [this](int64_t) {
+    std::this_thread::sleep_for(50ms);
+    return fetch_now_();
+  };
   snapshot_.brokers = brokers;
 }
 
@@ -27,14 +47,13 @@ void ClusterWatcher::stop() {
 
 void ClusterWatcher::loop() {
   while (!stop_) {
-    // The watch answers as soon as the controller commits a change, else after the wait.
-    auto md = client_->watch_metadata(seen_offset_, 250ms);
+    auto md = fetch_(seen_offset_);
     apply(md);
     if (!md) std::this_thread::sleep_for(50ms);
   }
 }
 
-void ClusterWatcher::refresh() { apply(client_->controller_metadata()); }
+void ClusterWatcher::refresh() { apply(fetch_now_()); }
 
 ClusterSnapshot ClusterWatcher::snapshot() const {
   std::lock_guard lock(mu_);

@@ -2,7 +2,9 @@
 // latest ClusterSnapshot for the nemesis (selectors, triggers) and records the cluster's timeline
 // into the history as it changes: partition-state and cluster-state events (the checker's
 // invariant pass), leader-change and unclean-election (the report's lanes, the loss evidence).
-// It long-polls the controller's metadata watch, so a change is seen within milliseconds.
+// It long-polls the controller's metadata watch, so a change is seen within milliseconds; for a
+// cluster run from a definition (cluster_definition.h) it polls the brokers' Kafka Metadata
+// every 50 ms instead (leaders, epochs, replicas, ISR; brokers missing from it count as fenced).
 //
 // Threading: one watcher thread owns the client; snapshot()/leaders() copy under a mutex and may
 // be called from any thread.
@@ -19,6 +21,7 @@
 #include "faultline/checker/recorder.h"
 #include "faultline/chaos/runner/schedule.h"
 #include "faultline/cluster/client/client.h"
+#include "faultline/cluster/kafka/metadata_client.h"
 
 namespace faultline::chaos {
 
@@ -34,6 +37,8 @@ class ClusterWatcher {
   };
 
   ClusterWatcher(cluster::ClientConfig config, int brokers, checker::HistoryRecorder& history);
+  ClusterWatcher(std::vector<cluster::Endpoint> kafka_bootstrap, int brokers,
+                 checker::HistoryRecorder& history);
   ~ClusterWatcher();
   ClusterWatcher(const ClusterWatcher&) = delete;
   ClusterWatcher& operator=(const ClusterWatcher&) = delete;
@@ -53,10 +58,14 @@ class ClusterWatcher {
   void record_partition(const cluster::PartitionMetadata& p, const PartitionView& view);
   void record_brokers(const cluster::MetadataResponse& md);
 
-  cluster::ClientConfig config_;
+  // One look at the metadata: waits up to its own bound for news after `seen_offset`.
+  using Fetch = std::function<std::optional<cluster::MetadataResponse>(int64_t seen_offset)>;
+  Fetch fetch_;
+  std::function<std::optional<cluster::MetadataResponse>()> fetch_now_;
   int brokers_;
   checker::HistoryRecorder& history_;
   std::unique_ptr<cluster::SyncClient> client_;
+  std::unique_ptr<cluster::KafkaMetadataClient> kafka_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   mutable std::mutex mu_;

@@ -29,7 +29,9 @@
 #include "faultline/chaos/runner/schedule.h"
 #include "faultline/cluster/metrics.h"
 #include "nemesis.h"
+#include "rdkafka_client.h"
 #include "workload.h"
+#include "workload_client.h"
 
 namespace faultline::chaos {
 
@@ -165,6 +167,27 @@ int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16
     admin.wait_for_leader({kRunTopic, cluster::PartitionIndex{p}}, 20s,
                           [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
   return 0;
+}
+
+// The workload's clients (`[workload] client`): faultline's own on the brokers' client
+// listeners, or librdkafka on their Kafka listeners with the same time budget. Empty, with `why`,
+// when librdkafka refuses its configuration.
+WorkloadClientFactory workload_clients(const Scenario& s, const Setup& setup, std::string& why) {
+  if (s.workload.client == WorkloadClientKind::faultline)
+    return [config = setup.config] {
+      return std::make_unique<FaultlineWorkloadClient>(config, kRunTopic);
+    };
+  RdKafkaConfig c;
+  c.bootstrap = kafka_bootstrap_list(setup.harness->kafka_bootstrap());
+  c.topic = kRunTopic;
+  c.request_timeout = setup.config.request_timeout;
+  c.delivery_timeout = setup.config.delivery_timeout;
+  c.retry_backoff = setup.config.retry_backoff;
+  if (auto error = RdKafkaWorkloadClient::check(c)) {
+    why = *error;
+    return {};
+  }
+  return [c] { return std::make_unique<RdKafkaWorkloadClient>(c); };
 }
 
 // ---- stage 3: workload and nemesis together ----
@@ -592,8 +615,10 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   auto dir_or = prepare_run_dir(s, scenario_text, o, schedule, out);
   if (!dir_or) return 4;
   const fs::path dir = *dir_or;
-  out << fmt::format("run: {} seed={} duration={}s steps={} -> {}\n", s.name, o.seed,
-                     s.duration.count(), schedule.size(), dir.string());
+  const bool rdkafka = s.workload.client == WorkloadClientKind::librdkafka;
+  out << fmt::format("run: {} seed={} duration={}s steps={}{} -> {}\n", s.name, o.seed,
+                     s.duration.count(), schedule.size(), rdkafka ? " client=librdkafka" : "",
+                     dir.string());
   out.flush();
 
   Timeline t;
@@ -606,6 +631,12 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     out << fmt::format("run: metrics on http://127.0.0.1:{}/metrics\n", metrics_endpoint.port());
   Setup setup;
   if (int rc = bring_up(s, o, dir, metrics_endpoint.port(), setup, out); rc != 0) return rc;
+  std::string clients_error;
+  WorkloadClientFactory clients = workload_clients(s, setup, clients_error);
+  if (!clients) {
+    out << "run: workload client: " << clients_error << "\n";
+    return 4;
+  }
   // The history's clock starts here; the invariant pass's recovery bound is measured on it.
   t.history_start = Clock::now();
   auto recorder = checker::HistoryRecorder::open(
@@ -622,7 +653,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   ClusterWatcher view(setup.config, s.cluster.brokers, history);
   view.refresh();
   view.start();
-  Workload workload(s.workload, setup.config, sub_seed(o.seed, "workload"), history);
+  Workload workload(s.workload, clients, sub_seed(o.seed, "workload"), history);
   JournalRecorder journal_recorder(setup.harness->journal());
   SupervisorProcessControl processes(setup.harness->supervisor());
   FaultTopology topology = setup.harness->fault_topology();

@@ -476,7 +476,8 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
 }
 
 void read_workload(Reader& r, const toml::table& w, Scenario& s) {
-  r.only(w, {"partitions", "producers", "consumers", "acks", "rate_per_s", "value_bytes"},
+  r.only(w,
+         {"partitions", "producers", "consumers", "acks", "rate_per_s", "value_bytes", "client"},
          "workload.");
   r.read(w, "consumers", s.workload.consumers, 0, 64);
   r.read(w, "partitions", s.workload.partitions, 1, 256);
@@ -487,6 +488,13 @@ void read_workload(Reader& r, const toml::table& w, Scenario& s) {
   r.read_string(w, "acks", acks);
   if (acks != "all" && acks != "1") r.fail(*w.get("acks"), "workload.acks: \"all\" or \"1\"");
   s.workload.acks_all = acks == "all";
+  std::string client(to_string(s.workload.client));
+  r.read_string(w, "client", client);
+  if (client == to_string(WorkloadClientKind::librdkafka))
+    s.workload.client = WorkloadClientKind::librdkafka;
+  else if (client != to_string(WorkloadClientKind::faultline))
+    r.fail(*w.get("client"),
+           fmt::format("workload.client: \"{}\" is not \"faultline\" or \"librdkafka\"", client));
 }
 
 void read_unavailable_max(Reader& r, const toml::table& c, Scenario& s) {
@@ -638,6 +646,10 @@ std::optional<Trigger> parse_trigger(std::string_view text, std::string* why) {
 
 std::string ScenarioError::str() const {
   return line > 0 ? fmt::format("{}:{}: {}", file, line, why) : fmt::format("{}: {}", file, why);
+}
+
+std::string_view to_string(WorkloadClientKind kind) {
+  return kind == WorkloadClientKind::librdkafka ? "librdkafka" : "faultline";
 }
 
 std::optional<Scenario> parse_scenario(std::string_view text, const std::string& file,

@@ -14,9 +14,9 @@ constexpr int kConsumerProcess = 100000;  // + the consumer's index
 constexpr int kFinalReaderProcess = 200000;
 }  // namespace
 
-Workload::Workload(WorkloadShape shape, cluster::ClientConfig config, uint64_t seed,
+Workload::Workload(WorkloadShape shape, WorkloadClientFactory clients, uint64_t seed,
                    checker::HistoryRecorder& history)
-    : shape_(shape), config_(std::move(config)), seed_(seed), history_(history) {}
+    : shape_(shape), clients_(std::move(clients)), seed_(seed), history_(history) {}
 
 Workload::~Workload() { stop(); }
 
@@ -34,9 +34,9 @@ void Workload::start() {
     }
   for (int c = 0; c < shape_.consumers; ++c)
     threads_.emplace_back([this, c] {
-      cluster::SyncClient client(config_);
+      auto client = clients_();
       std::vector<int64_t> next(shape_.partitions, 0);
-      while (!stop_) poll_all(kConsumerProcess + c, client, next, false);
+      while (!stop_) poll_all(kConsumerProcess + c, *client, next, false);
     });
 }
 
@@ -56,7 +56,7 @@ std::string Workload::value_text(int64_t value) const {
 }
 
 void Workload::produce(int process, int partition, uint64_t seed) {
-  cluster::SyncClient client(config_);
+  auto client = clients_();
   std::mt19937_64 rng(seed);
   // A producer starts at a seeded moment within its first pace interval, so the producers of a
   // paced workload do not send in lockstep.
@@ -77,32 +77,36 @@ void Workload::produce(int process, int partition, uint64_t seed) {
     in.value = value;
     auto op = history_.invoke(checker::ProcessId{process}, checker::Function::send, in);
     if (!op) continue;
-    cluster::TopicPartition tp{kRunTopic, cluster::PartitionIndex{partition}};
-    auto r = client.send(tp, {value_text(value)},
-                         shape_.acks_all ? cluster::Acks::all : cluster::Acks::leader);
-    checker::OpFields done;
-    done.partition = in.partition;
-    done.value = value;
-    if (r.acknowledged()) {
-      done.offset = checker::Offset{r.base_offset.value()};
-      done.epoch = checker::LeaderEpoch{r.leader_epoch.value()};
-      done.leader = checker::BrokerId{r.leader.value()};
-      history_.complete(*op, checker::Outcome::ok, done);
-      {
-        std::lock_guard lock(mu_);
-        acks_[partition].push_back(Clock::now());
-      }
-      ++counts_.ok;
-    } else {
-      done.error = std::string(cluster::errc_name(r.error));
-      history_.complete(*op, r.definite ? checker::Outcome::fail : checker::Outcome::info, done);
-      ++(r.definite ? counts_.fail : counts_.info);
-      std::this_thread::sleep_for(20ms);
-    }
+    record_send(*op, partition, value, client->send(partition, value_text(value), shape_.acks_all));
   }
 }
 
-void Workload::poll_all(int process, cluster::SyncClient& client, std::vector<int64_t>& next,
+void Workload::record_send(const checker::HistoryRecorder::OpHandle& op, int partition,
+                           int64_t value, const SendOutcome& r) {
+  checker::OpFields done;
+  done.partition = checker::PartitionId{partition};
+  done.value = value;
+  if (r.outcome == checker::Outcome::ok) {
+    // A client that cannot tell the epoch or the broker leaves them out; the checker then skips
+    // the acknowledgement checks that need them for this op (split-brain-ack, zombie-ack).
+    if (r.offset) done.offset = checker::Offset{*r.offset};
+    if (r.leader_epoch) done.epoch = checker::LeaderEpoch{*r.leader_epoch};
+    if (r.leader) done.leader = checker::BrokerId{*r.leader};
+    history_.complete(op, checker::Outcome::ok, done);
+    {
+      std::lock_guard lock(mu_);
+      acks_[partition].push_back(Clock::now());
+    }
+    ++counts_.ok;
+    return;
+  }
+  done.error = r.error;
+  history_.complete(op, r.outcome, done);
+  ++(r.outcome == checker::Outcome::fail ? counts_.fail : counts_.info);
+  std::this_thread::sleep_for(20ms);
+}
+
+void Workload::poll_all(int process, WorkloadClient& client, std::vector<int64_t>& next,
                         bool final_read) {
   for (int p = 0; p < shape_.partitions; ++p) {
     checker::OpFields in;
@@ -110,35 +114,34 @@ void Workload::poll_all(int process, cluster::SyncClient& client, std::vector<in
     in.final_read = final_read;
     auto op = history_.invoke(checker::ProcessId{process}, checker::Function::poll, in);
     if (!op) continue;
-    cluster::TopicPartition tp{kRunTopic, cluster::PartitionIndex{p}};
-    auto r = client.poll(tp, cluster::Offset{next[p]}, 1 << 20, final_read ? 0ms : 100ms);
+    auto r = client.poll(p, next[p], final_read ? 0ms : 100ms, final_read);
     checker::OpFields done = in;
-    if (r.error != cluster::errc::none) {
-      done.error = std::string(cluster::errc_name(r.error));
+    if (!r.error.empty()) {
+      done.error = r.error;
       history_.complete(*op, checker::Outcome::fail, done);
       std::this_thread::sleep_for(20ms);
       continue;
     }
-    for (const auto& rec : r.records) {
+    for (const auto& [offset, text] : r.records) {
       int64_t v = 0;
       try {
-        v = std::stoll(rec.value.value_or("0"));
+        v = std::stoll(text);
       } catch (const std::exception&) {
       }
-      done.records.push_back({checker::Offset{rec.offset.value()}, v});
-      next[p] = rec.offset.value() + 1;
+      done.records.push_back({checker::Offset{offset}, v});
+      next[p] = offset + 1;
     }
     history_.complete(*op, checker::Outcome::ok, done);
   }
 }
 
 void Workload::final_read() {
-  cluster::SyncClient reader(config_);
+  auto reader = clients_();
   std::vector<int64_t> next(shape_.partitions, 0);
   // A poll returns at most 1 MiB: keep going while records come back.
   for (int round = 0; round < 1000; ++round) {
     auto before = next;
-    poll_all(kFinalReaderProcess, reader, next, true);
+    poll_all(kFinalReaderProcess, *reader, next, true);
     if (round > 0 && before == next) break;
   }
 }

@@ -1,11 +1,12 @@
 // The run's workload: producers that send unique values to the topic's partitions (each producer
 // process to one partition, `producers` of them per partition) and a consumer
 // that reads them back, every operation recorded in the history (ok / fail / info), then a final
-// read of every partition from offset 0 to its end.
+// read of every partition from offset 0 to its end. Which client library does the talking is the
+// factory's business (workload_client.h); the history is the same whatever it is.
 //
-// Threading: start() spawns the producer and consumer threads, stop() joins them; the final read
-// runs on the caller's thread. Acknowledgement times are kept per partition for the
-// client-observed unavailability around each fault.
+// Threading: start() spawns the producer and consumer threads, each with its own client from the
+// factory, stop() joins them; the final read runs on the caller's thread. Acknowledgement times
+// are kept per partition for the client-observed unavailability around each fault.
 #pragma once
 
 #include <atomic>
@@ -18,7 +19,7 @@
 
 #include "faultline/checker/recorder.h"
 #include "faultline/chaos/runner/scenario.h"
-#include "faultline/cluster/client/client.h"
+#include "workload_client.h"
 
 namespace faultline::chaos {
 
@@ -31,7 +32,7 @@ class Workload {
     std::atomic<int64_t> ok{0}, fail{0}, info{0};
   };
 
-  Workload(WorkloadShape shape, cluster::ClientConfig config, uint64_t seed,
+  Workload(WorkloadShape shape, WorkloadClientFactory clients, uint64_t seed,
            checker::HistoryRecorder& history);
   ~Workload();
   Workload(const Workload&) = delete;
@@ -50,12 +51,13 @@ class Workload {
 
  private:
   void produce(int process, int partition, uint64_t seed);
-  void poll_all(int process, cluster::SyncClient& client, std::vector<int64_t>& next,
-                bool final_read);
+  void record_send(const checker::HistoryRecorder::OpHandle& op, int partition, int64_t value,
+                   const SendOutcome& r);
+  void poll_all(int process, WorkloadClient& client, std::vector<int64_t>& next, bool final_read);
   std::string value_text(int64_t value) const;
 
   WorkloadShape shape_;
-  cluster::ClientConfig config_;
+  WorkloadClientFactory clients_;
   uint64_t seed_;
   checker::HistoryRecorder& history_;
   std::atomic<bool> stop_{false};

@@ -332,16 +332,132 @@ constexpr ApiKey key_of_response(const Response& response) {
   return keys[response.index()];
 }
 
-// Frames a response: i32 size, header v0 (correlation id), then whatever `body` writes.
+// An i32 size, then whatever `body` writes.
 template <typename Body>
-std::string frame(int32_t correlation_id, Body&& body) {
+std::string sized_frame(Body&& body) {
   std::string out;
   Writer w(out);
   w.integer<int32_t>(0);
-  w.integer(correlation_id);
   body(w);
   w.patch_u32(0, static_cast<uint32_t>(out.size() - sizeof(int32_t)));
   return out;
+}
+
+// Frames a response: i32 size, header v0 (correlation id), then whatever `body` writes.
+template <typename Body>
+std::string frame(int32_t correlation_id, Body&& body) {
+  return sized_frame([&](Writer& w) {
+    w.integer(correlation_id);
+    body(w);
+  });
+}
+
+// ---- client side: Metadata ---------------------------------------------------------------------
+
+constexpr int16_t kMinClientMetadataVersion = 1;
+constexpr int16_t kMaxClientMetadataVersion = 8;
+
+// Smallest encodings of Metadata response elements (v1), to cap their counts.
+constexpr size_t kMinMetadataBroker = 4 + kMinString + 4 + kMinString;
+constexpr size_t kMinMetadataTopic = 2 + kMinString + 1 + kMinArray;
+constexpr size_t kMinMetadataPartition = 2 + 4 + 4 + kMinArray + kMinArray;
+
+bool is_client_metadata_version(int16_t version) {
+  return version >= kMinClientMetadataVersion && version <= kMaxClientMetadataVersion;
+}
+
+void write_header_v1(Writer& w, const RequestHeader& header) {
+  w.integer(header.api_key);
+  w.integer(header.api_version);
+  w.integer(header.correlation_id);
+  w.nullable_string(header.client_id);
+}
+
+void encode(Writer& w, int16_t version, const MetadataRequest& r) {
+  if (r.topics) {
+    w.count(r.topics->size());
+    for (const std::string& name : *r.topics)
+      w.string(name);
+  } else {
+    w.integer<int32_t>(-1);  // null: every topic
+  }
+  if (version >= 4)
+    w.boolean(r.allow_auto_topic_creation);
+  if (version >= 8) {
+    w.boolean(false);  // include_cluster_authorized_operations
+    w.boolean(false);  // include_topic_authorized_operations
+  }
+}
+
+bool decode_int32_array(Reader& r, std::vector<int32_t>& out) {
+  uint32_t n = 0;
+  if (!r.count(n, sizeof(int32_t)))
+    return false;
+  out.resize(n);  // n is capped by the bytes that remain
+  for (int32_t& v : out)
+    r.integer(v);
+  return r.ok();
+}
+
+bool decode(Reader& r, int16_t version, MetadataBroker& out) {
+  r.integer(out.node_id);
+  r.string(out.host);
+  r.integer(out.port);
+  if (version >= 1)
+    r.nullable_string(out.rack);
+  return r.ok();
+}
+
+bool decode(Reader& r, int16_t version, MetadataPartition& out) {
+  r.integer(out.error_code);
+  r.integer(out.index);
+  r.integer(out.leader_id);
+  if (version >= 7)
+    r.integer(out.leader_epoch);
+  decode_int32_array(r, out.replica_nodes);
+  decode_int32_array(r, out.isr_nodes);
+  if (version >= 5)
+    decode_int32_array(r, out.offline_replicas);
+  return r.ok();
+}
+
+bool decode(Reader& r, int16_t version, MetadataTopic& out) {
+  r.integer(out.error_code);
+  r.string(out.name);
+  if (version >= 1)
+    r.boolean(out.is_internal);
+  uint32_t partitions = 0;
+  if (!r.count(partitions, kMinMetadataPartition))
+    return false;
+  for (uint32_t p = 0; p < partitions && r.ok(); ++p)
+    decode(r, version, out.partitions.emplace_back());
+  int32_t topic_authorized_operations = 0;
+  if (version >= 8)
+    r.integer(topic_authorized_operations);
+  return r.ok();
+}
+
+bool decode(Reader& r, int16_t version, MetadataResponse& out) {
+  if (version >= 3)
+    r.integer(out.throttle_time_ms);
+  uint32_t brokers = 0;
+  if (!r.count(brokers, kMinMetadataBroker))
+    return false;
+  for (uint32_t b = 0; b < brokers && r.ok(); ++b)
+    decode(r, version, out.brokers.emplace_back());
+  if (version >= 2)
+    r.nullable_string(out.cluster_id);
+  if (version >= 1)
+    r.integer(out.controller_id);
+  uint32_t topics = 0;
+  if (!r.count(topics, kMinMetadataTopic))
+    return false;
+  for (uint32_t t = 0; t < topics && r.ok(); ++t)
+    decode(r, version, out.topics.emplace_back());
+  int32_t cluster_authorized_operations = 0;
+  if (version >= 8)
+    r.integer(cluster_authorized_operations);
+  return r.done();
 }
 
 }  // namespace
@@ -406,6 +522,32 @@ std::string encode_api_versions_unsupported(int32_t correlation_id) {
   body.error_code = kUnsupportedVersion;
   body.api_keys.assign(kSupported.begin(), kSupported.end());
   return frame(correlation_id, [&](Writer& w) { encode(w, 0, body); });
+}
+
+std::string encode_request(const RequestHeader& header, const MetadataRequest& request) {
+  assert(header.api_key == key_of(ApiKey::metadata));
+  assert(is_client_metadata_version(header.api_version));
+  return sized_frame([&](Writer& w) {
+    write_header_v1(w, header);
+    encode(w, header.api_version, request);
+  });
+}
+
+std::optional<int32_t> decode_response_correlation(std::span<const char> frame_body) {
+  Reader r(frame_body);
+  int32_t correlation_id = 0;
+  if (!r.integer(correlation_id))
+    return std::nullopt;
+  return correlation_id;
+}
+
+bool decode_metadata_response(int16_t version, std::span<const char> body_after_correlation_id,
+                              MetadataResponse& out) {
+  if (!is_client_metadata_version(version))
+    return false;
+  out = MetadataResponse{};
+  Reader r(body_after_correlation_id);
+  return decode(r, version, out);
 }
 
 }  // namespace faultline::cluster::kafka

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,6 +27,7 @@
 #include "faultline/chaos/faults/disk.h"
 #include "faultline/chaos/faults/fault.h"
 #include "faultline/chaos/faults/storage.h"
+#include "faultline/chaos/cluster_definition.h"
 #include "faultline/chaos/journal.h"
 #include "faultline/chaos/supervisor.h"
 #include "faultline/chaos/topology.h"
@@ -64,6 +66,9 @@ struct ClusterShape {
   std::vector<std::string> probe_args;  // more faultline-probe flags: {"--failures-to-demote", "2"}
   // Where faultline-controller, -broker and -probe are; empty: next to the running executable.
   std::filesystem::path binaries_dir;
+  // Another Kafka-API cluster (or the mini-cluster described the same way), started from its
+  // definition's command templates instead of the built-in mini-cluster (cluster_definition.h).
+  std::optional<ClusterDefinition> definition;
 };
 
 class ClusterHarness {
@@ -105,10 +110,28 @@ class ClusterHarness {
   // <run>/processes.json: node -> pid (null when not running), for other faultline processes.
   std::error_code write_processes();
 
+  // Creates a topic: through the controller for the mini-cluster, with the definition's
+  // [topic] create command otherwise. Empty on success, else why it failed.
+  std::string create_topic(const std::string& topic, int partitions, int replication_factor);
+  const ClusterDefinition* definition() const { return definition_ ? &*definition_ : nullptr; }
+
+  // Starts one node's process in its namespace and waits until `port` of `address` accepts.
+  using StartNode = std::function<bool(const NodeInfo&, std::vector<std::string> argv,
+                                       const std::string& address, uint16_t port,
+                                       std::chrono::seconds ready_timeout)>;
+
  private:
   ClusterHarness() = default;
   // Mounts a lazyfs over each broker's data directory (ClusterShape::lazyfs).
   bool mount_lazyfs(const ClusterShape& shape, const std::filesystem::path& data, UpError& error);
+  // The mini-cluster's processes, and the ones of a cluster definition, then "every broker up".
+  bool start_builtin(const ClusterShape& shape, const std::filesystem::path& data,
+                     const StartNode& start, UpError& error);
+  bool start_defined(const ClusterShape& shape, const std::filesystem::path& data,
+                     const StartNode& start, UpError& error);
+  // Runs a one-off command of a definition (setup, topic creation) to its end.
+  std::string run_to_end(const std::string& name, std::vector<std::string> argv,
+                         std::optional<std::string> netns, std::chrono::seconds timeout);
 
   std::string run_id_;
   std::filesystem::path run_dir_;
@@ -125,6 +148,8 @@ class ClusterHarness {
   std::vector<std::string> bootstrap_;
   std::vector<cluster::Endpoint> kafka_bootstrap_;
   std::filesystem::path probe_decisions_;
+  std::optional<ClusterDefinition> definition_;
+  int brokers_ = 0;
   bool down_ = false;
   bool remove_state_on_down_ = false;
 };

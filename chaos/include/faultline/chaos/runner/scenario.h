@@ -8,7 +8,7 @@
 //   expect = "valid"                      # "invalid" for negative controls
 //   [cluster]                             # brokers, timeouts, min.insync.replicas, probe, disks
 //   [workload]                            # partitions, producers, consumers, acks, rate_per_s,
-//                                         # value_bytes
+//                                         # value_bytes, client ("faultline" or "librdkafka")
 //   [nemesis]                             # one node of the fault tree (below)
 //   every_s = 10                          # with `repeat`/`mix`: a round every 10 s ...
 //   jitter_s = 2                          #   ... plus a seeded 0..2 s
@@ -130,6 +130,14 @@ struct NemesisNode {
   int line = 0;
 };
 
+// Which client library the workload's producers and consumers use. Both record the same history,
+// judged by the same checker: librdkafka shows that a real Kafka client keeps the guarantees too.
+enum class WorkloadClientKind {
+  faultline,   // cluster::SyncClient on the brokers' own client listener
+  librdkafka,  // librdkafka on the brokers' Kafka listener
+};
+std::string_view to_string(WorkloadClientKind kind);
+
 struct WorkloadShape {
   int partitions = 6;
   int producers = 1;  // per partition: each producer process sends to one partition
@@ -137,6 +145,7 @@ struct WorkloadShape {
   bool acks_all = true;
   int rate_per_s = 0;    // per producer; 0 = as fast as acknowledgements come back
   int value_bytes = 0;   // values are padded to this size (0: just the number)
+  WorkloadClientKind client = WorkloadClientKind::faultline;
 };
 
 struct Scenario {

@@ -9,6 +9,9 @@
 //
 // A frame on the wire is an i32 size followed by that many bytes; decode_header takes the bytes
 // after the size, encode_response returns a whole frame including its size.
+//
+// The client side is served for Metadata only (encode_request, decode_metadata_response), so the
+// harness can follow leadership of any Kafka-API cluster: Apache Kafka, Redpanda or our own.
 #pragma once
 
 #include <cstdint>
@@ -66,6 +69,7 @@ struct ApiVersionsRequest {
 struct MetadataRequest {
   std::optional<std::vector<std::string>> topics;  // nullopt: all topics (null array)
   bool allow_auto_topic_creation = true;           // v4+
+  friend bool operator==(const MetadataRequest&, const MetadataRequest&) = default;
 };
 
 struct ProducePartition {
@@ -145,6 +149,7 @@ struct MetadataBroker {
   std::string host;
   int32_t port = 0;
   std::optional<std::string> rack;  // v1+
+  friend bool operator==(const MetadataBroker&, const MetadataBroker&) = default;
 };
 struct MetadataPartition {
   int16_t error_code = 0;
@@ -154,12 +159,14 @@ struct MetadataPartition {
   std::vector<int32_t> replica_nodes;
   std::vector<int32_t> isr_nodes;
   std::vector<int32_t> offline_replicas;  // v5+
+  friend bool operator==(const MetadataPartition&, const MetadataPartition&) = default;
 };
 struct MetadataTopic {
   int16_t error_code = 0;
   std::string name;
   bool is_internal = false;  // v1+
   std::vector<MetadataPartition> partitions;
+  friend bool operator==(const MetadataTopic&, const MetadataTopic&) = default;
 };
 struct MetadataResponse {
   int32_t throttle_time_ms = 0;  // v3+
@@ -169,6 +176,7 @@ struct MetadataResponse {
   std::vector<MetadataTopic> topics;
   // v8+ topic and cluster authorized operations are always sent as "not requested"
   // (-2147483648): there is no ACL model here.
+  friend bool operator==(const MetadataResponse&, const MetadataResponse&) = default;
 };
 
 struct ProducePartitionResponse {
@@ -237,5 +245,23 @@ std::string encode_response(const RequestHeader& header, const Response& respons
 // UNSUPPORTED_VERSION (35) and the full supported list, so the client retries with a version
 // found there.
 std::string encode_api_versions_unsupported(int32_t correlation_id);
+
+// ---- client side (Metadata only) ---------------------------------------------------------------
+
+// The whole request frame: i32 size, request header v1 (api_key, api_version, correlation_id,
+// client_id), then the Metadata body for header.api_version, which must be 1-8 (v0 reads an empty
+// topic list as "all", v9+ is flexible); header.api_key must be Metadata. Both are asserted.
+// v8's include_*_authorized_operations are sent false: only leadership is wanted.
+std::string encode_request(const RequestHeader& header, const MetadataRequest& request);
+
+// The correlation id at the front of a response frame's body (the bytes after its i32 size);
+// nullopt when fewer than 4 bytes are there.
+std::optional<int32_t> decode_response_correlation(std::span<const char> frame_body);
+
+// Decodes a Metadata response body of `version` 1-8: the bytes after the correlation id of
+// response header v0. v8's authorized operations are read and dropped. False on a version outside
+// 1-8, on malformed or truncated input and on trailing bytes; `out` is then unspecified.
+bool decode_metadata_response(int16_t version, std::span<const char> body_after_correlation_id,
+                              MetadataResponse& out);
 
 }  // namespace faultline::cluster::kafka
