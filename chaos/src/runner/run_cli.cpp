@@ -21,6 +21,8 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     uint16_t metrics_port = 0;
     bool prometheus = false;
     std::vector<size_t> only_steps;
+    std::string client;
+    std::string cluster_definition;
     int max_runs = 24;
   };
   auto o = std::make_shared<Options>();
@@ -37,6 +39,12 @@ void add_run_commands(CLI::App& app, int& exit_code) {
   run->add_option("--only-steps", o->only_steps,
                   "inject only these steps of the planned schedule (0-based lines of schedule.jsonl)")
       ->delimiter(',');
+  run->add_option("--client", o->client,
+                  "the workload's client, overriding the scenario's: faultline or librdkafka")
+      ->check(CLI::IsMember({"faultline", "librdkafka"}));
+  run->add_option("--cluster-definition", o->cluster_definition,
+                  "run the cluster this TOML file defines (chaos/definitions/) instead of the "
+                  "built-in mini-cluster; the workload is then librdkafka's");
   run->callback([o, &exit_code] {
     std::string text;
     std::optional<Scenario> s;
@@ -68,6 +76,10 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     ro.metrics_port = o->metrics_port;
     ro.prometheus = o->prometheus;
     if (!o->only_steps.empty()) ro.only_steps = o->only_steps;
+    if (!o->client.empty())
+      ro.client = o->client == "librdkafka" ? WorkloadClientKind::librdkafka
+                                            : WorkloadClientKind::faultline;
+    ro.cluster_definition = o->cluster_definition;
     exit_code = run_scenario(*s, text, ro, std::cout);
   });
 

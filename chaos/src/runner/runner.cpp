@@ -113,6 +113,9 @@ std::optional<fs::path> prepare_run_dir(const Scenario& s, const std::string& sc
                      {"seed", o.seed},
                      {"duration_s", s.duration.count()}};
   if (o.only_steps) run["only_steps"] = *o.only_steps;
+  if (o.client) run["client"] = std::string(to_string(*o.client));
+  if (!o.cluster_definition.empty())
+    run["cluster_definition"] = fs::absolute(o.cluster_definition).string();
   std::ofstream(dir / "run.json") << run.dump(2);
   std::ofstream plan(dir / "schedule.jsonl");
   for (const auto& p : schedule) plan << to_json(p).dump() << "\n";
@@ -127,6 +130,31 @@ struct Setup {
   cluster::ClientConfig config;
   int replication_factor = 3;
 };
+
+// Until every partition of the run's topic has a leader and a full ISR (or `timeout`): through
+// the controller for the mini-cluster, through Kafka Metadata for a defined cluster.
+void wait_full_isr(const Scenario& s, const Setup& setup, std::chrono::seconds timeout) {
+  const int rf = setup.replication_factor;
+  if (s.cluster.definition) {
+    cluster::KafkaMetadataClient kafka(setup.harness->kafka_bootstrap(), 1s);
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline && !g_interrupted) {
+      auto md = kafka.fetch(std::vector<std::string>{kRunTopic});
+      int ready = 0;
+      if (md)
+        for (const auto& t : md->topics)
+          for (const auto& p : t.partitions)
+            ready += p.leader_id >= 0 && int(p.isr_nodes.size()) == rf ? 1 : 0;
+      if (ready == s.workload.partitions) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    return;
+  }
+  cluster::SyncClient admin(setup.config);
+  for (int p = 0; p < s.workload.partitions && !g_interrupted; ++p)
+    admin.wait_for_leader({kRunTopic, cluster::PartitionIndex{p}}, timeout,
+                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
+}
 
 int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16_t metrics_port,
              Setup& setup, std::ostream& out) {
@@ -156,16 +184,14 @@ int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16
   setup.config.request_timeout = 2s;
   setup.config.delivery_timeout = 6s;
   setup.config.retry_backoff = 50ms;
-  cluster::SyncClient admin(setup.config);
   setup.replication_factor = std::min(3, s.cluster.brokers);
-  const int rf = setup.replication_factor;
-  if (admin.create_topic(kRunTopic, s.workload.partitions, rf).error != cluster::errc::none) {
-    out << "run: creating the topic failed\n";
+  if (auto why = setup.harness->create_topic(kRunTopic, s.workload.partitions,
+                                             setup.replication_factor);
+      !why.empty()) {
+    out << "run: creating the topic failed: " << why << "\n";
     return 4;
   }
-  for (int p = 0; p < s.workload.partitions; ++p)
-    admin.wait_for_leader({kRunTopic, cluster::PartitionIndex{p}}, 20s,
-                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
+  wait_full_isr(s, setup, 20s);
   return 0;
 }
 
@@ -473,14 +499,6 @@ nlohmann::json preferred_leadership(const Scenario& s, ClusterWatcher& view, Clo
           {"restored_after_s", restored_s ? nlohmann::json(*restored_s) : nlohmann::json()}};
 }
 
-void wait_full_isr(const Scenario& s, const Setup& setup) {
-  cluster::SyncClient admin(setup.config);
-  for (int p = 0; p < s.workload.partitions && !g_interrupted; ++p)
-    admin.wait_for_leader({kRunTopic, cluster::PartitionIndex{p}}, 30s,
-                          [&](const cluster::PartitionMetadata& m) {
-                            return int(m.isr.size()) == setup.replication_factor;
-                          });
-}
 
 // ---- stage 5: the verdict ----
 
@@ -596,9 +614,32 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
 
 }  // namespace
 
+// --client and --cluster-definition. A defined cluster is driven by librdkafka and followed
+// through Kafka Metadata; the probe, which talks to the mini-cluster's controller, cannot run
+// with it. Exit 2 (bad input) when the definition does not parse or the scenario needs the probe.
+int apply_cluster_options(Scenario& s, const RunOptions& o, std::ostream& out) {
+  if (o.client) s.workload.client = *o.client;
+  if (o.cluster_definition.empty()) return 0;
+  DefinitionError error;
+  s.cluster.definition = load_cluster_definition(o.cluster_definition, error);
+  if (!s.cluster.definition) {
+    out << "run: " << error.str() << "\n";
+    return 2;
+  }
+  if (s.cluster.probe) {
+    out << fmt::format("run: {} needs faultline-probe, which demotes brokers through the "
+                       "mini-cluster's controller: not available with --cluster-definition\n",
+                       s.name);
+    return 2;
+  }
+  s.workload.client = WorkloadClientKind::librdkafka;
+  return 0;
+}
+
 int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions& o,
                  std::ostream& out) {
   if (o.duration) s.duration = *o.duration;
+  if (int rc = apply_cluster_options(s, o, out); rc != 0) return rc;
   if (auto missing = missing_run_capabilities(effective_capabilities()); !missing.empty()) {
     out << fmt::format("run: this process lacks {}, needed to build the run's network namespaces, "
                        "bridges and nftables rules (run as root; `faultline doctor` lists the rest)\n",
@@ -616,8 +657,9 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   if (!dir_or) return 4;
   const fs::path dir = *dir_or;
   const bool rdkafka = s.workload.client == WorkloadClientKind::librdkafka;
-  out << fmt::format("run: {} seed={} duration={}s steps={}{} -> {}\n", s.name, o.seed,
+  out << fmt::format("run: {} seed={} duration={}s steps={}{}{} -> {}\n", s.name, o.seed,
                      s.duration.count(), schedule.size(), rdkafka ? " client=librdkafka" : "",
+                     s.cluster.definition ? " cluster=" + s.cluster.definition->file : "",
                      dir.string());
   out.flush();
 
@@ -650,7 +692,11 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   checker::HistoryRecorder& history = **recorder;
   t.setup_done = Clock::now();
 
-  ClusterWatcher view(setup.config, s.cluster.brokers, history);
+  auto view_ptr = s.cluster.definition
+                      ? std::make_unique<ClusterWatcher>(setup.harness->kafka_bootstrap(),
+                                                         s.cluster.brokers, history)
+                      : std::make_unique<ClusterWatcher>(setup.config, s.cluster.brokers, history);
+  ClusterWatcher& view = *view_ptr;
   view.refresh();
   view.start();
   Workload workload(s.workload, clients, sub_seed(o.seed, "workload"), history);
@@ -691,7 +737,7 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   facts.faults = step_results(s, nemesis, workload, view, t, metrics, facts.failures);
   facts.untouched = untouched_availability(s, nemesis, workload, t, facts.failures.availability);
   facts.skipped = skipped_steps(nemesis);
-  wait_full_isr(s, setup);
+  wait_full_isr(s, setup, 30s);
   if (!g_interrupted) workload.final_read();
   t.final_done = Clock::now();
   facts.preferred = preferred_leadership(s, view, nemesis.last_heal(), facts.failures.leadership);
@@ -743,6 +789,10 @@ std::optional<RecordedRun> read_recorded_run(const fs::path& dir, std::string& w
   r.options.seed = run.value("seed", uint64_t{1});
   r.options.duration = std::chrono::seconds(run.value("duration_s", 30));
   if (run.contains("only_steps")) r.options.only_steps = run["only_steps"].get<std::vector<size_t>>();
+  if (run.contains("client"))
+    r.options.client = run["client"] == "librdkafka" ? WorkloadClientKind::librdkafka
+                                                     : WorkloadClientKind::faultline;
+  r.options.cluster_definition = run.value("cluster_definition", "");
   return r;
 }
 

@@ -35,6 +35,11 @@ struct RunOptions {
   // Inject only these steps of the planned schedule (indices into schedule.jsonl); the others
   // are dropped before the run starts. `faultline shrink` runs subsets this way.
   std::optional<std::vector<size_t>> only_steps;
+  // Overrides the scenario's [workload] client (`faultline run --client`).
+  std::optional<WorkloadClientKind> client;
+  // Runs another Kafka-API cluster (or the mini-cluster) from this definition instead of the
+  // built-in mini-cluster (cluster_definition.h); the workload is then librdkafka's.
+  std::filesystem::path cluster_definition;
 };
 
 // Exit codes (ARCHITECTURE.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a capability
