@@ -524,8 +524,15 @@ class InvariantChecker {
       r_.unchecked.push_back(
           "no cluster-state events: demoted-leader and fenced-leader were not checked");
     }
+    // A client that reports no leader epoch with its acks (librdkafka 2.0) leaves both
+    // acknowledgement checks without their key.
+    const bool any_epoch = std::any_of(h_.ops.begin(), h_.ops.end(), acked_send_with_epoch);
     if (r_.acks_with_leader == 0)
-      r_.unchecked.push_back("no send ack names its broker: split-brain-ack was not checked");
+      r_.unchecked.push_back(
+          "no send ack names both its broker and its leader epoch: split-brain-ack was not "
+          "checked");
+    if (zombie_checked() && !any_epoch)
+      r_.unchecked.push_back("no send ack names its leader epoch: zombie-ack was not checked");
     if (!zombie_checked()) {
       r_.unchecked.push_back(
           fmt::format("zombie-ack not checked: it needs acks=all and the header says acks={}",

@@ -140,6 +140,27 @@ TEST(Invariants, AckAtAnEpochEndedBeforeTheSendFiresUnderAcksAll) {
   EXPECT_NE(v.explanation.find("already at epoch 2 (leader 2)"), std::string::npos);
 }
 
+TEST(Invariants, AcksWithoutALeaderEpochLeaveBothAckChecksUncheckedAndSayWhy) {
+  // What a client that reports no epoch (librdkafka 2.0) records: the same zombie situation,
+  // acknowledged without an epoch, cannot be judged, and the result says so.
+  HistoryBuilder b;
+  b.set_acks(Acks::all);
+  b.partition_state(0, 1, 1, {1, 2}, {1, 2});
+  b.partition_state(0, 2, 2, {2}, {1, 2});
+  b.send(1, 0, 100, EventType::ok, 0);
+  auto r = check(b);
+  EXPECT_TRUE(r.valid);
+  std::string all;
+  for (const auto& u : r.unchecked) all += u + "\n";
+  EXPECT_NE(all.find("split-brain-ack was not checked"), std::string::npos) << all;
+  EXPECT_NE(all.find("no send ack names its leader epoch: zombie-ack was not checked"),
+            std::string::npos)
+      << all;
+  // With an epoch the zombie check runs (and fires), and the note is gone.
+  auto judged = check(leadership_moved_then_old_leader_acks(Acks::all));
+  for (const auto& u : judged.unchecked) EXPECT_EQ(u.find("zombie-ack"), std::string::npos) << u;
+}
+
 TEST(Invariants, ZombieAckNeedsAcksAllOrTheOption) {
   auto one = check(leadership_moved_then_old_leader_acks(Acks::one));
   EXPECT_TRUE(one.valid);
