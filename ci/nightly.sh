@@ -12,7 +12,8 @@
 # failed to produce a verdict), 2 on a usage error, 3 when not root. Needs root (namespaces).
 #
 #   sudo ./ci/nightly.sh [--seeds N] [--first-seed N] [--scenarios a,b] [--duration S]
-#                        [--out DIR] [--keep-all] [--no-build]
+#                        [--out DIR] [--keep-all] [--no-build] [--client librdkafka]
+#                        [--cluster-definition FILE]
 # FAULTLINE_BUILD_DIR selects the build directory (default ./build), as in ci/test.sh.
 set -euo pipefail
 caller=$PWD  # relative --out and scenario files are the caller's
@@ -30,6 +31,8 @@ duration=""
 out=""
 keep_all=0
 build_first=1
+client=""
+definition=""
 
 usage() {
   cat <<EOF
@@ -41,6 +44,9 @@ usage: ci/nightly.sh [options]   (as root)
   --out DIR          output directory (default nightly-runs/<UTC time>)
   --keep-all         keep passing runs' directories too
   --no-build         use the binaries already in \$FAULTLINE_BUILD_DIR (default ./build)
+  --client C         every run's workload client: faultline or librdkafka (default: the scenario's)
+  --cluster-definition FILE
+                     run another Kafka-API cluster from this definition (chaos/definitions/)
 EOF
 }
 die_usage() {
@@ -59,6 +65,10 @@ while (($#)); do
     --out) (($# >= 2)) || die_usage "--out needs a directory"; out=$2; shift 2 ;;
     --keep-all) keep_all=1; shift ;;
     --no-build) build_first=0; shift ;;
+    --client) (($# >= 2)) || die_usage "--client needs faultline or librdkafka"; client=$2; shift 2 ;;
+    --cluster-definition)
+      (($# >= 2)) || die_usage "--cluster-definition needs a file"
+      definition=$(cd "$caller" && realpath "$2"); shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown argument '$1'" ;;
   esac
@@ -66,6 +76,8 @@ done
 positive_int "$seeds" || die_usage "--seeds: '$seeds' is not a positive integer"
 [[ $first_seed =~ ^[0-9]+$ ]] || die_usage "--first-seed: '$first_seed' is not a number"
 [[ -z $duration ]] || positive_int "$duration" || die_usage "--duration: '$duration' is not a positive integer"
+[[ -z $client || $client == faultline || $client == librdkafka ]] ||
+  die_usage "--client: '$client' is not faultline or librdkafka"
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "nightly.sh: needs root (network namespaces): sudo ./ci/nightly.sh" >&2
@@ -121,7 +133,8 @@ for scenario in "${matrix[@]}"; do
     n=$((n + 1))
     name=$(basename "$scenario" .toml)-seed$seed
     dir=$out/runs/$name
-    args=(run --scenario "$scenario" --seed "$seed" ${duration:+--duration "$duration"})
+    args=(run --scenario "$scenario" --seed "$seed" ${duration:+--duration "$duration"}
+          ${client:+--client "$client"} ${definition:+--cluster-definition "$definition"})
     # A run that hangs is stopped (SIGTERM makes faultline heal and tear down) well after its
     # workload should have ended.
     limit=$((${duration:-30} * 4 + 180))
