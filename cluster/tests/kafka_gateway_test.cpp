@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <tuple>
 
 #include "faultline/cluster/kafka/records.h"
 #include "faultline/cluster/log/record_batch.h"
@@ -70,6 +71,14 @@ class FakeBroker : public KafkaBackend {
       m.partitions.push_back(pm);
     }
     co_return m;
+  }
+
+  std::vector<std::tuple<std::string, int32_t, int32_t>> created;
+  errc create_error = errc::none;
+  asio::awaitable<errc> create_topic(std::string name, int32_t partitions,
+                                     int32_t replication_factor) override {
+    created.emplace_back(name, partitions, replication_factor);
+    co_return create_error;
   }
 
   asio::awaitable<void> wait_for_any(const std::vector<TopicPartition>& tps,
@@ -140,6 +149,7 @@ TEST(KafkaMetadata, FencedBrokersAreLeftOutAndTheirReplicasListedOffline) {
   ASSERT_EQ(md.brokers.size(), 2u);
   EXPECT_EQ(md.brokers[0].host, "198.18.0.1");
   EXPECT_EQ(md.brokers[0].port, 9093);
+  EXPECT_EQ(md.controller_id, 1) << "an available broker, which forwards admin requests";
   ASSERT_EQ(md.topics.size(), 1u);
   ASSERT_EQ(md.topics[0].partitions.size(), 2u);
   const auto& p0 = md.topics[0].partitions[0];
@@ -285,6 +295,33 @@ TEST(KafkaListOffsets, LatestIsTheHighWatermarkAndTimestampsAreRefused) {
   EXPECT_EQ(std::get<ListOffsetsRequest>(broker.seen[0]).which, OffsetSpec::high_watermark);
   EXPECT_EQ(resp.topics[0].partitions[1].offset, 0);
   EXPECT_EQ(resp.topics[0].partitions[2].error_code, 42);
+}
+
+TEST(KafkaCreateTopics, WhatTheControllerCanDoIsForwardedAndTheRestRefusedWithAReason) {
+  FakeBroker broker;
+  KafkaGateway gateway(broker);
+  kafka::CreateTopicsRequest req;
+  req.topics = {{"ok", 6, 3, 0, 0},       {"placed", 3, 3, 3, 0}, {"configured", 3, 3, 0, 1},
+                {"default-size", -1, 3, 0, 0}, {"default-rf", 3, -1, 0, 0}};
+  auto resp = run<kafka::CreateTopicsResponse>(gateway, req);
+  ASSERT_EQ(resp.topics.size(), 5u);
+  EXPECT_EQ(resp.topics[0].error_code, 0);
+  EXPECT_EQ(resp.topics[1].error_code, 39);  // INVALID_REPLICA_ASSIGNMENT
+  EXPECT_EQ(resp.topics[2].error_code, 40);  // INVALID_CONFIG
+  EXPECT_EQ(resp.topics[3].error_code, 37);  // INVALID_PARTITIONS
+  EXPECT_EQ(resp.topics[4].error_code, 38);  // INVALID_REPLICATION_FACTOR
+  for (size_t i = 1; i < 5; ++i) EXPECT_TRUE(resp.topics[i].error_message) << i;
+  ASSERT_EQ(broker.created.size(), 1u);
+  EXPECT_EQ(broker.created[0], std::make_tuple(std::string("ok"), 6, 3));
+
+  broker.create_error = errc::topic_already_exists;
+  req.topics = {{"ok", 6, 3, 0, 0}};
+  EXPECT_EQ(run<kafka::CreateTopicsResponse>(gateway, req).topics[0].error_code, 36);
+  broker.create_error = errc::network_exception;  // the controller is unreachable
+  EXPECT_EQ(run<kafka::CreateTopicsResponse>(gateway, req).topics[0].error_code, 7);
+  req.validate_only = true;
+  EXPECT_EQ(run<kafka::CreateTopicsResponse>(gateway, req).topics[0].error_code, 42);
+  EXPECT_EQ(broker.created.size(), 3u);
 }
 
 }  // namespace

@@ -206,6 +206,35 @@ TEST(KafkaListener, LibrdkafkaProducerKeepsWritingThroughALeaderKillAndLosesNoth
   for (const auto& v : acked) EXPECT_TRUE(read.contains(v)) << v << " was acknowledged, then lost";
 }
 
+TEST(KafkaListener, LibrdkafkaAdminCreatesATopicThroughAnyBroker) {
+  LocalCluster cluster;
+  auto rk = make_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", cluster.kafka_bootstrap()}});
+  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new("admin-made", 4, 3, nullptr, 0);
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+  rd_kafka_CreateTopics(rk.get(), &topic, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 15000);
+  ASSERT_NE(event, nullptr) << "no CreateTopics result";
+  ASSERT_EQ(rd_kafka_event_error(event), RD_KAFKA_RESP_ERR_NO_ERROR)
+      << rd_kafka_event_error_string(event);
+  size_t n = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &n);
+  ASSERT_EQ(n, 1u);
+  EXPECT_EQ(rd_kafka_topic_result_error(results[0]), RD_KAFKA_RESP_ERR_NO_ERROR)
+      << rd_kafka_topic_result_error_string(results[0]);
+  rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(topic);
+  // The controller placed it: four partitions, three replicas each, writable with acks=all.
+  SyncClient admin(cluster.client_config());
+  for (int p = 0; p < 4; ++p)
+    EXPECT_TRUE(admin.wait_for_leader({"admin-made", PartitionIndex{p}}, 10s, [](const auto& m) {
+      return m.replicas.size() == 3;
+    })) << p;
+  SyncProducer producer(cluster.kafka_bootstrap());
+  EXPECT_EQ(producer.send("admin-made", 3, "x").error, RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
 // A raw TCP connection to a Kafka listener.
 class RawConnection {
  public:

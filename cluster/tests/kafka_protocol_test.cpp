@@ -145,7 +145,7 @@ std::vector<std::string> valid_frames() {
 // ---- supported versions and headers ------------------------------------------------------------
 
 TEST(KafkaSupportedApis, AdvertisesTheServedRanges) {
-  const std::vector<ApiRange> expected{{0, 3, 7}, {1, 4, 11}, {2, 1, 4}, {3, 1, 8}, {18, 0, 3}};
+  const std::vector<ApiRange> expected{{0, 3, 7}, {1, 4, 11}, {2, 1, 4}, {3, 1, 8}, {18, 0, 3}, {19, 0, 4}};
   const auto apis = supported_apis();
   EXPECT_EQ(std::vector<ApiRange>(apis.begin(), apis.end()), expected);
   EXPECT_EQ(supported(1), (ApiRange{1, 4, 11}));
@@ -501,9 +501,9 @@ TEST(KafkaEncodeResponse, ApiVersionsV3IsFlexibleBehindAV0Header) {
 
 TEST(KafkaEncodeResponse, ApiVersionsForAnUnsupportedVersion) {
   Bytes b;
-  b.i32(42).i16(35).i32(5);
+  b.i32(42).i16(35).i32(6);
   b.i16(0).i16(3).i16(7).i16(1).i16(4).i16(11).i16(2).i16(1).i16(4).i16(3).i16(1).i16(8);
-  b.i16(18).i16(0).i16(3);
+  b.i16(18).i16(0).i16(3).i16(19).i16(0).i16(4);
   EXPECT_EQ(encode_api_versions_unsupported(42), b.framed());
 }
 
@@ -880,6 +880,60 @@ TEST(KafkaDecodeResponseCorrelation, NeedsFourBytes) {
   EXPECT_EQ(decode_response_correlation(Bytes().i32(-5).raw("rest").s), -5);
   EXPECT_EQ(decode_response_correlation(Bytes().i16(1).i8(2).s), std::nullopt);
   EXPECT_EQ(decode_response_correlation(std::string_view()), std::nullopt);
+}
+
+}  // namespace
+}  // namespace faultline::cluster::kafka
+
+namespace faultline::cluster::kafka {
+namespace {
+
+// CreateTopics v4 as librdkafka's rd_kafka_CreateTopics sends it: one topic with an explicit
+// assignment and a config, one plain.
+std::string create_topics(int16_t version) {
+  Bytes b;
+  b.header(ApiKey::create_topics, version).i32(2);
+  b.str("placed").i32(-1).i16(-1).i32(1).i32(0).i32(2).i32(1).i32(2).i32(1).str("cleanup.policy").str("compact");
+  b.str("plain").i32(6).i16(3).i32(0).i32(0);
+  b.i32(5000);
+  if (version >= 1) b.i8(1);
+  return b.s;
+}
+
+TEST(KafkaDecodeRequest, CreateTopicsV0AndV4) {
+  for (int16_t v : {0, 4}) {
+    auto r = decoded<CreateTopicsRequest>(create_topics(v));
+    ASSERT_EQ(r.topics.size(), 2u) << v;
+    EXPECT_EQ(r.topics[0].name, "placed");
+    EXPECT_EQ(r.topics[0].num_partitions, -1);
+    EXPECT_EQ(r.topics[0].assignments, 1u);
+    EXPECT_EQ(r.topics[0].configs, 1u);
+    EXPECT_EQ(r.topics[1].name, "plain");
+    EXPECT_EQ(r.topics[1].num_partitions, 6);
+    EXPECT_EQ(r.topics[1].replication_factor, 3);
+    EXPECT_EQ(r.timeout_ms, 5000);
+    EXPECT_EQ(r.validate_only, v >= 1);
+  }
+  const std::string whole = create_topics(4);
+  for (size_t n = 0; n < whole.size(); ++n) {
+    Request out;
+    EXPECT_EQ(decode_frame(whole.substr(0, n), out), DecodeError::malformed) << n;
+  }
+}
+
+TEST(KafkaEncodeResponse, CreateTopicsV0V1V4) {
+  CreateTopicsResponse r;
+  r.throttle_time_ms = 0;
+  r.topics = {{"a", 0, std::nullopt}, {"b", 39, std::string("no")}};
+  Bytes v0;
+  v0.i32(7).i32(2).str("a").i16(0).str("b").i16(39);
+  EXPECT_EQ(encode_response(header_of(ApiKey::create_topics, 0), r), v0.framed());
+  Bytes v1;
+  v1.i32(7).i32(2).str("a").i16(0).null_str().str("b").i16(39).str("no");
+  EXPECT_EQ(encode_response(header_of(ApiKey::create_topics, 1), r), v1.framed());
+  Bytes v4;
+  v4.i32(7).i32(0).i32(2).str("a").i16(0).null_str().str("b").i16(39).str("no");
+  EXPECT_EQ(encode_response(header_of(ApiKey::create_topics, 4), r), v4.framed());
 }
 
 }  // namespace

@@ -140,6 +140,11 @@ Response answer(const Request& request) {
         out.topics.push_back({t.name, {{0, 0, -1, 5, 0}}});
       return out;
     }
+    Response operator()(const CreateTopicsRequest& r) const {
+      CreateTopicsResponse out;
+      for (const CreatableTopic& t : r.topics) out.topics.push_back({t.name, 0, std::nullopt});
+      return out;
+    }
   };
   return std::visit(Visitor{}, request);
 }

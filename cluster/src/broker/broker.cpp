@@ -463,6 +463,14 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
   co_return resp;
 }
 
+awaitable<errc> Broker::create_topic(std::string name, int32_t partitions,
+                                     int32_t replication_factor) {
+  CreateTopicRequest req{std::move(name), partitions, replication_factor};
+  auto res = co_await peers_.get(config_.controller).call(std::move(req), config_.request_timeout);
+  if (res.error) co_return errc::network_exception;
+  co_return std::get<CreateTopicResponse>(res.response).error;
+}
+
 Response Broker::handle_list_offsets(const ListOffsetsRequest& req) {
   ListOffsetsResponse resp;
   Partition* p = find(req.tp);

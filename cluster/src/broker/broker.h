@@ -61,6 +61,8 @@ class Broker final : public RequestHandler, public KafkaBackend {
   // Until any of the partitions is woken (new data, HW, leadership) or max_wait passes.
   asio::awaitable<void> wait_for_any(const std::vector<TopicPartition>& tps,
                                      std::chrono::milliseconds max_wait) override;
+  asio::awaitable<errc> create_topic(std::string name, int32_t partitions,
+                                     int32_t replication_factor) override;
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -97,6 +97,10 @@ kafka::MetadataResponse to_kafka_metadata(const MetadataResponse& cluster,
     available.insert(b.id);
     out.brokers.push_back({b.id.value(), b.kafka_endpoint->host, b.kafka_endpoint->port, {}});
   }
+  // Kafka clients send admin requests (CreateTopics) to the "controller" named here. Every broker
+  // forwards them to the real controller, so any available one will do (KRaft, whose controllers
+  // clients cannot reach, names a live broker the same way).
+  if (!out.brokers.empty()) out.controller_id = out.brokers.front().node_id;
   std::map<std::string, kafka::MetadataTopic> by_name;
   for (const auto& pm : cluster.partitions) {
     auto& topic = by_name[pm.tp.topic];
@@ -141,6 +145,8 @@ awaitable<std::optional<kafka::Response>> KafkaGateway::handle(kafka::Request re
     co_return resp;
   }
   if (auto* r = std::get_if<kafka::FetchRequest>(&request)) co_return co_await fetch(std::move(*r));
+  if (auto* r = std::get_if<kafka::CreateTopicsRequest>(&request))
+    co_return co_await create_topics(std::move(*r));
   auto& r = std::get<kafka::ListOffsetsRequest>(request);
   co_return co_await list_offsets(std::move(r));
 }
@@ -289,6 +295,44 @@ awaitable<kafka::ListOffsetsResponse> KafkaGateway::list_offsets(kafka::ListOffs
       tr.partitions.push_back(pr);
     }
     resp.topics.push_back(std::move(tr));
+  }
+  co_return resp;
+}
+
+namespace {
+
+// Why the cluster cannot create `t` as asked, as a Kafka error and message; nullopt if it can.
+std::optional<kafka::CreateTopicResult> refuse(const kafka::CreatableTopic& t, bool validate_only) {
+  auto no = [&](errc e, std::string why) {
+    return kafka::CreateTopicResult{t.name, static_cast<int16_t>(e), std::move(why)};
+  };
+  if (t.assignments > 0)
+    return no(errc::invalid_replica_assignment,
+              "explicit replica assignments are not supported: the controller places replicas");
+  if (t.configs > 0)
+    return no(errc::invalid_config,
+              "topic configs are not supported: the cluster's settings apply to every topic");
+  if (t.num_partitions < 1) return no(errc::invalid_partitions, "give num_partitions (>= 1)");
+  if (t.replication_factor < 1)
+    return no(errc::invalid_replication_factor, "give replication_factor (>= 1)");
+  if (validate_only) return no(errc::invalid_request, "validate_only is not supported");
+  return std::nullopt;
+}
+
+}  // namespace
+
+awaitable<kafka::CreateTopicsResponse> KafkaGateway::create_topics(kafka::CreateTopicsRequest req) {
+  kafka::CreateTopicsResponse resp;
+  for (const auto& t : req.topics) {
+    if (auto refused = refuse(t, req.validate_only)) {
+      resp.topics.push_back(std::move(*refused));
+      continue;
+    }
+    errc e = co_await backend_.create_topic(t.name, t.num_partitions, t.replication_factor);
+    // An unreachable controller: the client may retry, as after Kafka's own request timeout.
+    int16_t code = e == errc::network_exception ? static_cast<int16_t>(errc::request_timed_out)
+                                                : to_kafka_error(e);
+    resp.topics.push_back({t.name, code, std::nullopt});
   }
   co_return resp;
 }

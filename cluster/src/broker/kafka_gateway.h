@@ -10,6 +10,8 @@
 // What is not served, and what a client sees instead:
 // - compressed, transactional or idempotent batches: UNSUPPORTED_COMPRESSION_TYPE / INVALID_RECORD;
 // - ListOffsets by timestamp (no time index): INVALID_REQUEST for that partition;
+// - CreateTopics with explicit assignments, configs, default sizes (-1) or validate_only: refused
+//   per topic with Kafka's code and a message (the controller places replicas itself);
 // - fetch sessions (KIP-227): every Fetch is answered in full with session id 0, as Kafka does
 //   when it declines to create a session;
 // - a Fetch with replica_id >= 0: replication runs on the internal listener only (INVALID_REQUEST).
@@ -38,6 +40,10 @@ class KafkaBackend {
   // Until any of `tps` gets new data, a new high watermark or a leadership change, or max_wait.
   virtual asio::awaitable<void> wait_for_any(const std::vector<TopicPartition>& tps,
                                              std::chrono::milliseconds max_wait) = 0;
+  // Creates a topic through the controller (round-robin placement, as `faultline topic create`).
+  // network_exception when the controller cannot be reached.
+  virtual asio::awaitable<errc> create_topic(std::string name, int32_t partitions,
+                                             int32_t replication_factor) = 0;
 };
 
 // The Kafka error code a client must see for the cluster's own error. Kafka's codes pass through
@@ -47,8 +53,9 @@ class KafkaBackend {
 int16_t to_kafka_error(errc e) noexcept;
 
 // The Kafka Metadata answer for the cluster's. Brokers: the registered, unfenced ones that run a
-// Kafka listener (KRaft also leaves fenced brokers out). `topics`: nullopt for all; a topic the
-// cluster does not have gets UNKNOWN_TOPIC_OR_PARTITION.
+// Kafka listener (KRaft also leaves fenced brokers out); the first of them is named controller,
+// since every broker forwards admin requests. `topics`: nullopt for all; a topic the cluster does
+// not have gets UNKNOWN_TOPIC_OR_PARTITION.
 kafka::MetadataResponse to_kafka_metadata(const MetadataResponse& cluster,
                                           const std::optional<std::vector<std::string>>& topics);
 
@@ -69,6 +76,7 @@ class KafkaGateway {
   // One pass over every partition of `req` without waiting; the bytes of records it found.
   asio::awaitable<size_t> fetch_pass(const kafka::FetchRequest& req, kafka::FetchResponse& resp);
   asio::awaitable<kafka::ListOffsetsResponse> list_offsets(kafka::ListOffsetsRequest req);
+  asio::awaitable<kafka::CreateTopicsResponse> create_topics(kafka::CreateTopicsRequest req);
 
   KafkaBackend& backend_;
 };

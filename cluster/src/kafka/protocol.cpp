@@ -17,12 +17,13 @@ constexpr int16_t key_of(ApiKey k) {
   return static_cast<int16_t>(k);
 }
 
-constexpr std::array<ApiRange, 5> kSupported{{
+constexpr std::array<ApiRange, 6> kSupported{{
     {key_of(ApiKey::produce), 3, 7},
     {key_of(ApiKey::fetch), 4, 11},
     {key_of(ApiKey::list_offsets), 1, 4},
     {key_of(ApiKey::metadata), 1, 8},
     {key_of(ApiKey::api_versions), 0, 3},
+    {key_of(ApiKey::create_topics), 0, 4},
 }};
 
 constexpr auto kUnsupportedVersion = static_cast<int16_t>(errc::unsupported_version);
@@ -170,6 +171,50 @@ bool decode(Reader& r, int16_t version, ListOffsetsRequest& out) {
       r.integer(partition.timestamp);
     }
   }
+  return r.done();
+}
+
+// Skips `n` entries of (i32 index, [i32 broker]) or (string name, nullable string value).
+bool skip_assignments(Reader& r, uint32_t n) {
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    int32_t index = 0;
+    uint32_t brokers = 0;
+    r.integer(index);
+    if (!r.count(brokers, 4))
+      return false;
+    for (uint32_t b = 0; b < brokers && r.ok(); ++b) {
+      int32_t broker = 0;
+      r.integer(broker);
+    }
+  }
+  return r.ok();
+}
+bool skip_configs(Reader& r, uint32_t n) {
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    std::string name;
+    std::optional<std::string> value;
+    r.string(name);
+    r.nullable_string(value);
+  }
+  return r.ok();
+}
+
+bool decode(Reader& r, int16_t version, CreateTopicsRequest& out) {
+  uint32_t topics = 0;
+  if (!r.count(topics, kMinString + 4 + 2 + kMinArray + kMinArray))
+    return false;
+  for (uint32_t t = 0; t < topics && r.ok(); ++t) {
+    CreatableTopic& topic = out.topics.emplace_back();
+    r.string(topic.name);
+    r.integer(topic.num_partitions);
+    r.integer(topic.replication_factor);
+    if (!r.count(topic.assignments, 4 + kMinArray) || !skip_assignments(r, topic.assignments) ||
+        !r.count(topic.configs, kMinString + 2) || !skip_configs(r, topic.configs))
+      return false;
+  }
+  r.integer(out.timeout_ms);
+  if (version >= 1)
+    r.boolean(out.validate_only);
   return r.done();
 }
 
@@ -326,9 +371,22 @@ void encode(Writer& w, int16_t version, const ListOffsetsResponse& r) {
   }
 }
 
+void encode(Writer& w, int16_t version, const CreateTopicsResponse& r) {
+  if (version >= 2)
+    w.integer(r.throttle_time_ms);
+  w.count(r.topics.size());
+  for (const CreateTopicResult& t : r.topics) {
+    w.string(t.name);
+    w.integer(t.error_code);
+    if (version >= 1)
+      w.nullable_string(t.error_message);
+  }
+}
+
 constexpr ApiKey key_of_response(const Response& response) {
   constexpr std::array<ApiKey, std::variant_size_v<Response>> keys{
-      ApiKey::api_versions, ApiKey::metadata, ApiKey::produce, ApiKey::fetch, ApiKey::list_offsets};
+      ApiKey::api_versions, ApiKey::metadata,      ApiKey::produce,
+      ApiKey::fetch,        ApiKey::list_offsets, ApiKey::create_topics};
   return keys[response.index()];
 }
 
@@ -506,6 +564,8 @@ DecodeError decode_request(const RequestHeader& header, std::span<const char> bo
       return decode_as<FetchRequest>(body, v, out);
     case ApiKey::list_offsets:
       return decode_as<ListOffsetsRequest>(body, v, out);
+    case ApiKey::create_topics:
+      return decode_as<CreateTopicsRequest>(body, v, out);
   }
   return DecodeError::unsupported_api;
 }

@@ -1,5 +1,6 @@
 // The Kafka wire protocol, as far as a broker needs it to serve real Kafka clients (librdkafka,
-// kcat): request headers, the bodies of ApiVersions, Metadata, Produce, Fetch and ListOffsets
+// kcat): request headers, the bodies of ApiVersions, Metadata, Produce, Fetch, ListOffsets and
+// CreateTopics
 // requests, and their responses, for the versions listed by supported_apis().
 //
 // Pure functions on byte spans: no sockets, no Asio, no exceptions. Decoders never read outside
@@ -28,7 +29,8 @@ enum class ApiKey : int16_t {
   fetch = 1,
   list_offsets = 2,
   metadata = 3,
-  api_versions = 18
+  api_versions = 18,
+  create_topics = 19
 };
 
 struct ApiRange {
@@ -126,8 +128,22 @@ struct ListOffsetsRequest {
   std::vector<ListOffsetsTopic> topics;
 };
 
+// CreateTopics v0-4. Explicit assignments and configs are read so the answer can refuse them
+// (the cluster places replicas itself and takes its settings from the controller).
+struct CreatableTopic {
+  std::string name;
+  int32_t num_partitions = -1;      // -1: the broker's default (v4+)
+  int16_t replication_factor = -1;  // -1: the broker's default (v4+)
+  uint32_t assignments = 0;         // explicit replica assignments given
+  uint32_t configs = 0;             // config entries given
+};
+struct CreateTopicsRequest {
+  std::vector<CreatableTopic> topics;
+  int32_t timeout_ms = 60000;
+  bool validate_only = false;  // v1+
+};
 using Request = std::variant<ApiVersionsRequest, MetadataRequest, ProduceRequest, FetchRequest,
-                             ListOffsetsRequest>;
+                             ListOffsetsRequest, CreateTopicsRequest>;
 
 enum class DecodeError : uint8_t { none, unsupported_api, unsupported_version, malformed };
 
@@ -232,8 +248,17 @@ struct ListOffsetsResponse {
   std::vector<ListOffsetsTopicResponse> topics;
 };
 
+struct CreateTopicResult {
+  std::string name;
+  int16_t error_code = 0;
+  std::optional<std::string> error_message;  // v1+
+};
+struct CreateTopicsResponse {
+  int32_t throttle_time_ms = 0;  // v2+
+  std::vector<CreateTopicResult> topics;
+};
 using Response = std::variant<ApiVersionsResponse, MetadataResponse, ProduceResponse, FetchResponse,
-                              ListOffsetsResponse>;
+                              ListOffsetsResponse, CreateTopicsResponse>;
 
 // The whole response frame: i32 size, response header v0 (the correlation id only; also for
 // ApiVersions v3, whose response header stays v0 although its body is flexible), then the body
