@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstring>
 
 #include "faultline/cluster/kafka/protocol.h"
 #include "faultline/cluster/net/rpc.h"
@@ -25,22 +24,16 @@ struct KafkaServer::Connection {
 
 namespace {
 
-std::string peer_of(const tcp::socket& s) {
-  std::error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
 // Reads one frame's body (after its i32 size). An error, or a size that is negative or over the
 // limit (bad_message): the connection ends.
 awaitable<std::error_code> read_frame(tcp::socket& socket, std::string& body) {
-  char prefix[4];
+  char prefix[kFrameSizeBytes];
   auto [ec, n] = co_await asio::async_read(socket, asio::buffer(prefix), use_tuple);
   if (ec) co_return ec;
+  // Kafka frames have the cluster's own size prefix and the same smallest header (8 bytes).
   uint32_t size = 0;
-  std::memcpy(&size, prefix, 4);
-  size = __builtin_bswap32(size);
-  if (size > KafkaServer::kMaxRequestBytes || size < 8)
+  if (decode_frame_size(std::span<const char, kFrameSizeBytes>(prefix, kFrameSizeBytes),
+                        KafkaServer::kMaxRequestBytes, size) != errc::none)
     co_return std::make_error_code(std::errc::bad_message);
   body.resize(size);
   auto [ec2, n2] = co_await asio::async_read(socket, asio::buffer(body), use_tuple);
@@ -50,14 +43,10 @@ awaitable<std::error_code> read_frame(tcp::socket& socket, std::string& body) {
 }  // namespace
 
 KafkaServer::KafkaServer(asio::io_context& io, const Endpoint& endpoint, KafkaBackend& backend)
-    : io_(io), acceptor_(io), gateway_(backend) {
-  tcp::endpoint ep(asio::ip::make_address(endpoint.host), endpoint.port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.bind(ep);
-  acceptor_.listen();
-  port_ = acceptor_.local_endpoint().port();
-}
+    : io_(io),
+      acceptor_(listen_on(io, endpoint)),
+      gateway_(backend),
+      port_(acceptor_.local_endpoint().port()) {}
 
 KafkaServer::~KafkaServer() { stop(); }
 
@@ -86,7 +75,7 @@ awaitable<void> KafkaServer::accept_loop() {
     std::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto c = std::make_shared<Connection>(std::move(socket));
-    c->peer = peer_of(c->socket);
+    c->peer = peer_name(c->socket);
     asio::co_spawn(io_, serve(c), asio::detached);
   }
 }

@@ -19,12 +19,6 @@ namespace {
 // sooner and tries again, so it reconnects promptly once the network heals.
 constexpr auto kConnectTimeout = 1500ms;
 
-std::string peer_name(const tcp::socket& s) {
-  std::error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
 // Reads one frame body (after its size prefix) into `body`.
 awaitable<std::error_code> read_frame(tcp::socket& socket, uint32_t max_bytes, std::string& body) {
   std::array<char, kFrameSizeBytes> prefix{};
@@ -96,16 +90,30 @@ struct RpcServer::Connection {
   }
 };
 
+tcp::acceptor listen_on(asio::io_context& io, const Endpoint& endpoint) {
+  tcp::endpoint ep(asio::ip::make_address(endpoint.host), endpoint.port);
+  tcp::acceptor acceptor(io);
+  acceptor.open(ep.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(ep);
+  acceptor.listen();
+  return acceptor;
+}
+
+std::string peer_name(const tcp::socket& s) {
+  std::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
 RpcServer::RpcServer(asio::io_context& io, const Endpoint& endpoint, ListenerKind kind,
                      RequestHandler& handler, uint32_t max_frame_bytes)
-    : io_(io), acceptor_(io), kind_(kind), handler_(handler), max_frame_bytes_(max_frame_bytes) {
-  tcp::endpoint ep(asio::ip::make_address(endpoint.host), endpoint.port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.bind(ep);
-  acceptor_.listen();
-  port_ = acceptor_.local_endpoint().port();
-}
+    : io_(io),
+      acceptor_(listen_on(io, endpoint)),
+      kind_(kind),
+      handler_(handler),
+      max_frame_bytes_(max_frame_bytes),
+      port_(acceptor_.local_endpoint().port()) {}
 
 RpcServer::~RpcServer() { stop(); }
 

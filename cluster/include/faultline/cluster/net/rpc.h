@@ -30,6 +30,13 @@ inline constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitab
 // (ARCHITECTURE.md §2: the client network and the replication network are separate).
 enum class ListenerKind : uint8_t { internal, client };
 
+// An acceptor listening on `endpoint` (port 0 picks a free port), with SO_REUSEADDR so a restarted
+// process binds its port again at once; throws std::system_error when it can't. Shared by every
+// listener of the cluster (RpcServer, the brokers' Kafka listener).
+asio::ip::tcp::acceptor listen_on(asio::io_context& io, const Endpoint& endpoint);
+// "address:port" of a connected socket's peer, "?" when it is not known (for logs).
+std::string peer_name(const asio::ip::tcp::socket& s);
+
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
