@@ -198,8 +198,7 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     }
     return true;
   };
-  h->brokers_ = shape.brokers;
-  h->definition_ = shape.definition;
+  h->shape_ = shape;
   bool ok = shape.definition ? h->start_defined(shape, data, start, error)
                              : h->start_builtin(shape, data, start, error);
   const NodeInfo* controller = h->topology_->find("c1");
@@ -469,21 +468,18 @@ std::string ClusterHarness::run_to_end(const std::string& name, std::vector<std:
 
 std::string ClusterHarness::create_topic(const std::string& topic, int partitions,
                                          int replication_factor) {
-  if (!definition_) {
+  if (!shape_.definition) {
     cluster::SyncClient admin(client_config());
     auto r = admin.create_topic(topic, partitions, replication_factor);
     return r.error == cluster::errc::none ? std::string()
                                           : std::string(cluster::errc_name(r.error));
   }
   const NodeInfo* controller = topology_->find("c1");
-  ClusterShape shape;
-  shape.brokers = brokers_;
-  shape.definition = definition_;
-  auto values = node_values(*controller, *controller, topology_->nodes(), run_dir_ / "data", shape);
+  auto values = node_values(*controller, *controller, topology_->nodes(), run_dir_ / "data", shape_);
   values["topic"] = topic;
   values["partitions"] = std::to_string(partitions);
   values["replication_factor"] = std::to_string(replication_factor);
-  return run_to_end("create-topic-" + topic, expand(definition_->create_topic, values),
+  return run_to_end("create-topic-" + topic, expand(shape_.definition->create_topic, values),
                     std::nullopt, 60s);
 }
 

@@ -113,7 +113,6 @@ class ClusterHarness {
   // Creates a topic: through the controller for the mini-cluster, with the definition's
   // [topic] create command otherwise. Empty on success, else why it failed.
   std::string create_topic(const std::string& topic, int partitions, int replication_factor);
-  const ClusterDefinition* definition() const { return definition_ ? &*definition_ : nullptr; }
 
   // Starts one node's process in its namespace and waits until `port` of `address` accepts.
   using StartNode = std::function<bool(const NodeInfo&, std::vector<std::string> argv,
@@ -148,8 +147,7 @@ class ClusterHarness {
   std::vector<std::string> bootstrap_;
   std::vector<cluster::Endpoint> kafka_bootstrap_;
   std::filesystem::path probe_decisions_;
-  std::optional<ClusterDefinition> definition_;
-  int brokers_ = 0;
+  ClusterShape shape_;  // as up() was given it (a definition's templates need its settings)
   bool down_ = false;
   bool remove_state_on_down_ = false;
 };
