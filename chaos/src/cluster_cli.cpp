@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "faultline/chaos/cluster_harness.h"
+#include "faultline/chaos/controller_quorum.h"
 #include "faultline/chaos/journal.h"
 #include "faultline/chaos/prometheus_server.h"
 #include "faultline/cluster/client/client.h"
@@ -78,13 +79,15 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
   std::vector<std::string> kafka;
   for (const auto& ep : h->kafka_bootstrap()) kafka.push_back(ep.str());
   fmt::print(
-      "cluster up: run {} ({} brokers) in {}\n"
+      "cluster up: run {} ({} brokers{}) in {}\n"
       "  faultline topic create t --partitions 3 --replication-factor 3 {}\n"
       "  faultline produce t hello {}\n"
       "  Kafka clients: bootstrap.servers={}  (e.g. kcat -b {} -L)\n"
       "  faultline fault inject --run {} kill b1\n"
       "  faultline cluster status   |   faultline cluster down   (or Ctrl-C here)\n",
-      run_id, shape.brokers, h->run_dir().string(), conn, conn, fmt::join(kafka, ","),
+      run_id, shape.brokers,
+      shape.controllers > 1 ? fmt::format(", {} controllers", shape.controllers) : "",
+      h->run_dir().string(), conn, conn, fmt::join(kafka, ","),
       kafka.empty() ? "-" : kafka.front(), h->run_dir().string());
   if (shape.probe) {
     const auto* pr = h->topology().find(ClusterHarness::kProbeNode);
@@ -115,6 +118,36 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
   return torn ? 4 : 0;
 }
 
+// Each controller's own view (role, the leader it knows, epoch, offsets), then what the active one
+// knows of each voter's replication: how far behind its log it is, and since when it was heard.
+void print_quorum(const QuorumLook& look) {
+  fmt::print("  controller quorum: {}\n",
+             look.active > 0 ? fmt::format("active {} at epoch {}",
+                                           ClusterHarness::controller_node(look.active), look.epoch)
+                             : std::string("no active controller"));
+  for (size_t i = 0; i < look.answers.size(); ++i) {
+    const std::string node = ClusterHarness::controller_node(static_cast<int>(i) + 1);
+    const auto& a = look.answers[i];
+    if (!a) {
+      fmt::print("    {} unreachable\n", node);
+      continue;
+    }
+    fmt::print("    {} {} leader={} epoch={} commit_offset={} last_offset={}\n", node, a->role,
+               a->leader >= 0 ? ClusterHarness::controller_node(a->leader + 1) : "-", a->epoch,
+               a->commit_offset, a->last_offset);
+  }
+  const auto* active = look.active_answer();
+  if (active == nullptr) return;
+  for (const auto& v : active->voters) {
+    const std::string node = ClusterHarness::controller_node(v.id + 1);
+    if (v.id == active->node_id) continue;
+    fmt::print("    replication {}: match_offset={} lag={} last_contact={}\n", node,
+               v.match_offset,
+               v.match_offset >= 0 ? std::to_string(active->last_offset - v.match_offset) : "?",
+               v.last_contact_ms >= 0 ? fmt::format("{} ms ago", v.last_contact_ms) : "never");
+  }
+}
+
 int cluster_status(const fs::path& run) {
   auto info = read_json(run / "cluster.json");
   if (!info) {
@@ -135,7 +168,8 @@ int cluster_status(const fs::path& run) {
                n.value("int", "-"), n.value("ext", "-"), pid);
   }
   cluster::ClientConfig config;
-  cluster::parse_endpoint(info->value("controller", ""), config.controller);
+  cluster::parse_endpoints(info->value("controller", ""), config.controllers);
+  print_quorum(QuorumClient(config.controllers).describe(1s));
   config.request_timeout = 2s;
   cluster::SyncClient client(config);
   if (auto md = client.controller_metadata()) {
@@ -254,11 +288,20 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   struct Millis {
     int session_timeout = 3000, heartbeat_interval = 500, replica_lag_time_max = 5000;
     int probe_interval = 200, storage_canary_interval = -1;
+    int controller_election_timeout = 1000;
   };
   auto ms = std::make_shared<Millis>();
 
   auto* up = cluster->add_subcommand("up", "build the namespaces and start the cluster (foreground)");
   up->add_option("--brokers", o->brokers, "number of brokers")->check(CLI::Range(1, 9));
+  up->add_option("--controllers", o->controllers,
+                 "controllers in the Raft quorum (c1..cN); brokers follow the active one")
+      ->check(CLI::IsMember({1, 3, 5}))
+      ->capture_default_str();
+  up->add_option("--controller-election-timeout-ms", ms->controller_election_timeout,
+                 "controller.quorum.election.timeout.ms (with --controllers 3 or 5)")
+      ->check(CLI::Range(100, 60000))
+      ->capture_default_str();
   up->add_option("--session-timeout-ms", ms->session_timeout, "broker.session.timeout.ms");
   up->add_option("--heartbeat-interval-ms", ms->heartbeat_interval);
   up->add_option("--min-insync-replicas", o->min_insync_replicas);
@@ -290,6 +333,7 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
     o->heartbeat_interval = milliseconds(ms->heartbeat_interval);
     o->replica_lag_time_max = milliseconds(ms->replica_lag_time_max);
     o->probe_interval = milliseconds(ms->probe_interval);
+    o->controller_election_timeout = milliseconds(ms->controller_election_timeout);
     if (ms->storage_canary_interval >= 0)
       o->storage_canary_interval = milliseconds(ms->storage_canary_interval);
     exit_code = cluster_up(*o, *with_prometheus);
@@ -299,7 +343,8 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
     if (!run->empty()) return fs::path(*run);
     return latest_cluster_run();
   };
-  auto* status = cluster->add_subcommand("status", "nodes, addresses, pids, leaders, active faults");
+  auto* status = cluster->add_subcommand(
+      "status", "nodes, addresses, pids, the controller quorum, leaders, active faults");
   status->add_option("--run", *run, "run directory (default: the newest live cluster)");
   status->callback([resolve, &exit_code] {
     auto dir = resolve();

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "faultline/chaos/controller_quorum.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/cluster/kafka/metadata_client.h"
 #include "faultline/chaos/faults/cli.h"
@@ -44,8 +45,20 @@ std::error_code write_json(const fs::path& p, const nlohmann::json& j) {
   return ec;
 }
 
-std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data,
-                                         const ClusterShape& s) {
+// Every controller of the quorum as id@host:port (ids 0..N-1 for c1..cN), or host:port only.
+std::string controller_list(const std::vector<NodeInfo>& nodes, bool with_ids) {
+  std::string out;
+  for (const auto& n : nodes) {
+    if (n.role != NodeRole::controller) continue;
+    out += fmt::format("{}{}{}:{}", out.empty() ? "" : ",",
+                       with_ids ? fmt::format("{}@", n.index - 1) : "", n.int_address->str(),
+                       kControllerPort);
+  }
+  return out;
+}
+
+std::vector<std::string> controller_argv(const NodeInfo& n, const std::vector<NodeInfo>& nodes,
+                                         const fs::path& data, const ClusterShape& s) {
   std::vector<std::string> argv = {
       (binaries(s) / "faultline-controller").string(),
       "--data-dir", (data / n.id).string(),
@@ -53,6 +66,17 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data
       "--metrics-port", std::to_string(kMetricsPort),
       "--session-timeout-ms", std::to_string(s.session_timeout.count()),
       "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
+  if (s.controllers > 1) {
+    // Heartbeats well inside the election timeout, as KRaft's defaults (500 ms of 1000 ms) are not:
+    // a loaded host must not depose a healthy leader.
+    const auto heartbeat = std::max<std::chrono::milliseconds>(
+        std::chrono::milliseconds(10), s.controller_election_timeout / 10);
+    argv.insert(argv.end(), {"--node-id", std::to_string(n.index - 1),
+                             "--quorum", controller_list(nodes, true),
+                             "--quorum-election-timeout-ms",
+                             std::to_string(s.controller_election_timeout.count()),
+                             "--quorum-heartbeat-ms", std::to_string(heartbeat.count())});
+  }
   if (s.unclean_leader_election) argv.push_back("--unclean-leader-election");
   if (s.leader_imbalance_check_interval.count() > 0) {
     argv.push_back("--leader-imbalance-check-interval-s");
@@ -61,7 +85,7 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const fs::path& data
   return argv;
 }
 
-std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controller,
+std::vector<std::string> broker_argv(const NodeInfo& n, const std::string& controllers,
                                      const fs::path& data, const ClusterShape& s) {
   std::vector<std::string> argv = {(binaries(s) / "faultline-broker").string(),
           "--id", std::to_string(n.index),
@@ -69,7 +93,7 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
           "--internal", fmt::format("{}:{}", n.int_address->str(), kInternalPort),
           "--client", fmt::format("{}:{}", n.ext_address->str(), kClientPort),
           "--kafka", fmt::format("{}:{}", n.ext_address->str(), kKafkaPort),
-          "--controller", fmt::format("{}:{}", controller.int_address->str(), kControllerPort),
+          "--controller", controllers,
           "--metrics-port", std::to_string(kMetricsPort),
           "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval.count()),
           "--replica-lag-time-max-ms", std::to_string(s.replica_lag_time_max.count()),
@@ -86,7 +110,7 @@ std::vector<std::string> broker_argv(const NodeInfo& n, const NodeInfo& controll
 }
 
 std::vector<std::string> probe_argv(const NodeInfo& probe, const std::vector<NodeInfo>& nodes,
-                                    const NodeInfo& controller, const fs::path& decisions,
+                                    const std::string& controllers, const fs::path& decisions,
                                     const ClusterShape& s) {
   std::string brokers;
   for (const auto& n : nodes) {
@@ -96,7 +120,7 @@ std::vector<std::string> probe_argv(const NodeInfo& probe, const std::vector<Nod
   }
   std::vector<std::string> argv = {(binaries(s) / "faultline-probe").string(),
           "--brokers", brokers,
-          "--controller", fmt::format("{}:{}", controller.int_address->str(), kControllerPort),
+          "--controller", controllers,
           "--interval-ms", std::to_string(s.probe_interval.count()),
           "--metrics-host", probe.ext_address->str(),
           "--metrics-port", std::to_string(kMetricsPort),
@@ -122,6 +146,8 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
   h->run_dir_ = h->journal_->dir();
   TopologySpec spec;
   spec.brokers = shape.brokers;
+  // A defined cluster (Kafka in KRaft combined mode, ...) brings its own quorum: one c1 node.
+  spec.controllers = shape.definition ? 1 : shape.controllers;
   {
     // Another run may be on the default addresses: take a free slot (its bridges' root
     // addresses show which subnets are in use), under a lock until our bridges exist.
@@ -201,14 +227,14 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
   h->shape_ = shape;
   bool ok = shape.definition ? h->start_defined(shape, data, start, error)
                              : h->start_builtin(shape, data, start, error);
-  const NodeInfo* controller = h->topology_->find("c1");
   if (ok && shape.probe) {
     // Started last: it would otherwise see brokers that are still starting as unreachable.
     const NodeInfo* probe = h->topology_->find(kProbeNode);
     h->probe_decisions_ = logs / "probe-decisions.jsonl";
     ok = probe != nullptr &&
          start(*probe,
-               probe_argv(*probe, h->topology_->nodes(), *controller, h->probe_decisions_, shape),
+               probe_argv(*probe, h->topology_->nodes(), h->controller_endpoint_,
+                          h->probe_decisions_, shape),
                probe->ext_address->str(), kMetricsPort, 10s);
   }
   if (ok) {
@@ -310,7 +336,7 @@ FaultTopology ClusterHarness::fault_topology() const {
 
 cluster::ClientConfig ClusterHarness::client_config() const {
   cluster::ClientConfig c;
-  cluster::parse_endpoint(controller_endpoint_, c.controller);
+  cluster::parse_endpoints(controller_endpoint_, c.controllers);
   for (const auto& b : bootstrap_) {
     cluster::Endpoint ep;
     if (cluster::parse_endpoint(b, ep)) c.bootstrap.push_back(ep);
@@ -333,22 +359,39 @@ namespace faultline::chaos {
 
 bool ClusterHarness::start_builtin(const ClusterShape& shape, const fs::path& data,
                                    const StartNode& start, UpError& error) {
-  const NodeInfo* controller = topology_->find("c1");
-  controller_endpoint_ = fmt::format("{}:{}", controller->int_address->str(), kControllerPort);
-  bool ok = start(*controller, controller_argv(*controller, data, shape),
-                  controller->int_address->str(), kControllerPort, 10s);
-  for (const auto& n : topology_->nodes()) {
+  const auto& nodes = topology_->nodes();
+  controller_endpoint_ = controller_list(nodes, false);
+  // Every controller first: the quorum elects a leader once a majority listens.
+  bool ok = true;
+  for (const auto& n : nodes) {
+    if (!ok || n.role != NodeRole::controller) continue;
+    ok = start(n, controller_argv(n, nodes, data, shape), n.int_address->str(), kControllerPort,
+               10s);
+  }
+  for (const auto& n : nodes) {
     if (!ok || n.role != NodeRole::broker) continue;
-    ok = start(n, broker_argv(n, *controller, data, shape), n.ext_address->str(), kClientPort, 10s);
+    ok = start(n, broker_argv(n, controller_endpoint_, data, shape), n.ext_address->str(),
+               kClientPort, 10s);
     bootstrap_.push_back(fmt::format("{}:{}", n.ext_address->str(), kClientPort));
     kafka_bootstrap_.push_back({n.ext_address->str(), kKafkaPort});
   }
   if (!ok) return false;
-  // Ready means usable: every broker registered with the controller and unfenced.
+  const std::string logs = supervisor_->stderr_path(controller_node(1)).parent_path().string();
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  // Ready means usable: a controller of the quorum active ...
   cluster::ClientConfig config = client_config();
+  QuorumClient quorum(config.controllers);
+  QuorumLook look;
+  while ((look = quorum.describe(500ms)).active == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  if (look.active == 0) {
+    error = {4, fmt::format("no active controller among {} ({} answered; logs in {})",
+                            controller_endpoint_, look.up.size(), logs)};
+    return false;
+  }
+  // ... and every broker registered with it and unfenced.
   config.request_timeout = 1s;
   cluster::SyncClient admin(config);
-  auto deadline = std::chrono::steady_clock::now() + 20s;
   int unfenced = 0;
   while (unfenced < shape.brokers && std::chrono::steady_clock::now() < deadline) {
     unfenced = 0;
@@ -358,7 +401,7 @@ bool ClusterHarness::start_builtin(const ClusterShape& shape, const fs::path& da
   }
   if (unfenced < shape.brokers) {
     error = {4, fmt::format("only {} of {} brokers registered (logs in {})", unfenced,
-                            shape.brokers, supervisor_->stderr_path("c1").parent_path().string())};
+                            shape.brokers, logs)};
     return false;
   }
   return true;

@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "child_process.h"
+#include "faultline/chaos/controller_quorum.h"
 #include "faultline/cluster/client/client.h"
 #include "faultline_test_support.h"
 
@@ -89,7 +90,7 @@ std::optional<UpCluster> start_up(ChildProcess& harness, const TempDir& dir,
   argv.insert(argv.end(), extra.begin(), extra.end());
   harness = ChildProcess(argv, dir.path() / "up.log");
   std::smatch m;
-  std::regex run_line("cluster up: run (\\S+) \\(3 brokers\\) in (\\S+)");
+  std::regex run_line("cluster up: run (\\S+) \\(3 brokers[^)]*\\) in (\\S+)");
   for (int i = 0; i < 300; ++i) {
     std::string log = harness.log();
     if (std::regex_search(log, m, run_line)) break;
@@ -102,7 +103,7 @@ std::optional<UpCluster> start_up(ChildProcess& harness, const TempDir& dir,
   std::ifstream in(up.run_dir / "cluster.json");
   auto j = nlohmann::json::parse(in);
   up.prefix = j.at("prefix").get<std::string>();
-  cluster::parse_endpoint(j.at("controller").get<std::string>(), up.config.controller);
+  cluster::parse_endpoints(j.at("controller").get<std::string>(), up.config.controllers);
   for (const auto& b : j.at("bootstrap")) {
     cluster::Endpoint ep;
     cluster::parse_endpoint(b.get<std::string>(), ep);
@@ -147,6 +148,64 @@ TEST(ClusterUp, ServesKillsThroughTheRunDirectoryAndLeavesNothingBehind) {
     ASSERT_TRUE(records);
     EXPECT_EQ(records->size(), 2u);
   }
+
+  auto [down_code, down] = faultline(dir, {"cluster", "down", "--run", up->run_dir.string()});
+  EXPECT_EQ(down_code, 0) << down;
+  EXPECT_EQ(harness.wait_for(30s), 0) << harness.log();
+  EXPECT_TRUE(namespaces_with(up->prefix).empty());
+}
+
+// A quorum of three controllers: the brokers, the clients and cluster.json know all three; kill -9
+// of the active one (its pid from processes.json, as another tool would find it) and the other
+// two elect a new one within a few election timeouts, which serves admin requests.
+TEST(ClusterUp, AQuorumOfThreeElectsAnotherControllerWhenTheActiveOneIsKilled) {
+  FAULTLINE_REQUIRE_ROOT();
+  TempDir dir("faultline-up-quorum");
+  ChildProcess harness;
+  auto up = start_up(harness, dir, {"--controllers", "3"});
+  ASSERT_TRUE(up) << harness.log();
+  EXPECT_NE(harness.log().find("3 controllers"), std::string::npos) << harness.log();
+  EXPECT_EQ(namespaces_with(up->prefix).size(), 8u) << "c1-c3, b1-b3, clients, probe";
+  ASSERT_EQ(up->config.controllers.size(), 3u) << "cluster.json lists every controller";
+
+  QuorumClient quorum(up->config.controllers);
+  QuorumLook before = quorum.describe(1s);
+  ASSERT_GT(before.active, 0) << "cluster up returned without an active controller";
+  EXPECT_EQ(before.up, (std::set<int>{1, 2, 3}));
+  const std::string active = "c" + std::to_string(before.active);
+  auto [status_code, status] = faultline(dir, {"cluster", "status", "--run", up->run_dir.string()});
+  EXPECT_EQ(status_code, 0) << status;
+  EXPECT_NE(status.find("controller quorum: active " + active), std::string::npos) << status;
+  EXPECT_NE(status.find("replication "), std::string::npos) << status;
+
+  std::ifstream pids_in(up->run_dir / "processes.json");
+  auto pids = nlohmann::json::parse(pids_in);
+  ASSERT_TRUE(pids.contains(active) && pids[active].is_number()) << pids.dump();
+  ASSERT_EQ(::kill(pids[active].get<pid_t>(), SIGKILL), 0);
+  const auto killed = std::chrono::steady_clock::now();
+  QuorumLook after;
+  while (std::chrono::steady_clock::now() - killed < 5s) {
+    after = quorum.describe(200ms);
+    if (after.active > 0 && after.active != before.active) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  const double elected_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  ASSERT_GT(after.active, 0) << "no controller active 5 s after the kill";
+  EXPECT_NE(after.active, before.active);
+  EXPECT_GT(after.epoch, before.epoch);
+  EXPECT_FALSE(after.up.count(before.active)) << "the killed controller still answers";
+  RecordProperty("controller_elected_after_s", std::to_string(elected_s));
+
+  // The new active controller serves admin requests; the brokers follow it.
+  cluster::SyncClient client(up->config);
+  cluster::TopicPartition tp{"after-failover", cluster::PartitionIndex{0}};
+  ASSERT_EQ(client.create_topic(tp.topic, 1, 3).error, cluster::errc::none);
+  auto leader = client.wait_for_leader(tp, 10s, [](const cluster::PartitionMetadata& p) {
+    return p.isr.size() == 3;
+  });
+  ASSERT_TRUE(leader) << "the topic got no leader with a full ISR from the new controller";
+  EXPECT_TRUE(client.send(tp, {"hello"}, cluster::Acks::all).acknowledged());
 
   auto [down_code, down] = faultline(dir, {"cluster", "down", "--run", up->run_dir.string()});
   EXPECT_EQ(down_code, 0) << down;

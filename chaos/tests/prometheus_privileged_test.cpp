@@ -256,7 +256,7 @@ TEST(ClusterUpWithPrometheus, ScrapesARestartedBrokerAgainAndEveryDashboardSerie
   std::string controller = info["controller"].get<std::string>();
   std::string bootstrap = info["bootstrap"][0].get<std::string>();
   cluster::ClientConfig config;
-  cluster::parse_endpoint(controller, config.controller);
+  cluster::parse_endpoints(controller, config.controllers);
   for (const auto& b : info["bootstrap"]) {
     cluster::Endpoint ep;
     cluster::parse_endpoint(b.get<std::string>(), ep);

@@ -155,6 +155,7 @@ TEST(GrafanaDashboard, EveryClusterAndHarnessSeriesItReadsIsInAScrapeOfTheRealMe
   controller.set_offline_partitions(0);
   controller.set_broker_fenced(cluster::BrokerId{1}, false);
   controller.set_broker_demoted(cluster::BrokerId{1}, "operator", true);
+  cluster::QuorumMetrics quorum(controller_registry);
   cluster::BrokerMetrics broker(broker_registry);
   RunMetrics harness(harness_registry);
   harness.fault_injected("kill-leader");

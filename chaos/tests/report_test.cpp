@@ -97,6 +97,34 @@ TEST(RunReport, ALeaderNotYetRecordedIsShownAsUnknown) {
   EXPECT_NE(leaders.find("leader not recorded"), std::string::npos);
 }
 
+// A run on a controller quorum: the watcher's controller-change notes become one lane of the
+// active controller, apart from the partitions' leaders; a run without them has no such lane.
+TEST(RunReport, TheActiveControllerIsALaneOfItsOwn) {
+  auto run = test::make_synthetic_run(false);
+  EXPECT_TRUE(svg_by_id(render_run_report(run.input()), "controllers-plot").empty());
+  auto note = [](double t, const char* target) {
+    checker::Event e;
+    e.type = checker::EventType::nemesis;
+    e.nemesis = checker::NemesisKind::note;
+    e.time = std::chrono::nanoseconds(static_cast<int64_t>(t * 1e9));
+    e.fault = "controller-change";
+    e.target = target;
+    return e;
+  };
+  run.events.push_back(note(0.01, "c1 epoch 1"));
+  run.events.push_back(note(4.5, "c3 epoch 2"));
+  run.events.push_back(note(5.0, "skipped: not a controller change"));
+  std::stable_sort(run.events.begin(), run.events.end(),
+                   [](const auto& a, const auto& b) { return a.time < b.time; });
+  const auto html = render_run_report(run.input());
+  const auto lane = svg_by_id(html, "controllers-plot");
+  ASSERT_FALSE(lane.empty());
+  EXPECT_EQ(count(lane, "class=\"controller-seg\""), 2u);
+  EXPECT_NE(lane.find(R"(data-controller="c1" data-epoch="1")"), std::string::npos);
+  EXPECT_NE(lane.find("controller c3 active, epoch 2, 4.500s"), std::string::npos);
+  EXPECT_EQ(count(lane, "class=\"fault-shade\""), 2u);
+}
+
 TEST(RunReport, LatencyAndThroughputSeriesCoverTheRun) {
   const auto html = render_run_report(test::make_synthetic_run(false).input());
   const auto latency = svg_by_id(html, "latency-plot");

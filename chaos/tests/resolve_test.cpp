@@ -25,6 +25,33 @@ ClusterSnapshot controller_down() {
   return s;
 }
 
+// Three controllers: c2 is active at epoch 5, c1 follows, c3 does not answer.
+ClusterSnapshot quorum_of_three() {
+  auto s = healthy();
+  s.controllers = 3;
+  s.controllers_up = {1, 2};
+  s.active_controller = 2;
+  s.controller_epoch = 5;
+  return s;
+}
+
+// ... and during an election: c1 and c2 answer, neither leads.
+ClusterSnapshot quorum_electing() {
+  auto s = quorum_of_three();
+  s.active_controller = 0;
+  s.controller_epoch = -1;
+  return s;
+}
+
+// A lone controller that describes its quorum of one.
+ClusterSnapshot quorum_of_one() {
+  auto s = healthy();
+  s.controllers_up = {1};
+  s.active_controller = 1;
+  s.controller_epoch = 1;
+  return s;
+}
+
 ClusterSnapshot one_alive() {
   auto s = healthy();
   s.alive = {2};
@@ -123,7 +150,43 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"one_way_to_itself", healthy, FaultKind::one_way, "leader(0)", "broker(1)", {},
              "peers broker(1) match nothing"},
         Case{"halves_one_node", one_alive, FaultKind::halves, "broker(2)", nullptr, {},
-             "halves needs at least two nodes"}),
+             "halves needs at least two nodes"},
+        // The quorum: `controller` and `active-controller` are the active one, c2 here.
+        Case{"quorum_controller", quorum_of_three, FaultKind::kill, "controller", nullptr, {"c2"},
+             nullptr},
+        Case{"quorum_active_controller", quorum_of_three, FaultKind::kill, "active-controller",
+             nullptr, {"c2"}, nullptr},
+        // The only live controller besides the active one (c3 does not answer).
+        Case{"quorum_controller_follower", quorum_of_three, FaultKind::pause,
+             "controller-follower", nullptr, {"c1"}, nullptr},
+        // (3-1)/2 = 1 controller: the active one alone.
+        Case{"quorum_controller_minority", quorum_of_three, FaultKind::kill, "controller-minority",
+             nullptr, {"c2"}, nullptr},
+        // Every controller, the one that does not answer too (a partition must cut it as well).
+        Case{"quorum_all_controllers", quorum_of_three, FaultKind::kill, "all-controllers", nullptr,
+             {"c1", "c2", "c3"}, nullptr},
+        // all-nodes: the live controllers and every broker.
+        Case{"quorum_all_nodes", quorum_of_three, FaultKind::packets, "all-nodes", nullptr,
+             {"c1", "c2", "b1", "b2", "b3"}, nullptr},
+        Case{"quorum_halves_all_nodes", quorum_of_three, FaultKind::halves, "all-nodes", nullptr,
+             {"c1 c2 b1 b2 b3"}, nullptr},
+        // The active controller cut off from the other controllers, not from the brokers.
+        Case{"quorum_isolate_active", quorum_of_three, FaultKind::isolate_leader,
+             "active-controller", "all-controllers", {"c2 c1 c3"}, nullptr},
+        Case{"quorum_one_way_to_a_follower", quorum_of_three, FaultKind::one_way,
+             "active-controller", "controller-follower", {"c2 c1"}, nullptr},
+        Case{"quorum_electing_active", quorum_electing, FaultKind::kill, "active-controller",
+             nullptr, {}, "no controller is active"},
+        Case{"quorum_electing_minority", quorum_electing, FaultKind::kill, "controller-minority",
+             nullptr, {}, "no controller is active"},
+        Case{"one_controller_minority", quorum_of_one, FaultKind::kill, "controller-minority",
+             nullptr, {}, "a quorum of 1 controller has no minority"},
+        Case{"one_controller_follower", quorum_of_one, FaultKind::kill, "controller-follower",
+             nullptr, {}, "a quorum of one controller has no follower"},
+        Case{"one_controller_active", quorum_of_one, FaultKind::kill, "active-controller", nullptr,
+             {"c1"}, nullptr},
+        Case{"one_controller_down_all_controllers", controller_down, FaultKind::kill,
+             "all-controllers", nullptr, {"c1"}, nullptr}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Resolve, LeadersHitAreRecordedForTheLeadershipCheck) {
@@ -182,6 +245,67 @@ INSTANTIATE_TEST_SUITE_P(
                       {}}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// Five controllers, c4 active: the minority is c4 and one seeded other controller, never more.
+TEST(Resolve, AControllerMinorityHoldsTheActiveControllerAndSeededOthers) {
+  auto s = healthy();
+  s.controllers = 5;
+  s.controllers_up = {1, 2, 3, 4, 5};
+  s.active_controller = 4;
+  std::set<std::string> seen;
+  for (uint64_t v = 0; v < 40; ++v) {
+    auto r = resolve(step(FaultKind::kill, "controller-minority"), s, v);
+    ASSERT_EQ(r.specs.size(), 2u) << r.skipped;
+    EXPECT_EQ(r.specs[0].targets, std::vector<NodeName>{"c4"});
+    ASSERT_EQ(r.specs[1].targets.size(), 1u);
+    EXPECT_NE(r.specs[1].targets[0], "c4");
+    seen.insert(r.specs[1].targets[0]);
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"c1", "c2", "c3", "c5"}));
+  // Majority-side peers: the minority cut from the rest of the controllers.
+  auto cut =
+      resolve(step(FaultKind::isolate_leader, "controller-minority", "all-controllers"), s, 3);
+  ASSERT_EQ(cut.specs.size(), 1u) << cut.skipped;
+  EXPECT_EQ(cut.specs[0].targets.front(), "c4");
+  EXPECT_EQ(cut.specs[0].targets.size(), 5u);
+}
+
+// During an election no controller is active: any live one is a follower.
+TEST(Resolve, DuringAnElectionAControllerFollowerIsAnyLiveController) {
+  std::set<std::string> seen;
+  for (uint64_t v = 0; v < 20; ++v) {
+    auto r = resolve(step(FaultKind::kill, "controller-follower"), quorum_electing(), v);
+    ASSERT_EQ(r.specs.size(), 1u) << r.skipped;
+    seen.insert(r.specs[0].targets.at(0));
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"c1", "c2"}));
+}
+
+// What the quorum means for the partitions a fault leaves alone: the active controller and a
+// majority linked with it must be untouched.
+TEST(Resolve, UntouchedPartitionsNeedTheActiveControllerAndAMajorityOfTheQuorum) {
+  auto untouched = [](const char* target, const char* peers, FaultKind kind) {
+    auto r = resolve(step(kind, target, peers), quorum_of_three(), 1);
+    EXPECT_TRUE(r.skipped.empty()) << r.skipped;
+    EXPECT_EQ(r.active_controller, "c2");
+    EXPECT_EQ(r.controllers, (std::vector<std::string>{"c1", "c2", "c3"}));
+    Reach reach{r.touched, r.cut, r.controllers, r.active_controller};
+    return untouched_partitions(2, reach, r.partitions);
+  };
+  // A follower controller killed: c2 and c3 are still a majority, p0 and p1 go on.
+  EXPECT_EQ(untouched("controller-follower", nullptr, FaultKind::kill), (std::vector<int>{0, 1}));
+  // The active one killed, paused, or cut from the other two: nothing is left alone.
+  EXPECT_TRUE(untouched("active-controller", nullptr, FaultKind::kill).empty());
+  EXPECT_TRUE(untouched("active-controller", nullptr, FaultKind::pause).empty());
+  EXPECT_TRUE(untouched("active-controller", "all-controllers", FaultKind::isolate_leader).empty());
+  // p0's leader b1 cut from the active controller: p0 is hit, p1 is not.
+  EXPECT_EQ(untouched("broker(1)", "active-controller", FaultKind::isolate_leader),
+            std::vector<int>{1});
+  EXPECT_EQ(untouched("broker(3)", nullptr, FaultKind::kill), std::vector<int>{0});
+  // Without an active controller at injection, no partition is known to be left alone.
+  Reach none{{}, {}, {"c1", "c2", "c3"}, ""};
+  EXPECT_TRUE(untouched_partitions(1, none, healthy().partitions).empty());
+}
+
 TEST(Resolve, TheSameVariantPicksTheSameNodes) {
   for (uint64_t v = 0; v < 20; ++v) {
     auto a = resolve(step(FaultKind::kill, "minority"), healthy(), v);
@@ -216,6 +340,22 @@ TEST(Triggers, FireOnWhatTheyWaitFor) {
   EXPECT_FALSE(trigger_fired(t("isr-expand(0)"), before, shrunk));
   EXPECT_TRUE(trigger_fired(t("fenced"), before, fenced));
   EXPECT_FALSE(trigger_fired(t("fenced"), fenced, fenced));
+  // controller-change: another active controller, or the same one at a new epoch; not an
+  // election still under way.
+  auto quorum = quorum_of_three();
+  auto electing = quorum_electing();
+  auto moved = quorum;
+  moved.active_controller = 1;
+  moved.controller_epoch = 6;
+  auto reelected = quorum;
+  reelected.controller_epoch = 7;
+  EXPECT_TRUE(trigger_fired(t("controller-change"), quorum, moved));
+  EXPECT_TRUE(trigger_fired(t("controller-change"), quorum, reelected));
+  EXPECT_TRUE(trigger_fired(t("controller-change"), electing, moved));
+  EXPECT_FALSE(trigger_fired(t("controller-change"), quorum, electing));
+  EXPECT_FALSE(trigger_fired(t("controller-change"), quorum, quorum));
+  EXPECT_EQ(t("controller-change").str(), "controller-change");
+  EXPECT_FALSE(parse_trigger("controller-change(0)"));
 }
 
 }  // namespace

@@ -63,6 +63,9 @@ struct Case {
   // `faultline run --client librdkafka`, `--cluster-definition chaos/definitions/<name>.toml`.
   bool librdkafka = false;
   const char* definition = nullptr;
+  // The scenario hits the active controller of a quorum: every such step must be followed by
+  // another controller's election, reported apart from partition failover.
+  bool controller_failover = false;
 };
 
 std::filesystem::path source_dir() {
@@ -102,6 +105,17 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
   } else {
     EXPECT_EQ(checker["lost"].get<int>(), 0);
   }
+  if (c.controller_failover) {
+    const auto& failover = r.verdict["controller_failover"];
+    EXPECT_GT(failover["count"].get<int>(), 0) << failover.dump(2);
+    EXPECT_EQ(failover["not_moved"].get<int>(), 0) << failover.dump(2);
+    for (const auto& f : r.verdict["faults"]) {
+      if (!f.contains("controller_before")) continue;
+      EXPECT_TRUE(f["controller_after"].is_string()) << f.dump();
+      if (f["controller_after"].is_string())
+        EXPECT_NE(f["controller_after"], f["controller_before"]) << f.dump();
+    }
+  }
   // JUnit for CI, and nothing of the run left in the host's namespaces.
   EXPECT_NE(read(out / "junit.xml").find("<testcase"), std::string::npos);
 }
@@ -112,6 +126,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"leader-kill", 1, 14}, Case{"controlled-shutdown", 1, 14},
                       Case{"leader-pause", 1, 14},
                       Case{"controller-kill", 1, 14},
+                      Case{"active-controller-kill", 1, 22, false, nullptr, true},
+                      Case{"controller-quorum-partition", 1, 22, false, nullptr, true},
+                      Case{"controller-pause", 1, 22, false, nullptr, true},
+                      Case{"controller-and-leader-kill", 1, 22, false, nullptr, true},
                       Case{"isolate-leader", 1, 14},
                       Case{"disk-throttle-leader", 1, 14},
                       Case{"double-failover", 2, 22},
@@ -250,6 +268,14 @@ TEST(FaultlineRun, ABrokenClusterDefinitionOrAProbeScenarioWithOneExitsTwo) {
                      dir.path() / "probe.log");
   EXPECT_EQ(probe.wait_for(30s), 2);
   EXPECT_NE(probe.log().find("needs faultline-probe"), std::string::npos) << probe.log();
+  // A definition starts one controller node: no quorum to aim at.
+  ChildProcess quorum({(binary_dir() / "faultline").string(), "run", "--scenario",
+                       "active-controller-kill", "--cluster-definition",
+                       (source_dir() / "chaos/definitions/mini-cluster.toml").string()},
+                      dir.path() / "quorum.log");
+  EXPECT_EQ(quorum.wait_for(30s), 2);
+  EXPECT_NE(quorum.log().find("needs a quorum of 3 controllers"), std::string::npos)
+      << quorum.log();
 }
 
 TEST(FaultlineRun, ABrokenScenarioFileExitsTwoWithItsLine) {

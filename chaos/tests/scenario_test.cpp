@@ -24,9 +24,24 @@ TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
         "lagging-follower-leader-kill", "leader-and-follower-kill", "isolate-leader-then-kill",
         "kill-new-leader-on-election", "controller-minority-partition", "nemesis-mix",
         "follower-cut-from-leader", "out-of-sync-follower-leader-kill",
-        "leader-cut-from-controller-and-follower", "kill-leader-on-follower-rejoin"}) {
+        "leader-cut-from-controller-and-follower", "kill-leader-on-follower-rejoin",
+        "active-controller-kill", "controller-quorum-partition", "controller-pause",
+        "controller-and-leader-kill"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }
+  // The controller-quorum scenarios run three controllers and aim at the active one.
+  for (const char* quorum : {"active-controller-kill", "controller-quorum-partition",
+                             "controller-pause", "controller-and-leader-kill"}) {
+    auto s = builtin_scenario(quorum);
+    ASSERT_TRUE(s) << quorum;
+    EXPECT_EQ(s->cluster.controllers, 3) << quorum;
+    EXPECT_TRUE(s->expect_valid) << quorum;
+    bool aims_at_active = false;
+    for (const auto& p : make_schedule(*s, 1))
+      aims_at_active |= p.step.target.kind == SelectorKind::active_controller;
+    EXPECT_TRUE(aims_at_active) << quorum;
+  }
+  EXPECT_EQ(builtin_scenario("leader-kill")->cluster.controllers, 1);
   for (const auto& name : names) {
     ScenarioError error;
     auto s = parse_scenario(*builtin_scenario_toml(name), name, error);
@@ -140,6 +155,8 @@ duration_s = 40
 expect = "invalid"
 [cluster]
 brokers = 5
+controllers = 5
+controller_election_timeout_ms = 1500
 session_timeout_ms = 1500
 min_insync_replicas = 3
 unclean_leader_election = true
@@ -165,6 +182,8 @@ repeat.sequence = [
   EXPECT_EQ(s->duration, 40s);
   EXPECT_FALSE(s->expect_valid);
   EXPECT_EQ(s->cluster.brokers, 5);
+  EXPECT_EQ(s->cluster.controllers, 5);
+  EXPECT_EQ(s->cluster.controller_election_timeout, 1500ms);
   EXPECT_EQ(s->cluster.session_timeout, 1500ms);
   EXPECT_TRUE(s->cluster.unclean_leader_election);
   EXPECT_EQ(s->workload.partitions, 4);
@@ -223,6 +242,19 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadFile{"name = \"x\"\n[cluster]\nbrokers = \"three\"\n", 3, "expected an integer"},
         BadFile{"name = \"x\"\n[cluster]\nbrokers = 40\n", 3, "outside 1..9"},
+        BadFile{"name = \"x\"\n[cluster]\nbrokers = 3\ncontrollers = 2\n", 4,
+                "cluster.controllers: 2 is not 1, 3 or 5"},
+        BadFile{"name = \"x\"\n[cluster]\ncontrollers = 4\n", 3, "is not 1, 3 or 5"},
+        BadFile{"name = \"x\"\n[cluster]\ncontrollers = 7\n", 3, "controllers: 7 is outside 1..5"},
+        BadFile{"name = \"x\"\n[cluster]\ncontrollers = 0\n", 3, "outside 1..5"},
+        BadFile{"name = \"x\"\n[cluster]\ncontroller_election_timeout_ms = 5\n", 3,
+                "outside 100..60000"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = "
+                "\"active-controller(1)\" }\n",
+                3, "active-controller takes no argument"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"leader(0)\", "
+                "on = \"controller-change(0)\" }\n",
+                3, "controller-change takes no argument"},
         BadFile{"name = \"x\"\n\n[nemesis]\nfaults = [\"kill-leader\"]\n", 4,
                 "fixed fault list is gone"},
         BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"meteor\", target = \"leader(0)\" }\n",

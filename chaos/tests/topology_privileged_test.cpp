@@ -162,6 +162,51 @@ TEST_F(TopologyTest, NodesReachWhatTheirNetworksAllowAndTeardownLeavesNothing) {
   EXPECT_TRUE(outstanding(read_journal(journal->dir(), ec)).empty());
 }
 
+// A controller quorum: every controller reaches every other one (Raft) and every broker's
+// internal listener, the probe reaches each controller (and still no broker's int), clients none.
+TEST_F(TopologyTest, AQuorumOfControllersReachesEachOtherTheBrokersAndTheProbe) {
+  FAULTLINE_REQUIRE_ROOT();
+  const std::string run = unique_run_id("quorum");
+  std::error_code ec;
+  auto journal = Journal::open(state_root_, run, run_prefix(run), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  TopologySpec spec;
+  spec.controllers = 3;
+  spec.brokers = 2;
+  spec.addresses = *AddressPlan::slot(16 + (::getpid() + 100) % 200);
+  auto topo = Topology::create(spec, *journal, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_EQ(topo->nodes().size(), 7u);
+  std::vector<const NodeInfo*> controllers, brokers;
+  for (const auto& n : topo->nodes()) {
+    if (n.role == NodeRole::controller) controllers.push_back(&n);
+    if (n.role == NodeRole::broker) brokers.push_back(&n);
+  }
+  ASSERT_EQ(controllers.size(), 3u);
+  std::vector<int> fds;
+  for (const auto* n : controllers) fds.push_back(listen_in(n->netns, n->int_address->str(), kPort));
+  for (const auto* n : brokers) fds.push_back(listen_in(n->netns, n->int_address->str(), kPort));
+  const NodeInfo* pr = topo->find("pr");
+  const NodeInfo* cl = topo->find("cl");
+  for (const auto* c : controllers) {
+    const TcpEndpoint at{c->int_address->str(), kPort};
+    for (const auto* other : controllers)
+      if (other != c)
+        EXPECT_FALSE(tcp_connect_once(other->netns, at, 2s)) << other->id << " -> " << c->id;
+    for (const auto* b : brokers)
+      EXPECT_FALSE(tcp_connect_once(b->netns, at, 2s)) << b->id << " -> " << c->id;
+    for (const auto* b : brokers)
+      EXPECT_FALSE(tcp_connect_once(c->netns, {b->int_address->str(), kPort}, 2s))
+          << c->id << " -> " << b->id;
+    EXPECT_FALSE(tcp_connect_once(pr->netns, at, 2s)) << "probe -> " << c->id;
+    EXPECT_TRUE(tcp_connect_once(cl->netns, at, 500ms)) << "clients must not reach " << c->id;
+  }
+  EXPECT_TRUE(tcp_connect_once(pr->netns, {brokers[0]->int_address->str(), kPort}, 500ms))
+      << "probe must not reach broker int";
+  for (int fd : fds) ::close(fd);
+  EXPECT_FALSE(topo->teardown());
+}
+
 TEST_F(TopologyTest, FailedBuildRollsBackWhatItMade) {
   FAULTLINE_REQUIRE_ROOT();
   const std::string run = unique_run_id("rollback");

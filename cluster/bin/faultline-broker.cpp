@@ -31,7 +31,10 @@ int main(int argc, char** argv) {
   app.add_option("--kafka", kafka,
                  "Kafka-protocol listener host:port for Kafka clients (librdkafka, kcat); none "
                  "when not given");
-  app.add_option("--controller", controller, "controller host:port")->required();
+  app.add_option("--controller", controller,
+                 "controller host:port, or every controller of the quorum as host:port,host:port,... "
+                 "(an id@ prefix on each is ignored); the broker follows the active one")
+      ->required();
   app.add_option("--metrics-port", config.metrics_port, "Prometheus port on the internal host");
   app.add_option("--heartbeat-interval-ms", heartbeat_ms, "broker.heartbeat.interval.ms");
   app.add_option("--replica-lag-time-max-ms", lag_ms, "replica.lag.time.max.ms");
@@ -73,8 +76,9 @@ int main(int argc, char** argv) {
   }
   if (!parse_endpoint(internal, config.internal_listener) ||
       !parse_endpoint(client, config.client_listener) ||
-      !parse_endpoint(controller, config.controller)) {
-    spdlog::error("event=bad_config reason=\"endpoints must be host:port\"");
+      !parse_endpoints(controller, config.controllers)) {
+    spdlog::error("event=bad_config reason=\"endpoints must be host:port (--controller: a "
+                  "comma-separated list of them)\"");
     return 2;
   }
   if (!kafka.empty()) {

@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "faultline/cluster/server/controller_process.h"
 
 #ifdef FAULTLINE_MUTANTS
@@ -14,6 +16,9 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:9090";
   int64_t session_timeout_ms = config.session_timeout.count();
   int64_t rebalance_interval_s = config.leader_imbalance_check_interval.count();
+  std::string quorum;
+  int64_t election_timeout_ms = config.quorum_election_timeout.count();
+  int64_t quorum_heartbeat_ms = config.quorum_heartbeat_interval.count();
   CLI::App app{"faultline-controller: the controller of a faultline mini-cluster"};
   app.add_option("--data-dir", config.data_dir, "where the metadata log lives")->required();
   app.add_option("--listen", listen, "internal address host:port (controller and admin API)");
@@ -30,6 +35,14 @@ int main(int argc, char** argv) {
   app.add_option("--leader-imbalance-per-broker-percentage",
                  config.leader_imbalance_per_broker_percentage,
                  "leader.imbalance.per.broker.percentage");
+  app.add_option("--node-id", config.node_id, "this controller's id in --quorum (node.id)");
+  app.add_option("--quorum", quorum,
+                 "every voter of the controller quorum as id@host:port,... "
+                 "(controller.quorum.voters); none: a quorum of one");
+  app.add_option("--quorum-election-timeout-ms", election_timeout_ms,
+                 "controller.quorum.election.timeout.ms");
+  app.add_option("--quorum-heartbeat-ms", quorum_heartbeat_ms,
+                 "how often the active controller replicates to the other voters");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -42,6 +55,25 @@ int main(int argc, char** argv) {
     spdlog::error("event=bad_config option=--listen value={}", listen);
     return 2;
   }
+  if (!quorum.empty()) {
+    bool ok = parse_quorum_voters(quorum, config.quorum);
+    ok = ok && std::any_of(config.quorum.begin(), config.quorum.end(),
+                           [&](const QuorumVoter& v) { return v.id == config.node_id; });
+    if (!ok) {
+      spdlog::error("event=bad_config option=--quorum value={} node_id={} (want id@host:port,... "
+                    "with this --node-id among them)",
+                    quorum, config.node_id);
+      return 2;
+    }
+  }
+  if (election_timeout_ms <= 0 || quorum_heartbeat_ms <= 0 ||
+      quorum_heartbeat_ms >= election_timeout_ms) {
+    spdlog::error("event=bad_config option=--quorum-election-timeout-ms/--quorum-heartbeat-ms "
+                  "(want 0 < heartbeat < election timeout)");
+    return 2;
+  }
+  config.quorum_election_timeout = std::chrono::milliseconds(election_timeout_ms);
+  config.quorum_heartbeat_interval = std::chrono::milliseconds(quorum_heartbeat_ms);
   config.session_timeout = std::chrono::milliseconds(session_timeout_ms);
   config.leader_imbalance_check_interval = std::chrono::seconds(rebalance_interval_s);
   return run_controller_process(config);

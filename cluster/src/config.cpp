@@ -39,4 +39,50 @@ bool parse_endpoint(std::string_view text, Endpoint& out) {
   return true;
 }
 
+namespace {
+
+std::vector<std::string_view> split_commas(std::string_view text) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    parts.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+bool parse_quorum_voters(std::string_view text, std::vector<QuorumVoter>& out) {
+  std::vector<QuorumVoter> voters;
+  for (std::string_view part : split_commas(text)) {
+    auto at = part.find('@');
+    if (at == std::string_view::npos || at == 0) return false;
+    QuorumVoter v;
+    auto [ptr, ec] = std::from_chars(part.data(), part.data() + at, v.id);
+    if (ec != std::errc{} || ptr != part.data() + at || v.id < 0) return false;
+    if (!parse_endpoint(part.substr(at + 1), v.endpoint)) return false;
+    for (const QuorumVoter& other : voters) {
+      if (other.id == v.id) return false;
+    }
+    voters.push_back(std::move(v));
+  }
+  out = std::move(voters);
+  return true;
+}
+
+bool parse_endpoints(std::string_view text, std::vector<Endpoint>& out) {
+  std::vector<Endpoint> endpoints;
+  for (std::string_view part : split_commas(text)) {
+    if (auto at = part.find('@'); at != std::string_view::npos) part.remove_prefix(at + 1);
+    Endpoint e;
+    if (!parse_endpoint(part, e)) return false;
+    endpoints.push_back(std::move(e));
+  }
+  out = std::move(endpoints);
+  return true;
+}
+
 }  // namespace faultline::cluster

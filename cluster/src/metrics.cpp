@@ -52,6 +52,35 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                                        "latest heartbeat reported it")
                                  .Register(registry)) {}
 
+QuorumMetrics::QuorumMetrics(prometheus::Registry& registry)
+    : elections_(prometheus::BuildCounter()
+                     .Name("faultline_controller_elections_total")
+                     .Help("Elections of the controller quorum this controller won")
+                     .Register(registry)
+                     .Add({})),
+      leaderless_seconds_(prometheus::BuildHistogram()
+                              .Name("faultline_controller_leaderless_seconds")
+                              .Help("Time without an active controller, from this voter's last "
+                                    "contact with the previous one to the next one being known")
+                              .Register(registry)
+                              .Add({}, latency_buckets())),
+      commit_seconds_(prometheus::BuildHistogram()
+                          .Name("faultline_metadata_commit_seconds")
+                          .Help("Metadata record proposal to majority commit, on the active "
+                                "controller")
+                          .Register(registry)
+                          .Add({}, latency_buckets())),
+      active_(prometheus::BuildGauge()
+                  .Name("faultline_controller_active")
+                  .Help("1 while this controller is the active controller")
+                  .Register(registry)
+                  .Add({})),
+      epoch_(prometheus::BuildGauge()
+                 .Name("faultline_controller_epoch")
+                 .Help("The controller epoch (Raft term) this controller is in")
+                 .Register(registry)
+                 .Add({})) {}
+
 void ControllerMetrics::set_broker_storage_canary(BrokerId broker, int64_t canary_us) {
   if (canary_us < 0) return;
   broker_storage_canary_.Add({{"broker", std::to_string(broker.value())}})

@@ -189,7 +189,7 @@ TEST(ElectionsIntegration, AdminRequestsAreRefusedOnTheClientListener) {
   create_and_wait(admin, "events", 1, 3);
   // A client that mistakes a broker's client listener for the controller.
   ClientConfig wrong = cluster.client_config();
-  wrong.controller = wrong.bootstrap.at(0);
+  wrong.controllers = {wrong.bootstrap.at(0)};
   SyncClient confused(wrong);
   EXPECT_NE(confused.demote(BrokerId{1}, "nope"), errc::none);
   EXPECT_NE(confused.create_topic("sneaky", 1, 1).error, errc::none);

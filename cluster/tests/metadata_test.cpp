@@ -123,7 +123,7 @@ std::vector<uint8_t> frame_of(std::vector<uint8_t> payload) {
 }
 
 TEST(MetadataEncoding, WellFramedGarbageIsCorrupt) {
-  std::vector<uint8_t> offset0(8, 0);
+  std::vector<uint8_t> offset0(16, 0);  // offset 0, term 0
   auto with = [&](std::vector<uint8_t> tail) {
     auto p = offset0;
     p.insert(p.end(), tail.begin(), tail.end());

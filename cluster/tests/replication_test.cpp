@@ -125,14 +125,14 @@ TEST(AlterPartition, OneRequestInFlightAndFencingWaitsForMetadata) {
   EXPECT_EQ(proposal->partition_epoch, PartitionEpoch{10});
   EXPECT_FALSE(f.rep.propose_isr_change(f.t0).has_value()) << "second request while in flight";
 
-  f.rep.on_alter_partition_result(errc::invalid_update_version, {}, PartitionEpoch{});
+  f.rep.on_alter_partition_result(*proposal, errc::invalid_update_version, {}, PartitionEpoch{});
   EXPECT_FALSE(f.rep.propose_isr_change(f.t0).has_value()) << "retried with a stale epoch";
   f.rep.on_metadata_update(ReplicaList{1, 2}, PartitionEpoch{11}, ReplicaList{1, 2, 3});
   auto again = f.rep.propose_isr_change(f.t0);
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->partition_epoch, PartitionEpoch{11});
 
-  f.rep.on_alter_partition_result(errc::none, ReplicaList{1, 2, 3}, PartitionEpoch{12});
+  f.rep.on_alter_partition_result(*again, errc::none, ReplicaList{1, 2, 3}, PartitionEpoch{12});
   EXPECT_EQ(f.rep.isr(), (ReplicaList{1, 2, 3}));
   EXPECT_EQ(f.rep.partition_epoch(), PartitionEpoch{12});
   EXPECT_FALSE(f.rep.alter_partition_in_flight());
@@ -142,9 +142,10 @@ TEST(AlterPartition, OneRequestInFlightAndFencingWaitsForMetadata) {
 TEST(AlterPartition, ARejectedProposalIsRetriedOnlyAfterABackoff) {
   Fixture f(1, ReplicaList{1, 2});
   f.rep.on_follower_fetch(kF3, Offset{0}, f.t0);
-  ASSERT_TRUE(f.rep.propose_isr_change(f.t0).has_value());
+  auto proposal = f.rep.propose_isr_change(f.t0);
+  ASSERT_TRUE(proposal.has_value());
   // E.g. the controller refuses 3 because it is fenced; the leader must not spin on it.
-  f.rep.on_alter_partition_result(errc::invalid_request, {}, PartitionEpoch{});
+  f.rep.on_alter_partition_result(*proposal, errc::invalid_request, {}, PartitionEpoch{});
   EXPECT_FALSE(f.rep.propose_isr_change(f.t0 + 100ms).has_value());
   auto retry = f.rep.propose_isr_change(f.t0 + 500ms);
   ASSERT_TRUE(retry.has_value());
@@ -161,8 +162,61 @@ TEST(AlterPartition, PendingShrinkStillHoldsTheHighWatermarkBack) {
   EXPECT_EQ(proposal->proposed_isr, (ReplicaList{1, 2}));
   // Until the controller commits the shrink, 3 may still be elected: the HW must wait for it.
   EXPECT_EQ(f.rep.high_watermark(), Offset{2});
-  f.rep.on_alter_partition_result(errc::none, ReplicaList{1, 2}, PartitionEpoch{11});
+  f.rep.on_alter_partition_result(*proposal, errc::none, ReplicaList{1, 2}, PartitionEpoch{11});
   EXPECT_EQ(f.rep.high_watermark(), Offset{10});
+}
+
+// A controller committed the expansion and lost leadership before answering; the broker retried
+// at the new active controller and pulled the committed change from its metadata log before that
+// retry's answer (INVALID_UPDATE_VERSION: the partition epoch moved) came back.
+struct Overtaken {
+  Fixture f{1, ReplicaList{1, 2}};
+  std::optional<IsrChangeProposal> expand;
+
+  Overtaken() {
+    f.rep.on_leader_append(Offset{5});
+    f.rep.on_follower_fetch(kF2, Offset{5}, f.t0);
+    f.rep.on_follower_fetch(kF3, Offset{5}, f.t0);
+    expand = f.rep.propose_isr_change(f.t0);
+    f.rep.on_metadata_update(ReplicaList{1, 2, 3}, PartitionEpoch{11}, ReplicaList{1, 2, 3});
+  }
+  // 3 stops fetching: a shrink falls due.
+  std::optional<IsrChangeProposal> shrink_due() {
+    f.rep.on_follower_fetch(kF2, Offset{5}, f.t0 + 31s);
+    return f.rep.propose_isr_change(f.t0 + 31s);
+  }
+};
+
+TEST(AlterPartition, AnAnswerTheMetadataOvertookDoesNotWaitForMetadataAgain) {
+  Overtaken o;
+  ASSERT_TRUE(o.expand.has_value());
+  EXPECT_FALSE(o.f.rep.on_alter_partition_result(*o.expand, errc::invalid_update_version, {},
+                                                 PartitionEpoch{}));
+  EXPECT_EQ(o.f.rep.isr(), (ReplicaList{1, 2, 3}));
+  EXPECT_EQ(o.f.rep.partition_epoch(), PartitionEpoch{11});
+  auto shrink = o.shrink_due();
+  ASSERT_TRUE(shrink.has_value()) << "the leader waits for a metadata update that already came";
+  EXPECT_EQ(shrink->proposed_isr, (ReplicaList{1, 2}));
+  EXPECT_EQ(shrink->partition_epoch, PartitionEpoch{11});
+}
+
+TEST(AlterPartition, ALateAnswerLeavesTheNewerProposalInFlight) {
+  for (errc late : {errc::none, errc::invalid_update_version, errc::not_controller,
+                    errc::request_timed_out}) {
+    SCOPED_TRACE(errc_name(late));
+    Overtaken o;
+    ASSERT_TRUE(o.expand.has_value());
+    auto shrink = o.shrink_due();
+    ASSERT_TRUE(shrink.has_value());
+    EXPECT_FALSE(o.f.rep.on_alter_partition_result(*o.expand, late, ReplicaList{1, 2, 3},
+                                                   PartitionEpoch{11}));
+    EXPECT_TRUE(o.f.rep.alter_partition_in_flight());
+    EXPECT_FALSE(o.f.rep.propose_isr_change(o.f.t0 + 31s).has_value()) << "two in flight";
+    EXPECT_TRUE(o.f.rep.on_alter_partition_result(*shrink, errc::none, ReplicaList{1, 2},
+                                                  PartitionEpoch{12}));
+    EXPECT_EQ(o.f.rep.isr(), (ReplicaList{1, 2}));
+    EXPECT_EQ(o.f.rep.partition_epoch(), PartitionEpoch{12});
+  }
 }
 
 TEST(AcksAll, Outcomes) {
@@ -269,7 +323,7 @@ TEST(ReplicationModel, RandomRunsKeepTheHighWatermarkRules) {
       }
       case 4:
         if (auto proposal = f.rep.propose_isr_change(now)) {
-          f.rep.on_alter_partition_result(errc::none, proposal->proposed_isr,
+          f.rep.on_alter_partition_result(*proposal, errc::none, proposal->proposed_isr,
                                           proposal->partition_epoch.next());
         }
         break;

@@ -85,6 +85,12 @@ TEST(Wire, EveryRequestRoundTrips) {
       SetConfigRequest{"unclean.leader.election.enable", "true"},
       BrokerHealthRequest{},
       sample_replica_fetch(),
+      QuorumVoteRequest(VoteRequest{7, 2, MetadataOffset{41}, 6, true}),
+      QuorumAppendRequest(AppendRequest{
+          7, 2, MetadataOffset{40}, 6,
+          {MetadataEntry{MetadataOffset{41}, ConfigChanged{"faultline.marker", "w1-1"}, 7}},
+          MetadataOffset{40}}),
+      DescribeQuorumRequest{},
   };
   ASSERT_EQ(requests.size(), std::variant_size_v<Request>) << "a request type has no test";
   for (const auto& request : requests) {
@@ -158,6 +164,23 @@ TEST(Wire, ResponsesCarryTheirFields) {
   ASSERT_EQ(mr.brokers.size(), 1u);
   EXPECT_TRUE(mr.brokers[0].shutting_down);
   EXPECT_TRUE(mr.brokers[0].demoted);
+
+  DescribeQuorumResponse quorum;
+  quorum.node_id = 1;
+  quorum.role = "leader";
+  quorum.leader = 1;
+  quorum.epoch = 7;
+  quorum.commit_offset = 40;
+  quorum.last_offset = 41;
+  quorum.voters = {{0, {"198.18.1.2", 9090}, 40, 12}, {1, {"198.18.1.3", 9090}, 41, 0}};
+  frame.clear();
+  encode_response(1, quorum, frame);
+  auto q = std::get<DescribeQuorumResponse>(decode_response(body(frame)).response);
+  EXPECT_EQ(q.role, "leader");
+  EXPECT_EQ(q.epoch, 7);
+  ASSERT_EQ(q.voters.size(), 2u);
+  EXPECT_EQ(q.voters[0].endpoint, (Endpoint{"198.18.1.2", 9090}));
+  EXPECT_EQ(q.voters[0].last_contact_ms, 12);
 
   frame.clear();
   encode_response(1, sample_metadata_log(), frame);

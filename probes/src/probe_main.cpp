@@ -61,7 +61,10 @@ std::string ProbeOptions::validate() const {
   if (effective_probe_timeout().count() <= 0 || effective_probe_timeout() >= interval)
     return "the probe timeout must be positive and shorter than the interval";
   if (controller_timeout.count() <= 0) return "the controller timeout must be positive";
-  if (controller.port == 0) return "the controller's port is missing";
+  if (controllers.empty()) return "no controller";
+  for (const auto& c : controllers) {
+    if (c.port == 0) return "the controller's port is missing";
+  }
   if (auto problem = health.validate(); !problem.empty()) return problem;
   return {};
 }
@@ -80,7 +83,10 @@ int probe_main(int argc, char** argv) {
                "to demote the ones clients cannot use (probes/README.md)"};
   app.add_option("--brokers", brokers, "ID=HOST:PORT,... every broker's client listener")
       ->required();
-  app.add_option("--controller", controller, "controller HOST:PORT (admin API)")->required();
+  app.add_option("--controller", controller,
+                 "controller HOST:PORT (admin API), or every controller of the quorum as "
+                 "HOST:PORT,HOST:PORT,...")
+      ->required();
   app.add_option("--interval-ms", interval_ms, "one probing round this often")
       ->capture_default_str();
   app.add_option("--probe-timeout-ms", timeout_ms,
@@ -136,8 +142,8 @@ int probe_main(int argc, char** argv) {
     return 2;
   }
   o.brokers = std::move(*targets);
-  if (!cluster::parse_endpoint(controller, o.controller)) {
-    std::fprintf(stderr, "faultline-probe: --controller must be HOST:PORT\n");
+  if (!cluster::parse_endpoints(controller, o.controllers)) {
+    std::fprintf(stderr, "faultline-probe: --controller must be HOST:PORT[,HOST:PORT...]\n");
     return 2;
   }
   o.interval = std::chrono::milliseconds(interval_ms);

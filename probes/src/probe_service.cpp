@@ -25,9 +25,16 @@ std::vector<BrokerId> ids_of(const std::vector<BrokerTarget>& targets) {
   return ids;
 }
 
+// "host:port,host:port" for the logs.
+std::string endpoints_str(const std::vector<cluster::Endpoint>& endpoints) {
+  std::string out;
+  for (const auto& e : endpoints) out += (out.empty() ? "" : ",") + e.str();
+  return out;
+}
+
 cluster::ClientConfig controller_client_config(const ProbeOptions& o) {
   cluster::ClientConfig c;
-  c.controller = o.controller;
+  c.controllers = o.controllers;
   c.request_timeout = o.controller_timeout;
   return c;
 }
@@ -83,7 +90,7 @@ void ProbeService::start() {
   spdlog::info("event=probe_started interval_ms={} probe_timeout_ms={} controller={} brokers=[{} ] "
                "config={}",
                options_.interval.count(), options_.effective_probe_timeout().count(),
-               options_.controller.str(), targets, options_.health.to_json().dump());
+               endpoints_str(options_.controllers), targets, options_.health.to_json().dump());
   asio::co_spawn(io_, loop(), asio::detached);
 }
 
@@ -284,10 +291,10 @@ awaitable<void> ProbeService::refresh_controller_view() {
   const bool reachable = md && md->error == cluster::errc::none;
   if (reachable != controller_reachable_) {
     if (reachable) {
-      spdlog::info("event=controller_reachable controller={}", options_.controller.str());
+      spdlog::info("event=controller_reachable controller={}", endpoints_str(options_.controllers));
     } else {
       spdlog::warn("event=controller_unreachable controller={} error={}",
-                   options_.controller.str(),
+                   endpoints_str(options_.controllers),
                    md ? cluster::errc_name(md->error) : std::string_view("no answer"));
     }
     controller_reachable_ = reachable;

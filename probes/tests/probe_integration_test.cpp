@@ -48,7 +48,7 @@ std::unique_ptr<Probe> start_probe(const TempDir& dir, LocalCluster& cluster,
   p->decisions = dir.path() / "decisions.jsonl";
   p->process = ChildProcess(
       {(binary_dir() / "faultline-probe").string(), "--brokers", targets, "--controller",
-       cluster.client_config().controller.str(), "--interval-ms", "100",
+       cluster.client_config().controllers.at(0).str(), "--interval-ms", "100",
        "--failures-to-demote", "3", "--recovery-hold-ms", "1000", "--metrics-host", "127.0.0.1",
        "--metrics-port", std::to_string(p->metrics_port), "--decisions", p->decisions.string()},
       dir.path() / "probe.log");
@@ -223,6 +223,8 @@ TEST(ProbeProcess, RefusesNonsenseOnTheCommandLine) {
             2);  // a probe must give up before the next round
   EXPECT_EQ(run({"--brokers", "1=127.0.0.1:1,1=127.0.0.1:2", "--controller", "127.0.0.1:2"}), 2);
   EXPECT_EQ(run({"--brokers", "x=127.0.0.1:1", "--controller", "127.0.0.1:2"}), 2);
+  EXPECT_EQ(run({"--brokers", "1=127.0.0.1:1", "--controller", "127.0.0.1:2,"}), 2);
+  EXPECT_EQ(run({"--brokers", "1=127.0.0.1:1", "--controller", "127.0.0.1:2,127.0.0.1:0"}), 2);
   EXPECT_EQ(run({"--brokers", "1=127.0.0.1:1", "--controller", "127.0.0.1:2",
                  "--failures-to-demote", "0"}),
             2);

@@ -44,6 +44,50 @@ every_s = 6
 jitter_s = 1.5
 repeat = { fault = "kill", target = "controller", hold_s = 3 }
 )toml"},
+      {"active-controller-kill", R"toml(name = "active-controller-kill"
+description = "3 controllers: kill -9 the active controller, restart it 4 s later; the others elect a new one and the brokers follow it"
+expect = "valid"
+[cluster]
+controllers = 3
+[nemesis]
+every_s = 8
+jitter_s = 2
+repeat = { fault = "kill", target = "active-controller", hold_s = 4 }
+)toml"},
+      {"controller-quorum-partition", R"toml(name = "controller-quorum-partition"
+description = "3 controllers: cut the active controller off from the other two (not from the brokers); it must step down and a new one be elected"
+expect = "valid"
+[cluster]
+controllers = 3
+[nemesis]
+every_s = 9
+jitter_s = 2
+repeat = { fault = "isolate-leader", target = "active-controller", peers = "all-controllers", hold_s = 5 }
+)toml"},
+      {"controller-pause", R"toml(name = "controller-pause"
+description = "3 controllers: SIGSTOP the active controller for 3 election timeouts, then SIGCONT; it must come back as a follower"
+expect = "valid"
+[cluster]
+controllers = 3
+controller_election_timeout_ms = 1000
+[nemesis]
+every_s = 8
+jitter_s = 2
+repeat = { fault = "pause", target = "active-controller", hold_s = 3 }
+)toml"},
+      {"controller-and-leader-kill", R"toml(name = "controller-and-leader-kill"
+description = "3 controllers: kill -9 the active controller and a partition's leader together; the new controller fences the broker and elects a new leader"
+expect = "valid"
+[cluster]
+controllers = 3
+[nemesis]
+every_s = 9
+jitter_s = 2
+repeat.concurrent = [
+  { fault = "kill", target = "active-controller", hold_s = 4 },
+  { fault = "kill", target = "leader(any)", hold_s = 4 },
+]
+)toml"},
       {"isolate-leader", R"toml(name = "isolate-leader"
 description = "cut a partition's leader off from its followers but not from the controller (Jepsen 2013)"
 expect = "valid"

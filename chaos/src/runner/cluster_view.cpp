@@ -1,5 +1,7 @@
 #include "cluster_view.h"
 
+#include <fmt/format.h>
+
 namespace faultline::chaos {
 
 using namespace std::chrono_literals;
@@ -14,6 +16,8 @@ ClusterWatcher::ClusterWatcher(cluster::ClientConfig config, int brokers,
   fetch_ = [this](int64_t seen) { return client_->watch_metadata(seen, 250ms); };
   fetch_now_ = [this] { return client_->controller_metadata(); };
   snapshot_.brokers = brokers;
+  snapshot_.controllers = static_cast<int>(config.controllers.size());
+  if (!config.controllers.empty()) quorum_ = std::make_unique<QuorumClient>(config.controllers);
 }
 
 ClusterWatcher::ClusterWatcher(std::vector<cluster::Endpoint> kafka_bootstrap, int brokers,
@@ -38,11 +42,13 @@ ClusterWatcher::~ClusterWatcher() { stop(); }
 void ClusterWatcher::start() {
   stop_ = false;
   thread_ = std::thread([this] { loop(); });
+  if (quorum_) quorum_thread_ = std::thread([this] { quorum_loop(); });
 }
 
 void ClusterWatcher::stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+  if (quorum_thread_.joinable()) quorum_thread_.join();
 }
 
 void ClusterWatcher::loop() {
@@ -53,7 +59,17 @@ void ClusterWatcher::loop() {
   }
 }
 
-void ClusterWatcher::refresh() { apply(fetch_now_()); }
+void ClusterWatcher::quorum_loop() {
+  while (!stop_) {
+    apply_quorum(quorum_->describe(kQuorumTimeout));
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+void ClusterWatcher::refresh() {
+  if (quorum_) apply_quorum(quorum_->describe(kQuorumTimeout));
+  apply(fetch_now_());
+}
 
 ClusterSnapshot ClusterWatcher::snapshot() const {
   std::lock_guard lock(mu_);
@@ -63,6 +79,11 @@ ClusterSnapshot ClusterWatcher::snapshot() const {
 std::vector<ClusterWatcher::LeaderSample> ClusterWatcher::leaders() const {
   std::lock_guard lock(mu_);
   return leaders_;
+}
+
+std::vector<ClusterWatcher::ControllerSample> ClusterWatcher::controllers() const {
+  std::lock_guard lock(mu_);
+  return controller_samples_;
 }
 
 std::optional<cluster::MetadataResponse> ClusterWatcher::metadata() const {
@@ -81,6 +102,11 @@ void ClusterWatcher::apply(const std::optional<cluster::MetadataResponse>& md) {
   seen_offset_ = md->metadata_offset;
   ClusterSnapshot next;
   next.brokers = brokers_;
+  // The quorum is the other thread's: carried over.
+  next.controllers = snapshot_.controllers;
+  next.active_controller = snapshot_.active_controller;
+  next.controller_epoch = snapshot_.controller_epoch;
+  next.controllers_up = snapshot_.controllers_up;
   for (const auto& b : md->brokers) {
     (b.fenced ? next.fenced : next.alive).insert(b.id.value());
     if (b.demoted) next.demoted.insert(b.id.value());
@@ -132,6 +158,25 @@ void ClusterWatcher::record_partition(const cluster::PartitionMetadata& p,
     epoch = p.leader_epoch.value();
   }
   unclean = p.unclean_elections;
+}
+
+// The quorum into the snapshot; a new active controller (or epoch) into the history and the
+// controller timeline. A look without a leader (an election under way) is a sample too, so the
+// timeline shows how long the cluster had no active controller; the history records elections.
+void ClusterWatcher::apply_quorum(const QuorumLook& look) {
+  std::lock_guard lock(mu_);
+  snapshot_.controllers_up = look.up;
+  snapshot_.active_controller = look.active;
+  snapshot_.controller_epoch = look.epoch;
+  if (!controller_samples_.empty() && controller_samples_.back().active == look.active &&
+      controller_samples_.back().epoch == look.epoch)
+    return;
+  controller_samples_.push_back({Clock::now(), look.active, look.epoch});
+  if (look.active == 0) return;
+  checker::NemesisFields f;
+  f.fault = "controller-change";
+  f.target = fmt::format("{} epoch {}", controller_node(look.active), look.epoch);
+  history_.nemesis(checker::NemesisKind::note, f);
 }
 
 }  // namespace faultline::chaos

@@ -6,8 +6,14 @@
 // cluster run from a definition (cluster_definition.h) it polls the brokers' Kafka Metadata
 // every 50 ms instead (leaders, epochs, replicas, ISR; brokers missing from it count as fenced).
 //
-// Threading: one watcher thread owns the client; snapshot()/leaders() copy under a mutex and may
-// be called from any thread.
+// The controller quorum (mini-cluster only) is followed by a second thread: every controller is
+// asked DescribeQuorum every 50 ms, each bounded by 200 ms (one that does not answer is not up),
+// into the snapshot's controllers_up / active_controller / controller_epoch. Each new active
+// controller (or new epoch) is a `note` event "controller-change" in the history and a sample of
+// controllers(), so the run reports controller failover apart from partition failover.
+//
+// Threading: one watcher thread owns the metadata client, one the quorum client;
+// snapshot()/leaders()/controllers() copy under a mutex and may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -19,6 +25,7 @@
 #include <vector>
 
 #include "faultline/checker/recorder.h"
+#include "faultline/chaos/controller_quorum.h"
 #include "faultline/chaos/runner/schedule.h"
 #include "faultline/cluster/client/client.h"
 #include "faultline/cluster/kafka/metadata_client.h"
@@ -35,6 +42,14 @@ class ClusterWatcher {
     int leader = -1;
     int epoch = -1;
   };
+  // The active controller from `at` on (0: none answered as leader).
+  struct ControllerSample {
+    Clock::time_point at;
+    int active = 0;
+    int64_t epoch = -1;
+  };
+  // DescribeQuorum's bound per controller and look.
+  static constexpr std::chrono::milliseconds kQuorumTimeout{200};
 
   ClusterWatcher(cluster::ClientConfig config, int brokers, checker::HistoryRecorder& history);
   ClusterWatcher(std::vector<cluster::Endpoint> kafka_bootstrap, int brokers,
@@ -45,16 +60,20 @@ class ClusterWatcher {
 
   void start();
   void stop();
-  // Fetches the metadata once on the calling thread (also before start() and after stop()).
+  // Fetches the metadata (and describes the quorum) once on the calling thread (also before
+  // start() and after stop()).
   void refresh();
 
   ClusterSnapshot snapshot() const;
   std::vector<LeaderSample> leaders() const;
+  std::vector<ControllerSample> controllers() const;
   std::optional<cluster::MetadataResponse> metadata() const;
 
  private:
   void loop();
+  void quorum_loop();
   void apply(const std::optional<cluster::MetadataResponse>& md);
+  void apply_quorum(const QuorumLook& look);
   void record_partition(const cluster::PartitionMetadata& p, const PartitionView& view);
   void record_brokers(const cluster::MetadataResponse& md);
 
@@ -66,12 +85,15 @@ class ClusterWatcher {
   checker::HistoryRecorder& history_;
   std::unique_ptr<cluster::SyncClient> client_;
   std::unique_ptr<cluster::KafkaMetadataClient> kafka_;
+  std::unique_ptr<QuorumClient> quorum_;  // mini-cluster only
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  std::thread quorum_thread_;
   mutable std::mutex mu_;
   ClusterSnapshot snapshot_;
   std::optional<cluster::MetadataResponse> metadata_;
   std::vector<LeaderSample> leaders_;
+  std::vector<ControllerSample> controller_samples_;
   std::map<int, std::pair<int32_t, int32_t>> seen_;  // partition -> (epoch, unclean elections)
   std::map<int, PartitionView> recorded_;             // the last partition-state written
   std::map<int, int32_t> unclean_epoch_;              // the epoch of a partition's unclean election

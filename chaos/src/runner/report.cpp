@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -142,6 +143,13 @@ struct LeaderSegment {
   bool unclean = false;
 };
 
+// The active controller from `start` on, from the watcher's "controller-change" notes.
+struct ControllerSegment {
+  double start = 0, end = 0;
+  int controller = 0;  // K of node cK
+  long long epoch = -1;
+};
+
 struct Bucket {
   std::size_t acks = 0, fails = 0, unknown = 0;
   std::vector<double> latency_ms;  // acknowledged sends completing in the bucket
@@ -153,6 +161,7 @@ struct Model {
   std::vector<FaultRecordView> records;
   bool records_placed = false;
   std::map<int, std::vector<LeaderSegment>> leaders;  // partition -> segments
+  std::vector<ControllerSegment> controllers;
   std::vector<std::pair<double, int>> unclean;        // (time, partition)
   double bucket = 1;                                  // seconds
   std::vector<Bucket> buckets;
@@ -274,6 +283,14 @@ Model build_model(const RunReportInput& in) {
             break;
           }
         }
+      } else if (n.kind == checker::NemesisKind::note && n.fault == "controller-change") {
+        // target: "cK epoch E"
+        ControllerSegment seg{t, m.end};
+        if (std::sscanf(n.target.c_str(), "c%d epoch %lld", &seg.controller, &seg.epoch) != 2)
+          continue;
+        if (!m.controllers.empty())
+          m.controllers.back().end = t;
+        m.controllers.push_back(seg);
       } else if (n.kind == checker::NemesisKind::leader_change ||
                  n.kind == checker::NemesisKind::unclean_election) {
         if (!n.partition)
@@ -579,6 +596,35 @@ std::string leaders_plot(const Model& m) {
   return svg.s;
 }
 
+// One lane: which controller of the quorum was active, from each election the watcher saw to
+// the next (the gap before a new one is the election itself).
+std::string controllers_plot(const Model& m) {
+  Svg svg;
+  const double top = 8, lane_h = 22, bottom = top + lane_h + 4, height = bottom + 22;
+  svg.add(
+      R"(<svg id="controllers-plot" class="plot" viewBox="0 0 {} {:.0f}" width="{}" height="{:.0f}" role="img" aria-label="active controller over time">)",
+      kWidth, height, kWidth, height);
+  svg.add(R"(<rect class="frame" x="{}" y="{}" width="{}" height="{:.1f}"/>)", kLeft, top,
+          kPlotWidth, bottom - top);
+  fault_shades(svg, m, top, bottom);
+  time_axis(svg, m, top, bottom);
+  const double y = top + 2;
+  svg.add(R"(<text class="axis-label" x="{}" y="{:.1f}" text-anchor="end">active</text>)",
+          kLeft - 6, y + 15);
+  for (const auto& s : m.controllers) {
+    const double x1 = xpos(m, s.start), x2 = std::max(xpos(m, s.end), x1 + 1);
+    svg.add(
+        R"(<rect class="controller-seg" data-controller="c{}" data-epoch="{}" x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{}" fill="{}"><title>controller c{} active, epoch {}, {} – {}</title></rect>)",
+        s.controller, s.epoch, x1, y, x2 - x1, lane_h, broker_colour(s.controller), s.controller,
+        s.epoch, fmt_s(s.start), fmt_s(s.end));
+    if (x2 - x1 >= 60)
+      svg.add(R"(<text class="seg-label" x="{:.1f}" y="{:.1f}">c{} e{}</text>)", x1 + 4, y + 15,
+              s.controller, s.epoch);
+  }
+  svg.add("</svg>");
+  return svg.s;
+}
+
 // Nearest-rank percentile (q in (0, 1]) of a non-empty sample; reorders it.
 double percentile(std::vector<double>& v, double q) {
   const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
@@ -877,6 +923,12 @@ std::string render_run_report(const RunReportInput& in) {
   page.add(
       "<p>As the harness saw them: leader changes are recorded from the controller's metadata "
       "(polled every ~100 ms), each with its leader epoch.</p>\n");
+  if (!m.controllers.empty()) {
+    page.add("<h2>Active controller</h2>\n{}\n", controllers_plot(m));
+    page.add(
+        "<p>The controller of the quorum that answered DescribeQuorum as leader at the highest "
+        "epoch (looked at every ~50 ms), from each election to the next.</p>\n");
+  }
   page.add("<h2>Write latency (acknowledged sends)</h2>\n{}\n{}\n",
            legend({{"#1f77b4", "p50"}, {"#d62728", "p99"}, {"#bbbbbb", "max"}}), latency_plot(m));
   page.add("<h2>Write throughput</h2>\n{}\n{}\n",

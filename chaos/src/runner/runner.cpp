@@ -93,6 +93,37 @@ nlohmann::json failover_summary(const nlohmann::json& fault_results) {
   return out;
 }
 
+// verdict.json's "controller_failover": over the steps that hit the active controller, how
+// long until another controller was active (count, p50/max seconds, steps with none), and every
+// change of the active controller the watcher saw (seconds since the workload started).
+nlohmann::json controller_failover_summary(
+    const nlohmann::json& fault_results,
+    const std::vector<ClusterWatcher::ControllerSample>& samples,
+    Clock::time_point workload_start) {
+  std::vector<double> moved;
+  int without = 0;
+  for (const auto& f : fault_results) {
+    if (!f.contains("controller_before") || !f.value("injected", false)) continue;
+    if (f["controller_moved_after_ms"].is_number())
+      moved.push_back(f["controller_moved_after_ms"].get<double>() / 1000);
+    else
+      ++without;
+  }
+  auto changes = nlohmann::json::array();
+  for (const auto& sample : samples)
+    changes.push_back({{"at_s", secs(sample.at - workload_start)},
+                       {"active", sample.active > 0 ? nlohmann::json(controller_node(sample.active))
+                                                    : nlohmann::json()},
+                       {"epoch", sample.epoch}});
+  nlohmann::json out = {{"count", moved.size()}, {"not_moved", without}, {"changes", changes}};
+  if (!moved.empty()) {
+    std::sort(moved.begin(), moved.end());
+    out["p50_s"] = moved[(moved.size() - 1) / 2];
+    out["max_s"] = moved.back();
+  }
+  return out;
+}
+
 // ---- stage 1: the run directory (run.json for replay, the planned schedule) ----
 
 std::optional<fs::path> prepare_run_dir(const Scenario& s, const std::string& scenario_text,
@@ -228,8 +259,13 @@ class Progress {
     auto now = Clock::now();
     if (now - last_ < (tty_ ? 1s : 5s)) return;
     last_ = now;
+    const auto snapshot = view_.snapshot();
     std::string leaders;
-    for (const auto& [p, v] : view_.snapshot().partitions) leaders += fmt::format(" p{}=b{}", p, v.leader);
+    if (snapshot.controllers > 1)
+      leaders += snapshot.active_controller > 0
+                     ? fmt::format(" controller={}", controller_node(snapshot.active_controller))
+                     : " controller=none";
+    for (const auto& [p, v] : snapshot.partitions) leaders += fmt::format(" p{}=b{}", p, v.leader);
     std::string line =
         fmt::format("[{:5.1f}/{}s] sends ok={} fail={} info={} | fault: {} | leaders:{}",
                     secs(now - start_), s_.duration.count(), w_.counts().ok.load(),
@@ -261,13 +297,12 @@ struct Timeline {
 
 // ---- stage 4: what each injected step did to clients and to leadership ----
 
-// Broker process faults per round: derived bounds only hold for a round with exactly one.
-std::map<int, int> broker_process_faults_per_round(const Nemesis& nemesis) {
+// Process faults per round: derived bounds only hold for a round with exactly one, on a broker
+// (a controller killed alongside delays the fencing they assume by a controller election).
+std::map<int, int> process_faults_per_round(const Nemesis& nemesis) {
   std::map<int, int> count;
   for (const auto& o : nemesis.injected())
-    if (fault_class(o.planned.step.kind) == FaultClass::process &&
-        o.planned.step.target.kind != SelectorKind::controller)
-      ++count[o.planned.round];
+    if (fault_class(o.planned.step.kind) == FaultClass::process) ++count[o.planned.round];
   return count;
 }
 
@@ -304,10 +339,10 @@ struct StepBounds {
 StepBounds bounds_for(const Scenario& s, const StepOutcome& o, bool single_in_round) {
   const FaultKind kind = o.planned.step.kind;
   StepBounds b;
-  const DerivedBounds derived = s.derived_checks && single_in_round && o.planned.step.target.kind !=
-                                    SelectorKind::controller
-                                    ? derived_bounds(s.cluster, kind)
-                                    : DerivedBounds{};
+  const DerivedBounds derived =
+      s.derived_checks && single_in_round && !is_controller_selector(o.planned.step.target.kind)
+          ? derived_bounds(s.cluster, kind)
+          : DerivedBounds{};
   if (auto it = s.unavailable_max_by_kind.find(kind); it != s.unavailable_max_by_kind.end()) {
     b.unavailable_max = it->second;
     b.unavailable_why = "[checks] unavailable_max_s." + std::string(to_string(kind));
@@ -341,15 +376,47 @@ std::optional<double> leader_moved_ms(const std::vector<ClusterWatcher::LeaderSa
   return std::nullopt;
 }
 
+// Controller failover after a step that hit the active controller (its process, packets or
+// links): who was active when the step began, who was elected next and how long after the
+// injection. Reported apart from partition failover; not a check of its own (the checker judges
+// what it did to the data).
+struct ControllerFailover {
+  std::string before, after;
+  std::optional<double> moved_ms;
+};
+std::optional<ControllerFailover> controller_failover(
+    const std::vector<ClusterWatcher::ControllerSample>& samples, const StepOutcome& o) {
+  const std::string& active = o.resolution.active_controller;
+  bool hit = !active.empty() && o.resolution.touched.count(active) > 0;
+  for (const auto& [from, to] : o.resolution.cut) hit = hit || from == active || to == active;
+  if (!hit) return std::nullopt;
+  const ClusterWatcher::ControllerSample* before = nullptr;
+  for (const auto& sample : samples)
+    if (sample.at <= o.injected_at) before = &sample;
+  ControllerFailover f;
+  f.before = active;
+  for (const auto& sample : samples) {
+    if (sample.at <= o.injected_at || sample.active == 0) continue;
+    if (before != nullptr && sample.active == before->active && sample.epoch == before->epoch)
+      continue;
+    f.after = controller_node(sample.active);
+    f.moved_ms = std::chrono::duration<double, std::milli>(sample.at - o.injected_at).count();
+    break;
+  }
+  return f;
+}
+
 // Per injected step: the client-observed unavailability on the partitions it hit (all when it
 // hit no partition's leader), and when leadership left the leaders it hit; each against its
-// bound (explicit in [checks], else derived from the cluster's timeouts).
+// bound (explicit in [checks], else derived from the cluster's timeouts). A step that hit the
+// active controller also says when another controller took over.
 nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Workload& workload,
                             const ClusterWatcher& view, const Timeline& t, RunMetrics& metrics,
                             CheckFailures& failures) {
   auto results = nlohmann::json::array();
   const auto leaders = view.leaders();
-  const auto per_round = broker_process_faults_per_round(nemesis);
+  const auto controllers = view.controllers();
+  const auto per_round = process_faults_per_round(nemesis);
   for (const auto& o : nemesis.injected()) {
     const std::string kind(to_string(o.planned.step.kind));
     const double at_s = secs(o.injected_at - t.workload_start);
@@ -370,6 +437,13 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
                         {"inject_ms", secs(o.resolve_and_inject) * 1000},
                         {"unavailable_ms", gap_ms}};
     if (!o.error.empty()) r["error"] = o.error;
+    if (auto failover = controller_failover(controllers, o)) {
+      r["controller_before"] = failover->before;
+      r["controller_after"] =
+          failover->after.empty() ? nlohmann::json() : nlohmann::json(failover->after);
+      r["controller_moved_after_ms"] =
+          failover->moved_ms ? nlohmann::json(*failover->moved_ms) : nlohmann::json();
+    }
     const bool single = per_round.count(o.planned.round) && per_round.at(o.planned.round) == 1;
     const StepBounds bounds = bounds_for(s, o, single);
     if (bounds.unavailable_max) {
@@ -422,12 +496,14 @@ nlohmann::json untouched_availability(const Scenario& s, const Nemesis& nemesis,
     if (o.injected) rounds[o.planned.round].push_back(&o);
   const auto bound = s.cluster.replica_lag_time_max + kUntouchedMargin;
   for (const auto& [round, steps] : rounds) {
+    const StepOutcome& first = *steps.front();
     Reach reach;
+    reach.controllers = first.resolution.controllers;
+    reach.active_controller = first.resolution.active_controller;
     for (const auto* o : steps) {
       reach.touched.insert(o->resolution.touched.begin(), o->resolution.touched.end());
       reach.cut.insert(o->resolution.cut.begin(), o->resolution.cut.end());
     }
-    const StepOutcome& first = *steps.front();
     auto end = t.workload_done;
     for (const auto* o : steps) end = std::min(end, window_end(nemesis, *o, t));
     const auto partitions =
@@ -517,6 +593,7 @@ void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed,
 
 struct RunFacts {
   nlohmann::json faults;
+  nlohmann::json controller_failover;
   nlohmann::json skipped;
   nlohmann::json untouched;  // per round: the partitions its faults left alone, and their gap
   nlohmann::json preferred;
@@ -567,6 +644,7 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
       {"duplicates", checker_json["duplicates"]},
       {"anomalies", checker_json["anomalies"]},
       {"failover", failover_summary(facts.faults)},
+      {"controller_failover", facts.controller_failover},
       {"leadership", {{"failures", facts.failures.all()}, {"preferred", facts.preferred}}},
       {"matches_expectation", matches},
       {"checker", checker_json},
@@ -616,7 +694,8 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
 
 // --client and --cluster-definition. A defined cluster is driven by librdkafka and followed
 // through Kafka Metadata; the probe, which talks to the mini-cluster's controller, cannot run
-// with it. Exit 2 (bad input) when the definition does not parse or the scenario needs the probe.
+// with it, nor a controller quorum (a definition has one controller node). Exit 2 (bad input)
+// when the definition does not parse or the scenario needs the probe or a quorum.
 int apply_cluster_options(Scenario& s, const RunOptions& o, std::ostream& out) {
   if (o.client) s.workload.client = *o.client;
   if (o.cluster_definition.empty()) return 0;
@@ -630,6 +709,12 @@ int apply_cluster_options(Scenario& s, const RunOptions& o, std::ostream& out) {
     out << fmt::format("run: {} needs faultline-probe, which demotes brokers through the "
                        "mini-cluster's controller: not available with --cluster-definition\n",
                        s.name);
+    return 2;
+  }
+  if (s.cluster.controllers > 1) {
+    out << fmt::format("run: {} needs a quorum of {} controllers; a cluster definition starts "
+                       "one controller node: not available with --cluster-definition\n",
+                       s.name, s.cluster.controllers);
     return 2;
   }
   s.workload.client = WorkloadClientKind::librdkafka;
@@ -735,6 +820,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
 
   RunFacts facts;
   facts.faults = step_results(s, nemesis, workload, view, t, metrics, facts.failures);
+  facts.controller_failover =
+      controller_failover_summary(facts.faults, view.controllers(), t.workload_start);
   facts.untouched = untouched_availability(s, nemesis, workload, t, facts.failures.availability);
   facts.skipped = skipped_steps(nemesis);
   wait_full_isr(s, setup, 30s);

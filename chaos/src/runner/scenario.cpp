@@ -154,6 +154,10 @@ constexpr SelectorName kSelectors[] = {
     {SelectorKind::lagging_follower, "lagging-follower", true},
     {SelectorKind::preferred_leader, "preferred-leader", true},
     {SelectorKind::controller, "controller", false},
+    {SelectorKind::active_controller, "active-controller", false},
+    {SelectorKind::controller_follower, "controller-follower", false},
+    {SelectorKind::controller_minority, "controller-minority", false},
+    {SelectorKind::all_controllers, "all-controllers", false},
     {SelectorKind::broker, "broker", false},
     {SelectorKind::random_broker, "random-broker", false},
     {SelectorKind::minority, "minority", false},
@@ -163,7 +167,8 @@ constexpr SelectorName kSelectors[] = {
 };
 
 constexpr std::string_view kSelectorList =
-    "leader(P), followers(P), follower(P), lagging-follower(P), preferred-leader(P), controller, broker(N), "
+    "leader(P), followers(P), follower(P), lagging-follower(P), preferred-leader(P), controller, "
+    "active-controller, controller-follower, controller-minority, all-controllers, broker(N), "
     "random-broker, minority, majority, all-brokers, all-nodes; P = a partition, any or all";
 
 constexpr std::pair<TriggerKind, std::string_view> kTriggers[] = {
@@ -171,7 +176,13 @@ constexpr std::pair<TriggerKind, std::string_view> kTriggers[] = {
     {TriggerKind::isr_shrink, "isr-shrink"},
     {TriggerKind::isr_expand, "isr-expand"},
     {TriggerKind::fenced, "fenced"},
+    {TriggerKind::controller_change, "controller-change"},
 };
+
+// Triggers about the whole cluster, not one partition: they take no argument.
+bool takes_partition(TriggerKind kind) {
+  return kind != TriggerKind::fenced && kind != TriggerKind::controller_change;
+}
 
 // Keys of a nemesis node that are not fault parameters.
 constexpr std::string_view kStructuralKeys[] = {
@@ -439,12 +450,20 @@ struct NemesisParser {
 };
 
 void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
-  r.only(c, {"brokers", "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
-             "replica_lag_time_max_ms", "unclean_leader_election", "lazyfs", "flush_policy",
-             "disks", "leader_imbalance_check_interval_s", "probe", "probe_interval_ms",
+  r.only(c, {"brokers", "controllers", "controller_election_timeout_ms", "session_timeout_ms",
+             "heartbeat_interval_ms", "min_insync_replicas", "replica_lag_time_max_ms",
+             "unclean_leader_election", "lazyfs", "flush_policy", "disks",
+             "leader_imbalance_check_interval_s", "probe", "probe_interval_ms",
              "probe_failures_to_demote", "probe_recovery_hold_ms"},
          "cluster.");
   r.read(c, "brokers", s.cluster.brokers, 1, 9);
+  if (r.read(c, "controllers", s.cluster.controllers, 1, 5) && s.cluster.controllers % 2 == 0)
+    r.fail(*c.get("controllers"),
+           fmt::format("cluster.controllers: {} is not 1, 3 or 5 (a quorum of an even number of "
+                       "controllers survives no more failures than one less)",
+                       s.cluster.controllers));
+  r.read_ms(c, "controller_election_timeout_ms", s.cluster.controller_election_timeout, 100,
+            60000);
   r.read_ms(c, "session_timeout_ms", s.cluster.session_timeout, 100, 600000);
   r.read_ms(c, "heartbeat_interval_ms", s.cluster.heartbeat_interval, 10, 60000);
   r.read(c, "min_insync_replicas", s.cluster.min_insync_replicas, 1, 9);
@@ -572,6 +591,19 @@ void read_nemesis(Reader& r, const toml::table& n, Scenario& s) {
 
 }  // namespace
 
+bool is_controller_selector(SelectorKind kind) {
+  switch (kind) {
+    case SelectorKind::controller:
+    case SelectorKind::active_controller:
+    case SelectorKind::controller_follower:
+    case SelectorKind::controller_minority:
+    case SelectorKind::all_controllers:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string Selector::str() const {
   for (const auto& e : kSelectors) {
     if (e.kind != kind) continue;
@@ -613,16 +645,17 @@ std::optional<Selector> parse_selector(std::string_view text, std::string* why) 
 std::string Trigger::str() const {
   for (auto [k, name] : kTriggers)
     if (k == kind)
-      return kind == TriggerKind::fenced ? std::string(name)
-                                         : fmt::format("{}({})", name, partition_str(partition));
+      return takes_partition(kind) ? fmt::format("{}({})", name, partition_str(partition))
+                                   : std::string(name);
   return "?";
 }
 
 std::optional<Trigger> parse_trigger(std::string_view text, std::string* why) {
   auto fail = [&](std::string reason) -> std::optional<Trigger> {
     if (why)
-      *why = fmt::format("{}: {} (leader-change(P), isr-shrink(P), isr-expand(P), fenced)", text,
-                         reason);
+      *why = fmt::format(
+          "{}: {} (leader-change(P), isr-shrink(P), isr-expand(P), fenced, controller-change)",
+          text, reason);
     return std::nullopt;
   };
   std::string_view name, arg;
@@ -631,8 +664,8 @@ std::optional<Trigger> parse_trigger(std::string_view text, std::string* why) {
     if (trigger_name != name) continue;
     Trigger t;
     t.kind = kind;
-    if (kind == TriggerKind::fenced) {
-      if (!arg.empty()) return fail("fenced takes no argument");
+    if (!takes_partition(kind)) {
+      if (!arg.empty()) return fail(fmt::format("{} takes no argument", trigger_name));
       return t;
     }
     if (arg.empty()) return fail(fmt::format("{} needs a partition", trigger_name));

@@ -101,7 +101,6 @@ struct Layout {
 };
 
 std::string node(int broker) { return broker_node(broker); }
-constexpr const char* kController = kControllerNode;
 
 std::vector<int> all_broker_ids(const ClusterSnapshot& s) {
   std::vector<int> ids;
@@ -198,14 +197,64 @@ std::vector<int> select_brokers(const Selector& sel, const ClusterSnapshot& s, s
     case SelectorKind::all_nodes:
       ids = all_broker_ids(s);
       break;
+    default:  // controllers: select_controllers
+      break;
+  }
+  return ids;
+}
+
+// The controllers a selector names (1-based), in a seeded order where it picks.
+std::vector<int> select_controllers(const Selector& sel, const ClusterSnapshot& s,
+                                    std::mt19937_64& rng) {
+  std::vector<int> ids;
+  const int active = active_controller(s);
+  switch (sel.kind) {
     case SelectorKind::controller:
+    case SelectorKind::active_controller:
+      if (active > 0) ids.push_back(active);
+      break;
+    case SelectorKind::controller_follower: {
+      std::vector<int> live;
+      for (int c : live_controllers(s))
+        if (c != active) live.push_back(c);
+      if (!live.empty()) ids.push_back(pick_one(live, rng));
+      break;
+    }
+    case SelectorKind::controller_minority: {
+      // A minority that holds the active controller: cut off, it must step down.
+      const size_t n = static_cast<size_t>(std::max(s.controllers - 1, 0) / 2);
+      if (active == 0 || n == 0) break;
+      std::vector<int> others;
+      for (int c = 1; c <= s.controllers; ++c)
+        if (c != active) others.push_back(c);
+      std::shuffle(others.begin(), others.end(), rng);
+      ids.push_back(active);
+      ids.insert(ids.end(), others.begin(), others.begin() + static_cast<long>(n - 1));
+      break;
+    }
+    case SelectorKind::all_controllers:
+      for (int c = 1; c <= s.controllers; ++c) ids.push_back(c);
+      break;
+    case SelectorKind::all_nodes:
+      for (int c : live_controllers(s)) ids.push_back(c);
+      break;
+    default:
       break;
   }
   return ids;
 }
 
 std::string why_empty(const Selector& sel, const ClusterSnapshot& s) {
-  if (sel.kind == SelectorKind::controller) return "the controller is down";
+  if (sel.kind == SelectorKind::controller_minority && s.controllers < 3)
+    return fmt::format("a quorum of {} controller{} has no minority", s.controllers,
+                       s.controllers == 1 ? "" : "s");
+  if (sel.kind == SelectorKind::controller_follower)
+    return s.controllers == 1 ? "a quorum of one controller has no follower"
+                              : "no live controller besides the active one";
+  if (is_controller_selector(sel.kind))
+    return s.controllers == 1 ? "the controller is down"
+                              : "no controller is active (an election is under way, or a "
+                                "majority of the quorum is down or cut off)";
   if (sel.kind == SelectorKind::broker)
     return fmt::format("there is no broker {} (brokers 1..{})", sel.broker, s.brokers);
   if (sel.partition.kind == PartitionRef::Kind::index &&
@@ -220,6 +269,7 @@ std::string describe(const Selector& sel, const std::vector<std::string>& nodes)
 
 // isolate-leader cuts its first target from the others; without explicit peers those are the
 // target partition's followers (or every other broker when the target is not a partition's).
+// (A controller's default peers are every broker, as for any target that leads no partition.)
 std::vector<std::string> default_isolation_peers(const FaultStep& step, const ClusterSnapshot& s,
                                                  const std::string& target, std::mt19937_64& rng) {
   std::vector<std::string> peers;
@@ -289,15 +339,25 @@ nlohmann::json to_json(const PlannedStep& p) {
 std::vector<std::string> select_nodes(const Selector& sel, const ClusterSnapshot& snapshot,
                                       std::mt19937_64& rng) {
   std::vector<std::string> out;
-  if (sel.kind == SelectorKind::controller || sel.kind == SelectorKind::all_nodes) {
-    if (snapshot.controller_up) out.emplace_back(kController);
-    if (sel.kind == SelectorKind::controller) return out;
-  }
+  for (int c : select_controllers(sel, snapshot, rng)) out.push_back(controller_node(c));
+  if (is_controller_selector(sel.kind)) return out;
   for (int b : select_brokers(sel, snapshot, rng)) out.push_back(node(b));
   return out;
 }
 
+std::string controller_node(int controller) { return fmt::format("c{}", controller); }
 std::string broker_node(int broker) { return fmt::format("b{}", broker); }
+
+int active_controller(const ClusterSnapshot& s) {
+  if (s.active_controller > 0) return s.active_controller;
+  return s.controllers == 1 && s.controllers_up.empty() && s.controller_up ? 1 : 0;
+}
+
+std::set<int> live_controllers(const ClusterSnapshot& s) {
+  if (!s.controllers_up.empty()) return s.controllers_up;
+  if (s.controllers == 1 && s.controller_up) return {1};
+  return {};
+}
 
 Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint64_t variant) {
   std::mt19937_64 rng(variant);
@@ -357,7 +417,14 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
       return r;
     }
   }
-  std::vector<NodeName> all_nodes{kController};
+  std::vector<NodeName> all_nodes;
+  for (int c = 1; c <= snapshot.controllers; ++c) {
+    all_nodes.push_back(controller_node(c));
+    r.controllers.push_back(all_nodes.back());
+  }
+  // A lone controller is the one whatever it answered (the checks that use it stay as they were).
+  if (int active = snapshot.controllers == 1 ? 1 : active_controller(snapshot); active > 0)
+    r.active_controller = controller_node(active);
   for (int b = 1; b <= snapshot.brokers; ++b) all_nodes.push_back(node(b));
   for (const auto& spec : r.specs) {
     if (fault_class(spec.kind) == FaultClass::partition) {
@@ -384,11 +451,19 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
 std::vector<int> untouched_partitions(int min_insync, const Reach& reach,
                                       const std::map<int, PartitionView>& partitions) {
   std::vector<int> out;
-  if (reach.touched.count(kController)) return out;
+  // The quorum goes on deciding (fencing, ISR changes) only with its active controller and a
+  // majority linked with it.
+  const std::string& active = reach.active_controller;
+  if (active.empty() || reach.touched.count(active)) return out;
+  const auto with_active = std::count_if(
+      reach.controllers.begin(), reach.controllers.end(), [&](const std::string& c) {
+        return !reach.touched.count(c) && (c == active || reach.linked(active, c));
+      });
+  if (2 * static_cast<size_t>(with_active) <= reach.controllers.size()) return out;
   for (const auto& [p, v] : partitions) {
     if (v.leader < 1) continue;
     const std::string leader = node(v.leader);
-    if (reach.touched.count(leader) || !reach.linked(leader, kController)) continue;
+    if (reach.touched.count(leader) || !reach.linked(leader, active)) continue;
     const auto quorum = std::count_if(v.isr.begin(), v.isr.end(), [&](int b) {
       const std::string member = node(b);
       return !reach.touched.count(member) && (member == leader || reach.linked(leader, member));
@@ -403,6 +478,11 @@ bool trigger_fired(const Trigger& t, const ClusterSnapshot& armed, const Cluster
     for (int b : now.fenced)
       if (!armed.fenced.count(b)) return true;
     return false;
+  }
+  if (t.kind == TriggerKind::controller_change) {
+    const int active = active_controller(now);
+    return active > 0 && (active != active_controller(armed) ||
+                          now.controller_epoch != armed.controller_epoch);
   }
   for (const auto& [p, view] : now.partitions) {
     if (t.partition.kind == PartitionRef::Kind::index && t.partition.index != p) continue;

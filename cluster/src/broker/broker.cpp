@@ -72,6 +72,7 @@ Broker::Broker(asio::io_context& io, BrokerConfig config, MetricsEndpoint& metri
       config_(std::move(config)),
       metrics_(metrics.registry()),
       peers_(io),
+      controllers_(io, peers_, config_.controllers),
       incarnation_(random_incarnation()) {}
 
 Broker::~Broker() {
@@ -84,6 +85,10 @@ uint16_t Broker::client_port() const { return client_server_ ? client_server_->p
 uint16_t Broker::kafka_port() const { return kafka_server_ ? kafka_server_->port() : 0; }
 
 bool Broker::start() {
+  if (config_.controllers.empty()) {
+    spdlog::error("event=bad_config reason=\"no controller endpoints\"");
+    return false;
+  }
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
   if (ec) {
@@ -466,7 +471,7 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
 awaitable<errc> Broker::create_topic(std::string name, int32_t partitions,
                                      int32_t replication_factor) {
   CreateTopicRequest req{std::move(name), partitions, replication_factor};
-  auto res = co_await peers_.get(config_.controller).call(std::move(req), config_.request_timeout);
+  auto res = co_await controllers_.call(std::move(req), config_.request_timeout);
   if (res.error) co_return errc::network_exception;
   co_return std::get<CreateTopicResponse>(res.response).error;
 }
@@ -507,7 +512,7 @@ Response Broker::handle_offset_for_leader_epoch(const OffsetForLeaderEpochReques
 
 Response Broker::handle_metadata(const MetadataRequest& req) {
   MetadataResponse resp;
-  resp.controller = config_.controller;
+  resp.controller = controllers_.followed();
   resp.metadata_offset = reconciled_offset_.value();
   for (const auto& [id, b] : image_.brokers()) {
     if (!b.registered) continue;
@@ -586,7 +591,7 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
       req.internal_endpoint = internal;
       req.client_endpoint = client;
       if (config_.kafka_listener) req.kafka_endpoint = Endpoint{config_.kafka_listener->host, kafka_port()};
-      auto res = co_await peers_.get(config_.controller).call(req, 2000ms);
+      auto res = co_await controllers_.call(req, 2000ms);
       if (!res.error) {
         auto& r = std::get<BrokerRegistrationResponse>(res.response);
         if (r.error == errc::none) {
@@ -610,7 +615,7 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
       if (auto latency = canary_->current_latency()) req.storage_canary_us = latency->count();
       req.storage_canary_error = canary_->current_error();
     }
-    auto res = co_await peers_.get(config_.controller).call(req, 2000ms);
+    auto res = co_await controllers_.call(req, 2000ms);
     if (!res.error) {
       auto& r = std::get<BrokerHeartbeatResponse>(res.response);
       if (r.error == errc::stale_broker_epoch || r.error == errc::broker_id_not_registered) {
@@ -649,7 +654,9 @@ awaitable<void> Broker::metadata_loop() {
     req.from = image_.next_offset();
     req.max_records = kMetadataBatch;
     req.max_wait_ms = 500;
-    auto res = co_await peers_.get(config_.controller).call(req, 3000ms);
+    // Whichever controller answers serves the same replicated log: a new active one continues
+    // from the broker's own next offset. The long-poll's wait is not a sign of a dead controller.
+    auto res = co_await controllers_.call(req, 3000ms, std::chrono::milliseconds(req.max_wait_ms));
     if (stopping_) co_return;
     if (res.error) {
       // The controller is away: keep serving with what we know (ARCHITECTURE.md §2 item 9).
@@ -739,17 +746,26 @@ awaitable<void> Broker::send_alter_partition(TopicPartition tp, IsrChangeProposa
   req.leader_epoch = proposal.leader_epoch;
   req.partition_epoch = proposal.partition_epoch;
   req.proposed_isr = proposal.proposed_isr;
-  auto res = co_await peers_.get(config_.controller).call(req, 3000ms);
+  // A timeout or NOT_CONTROLLER leaves the outcome open: the change may be committed. The call
+  // (or, after a backoff, the next proposal) retries it with the same partition epoch, so a
+  // committed change is answered INVALID_UPDATE_VERSION, never applied twice, and the leader then
+  // takes the ISR from the metadata log (PartitionReplication::on_alter_partition_result).
+  auto res = co_await controllers_.call(req, 3000ms);
   --alter_partitions_in_flight_;
   Partition* p = find(tp);
   if (p == nullptr || !p->replication || p->leader_epoch != proposal.leader_epoch) co_return;
   size_t before = p->replication->isr().size();
   if (res.error) {
-    p->replication->on_alter_partition_result(errc::request_timed_out, {}, PartitionEpoch{-1});
+    p->replication->on_alter_partition_result(proposal, errc::request_timed_out, {},
+                                              PartitionEpoch{-1});
     co_return;
   }
   auto& r = std::get<AlterPartitionResponse>(res.response);
-  p->replication->on_alter_partition_result(r.error, r.isr, r.partition_epoch);
+  if (!p->replication->on_alter_partition_result(proposal, r.error, r.isr, r.partition_epoch)) {
+    spdlog::info("event=alter_partition_superseded tp={} error={} partition_epoch={}", tp,
+                 errc_name(r.error), p->replication->partition_epoch());
+    co_return;
+  }
   size_t after = p->replication->isr().size();
   if (r.error == errc::none) {
     if (after < before) metrics_.isr_shrinks.Increment();

@@ -32,6 +32,7 @@
 #include "faultline/cluster/controller/metadata.h"
 #include "faultline/cluster/log/partition_log.h"
 #include "faultline/cluster/metrics.h"
+#include "faultline/cluster/net/controller_rotation.h"
 #include "faultline/cluster/net/rpc.h"
 #include "faultline/cluster/replication/partition_replication.h"
 #include "faultline/cluster/wire/messages.h"
@@ -182,7 +183,9 @@ class Broker final : public RequestHandler, public KafkaBackend {
   std::unique_ptr<RpcServer> internal_server_;
   std::unique_ptr<RpcServer> client_server_;
   std::unique_ptr<KafkaServer> kafka_server_;  // null without a Kafka listener
-  ClientPool peers_;  // connections to the controller and to other brokers' internal listeners
+  ClientPool peers_;  // connections to the controllers and to other brokers' internal listeners
+  // Every request to the controller quorum goes through this: it follows the active controller.
+  ControllerCaller controllers_;
   std::unique_ptr<StorageCanary> canary_;  // its own thread; null when the interval is 0
 
   uint64_t incarnation_;

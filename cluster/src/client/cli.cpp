@@ -47,7 +47,9 @@ struct Connection {
   void add_to(CLI::App* cmd) {
     cmd->add_option("--bootstrap", bootstrap, "broker client listeners host:port[,host:port]")
         ->delimiter(',');
-    cmd->add_option("--controller", controller, "controller host:port (admin requests)");
+    cmd->add_option("--controller", controller,
+                    "controller host:port (admin requests), or every controller of the quorum as "
+                    "host:port,host:port,...: the active one answers");
     cmd->add_option("--timeout-ms", timeout_ms, "request.timeout.ms");
   }
 
@@ -62,7 +64,7 @@ struct Connection {
       }
       config.bootstrap.push_back(ep);
     }
-    if (!parse_endpoint(controller, config.controller)) {
+    if (!parse_endpoints(controller, config.controllers)) {
       fmt::print(stderr, "bad --controller endpoint: {}\n", controller);
       return nullptr;
     }
@@ -119,6 +121,10 @@ int describe(const Options& o) {
   auto md = client->controller_metadata();
   if (!md) {
     fmt::print(stderr, "describe: controller {} unreachable\n", o.conn.controller);
+    return 1;
+  }
+  if (md->error != errc::none) {  // e.g. NOT_CONTROLLER: no active controller among those given
+    fmt::print(stderr, "describe: {}\n", errc_name(md->error));
     return 1;
   }
   print_metadata(*md);

@@ -52,7 +52,7 @@ int64_t now_ms() {
 }  // namespace
 
 Client::Client(asio::io_context& io, ClientConfig config)
-    : io_(io), config_(std::move(config)), pool_(io) {}
+    : io_(io), config_(std::move(config)), pool_(io), controllers_(io, pool_, config_.controllers) {}
 
 awaitable<void> Client::sleep(std::chrono::milliseconds d) {
   asio::steady_timer t(io_, d);
@@ -129,8 +129,8 @@ awaitable<CallResult> Client::call_leader(const TopicPartition& tp, Request requ
 
 awaitable<CallResult> Client::call_controller(Request request,
                                               std::chrono::milliseconds extra_wait) {
-  co_return co_await pool_.get(config_.controller).call_request(
-      std::move(request), config_.request_timeout + extra_wait);
+  co_return co_await controllers_.call_request(std::move(request),
+                                               config_.request_timeout + extra_wait, extra_wait);
 }
 
 awaitable<std::optional<MetadataResponse>> Client::watch_metadata(
@@ -240,6 +240,8 @@ awaitable<PollResult> Client::poll(TopicPartition tp, Offset from, int32_t max_b
   co_return out;
 }
 
+// A retry after NOT_CONTROLLER or no answer may meet this call's own topic (see client.h): the
+// controller's TOPIC_ALREADY_EXISTS is returned as it is.
 awaitable<CreateTopicResponse> Client::create_topic(std::string name, int32_t partitions,
                                                     int32_t replication_factor) {
   CreateTopicRequest req;

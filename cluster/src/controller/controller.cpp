@@ -34,7 +34,8 @@ Controller::Controller(ControllerConfig config, ControllerTime now)
       next_rebalance_(now + config_.leader_imbalance_check_interval),
       last_tick_(now) {}
 
-std::error_code Controller::replay(std::span<const MetadataEntry> records, ControllerTime now) {
+std::error_code Controller::replay(std::span<const MetadataEntry> records, ControllerTime now,
+                                   std::optional<MetadataOffset> durable) {
   if (!log_.empty())
     return make_error_code(errc::invalid_request);
   std::unordered_map<BrokerId, MetadataOffset> fenced_at;
@@ -49,7 +50,9 @@ std::error_code Controller::replay(std::span<const MetadataEntry> records, Contr
   log_.assign(records.begin(), records.end());
   last_tick_ = now;
   first_new_record_ = log_.size();
-  durable_offset_ = image_.applied_offset();
+  durable_offset_ = std::min(image_.applied_offset(), durable.value_or(image_.applied_offset()));
+  if (!records.empty())
+    term_ = records.back().term;
   for (const auto& [id, broker] : image_.brokers()) {
     if (!broker.registered)
       continue;
@@ -68,7 +71,7 @@ std::error_code Controller::replay(std::span<const MetadataEntry> records, Contr
 // ---- log ------------------------------------------------------------------------------------
 
 MetadataOffset Controller::append(MetadataRecord record) {
-  MetadataEntry entry{image_.next_offset(), std::move(record)};
+  MetadataEntry entry{image_.next_offset(), std::move(record), term_};
   // The controller only produces records its own image accepts; anything else is a bug that
   // would corrupt every broker's view, so stop rather than persist it.
   if (image_.apply(entry))
@@ -86,6 +89,14 @@ void Controller::append_change(PartitionChanged change, const PartitionState& be
                                     change.leader, image_.next_offset()});
   }
   append(std::move(change));
+}
+
+bool Controller::append_record(MetadataRecord record) {
+  MetadataEntry entry{image_.next_offset(), std::move(record), term_};
+  if (image_.apply(entry))
+    return false;
+  log_.push_back(std::move(entry));
+  return true;
 }
 
 std::vector<MetadataEntry> Controller::take_new_records() {
@@ -135,6 +146,10 @@ bool Controller::auto_rebalance_enabled() const {
 }
 
 errc Controller::set_config(const std::string& key, const std::string& value, ControllerTime now) {
+  if (key == kMarkerKey) {
+    append(ConfigChanged{key, value});
+    return errc::none;
+  }
   if (key != kUncleanLeaderElectionKey && key != kAutoLeaderRebalanceKey) {
     return errc::invalid_config;
   }

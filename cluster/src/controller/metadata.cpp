@@ -53,6 +53,7 @@ enum class RecordType : uint8_t {
   partition_changed = 6,
   broker_priority_changed = 7,
   config_changed = 8,
+  controller_elected = 9,
 };
 
 class Writer {
@@ -216,6 +217,13 @@ void encode_payload(const MetadataRecord& record, Writer& w) {
           w.u8(static_cast<uint8_t>(RecordType::config_changed));
           w.string(r.key);
           w.string(r.value);
+        } else if constexpr (std::is_same_v<R, ControllerElected>) {
+          w.u8(static_cast<uint8_t>(RecordType::controller_elected));
+          w.integer<int32_t>(r.controller);
+          w.integer<int64_t>(r.epoch);
+          w.integer<uint32_t>(static_cast<uint32_t>(r.voters.size()));
+          for (int32_t v : r.voters)
+            w.integer<int32_t>(v);
         }
       },
       record);
@@ -300,6 +308,19 @@ bool decode_payload(Reader& r, MetadataRecord& out) {
       out = std::move(rec);
       return true;
     }
+    case RecordType::controller_elected: {
+      ControllerElected rec;
+      rec.controller = r.integer<int32_t>();
+      rec.epoch = r.integer<int64_t>();
+      auto n = r.integer<uint32_t>();
+      if (n > r.remaining() / 4)
+        return false;
+      rec.voters.reserve(n);
+      for (uint32_t i = 0; i < n && r.ok(); ++i)
+        rec.voters.push_back(r.integer<int32_t>());
+      out = std::move(rec);
+      return true;
+    }
   }
   return false;
 }
@@ -321,6 +342,7 @@ void encode_metadata_entry(const MetadataEntry& entry, std::vector<uint8_t>& out
   out.resize(header + kMetadataFrameHeaderBytes);
   Writer w(out);
   w.integer<int64_t>(entry.offset.value());
+  w.integer<int64_t>(entry.term);
   encode_payload(entry.record, w);
   size_t payload = header + kMetadataFrameHeaderBytes;
   auto length = static_cast<uint32_t>(out.size() - payload);
@@ -337,7 +359,7 @@ DecodeResult decode_metadata_entry(std::span<const uint8_t> bytes) {
   }
   uint32_t length = load_u32(bytes.data());
   uint32_t crc = load_u32(bytes.data() + 4);
-  if (length > kMaxMetadataRecordBytes || length < 9) {  // offset + type at least
+  if (length > kMaxMetadataRecordBytes || length < 17) {  // offset + term + type at least
     result.status = DecodeStatus::corrupt;
     return result;
   }
@@ -352,8 +374,9 @@ DecodeResult decode_metadata_entry(std::span<const uint8_t> bytes) {
   }
   Reader r(payload);
   result.entry.offset = MetadataOffset{r.integer<int64_t>()};
+  result.entry.term = r.integer<int64_t>();
   if (!decode_payload(r, result.entry.record) || !r.ok() || !r.at_end() ||
-      result.entry.offset.value() < 0) {
+      result.entry.offset.value() < 0 || result.entry.term < 0) {
     result.status = DecodeStatus::corrupt;
     return result;
   }
@@ -482,6 +505,12 @@ std::error_code MetadataImage::apply_record(MetadataOffset offset, const Metadat
         } else if constexpr (std::is_same_v<R, ConfigChanged>) {
           configs_[r.key] = r.value;
           return {};
+        } else if constexpr (std::is_same_v<R, ControllerElected>) {
+          if (r.epoch < controller_epoch_)
+            return make_error_code(errc::invalid_request);
+          active_controller_ = r.controller;
+          controller_epoch_ = r.epoch;
+          return {};
         }
       },
       record);
@@ -580,7 +609,8 @@ std::optional<std::string_view> MetadataImage::config(std::string_view key) cons
 bool operator==(const MetadataImage& a, const MetadataImage& b) {
   // The replica index is derived from the topics, so comparing the sources is enough.
   return a.applied_offset_ == b.applied_offset_ && a.brokers_ == b.brokers_ &&
-         a.topics_ == b.topics_ && a.configs_ == b.configs_;
+         a.topics_ == b.topics_ && a.configs_ == b.configs_ &&
+         a.active_controller_ == b.active_controller_ && a.controller_epoch_ == b.controller_epoch_;
 }
 
 }  // namespace faultline::cluster

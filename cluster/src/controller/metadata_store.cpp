@@ -4,7 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <cerrno>
+#include <fstream>
 
 namespace faultline::cluster {
 
@@ -106,6 +110,7 @@ MetadataStoreOpenResult MetadataStore::open(const std::filesystem::path& file) {
     if (d.status != DecodeStatus::ok || d.entry.offset != store->last_offset_.next())
       break;
     store->last_offset_ = d.entry.offset;
+    store->starts_.push_back(pos);
     result.records.push_back(std::move(d.entry));
     pos += d.consumed;
   }
@@ -122,6 +127,7 @@ MetadataStoreOpenResult MetadataStore::open(const std::filesystem::path& file) {
     result.records.clear();
     return result;
   }
+  store->end_ = pos;
   result.store = std::move(store);
   return result;
 }
@@ -131,9 +137,12 @@ std::error_code MetadataStore::append(std::span<const MetadataEntry> records) {
     return {};
   MetadataOffset expected = last_offset_.next();
   buffer_.clear();
+  std::vector<uint64_t> starts;
+  starts.reserve(records.size());
   for (const MetadataEntry& entry : records) {
     if (entry.offset != expected)
       return make_error_code(errc::invalid_request);
+    starts.push_back(end_ + buffer_.size());
     encode_metadata_entry(entry, buffer_);
     expected = expected.next();
   }
@@ -142,7 +151,63 @@ std::error_code MetadataStore::append(std::span<const MetadataEntry> records) {
   if (::fdatasync(fd_) != 0)
     return last_errno();
   last_offset_ = records.back().offset;
+  end_ += buffer_.size();
+  starts_.insert(starts_.end(), starts.begin(), starts.end());
   return {};
+}
+
+std::error_code MetadataStore::truncate_after(MetadataOffset offset) {
+  if (offset >= last_offset_)
+    return {};
+  auto keep = static_cast<size_t>(std::max<int64_t>(offset.value() + 1, 0));
+  uint64_t end = keep < starts_.size() ? starts_[keep] : end_;
+  if (::ftruncate(fd_, static_cast<off_t>(end)) != 0 || ::fsync(fd_) != 0)
+    return last_errno();
+  if (::lseek(fd_, static_cast<off_t>(end), SEEK_SET) < 0)
+    return last_errno();
+  starts_.resize(keep);
+  end_ = end;
+  last_offset_ = MetadataOffset{static_cast<int64_t>(keep) - 1};
+  return {};
+}
+
+QuorumStateLoad load_quorum_state(const std::filesystem::path& file) {
+  QuorumStateLoad result;
+  std::ifstream in(file);
+  if (!in) {
+    if (std::filesystem::exists(file))
+      result.error = last_errno();
+    return result;
+  }
+  auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object() || !json.contains("term") ||
+      !json["term"].is_number_integer() || !json.contains("voted_for") ||
+      !json["voted_for"].is_number_integer() || json["term"].get<int64_t>() < 0) {
+    result.error = make_error_code(errc::corrupt_message);
+    return result;
+  }
+  result.state.term = json["term"].get<int64_t>();
+  result.state.voted_for = json["voted_for"].get<int32_t>();
+  return result;
+}
+
+std::error_code save_quorum_state(const std::filesystem::path& file, const RaftHardState& state) {
+  std::string text =
+      nlohmann::json{{"term", state.term}, {"voted_for", state.voted_for}}.dump() + "\n";
+  auto tmp = file;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return last_errno();
+  auto ec = write_all(fd, reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  if (!ec && ::fsync(fd) != 0)
+    ec = last_errno();
+  ::close(fd);
+  if (ec)
+    return ec;
+  if (::rename(tmp.c_str(), file.c_str()) != 0)
+    return last_errno();
+  return fsync_dir(file.parent_path());
 }
 
 }  // namespace faultline::cluster

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
+#include <algorithm>
 #include <csignal>
+#include <random>
 
 #include "faultline/cluster/controller/controller_service.h"
 #include "faultline/cluster/net/rpc.h"
@@ -22,19 +24,21 @@ namespace {
 class ControllerServer final : public RequestHandler {
  public:
   ControllerServer(asio::io_context& io, ControllerService& service, ControllerConfig config)
-      : io_(io), service_(service), config_(std::move(config)) {
-    service_.on_durable = [this] { wake_waiters(); };
+      : io_(io), service_(service), config_(std::move(config)), peers_(io) {
+    service_.on_commit = [this] { wake_waiters(); };
   }
 
   void start() {
     server_ = std::make_unique<RpcServer>(io_, config_.listener, ListenerKind::internal, *this);
     server_->start();
     asio::co_spawn(io_, tick_loop(), asio::detached);
+    flush_outgoing();
   }
 
   void stop() {
     stopping_ = true;
     if (server_) server_->stop();
+    peers_.close_all();
     wake_waiters();
     io_.stop();
   }
@@ -42,6 +46,148 @@ class ControllerServer final : public RequestHandler {
   uint16_t port() const { return server_ ? server_->port() : 0; }
 
   awaitable<Response> handle(Request request, ListenerKind listener) override {
+    if (auto* r = std::get_if<QuorumVoteRequest>(&request)) co_return on_vote(*r);
+    if (auto* r = std::get_if<QuorumAppendRequest>(&request)) co_return on_append(*r);
+    if (std::holds_alternative<DescribeQuorumRequest>(request)) co_return describe_quorum();
+    if (std::holds_alternative<ApiVersionsRequest>(request)) co_return ApiVersionsResponse{};
+    if (auto* r = std::get_if<FetchMetadataLogRequest>(&request); r && r->any_voter)
+      co_return committed_log(*r);
+    if (!service_.active()) {
+      // Brokers and admin clients move on to another voter (KRaft's NOT_CONTROLLER).
+      co_return error_response_for(request, errc::not_controller);
+    }
+    int64_t epoch = service_.epoch();
+    // A read must not be served from a commit point older than what this controller has
+    // proposed: right after an election that point can lag writes the previous active controller
+    // acknowledged, until this term's first record commits.
+    bool read = std::holds_alternative<FetchMetadataLogRequest>(request) ||
+                std::holds_alternative<MetadataRequest>(request);
+    if (read && !co_await committed(epoch, service_.proposed_offset()))
+      co_return error_response_for(request, errc::not_controller);
+    Response response = co_await serve(std::move(request), listener);
+    flush_outgoing();  // replicate the decision's records now, not at the next tick
+    // Never answer ahead of the quorum: the decision's records (and everything it read) must be
+    // committed first, by this same active controller.
+    if (!co_await committed(epoch, service_.proposed_offset()))
+      co_return error_response_like(response, errc::not_controller);
+    co_return response;
+  }
+
+ private:
+  // ---- the quorum ----
+
+  bool is_voter(ControllerNodeId id) const {
+    return std::any_of(service_.voters().begin(), service_.voters().end(),
+                       [&](const QuorumVoter& v) { return v.id == id; });
+  }
+
+  Response on_vote(const QuorumVoteRequest& r) {
+    if (!is_voter(r.candidate)) return error_response_for(Request(r), errc::invalid_request);
+    VoteResponse v = service_.on_vote(r, ControllerClock::now());
+    flush_outgoing();
+    return QuorumVoteResponse{errc::none, v.term, v.granted, v.pre_vote};
+  }
+
+  Response on_append(const QuorumAppendRequest& r) {
+    if (!is_voter(r.leader)) return error_response_for(Request(r), errc::invalid_request);
+    AppendResponse a = service_.on_append(r, ControllerClock::now());
+    flush_outgoing();
+    return QuorumAppendResponse{errc::none, a.term, a.success, a.match_offset};
+  }
+
+  Response describe_quorum() const {
+    const RaftNode& raft = service_.raft();
+    auto now = ControllerClock::now();
+    DescribeQuorumResponse resp;
+    resp.node_id = raft.id();
+    resp.role = std::string(to_string(raft.role()));
+    resp.leader = raft.leader();
+    resp.epoch = raft.term();
+    resp.commit_offset = raft.commit_offset().value();
+    resp.last_offset = raft.last_offset().value();
+    auto progress = raft.progress(now);
+    for (const QuorumVoter& v : service_.voters()) {
+      QuorumVoterInfo info;
+      info.id = v.id;
+      info.endpoint = v.endpoint;
+      auto it = std::find_if(progress.begin(), progress.end(),
+                             [&](const VoterProgress& p) { return p.id == v.id; });
+      if (raft.is_leader() && it != progress.end()) {
+        info.match_offset = it->match_offset.value();
+        if (it->last_contact) {
+          info.last_contact_ms =
+              std::chrono::duration_cast<std::chrono::milliseconds>(now - *it->last_contact)
+                  .count();
+        }
+      }
+      resp.voters.push_back(std::move(info));
+    }
+    return resp;
+  }
+
+  // Sends what the quorum produced; each answer (or failure) is fed back as an event.
+  void flush_outgoing() {
+    for (RaftOutgoing& m : service_.take_outgoing())
+      asio::co_spawn(io_, send(std::move(m)), asio::detached);
+  }
+
+  awaitable<void> send(RaftOutgoing m) {
+    const Endpoint* endpoint = nullptr;
+    for (const QuorumVoter& v : service_.voters()) {
+      if (v.id == m.to) endpoint = &v.endpoint;
+    }
+    if (endpoint == nullptr) co_return;
+    bool vote = std::holds_alternative<VoteRequest>(m.message);
+    Request request = vote ? Request(QuorumVoteRequest(std::get<VoteRequest>(m.message)))
+                           : Request(QuorumAppendRequest(std::get<AppendRequest>(m.message)));
+    // Half an election timeout: a lost append is retried well before followers give up on us.
+    auto timeout = std::max<std::chrono::milliseconds>(config_.quorum_election_timeout / 2, 50ms);
+    CallResult res = co_await peers_.get(*endpoint).call_request(std::move(request), timeout);
+    if (stopping_) co_return;
+    auto now = ControllerClock::now();
+    const auto* vr = std::get_if<QuorumVoteResponse>(&res.response);
+    const auto* ar = std::get_if<QuorumAppendResponse>(&res.response);
+    if (!res.error && vote && vr != nullptr && vr->error == errc::none) {
+      service_.on_vote_response(m.to, VoteResponse{vr->term, vr->granted, vr->pre_vote}, now);
+    } else if (!res.error && !vote && ar != nullptr && ar->error == errc::none) {
+      service_.on_append_response(m.to, AppendResponse{ar->term, ar->success, ar->match_offset},
+                                  now);
+    } else {
+      service_.on_unreachable(m.to, now);
+    }
+    flush_outgoing();
+  }
+
+  // Waits until `offset` is committed while this controller is still active in `epoch`; false
+  // once it is not (deposed, or stepped down for want of a majority).
+  awaitable<bool> committed(int64_t epoch, MetadataOffset offset) {
+    while (!stopping_ && service_.active() && service_.epoch() == epoch &&
+           service_.committed_offset() < offset) {
+      // Woken by every commit; the period bounds how late a lost leadership is noticed.
+      asio::steady_timer timer(io_, 20ms);
+      waiters_.push_back(&timer);
+      co_await timer.async_wait(use_tuple);
+      std::erase(waiters_, &timer);
+    }
+    co_return !stopping_ && service_.active() && service_.epoch() == epoch &&
+        service_.committed_offset() >= offset;
+  }
+
+  // The same kind of response, carrying only `error` (the request itself has been moved on).
+  static Response error_response_like(const Response& response, errc error) {
+    return std::visit(
+        [&](const auto& r) -> Response {
+          std::decay_t<decltype(r)> fresh;
+          fresh.error = error;
+          return fresh;
+        },
+        response);
+  }
+
+  // ---- brokers and admin clients (active controller only) ----
+
+  awaitable<Response> serve(Request request, ListenerKind listener) {
+    (void)listener;
     auto now = ControllerClock::now();
     if (auto* r = std::get_if<BrokerRegistrationRequest>(&request)) {
       BrokerRegistration reg{r->broker,          r->incarnation, r->internal_endpoint,
@@ -115,28 +261,39 @@ class ControllerServer final : public RequestHandler {
     }
     if (auto* r = std::get_if<MetadataRequest>(&request)) {
       co_await watch_metadata(*r);
+      if (!service_.active()) co_return error_response_for(request, errc::not_controller);
       co_return metadata(*r);
-    }
-    if (std::holds_alternative<ApiVersionsRequest>(request)) {
-      co_return ApiVersionsResponse{};
     }
     // Data-path requests belong to brokers.
     co_return error_response_for(request, errc::not_leader_or_follower);
   }
 
- private:
   // Long-poll: answers as soon as records at or past `from` are durable, or after max_wait.
+  // A voter's committed log, active or not (FetchMetadataLogRequest::any_voter).
+  Response committed_log(const FetchMetadataLogRequest& req) const {
+    FetchMetadataLogResponse resp;
+    auto log = service_.raft().log();
+    int64_t end = std::min<int64_t>(service_.committed_offset().value() + 1,
+                                    static_cast<int64_t>(log.size()));
+    int64_t begin = std::max<int64_t>(req.from.value(), 0);
+    end = std::min<int64_t>(end, begin + static_cast<int64_t>(req.max_records));
+    for (int64_t i = begin; i < end; ++i) resp.entries.push_back(log[static_cast<size_t>(i)]);
+    resp.durable_offset = service_.committed_offset();
+    return resp;
+  }
+
   awaitable<Response> fetch_metadata(FetchMetadataLogRequest req) {
-    if (!stopping_ && service_.durable_offset() < req.from && req.max_wait_ms > 0) {
+    if (!stopping_ && service_.committed_offset() < req.from && req.max_wait_ms > 0) {
       asio::steady_timer timer(io_, std::chrono::milliseconds(req.max_wait_ms));
       waiters_.push_back(&timer);
       co_await timer.async_wait(use_tuple);
       std::erase(waiters_, &timer);
     }
+    if (!service_.active()) co_return error_response_for(Request(req), errc::not_controller);
     FetchMetadataLogResponse resp;
     auto records = service_.records_since(req.from, req.max_records);
     resp.entries.assign(records.begin(), records.end());
-    resp.durable_offset = service_.durable_offset();
+    resp.durable_offset = service_.controller().durable_offset();
     co_return resp;
   }
 
@@ -144,7 +301,8 @@ class ControllerServer final : public RequestHandler {
   // (a timer woken by every durable commit; no polling).
   awaitable<void> watch_metadata(const MetadataRequest& req) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(req.max_wait_ms);
-    while (!stopping_ && service_.image().applied_offset().value() <= req.seen_metadata_offset &&
+    while (!stopping_ && service_.active() &&
+           service_.image().applied_offset().value() <= req.seen_metadata_offset &&
            std::chrono::steady_clock::now() < deadline) {
       asio::steady_timer timer(io_, deadline);
       waiters_.push_back(&timer);
@@ -207,19 +365,24 @@ class ControllerServer final : public RequestHandler {
   awaitable<void> tick_loop() {
     // The controller's notion of time: sessions expire on ticks, so tick often relative to the
     // session timeout (the pure Controller tolerates gaps, see controller.h).
-    auto interval = std::clamp<std::chrono::milliseconds>(config_.session_timeout / 20, 10ms, 100ms);
+    // The quorum's heartbeats and election timeouts run on the same ticks.
+    auto interval = std::clamp<std::chrono::milliseconds>(
+        std::min(config_.session_timeout / 20, config_.quorum_heartbeat_interval / 2), 5ms, 100ms);
     asio::steady_timer timer(io_);
     while (!stopping_) {
       timer.expires_after(interval);
       co_await timer.async_wait(use_tuple);
+      if (stopping_) break;
       service_.tick(ControllerClock::now());
+      flush_outgoing();
     }
   }
 
   asio::io_context& io_;
   ControllerService& service_;
   ControllerConfig config_;
-  std::vector<asio::steady_timer*> waiters_;  // metadata long-polls
+  std::vector<asio::steady_timer*> waiters_;  // metadata long-polls and answers awaiting commit
+  ClientPool peers_;                          // connections to the other voters
   std::unique_ptr<RpcServer> server_;
   bool stopping_ = false;
 };
@@ -229,14 +392,16 @@ class ControllerServer final : public RequestHandler {
 int run_controller_process(const ControllerConfig& config) {
   asio::io_context io;
   MetricsEndpoint metrics(config.listener.host, config.metrics_port);
-  auto opened = ControllerService::open(config, metrics.registry(), ControllerClock::now());
+  auto opened = ControllerService::open(config, metrics.registry(), ControllerClock::now(),
+                                       std::random_device{}());
   if (opened.error) {
     spdlog::error("event=controller_open_failed dir={} error=\"{}\"", config.data_dir.string(),
                   opened.error.message());
     return 1;
   }
-  spdlog::info("event=metadata_replayed records={} dropped_tail_bytes={}", opened.replayed_records,
-               opened.dropped_tail_bytes);
+  spdlog::info("event=metadata_replayed records={} dropped_tail_bytes={} node={} voters={}",
+               opened.replayed_records, opened.dropped_tail_bytes, config.node_id,
+               opened.service->voters().size());
   ControllerServer server(io, *opened.service, config);
   try {
     server.start();

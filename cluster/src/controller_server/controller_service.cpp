@@ -2,69 +2,214 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace faultline::cluster {
 
+namespace {
+
+// Without a --quorum the controller is a quorum of one: itself, id 0.
+std::vector<QuorumVoter> voters_of(const ControllerConfig& config) {
+  if (!config.quorum.empty())
+    return config.quorum;
+  return {QuorumVoter{config.node_id, config.listener}};
+}
+
+RaftConfig raft_config(const ControllerConfig& config, const std::vector<QuorumVoter>& voters) {
+  RaftConfig rc;
+  rc.id = config.node_id;
+  rc.voters.clear();
+  for (const QuorumVoter& v : voters)
+    rc.voters.push_back(v.id);
+  rc.election_timeout = config.quorum_election_timeout;
+  rc.heartbeat_interval = config.quorum_heartbeat_interval;
+  return rc;
+}
+
+// The disk refused: the node's promises (votes, acknowledged entries) would no longer hold after
+// a restart, so it must not continue.
+[[noreturn]] void die_on_disk_error(std::string_view what, const std::error_code& ec) {
+  spdlog::critical("event=metadata_persist_failed what={} error=\"{}\"", what, ec.message());
+  std::abort();
+}
+
+}  // namespace
+
 ControllerService::OpenResult ControllerService::open(const ControllerConfig& config,
                                                       prometheus::Registry& registry,
-                                                      ControllerTime now) {
+                                                      ControllerTime now, uint64_t seed) {
   OpenResult result;
+  auto voters = voters_of(config);
+  if (std::none_of(voters.begin(), voters.end(),
+                   [&](const QuorumVoter& v) { return v.id == config.node_id; })) {
+    result.error = make_error_code(errc::invalid_request);
+    return result;
+  }
   auto opened = MetadataStore::open(config.data_dir / "metadata.log");
   if (opened.error) {
     result.error = opened.error;
     return result;
   }
-  result.replayed_records = opened.records.size();
-  result.dropped_tail_bytes = opened.dropped_tail_bytes;
-  auto service = std::unique_ptr<ControllerService>(
-      new ControllerService(config, registry, std::move(opened.store), now));
-  if (auto ec = service->controller_.replay(opened.records, now)) {
-    result.error = ec;
+  auto quorum_state_path = config.data_dir / "quorum-state";
+  auto state = load_quorum_state(quorum_state_path);
+  if (state.error) {
+    result.error = state.error;
     return result;
   }
-  service->publish_broker_metrics();
+  result.replayed_records = opened.records.size();
+  result.dropped_tail_bytes = opened.dropped_tail_bytes;
+  RaftNode raft(raft_config(config, voters), state.state, std::move(opened.records), seed, now);
+  auto service = std::unique_ptr<ControllerService>(
+      new ControllerService(config, registry, std::move(opened.store), std::move(raft)));
+  service->quorum_state_path_ = std::move(quorum_state_path);
+  service->last_leader_alive_ = now;
+  // A quorum of one has elected itself in the constructor: persist that and take office.
+  service->step(now);
   result.service = std::move(service);
   return result;
 }
 
 ControllerService::ControllerService(const ControllerConfig& config,
                                      prometheus::Registry& registry,
-                                     std::unique_ptr<MetadataStore> store, ControllerTime now)
-    : controller_(config, now), store_(std::move(store)), metrics_(registry) {}
+                                     std::unique_ptr<MetadataStore> store, RaftNode raft)
+    : config_(config),
+      voters_(voters_of(config)),
+      store_(std::move(store)),
+      raft_(std::move(raft)),
+      metrics_(registry),
+      quorum_metrics_(registry) {}
 
-void ControllerService::commit(ControllerTime now) {
-  auto records = controller_.take_new_records();
-  if (records.empty()) return;
-  if (auto ec = store_->append(records)) {
-    spdlog::critical("event=metadata_persist_failed path={} error=\"{}\"", store_->path().string(),
-                     ec.message());
+// ---- the Ready protocol ----------------------------------------------------------------------
+
+void ControllerService::step(ControllerTime now) {
+  if (raft_.is_leader() && !controller_) {
+    take_office(now);
+  } else if (!raft_.is_leader() && controller_) {
+    leave_office();
+  }
+  if (controller_) {
+    auto records = controller_->take_new_records();
+    if (!records.empty()) {
+      // The Controller was rebuilt from this very log, so its offsets continue it.
+      if (errc e = raft_.propose(records, now); e != errc::none) {
+        spdlog::critical("event=propose_failed error={}", static_cast<int>(e));
+        std::abort();
+      }
+      proposed_ = records.back().offset;
+      proposal_times_.emplace_back(proposed_, now);
+      for (ElectionEvent& ev : controller_->take_election_events())
+        pending_elections_.push_back(std::move(ev));
+    }
+  }
+  RaftReady ready = raft_.take_ready();
+  persist(ready);
+  for (RaftOutgoing& m : ready.messages)
+    outgoing_.push_back(std::move(m));
+  observe_leader(now);
+  apply_commit(ready.commit, now);
+}
+
+void ControllerService::persist(RaftReady& ready) {
+  if (ready.hard_state) {
+    if (auto ec = save_quorum_state(quorum_state_path_, *ready.hard_state))
+      die_on_disk_error("quorum-state", ec);
+  }
+  if (ready.truncate_after) {
+    if (auto ec = store_->truncate_after(*ready.truncate_after))
+      die_on_disk_error("truncate", ec);
+    spdlog::warn("event=metadata_log_truncated after={}", ready.truncate_after->value());
+  }
+  if (!ready.append.empty()) {
+    if (auto ec = store_->append(ready.append))
+      die_on_disk_error("append", ec);
+  }
+}
+
+// Won an election: rebuild the Controller from the whole log (the uncommitted tail of earlier
+// terms included: Raft commits it with this term's first record) and open the term with
+// ControllerElected.
+void ControllerService::take_office(ControllerTime now) {
+  auto controller = std::make_unique<Controller>(config_, now);
+  if (auto ec = controller->replay(raft_.log(), now, raft_.commit_offset())) {
+    spdlog::critical("event=metadata_replay_failed error=\"{}\"", ec.message());
     std::abort();
   }
-  controller_.mark_durable(records.back().offset);
-  auto committed_at = ControllerClock::now();
-  auto events = controller_.take_election_events();
+  controller->set_term(raft_.term());
+  ControllerElected elected{raft_.id(), raft_.term(), raft_.config().voters};
+  if (!controller->append_record(std::move(elected))) {
+    spdlog::critical("event=controller_elected_refused epoch={}", raft_.term());
+    std::abort();
+  }
+  controller_ = std::move(controller);
+  storage_.clear();
+  pending_elections_.clear();
+  proposal_times_.clear();
+  quorum_metrics_.won_election();
+  spdlog::info("event=controller_active node={} epoch={} log_end={} commit={}", raft_.id(),
+               raft_.term(), raft_.last_offset().value(), raft_.commit_offset().value());
+}
+
+void ControllerService::leave_office() {
+  spdlog::warn("event=controller_resigned node={} epoch={} leader={}", raft_.id(), raft_.term(),
+               raft_.leader());
+  controller_.reset();
+  pending_elections_.clear();
+  proposal_times_.clear();
+  storage_.clear();
+}
+
+void ControllerService::observe_leader(ControllerTime now) {
+  bool live_leader = raft_.leader() != kNoNode;
+  if (live_leader && raft_.term() > known_leader_term_) {
+    if (known_leader_term_ >= 0)
+      quorum_metrics_.leader_known(now - last_leader_alive_);
+    known_leader_term_ = raft_.term();
+  }
+  if (live_leader)
+    last_leader_alive_ = now;
+  quorum_metrics_.set_state(active(), raft_.term());
+}
+
+void ControllerService::apply_commit(MetadataOffset commit, ControllerTime now) {
+  if (commit <= applied_commit_)
+    return;
+  applied_commit_ = commit;
+  if (controller_) {
+    controller_->mark_durable(commit);
+    while (!proposal_times_.empty() && proposal_times_.front().first <= commit) {
+      quorum_metrics_.committed(now - proposal_times_.front().second);
+      proposal_times_.pop_front();
+    }
+    publish_elections(commit, now);
+    publish_broker_metrics();
+  }
+  if (on_commit)
+    on_commit();
+}
+
+void ControllerService::publish_elections(MetadataOffset commit, ControllerTime now) {
   // A mass failover elects many partitions at once: log the first few, then a summary.
   constexpr size_t kLoggedElections = 16;
-  for (size_t i = 0; i < events.size(); ++i) {
-    const auto& ev = events[i];
-    auto elapsed = std::chrono::duration<double>(committed_at - ev.triggered_at);
+  size_t count = 0;
+  while (!pending_elections_.empty() && pending_elections_.front().offset <= commit) {
+    const ElectionEvent& ev = pending_elections_.front();
+    auto elapsed = std::chrono::duration<double>(now - ev.triggered_at);
     metrics_.election(election_reason_name(ev.reason), elapsed);
-    if (i >= kLoggedElections) continue;
-    spdlog::info("event=election tp={} reason={} from={} to={} offset={} trigger_to_commit_ms={:.2f}",
-                 ev.tp, election_reason_name(ev.reason), ev.previous_leader, ev.new_leader,
-                 ev.offset, elapsed.count() * 1000);
+    if (count++ < kLoggedElections) {
+      spdlog::info(
+          "event=election tp={} reason={} from={} to={} offset={} trigger_to_commit_ms={:.2f}",
+          ev.tp, election_reason_name(ev.reason), ev.previous_leader, ev.new_leader, ev.offset,
+          elapsed.count() * 1000);
+    }
+    pending_elections_.pop_front();
   }
-  if (events.size() > kLoggedElections) {
-    spdlog::info("event=elections_summary count={} logged={}", events.size(), kLoggedElections);
-  }
-  publish_broker_metrics();
-  if (on_durable) on_durable();
-  (void)now;
+  if (count > kLoggedElections)
+    spdlog::info("event=elections_summary count={} logged={}", count, kLoggedElections);
 }
 
 void ControllerService::publish_broker_metrics() {
-  const auto& image = controller_.image();
+  const auto& image = controller_->image();
   for (const auto& [id, broker] : image.brokers()) {
     metrics_.set_broker_fenced(id, broker.fenced);
     metrics_.set_broker_demoted(id, broker.demotion_reason, broker.demoted);
@@ -72,16 +217,62 @@ void ControllerService::publish_broker_metrics() {
   metrics_.set_offline_partitions(image.offline_partition_count());
 }
 
+// ---- quorum events ---------------------------------------------------------------------------
+
+VoteResponse ControllerService::on_vote(const VoteRequest& request, ControllerTime now) {
+  VoteResponse response = raft_.on_vote(request, now);
+  step(now);  // the vote is on disk before it is returned
+  return response;
+}
+
+AppendResponse ControllerService::on_append(const AppendRequest& request, ControllerTime now) {
+  AppendResponse response = raft_.on_append(request, now);
+  step(now);  // the entries are on disk before they are acknowledged
+  return response;
+}
+
+void ControllerService::on_vote_response(ControllerNodeId from, const VoteResponse& response,
+                                         ControllerTime now) {
+  raft_.on_vote_response(from, response, now);
+  step(now);
+}
+
+void ControllerService::on_append_response(ControllerNodeId from, const AppendResponse& response,
+                                           ControllerTime now) {
+  raft_.on_append_response(from, response, now);
+  step(now);
+}
+
+void ControllerService::on_unreachable(ControllerNodeId peer, ControllerTime now) {
+  raft_.on_unreachable(peer, now);
+  step(now);
+}
+
+std::vector<RaftOutgoing> ControllerService::take_outgoing() {
+  std::vector<RaftOutgoing> out;
+  out.swap(outgoing_);
+  return out;
+}
+
+void ControllerService::tick(ControllerTime now) {
+  raft_.tick(now);
+  if (controller_ && raft_.is_leader())
+    controller_->tick(now);
+  step(now);
+}
+
+// ---- the active controller -------------------------------------------------------------------
+
 RegisterResult ControllerService::register_broker(const BrokerRegistration& registration,
                                                   ControllerTime now) {
-  auto r = controller_.register_broker(registration, now);
-  commit(now);
+  auto r = controller_->register_broker(registration, now);
+  step(now);
   return r;
 }
 
 HeartbeatResult ControllerService::heartbeat(const BrokerHeartbeat& heartbeat, ControllerTime now) {
-  auto r = controller_.heartbeat(heartbeat, now);
-  commit(now);
+  auto r = controller_->heartbeat(heartbeat, now);
+  step(now);
   return r;
 }
 
@@ -90,55 +281,50 @@ void ControllerService::note_storage(BrokerId broker, StorageReport report) {
   storage_[broker] = std::move(report);
 }
 
-void ControllerService::tick(ControllerTime now) {
-  controller_.tick(now);
-  commit(now);
-}
-
 CreateTopicResult ControllerService::create_topic(const std::string& name, int32_t partitions,
                                                   int32_t replication_factor, ControllerTime now) {
-  auto r = controller_.create_topic(name, partitions, replication_factor, now);
-  commit(now);
+  auto r = controller_->create_topic(name, partitions, replication_factor, now);
+  step(now);
   return r;
 }
 
 AlterPartitionResult ControllerService::alter_partition(const AlterPartitionRequest& request,
                                                         ControllerTime now) {
-  auto r = controller_.alter_partition(request, now);
-  commit(now);
+  auto r = controller_->alter_partition(request, now);
+  step(now);
   return r;
 }
 
 std::vector<PartitionElectionResult> ControllerService::elect_leaders(
     ElectionType type, std::span<const TopicPartition> partitions, ControllerTime now) {
-  auto r = controller_.elect_leaders(type, partitions, now);
-  commit(now);
+  auto r = controller_->elect_leaders(type, partitions, now);
+  step(now);
   return r;
 }
 
 errc ControllerService::reassign(const TopicPartition& tp, const ReplicaList& target,
                                  ControllerTime now) {
-  auto r = controller_.reassign(tp, target, now);
-  commit(now);
+  auto r = controller_->reassign(tp, target, now);
+  step(now);
   return r;
 }
 
 errc ControllerService::demote(BrokerId broker, const std::string& reason, ControllerTime now) {
-  auto r = controller_.demote(broker, reason, now);
-  commit(now);
+  auto r = controller_->demote(broker, reason, now);
+  step(now);
   return r;
 }
 
 errc ControllerService::promote(BrokerId broker, ControllerTime now) {
-  auto r = controller_.promote(broker, now);
-  commit(now);
+  auto r = controller_->promote(broker, now);
+  step(now);
   return r;
 }
 
 errc ControllerService::set_config(const std::string& key, const std::string& value,
                                    ControllerTime now) {
-  auto r = controller_.set_config(key, value, now);
-  commit(now);
+  auto r = controller_->set_config(key, value, now);
+  step(now);
   return r;
 }
 

@@ -205,8 +205,11 @@ std::optional<IsrChangeProposal> PartitionReplication::propose_isr_change(Replic
   return in_flight_;
 }
 
-void PartitionReplication::on_alter_partition_result(errc error, const ReplicaList& isr,
+bool PartitionReplication::on_alter_partition_result(const IsrChangeProposal& answered, errc error,
+                                                     const ReplicaList& isr,
                                                      PartitionEpoch partition_epoch) {
+  if (!in_flight_ || !(*in_flight_ == answered))
+    return false;
   in_flight_.reset();
   if (error == errc::none) {
     if (partition_epoch >= partition_epoch_) {
@@ -214,7 +217,7 @@ void PartitionReplication::on_alter_partition_result(errc error, const ReplicaLi
       partition_epoch_ = partition_epoch;
       on_isr_committed();
     }
-    return;
+    return true;
   }
   if (error == errc::fenced_leader_epoch || error == errc::invalid_update_version) {
     awaiting_metadata_ = true;
@@ -223,6 +226,7 @@ void PartitionReplication::on_alter_partition_result(errc error, const ReplicaLi
   }
   // The maximal ISR just lost the proposal's additions; the HW can only have been held back by
   // them, never pushed forward, so nothing to recompute.
+  return true;
 }
 
 void PartitionReplication::on_metadata_update(const ReplicaList& isr,

@@ -268,7 +268,7 @@ constexpr std::array<std::string_view, std::variant_size_v<Request>> kApiNames =
     "Metadata",       "ApiVersions",    "BrokerRegistration",  "BrokerHeartbeat",
     "FetchMetadataLog", "AlterPartition", "CreateTopic",       "ElectLeaders",
     "DemoteBroker",   "PromoteBroker",  "Reassign",            "SetConfig",
-    "BrokerHealth",   "ReplicaFetch"};
+    "BrokerHealth",   "ReplicaFetch",   "QuorumVote",     "QuorumAppend",    "DescribeQuorum"};
 
 }  // namespace
 

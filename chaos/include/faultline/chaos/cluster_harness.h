@@ -1,12 +1,15 @@
-// The mini-cluster of cluster/ inside a run's namespaces: topology, controller and brokers under
-// the supervisor, ready when every broker is registered and unfenced. Shared by `cluster up` and
-// `faultline run`.
+// The mini-cluster of cluster/ inside a run's namespaces: topology, controller quorum and brokers
+// under the supervisor. Shared by `cluster up` and `faultline run`.
 //
-// Addresses: controller 198.18.1.2:9090 (int); broker N internal 198.18.1.(10+N):9093, client
-// 198.18.2.(10+N):9092 (ext); metrics :9100 everywhere. The root namespace (the harness) has an
-// address on both bridges, so clients in the harness reach both listeners. Those are the default
-// plan's addresses; a run that starts while another is up takes the first free slot of
-// 198.18.0.0/15 instead (pick_free_plan), so runs (parallel tests, a nightly matrix) can share a host.
+// Addresses: controller K (c1..c5) 198.18.1.(1+K):9090 (int); broker N internal
+// 198.18.1.(10+N):9093, client 198.18.2.(10+N):9092 (ext); metrics :9100 everywhere. The root
+// namespace (the harness) has an address on both bridges, so clients in the harness reach both
+// listeners. Those are the default plan's addresses; a run that starts while another is up takes
+// the first free slot of 198.18.0.0/15 instead (pick_free_plan), so runs (parallel tests, a
+// nightly matrix) can share a host.
+//
+// Ready means usable: a controller of the quorum is active and every broker is registered and
+// unfenced.
 //
 // Lifecycle: up() builds everything or nothing; down() (or the destructor) heals the faults
 // recorded as active in the run directory, stops every process and removes the network.
@@ -37,6 +40,12 @@ namespace faultline::chaos {
 
 struct ClusterShape {
   int brokers = 3;
+  // The controller quorum: nodes c1..cN (N = 1, 3 or 5), node ids 0..N-1, every one a voter;
+  // brokers, clients and the probe are given all of them and follow the active one. A cluster
+  // definition starts one controller whatever this says.
+  int controllers = 1;
+  // controller.quorum.election.timeout.ms; the active controller replicates every tenth of it.
+  std::chrono::milliseconds controller_election_timeout{1000};
   std::chrono::milliseconds session_timeout{3000};
   std::chrono::milliseconds heartbeat_interval{500};
   int min_insync_replicas = 2;
@@ -97,7 +106,11 @@ class ClusterHarness {
   const Topology& topology() const { return *topology_; }
   FaultTopology fault_topology() const;
   cluster::ClientConfig client_config() const;
+  // Every controller's endpoint, comma-separated in node order (c1, c2, ...); read it with
+  // cluster::parse_endpoints.
   const std::string& controller_endpoint() const { return controller_endpoint_; }
+  // Node id of controller `index` (1-based): "c1".
+  static std::string controller_node(int index) { return "c" + std::to_string(index); }
   const std::vector<std::string>& bootstrap() const { return bootstrap_; }
   // The brokers' Kafka-protocol listeners, for Kafka clients (librdkafka's bootstrap.servers).
   std::vector<cluster::Endpoint> kafka_bootstrap() const { return kafka_bootstrap_; }

@@ -146,9 +146,10 @@ uint16_t free_loopback_port();
 // The metrics port of every cluster process (ARCHITECTURE.md §6: on the process's own address).
 inline constexpr uint16_t kNodeMetricsPort = 9100;
 
-// What to scrape in a run: the controller (node="c1") and the brokers (node="bN", broker="N") on
-// their int address, the probe (node="pr") on its ext address while a supervised process of that
-// name exists, and the harness on 127.0.0.1:harness_metrics_port (0: not scraped).
+// What to scrape in a run: every controller of the quorum (node="cK") and the brokers
+// (node="bN", broker="N") on their int address, the probe (node="pr") on its ext address while a
+// supervised process of that name exists, and the harness on 127.0.0.1:harness_metrics_port
+// (0: not scraped).
 std::vector<ScrapeTarget> cluster_scrape_targets(ClusterHarness& harness,
                                                  uint16_t harness_metrics_port);
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "faultline/cluster/types.h"
 
@@ -26,6 +27,18 @@ struct Endpoint {
 // Parses "host:port"; false on malformed input.
 bool parse_endpoint(std::string_view text, Endpoint& out);
 
+// One voter of the controller quorum (KRaft's controller.quorum.voters entry "id@host:port").
+struct QuorumVoter {
+  int32_t id = 0;
+  Endpoint endpoint;
+  friend bool operator==(const QuorumVoter&, const QuorumVoter&) = default;
+};
+// Parses "id@host:port,id@host:port,..." (ids unique and >= 0); false on malformed input.
+bool parse_quorum_voters(std::string_view text, std::vector<QuorumVoter>& out);
+// Parses "host:port,host:port,..." (an "id@" prefix on each is accepted and ignored, so a quorum's
+// voter list can be passed as it is); false on malformed or empty input.
+bool parse_endpoints(std::string_view text, std::vector<Endpoint>& out);
+
 struct BrokerConfig;
 // "every-batch" (fsync each append), "interval:<ms>" (fsync every <ms>), "never"; sets
 // flush_every_batch / flush_interval / flush_never. False on anything else.
@@ -38,7 +51,9 @@ struct BrokerConfig {
   Endpoint client_listener{"127.0.0.1", 0};    // clients only
   // Kafka-protocol listener for Kafka clients (librdkafka, kcat); none when unset.
   std::optional<Endpoint> kafka_listener;
-  Endpoint controller{"127.0.0.1", 0};
+  // Every controller of the quorum (one or more); the broker follows whichever is active
+  // (net/controller_rotation.h).
+  std::vector<Endpoint> controllers;
   uint16_t metrics_port = 0;                    // on the internal address; 0 = no exporter
   milliseconds heartbeat_interval{2000};        // broker.heartbeat.interval.ms
   milliseconds replica_lag_time_max{30000};     // replica.lag.time.max.ms
@@ -69,6 +84,12 @@ struct ControllerConfig {
   int leader_imbalance_per_broker_percentage = 10;
   int rebalance_batch_cap = 1000;
   milliseconds metadata_fetch_wait_max{500};
+  // The controller quorum (ARCHITECTURE.md §2 item 18). Empty: a quorum of one, this controller
+  // alone (node_id 0 at `listener`). Otherwise every voter, this one (`node_id`) included.
+  int32_t node_id = 0;
+  std::vector<QuorumVoter> quorum;
+  milliseconds quorum_election_timeout{1000};   // controller.quorum.election.timeout.ms
+  milliseconds quorum_heartbeat_interval{100};  // how often the active controller sends appends
 };
 
 }  // namespace faultline::cluster

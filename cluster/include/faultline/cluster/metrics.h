@@ -55,6 +55,31 @@ class ControllerMetrics {
   std::map<BrokerId, std::string> demoted_reason_;
 };
 
+// The controller quorum as one voter sees it (raft.h).
+class QuorumMetrics {
+ public:
+  explicit QuorumMetrics(prometheus::Registry& registry);
+  // This controller won an election and became the active controller.
+  void won_election() { elections_.Increment(); }
+  // A leader became known again after `leaderless` without one (as this voter saw it).
+  void leader_known(std::chrono::duration<double> leaderless) {
+    leaderless_seconds_.Observe(leaderless.count());
+  }
+  // A record went from proposal to majority commit in `latency` (active controller only).
+  void committed(std::chrono::duration<double> latency) { commit_seconds_.Observe(latency.count()); }
+  void set_state(bool active, int64_t epoch) {
+    active_.Set(active ? 1 : 0);
+    epoch_.Set(static_cast<double>(epoch));
+  }
+
+ private:
+  prometheus::Counter& elections_;
+  prometheus::Histogram& leaderless_seconds_;
+  prometheus::Histogram& commit_seconds_;
+  prometheus::Gauge& active_;
+  prometheus::Gauge& epoch_;
+};
+
 class BrokerMetrics {
  public:
   explicit BrokerMetrics(prometheus::Registry& registry);

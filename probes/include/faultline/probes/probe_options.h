@@ -24,12 +24,14 @@ struct BrokerTarget {
 
 struct ProbeOptions {
   std::vector<BrokerTarget> brokers;
-  cluster::Endpoint controller;  // the admin API (demote, promote, metadata)
+  // The admin API (demote, promote, metadata): every controller of the quorum; requests go to
+  // the active one.
+  std::vector<cluster::Endpoint> controllers;
   std::chrono::milliseconds interval{1000};
   // One probe (connect + BrokerHealth) gives up after this; must be shorter than the interval so
   // a round never runs into the next. Zero: three quarters of the interval.
   std::chrono::milliseconds probe_timeout{0};
-  // One controller request gives up after this.
+  // One controller request gives up after this (its attempts at every controller together).
   std::chrono::milliseconds controller_timeout{2000};
   // How often the controller's list of demoted brokers is read (operator demotions count against
   // the cap; demotions this prober's predecessor left are adopted at start).

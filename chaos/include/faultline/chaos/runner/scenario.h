@@ -6,7 +6,8 @@
 //   description = "..."
 //   duration_s = 30
 //   expect = "valid"                      # "invalid" for negative controls
-//   [cluster]                             # brokers, timeouts, min.insync.replicas, probe, disks
+//   [cluster]                             # brokers, controllers (1, 3, 5), timeouts,
+//                                         # min.insync.replicas, probe, disks
 //   [workload]                            # partitions, producers, consumers, acks, rate_per_s,
 //                                         # value_bytes, client ("faultline" or "librdkafka")
 //   [nemesis]                             # one node of the fault tree (below)
@@ -35,11 +36,13 @@
 // Every node may have `after_s` (delay within its sequence) and `weight` (within a choice).
 //
 // Selectors (schedule.h) are resolved when the step is injected, from the cluster's metadata then:
-// leader(P), followers(P), follower(P), lagging-follower(P), preferred-leader(P), controller, broker(N),
+// leader(P), followers(P), follower(P), lagging-follower(P), preferred-leader(P), controller,
+// active-controller, controller-follower, controller-minority, all-controllers, broker(N),
 // random-broker, minority, majority, all-brokers, all-nodes; P is a partition index, `any` (one
 // seeded partition per round, the same for every step of the round) or `all`.
-// Triggers (`on = "leader-change(P)"`, `isr-shrink(P)`, `fenced`, with `within_s`): the step waits
-// from its planned start until the cluster does that, or is skipped after within_s.
+// Triggers (`on = "leader-change(P)"`, `isr-shrink(P)`, `isr-expand(P)`, `fenced`,
+// `controller-change`, with `within_s`): the step waits from its planned start until the cluster
+// does that, or is skipped after within_s.
 #pragma once
 
 #include <chrono>
@@ -70,14 +73,20 @@ enum class SelectorKind {
   follower,          // one of them, seeded
   lagging_follower,  // a replica of P outside its ISR (none when every replica is in sync)
   preferred_leader,  // the first replica of P
-  controller,        // the controller node
+  controller,        // the active controller (c1 with a single controller): kept for old files
+  active_controller,    // the active controller node c<k> of the quorum
+  controller_follower,  // one live controller other than the active one, seeded
+  controller_minority,  // (n-1)/2 controllers: the active one plus seeded others
+  all_controllers,      // every controller c1..cN, up or not
   broker,            // broker N
   random_broker,     // a seeded pick among the live brokers
   minority,          // (n-1)/2 brokers, seeded
   majority,          // n/2+1 brokers, seeded
   all_brokers,
-  all_nodes,  // the controller and every broker (partition shapes)
+  all_nodes,  // every live controller and every broker (partition shapes)
 };
+// The selectors that name controllers, not brokers (their faults are no broker faults).
+bool is_controller_selector(SelectorKind kind);
 
 struct Selector {
   SelectorKind kind = SelectorKind::leader;
@@ -94,6 +103,7 @@ enum class TriggerKind {
   isr_shrink,     // P's ISR lost a member after the step was armed
   isr_expand,     // a replica joined P's ISR after the step was armed
   fenced,         // some broker became fenced after the step was armed
+  controller_change,  // another controller became active (or the same one at a new epoch)
 };
 struct Trigger {
   TriggerKind kind = TriggerKind::leader_change;

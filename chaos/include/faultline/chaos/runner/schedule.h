@@ -49,7 +49,15 @@ struct PartitionView {
 };
 struct ClusterSnapshot {
   int brokers = 3;              // broker ids 1..brokers
-  bool controller_up = true;    // the controller answered
+  bool controller_up = true;    // an active controller answered (its metadata is the rest)
+  // The controller quorum, nodes c1..c<controllers>: which answered DescribeQuorum, and which is
+  // active (0: none known, e.g. during an election). Without any answer (a cluster definition,
+  // which has no DescribeQuorum), a single controller counts as up and active while
+  // `controller_up`.
+  int controllers = 1;
+  int active_controller = 0;
+  int64_t controller_epoch = -1;  // the active controller's epoch
+  std::set<int> controllers_up;
   std::set<int> alive;          // registered and unfenced
   std::set<int> fenced;
   std::set<int> demoted;
@@ -74,11 +82,19 @@ struct Resolution {
   std::set<std::string> touched;
   std::set<std::pair<std::string, std::string>> cut;
   std::map<int, PartitionView> partitions;
+  // The quorum as the step saw it: every controller node, and the active one (empty: none; a
+  // lone controller is always the active one).
+  std::vector<std::string> controllers;
+  std::string active_controller;
 };
 
-// Node names are the harness's: "c1" for the controller, "b<N>" for broker N.
-inline constexpr const char* kControllerNode = "c1";
+// Node names are the harness's: "c<K>" for controller K, "b<N>" for broker N.
+std::string controller_node(int controller);
 std::string broker_node(int broker);
+// The active controller (1-based; 0 none known) and the live controllers of a snapshot, with the
+// fallback for a lone controller that has no quorum to describe (see ClusterSnapshot).
+int active_controller(const ClusterSnapshot& snapshot);
+std::set<int> live_controllers(const ClusterSnapshot& snapshot);
 
 Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint64_t variant);
 
@@ -86,19 +102,23 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
 std::vector<std::string> select_nodes(const Selector& sel, const ClusterSnapshot& snapshot,
                                       std::mt19937_64& rng);
 
-// What faults act on together (a round's steps): nodes touched, links cut.
+// What faults act on together (a round's steps): nodes touched, links cut; and the controller
+// quorum they act on (by default a lone controller c1).
 struct Reach {
   std::set<std::string> touched;
   std::set<std::pair<std::string, std::string>> cut;
+  std::vector<std::string> controllers{"c1"};
+  std::string active_controller{"c1"};  // empty: none was active
   bool linked(const std::string& a, const std::string& b) const {
     return !cut.count({a, b}) && !cut.count({b, a});
   }
 };
 
-// The partitions `reach` leaves alone: the controller, the leader and its links to the controller
-// untouched, and at least `min_insync` ISR members (the leader included) untouched and linked with
-// the leader both ways. Such a partition can go on taking acks=all writes once its leader dropped
-// any follower it lost from the ISR.
+// The partitions `reach` leaves alone: the active controller untouched with a majority of the
+// controllers (itself included) untouched and linked with it both ways, the leader and its links
+// to the active controller untouched, and at least `min_insync` ISR members (the leader included)
+// untouched and linked with the leader both ways. Such a partition can go on taking acks=all
+// writes once its leader dropped any follower it lost from the ISR.
 std::vector<int> untouched_partitions(int min_insync, const Reach& reach,
                                       const std::map<int, PartitionView>& partitions);
 

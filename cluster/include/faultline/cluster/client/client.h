@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "faultline/cluster/log/record_batch.h"
+#include "faultline/cluster/net/controller_rotation.h"
 #include "faultline/cluster/net/rpc.h"
 #include "faultline/cluster/wire/messages.h"
 
@@ -29,8 +30,11 @@ namespace faultline::cluster {
 
 struct ClientConfig {
   std::vector<Endpoint> bootstrap;  // any brokers' client listeners
-  Endpoint controller;              // admin requests (create topic, elections, demote/promote)
-  std::chrono::milliseconds request_timeout{5000};   // request.timeout.ms (one attempt)
+  // Admin requests (create topic, elections, demote/promote): every controller of the quorum;
+  // the client follows whichever is active (net/controller_rotation.h).
+  std::vector<Endpoint> controllers;
+  // request.timeout.ms: one attempt; for an admin request, its attempts at every controller.
+  std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds delivery_timeout{30000};  // delivery.timeout.ms (all attempts)
   std::chrono::milliseconds retry_backoff{100};       // retry.backoff.ms
 };
@@ -70,7 +74,15 @@ class Client {
   // The cached leader of `tp` (refreshed by metadata() and by retries).
   std::optional<PartitionMetadata> cached(const TopicPartition& tp) const;
 
-  // Admin, against the controller. The request's error, or network_exception when unreachable.
+  // Admin, against the active controller (the others are skipped, see ControllerCaller). The
+  // request's error, or network_exception when no controller answered.
+  //
+  // An attempt that got NOT_CONTROLLER or no answer may still have been applied, and the next
+  // controller then answers the retry as it finds things. The elections, demote, promote and
+  // set-config converge on the same state whether applied once or twice. A create_topic whose
+  // first attempt was applied answers TOPIC_ALREADY_EXISTS: it is returned as the controller
+  // said, so that error means "exists now, perhaps created by this call"; a caller that must
+  // know reads the topic's metadata.
   asio::awaitable<CreateTopicResponse> create_topic(std::string name, int32_t partitions,
                                                     int32_t replication_factor);
   asio::awaitable<ElectLeadersResponse> elect_leaders(ElectionType type,
@@ -102,6 +114,7 @@ class Client {
   asio::io_context& io_;
   ClientConfig config_;
   ClientPool pool_;
+  ControllerCaller controllers_;  // over pool_
   std::map<TopicPartition, PartitionMetadata> leaders_;
   std::map<BrokerId, Endpoint> brokers_;  // client endpoints
   size_t next_bootstrap_ = 0;

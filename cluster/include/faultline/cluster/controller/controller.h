@@ -38,6 +38,9 @@ using ControllerTime = ControllerClock::time_point;
 // Dynamic config keys understood by the controller (ConfigChanged records).
 inline constexpr std::string_view kUncleanLeaderElectionKey = "unclean.leader.election.enable";
 inline constexpr std::string_view kAutoLeaderRebalanceKey = "auto.leader.rebalance.enable";
+// A key with no effect, any value: what the harness writes to check the metadata log itself
+// (every acknowledged write read back in one order from every controller of the quorum).
+inline constexpr std::string_view kMarkerKey = "faultline.marker";
 
 struct BrokerRegistration {
   BrokerId broker;
@@ -117,9 +120,16 @@ class Controller {
   // rebalance_batch_cap; the rest of the config belongs to the shell.
   Controller(ControllerConfig config, ControllerTime now);
 
-  // Rebuilds the state from the persisted log (records must start at offset 0 and be contiguous).
-  // Replayed records are durable. Every unfenced broker gets a fresh session from `now`.
-  std::error_code replay(std::span<const MetadataEntry> records, ControllerTime now);
+  // Rebuilds the state from the log (records must start at offset 0 and be contiguous). Records
+  // up to `durable` count as durable (committed); by default all of them. A controller that has
+  // just won the quorum's election replays its whole log, uncommitted tail included: Raft commits
+  // that tail with the new term's first record. Every registered broker gets a fresh session.
+  std::error_code replay(std::span<const MetadataEntry> records, ControllerTime now,
+                         std::optional<MetadataOffset> durable = std::nullopt);
+  // The Raft term (controller epoch) stamped on every record appended from now on.
+  void set_term(int64_t term) { term_ = term; }
+  // Appends any record (the shell's ControllerElected); false if the image refuses it.
+  bool append_record(MetadataRecord record);
 
   // ---- brokers ----
   // A new incarnation gets a new epoch (the offset of its BrokerRegistered record) and starts
@@ -202,6 +212,7 @@ class Controller {
   std::unordered_map<BrokerId, Session> sessions_;
   std::vector<ElectionEvent> events_;
   uint32_t placement_start_ = 0;
+  int64_t term_ = 0;
   ControllerTime next_rebalance_;
   ControllerTime last_tick_;
 };

@@ -5,8 +5,8 @@
 // controller and every broker keep a MetadataImage and apply the same records in the same order,
 // so they agree on brokers, topics, leaders and ISRs without any other channel. Records carry full
 // partition state (not deltas), so applying one is idempotent per partition and a broker that
-// pulls records can check them in isolation. The log is the unit a Raft quorum of controllers
-// would replicate later (KRaft's design); nothing here assumes a single controller.
+// pulls records can check them in isolation. The log is what the controller quorum replicates
+// with Raft (raft.h, KRaft's design): each entry carries the term of the controller that wrote it.
 //
 // Threading: none. A MetadataImage is a plain value owned by one thread.
 #pragma once
@@ -112,18 +112,30 @@ struct ConfigChanged {
   friend bool operator==(const ConfigChanged&, const ConfigChanged&) = default;
 };
 
+// A controller won an election of the quorum (raft.h) and became the active controller: the first
+// record of every term (KRaft's LeaderChangeMessage). `epoch` is the Raft term: the controller
+// epoch that fences a deposed active controller.
+struct ControllerElected {
+  int32_t controller = -1;
+  int64_t epoch = 0;
+  std::vector<int32_t> voters;
+  friend bool operator==(const ControllerElected&, const ControllerElected&) = default;
+};
+
 using MetadataRecord =
     std::variant<BrokerRegistered, BrokerFenced, BrokerUnfenced, BrokerControlledShutdown,
-                 TopicCreated, PartitionChanged, BrokerPriorityChanged, ConfigChanged>;
+                 TopicCreated, PartitionChanged, BrokerPriorityChanged, ConfigChanged,
+                 ControllerElected>;
 
 struct MetadataEntry {
   MetadataOffset offset;
   MetadataRecord record;
+  int64_t term = 0;  // the Raft term (controller epoch) of the controller that appended it
   friend bool operator==(const MetadataEntry&, const MetadataEntry&) = default;
 };
 
 // ---- binary encoding ---------------------------------------------------------------------------
-// Frame: u32 payload length | u32 CRC32C(payload) | payload; payload = i64 offset | u8 type |
+// Frame: u32 payload length | u32 CRC32C(payload) | payload; payload = i64 offset | i64 term | u8 type |
 // fields (big-endian integers, u16-length strings, u32-count lists). The same frames are the
 // on-disk log and the wire format of metadata pulls.
 
@@ -237,6 +249,11 @@ class MetadataImage {
   const std::map<std::string, std::string, std::less<>>& configs() const { return configs_; }
   std::optional<std::string_view> config(std::string_view key) const;
 
+  // The latest ControllerElected record: who was active and in which controller epoch (-1 / 0
+  // before the first).
+  int32_t active_controller() const { return active_controller_; }
+  int64_t controller_epoch() const { return controller_epoch_; }
+
   // Two images are equal when they describe the same cluster at the same offset.
   friend bool operator==(const MetadataImage& a, const MetadataImage& b);
 
@@ -246,6 +263,8 @@ class MetadataImage {
   void index_remove(BrokerId broker, PartitionRef ref);
 
   MetadataOffset applied_offset_{-1};
+  int32_t active_controller_ = -1;
+  int64_t controller_epoch_ = 0;
   std::map<BrokerId, BrokerState> brokers_;
   std::vector<TopicState> topics_;
   struct NameHash {

@@ -56,6 +56,7 @@ struct IsrChangeProposal {
   LeaderEpoch leader_epoch;
   PartitionEpoch partition_epoch;
   ReplicaList proposed_isr;
+  friend bool operator==(const IsrChangeProposal&, const IsrChangeProposal&) = default;
 };
 
 struct ProduceCompletion {
@@ -91,12 +92,18 @@ class PartitionReplication {
   // The ISR change to request now (shrink and expand combined), or nothing when none is due or a
   // request is already in flight. Marks the request in flight.
   std::optional<IsrChangeProposal> propose_isr_change(ReplicationTime now);
-  // The controller answered (or the request failed). On success pass the new ISR and partition
-  // epoch; on fenced_leader_epoch / invalid_update_version the proposal is dropped and the next
-  // metadata update decides; on other errors a new proposal waits alter_partition_retry_backoff
-  // from the last `now` this object was given.
-  void on_alter_partition_result(errc error, const ReplicaList& isr,
-                                 PartitionEpoch partition_epoch);
+  // The controller answered `answered` (or the request failed). On success pass the new ISR and
+  // partition epoch; on fenced_leader_epoch / invalid_update_version the proposal is dropped and
+  // the next metadata update decides; on other errors a new proposal waits
+  // alter_partition_retry_backoff from the last `now` this object was given.
+  // Ignored when `answered` is no longer the proposal in flight: a metadata update moved the
+  // partition epoch past it first (typically its own commit, pulled from the metadata log before
+  // the answer arrived, e.g. when a retry at a new active controller is answered
+  // invalid_update_version because the first attempt was committed). The metadata already decided;
+  // heeding the late answer would wait for metadata that has come, or cancel a newer proposal.
+  // Returns false when ignored.
+  bool on_alter_partition_result(const IsrChangeProposal& answered, errc error,
+                                 const ReplicaList& isr, PartitionEpoch partition_epoch);
   // A PartitionChanged for this partition arrived through the metadata log (same leader epoch).
   void on_metadata_update(const ReplicaList& isr, PartitionEpoch partition_epoch,
                           const ReplicaList& replicas);

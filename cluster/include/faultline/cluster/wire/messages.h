@@ -20,6 +20,7 @@
 #include "faultline/cluster/config.h"
 #include "faultline/cluster/controller/controller.h"
 #include "faultline/cluster/controller/metadata.h"
+#include "faultline/cluster/controller/raft.h"
 #include "faultline/cluster/errc.h"
 #include "faultline/cluster/types.h"
 
@@ -267,7 +268,10 @@ struct FetchMetadataLogRequest {
   MetadataOffset from{0};
   uint32_t max_records = 4096;
   int32_t max_wait_ms = 0;
-  static auto fields(auto& s) { return std::tie(s.from, s.max_records, s.max_wait_ms); }
+  // Any voter of the controller quorum answers with what it knows is committed (no long-poll),
+  // instead of only the active controller: how the harness reads every voter's log back.
+  bool any_voter = false;
+  static auto fields(auto& s) { return std::tie(s.from, s.max_records, s.max_wait_ms, s.any_voter); }
 };
 struct FetchMetadataLogResponse {
   errc error = errc::none;
@@ -394,6 +398,68 @@ struct BrokerHealthResponse {
   }
 };
 
+// ---- the controller quorum (controller to controller, and its description) ----------------------
+
+// raft.h's messages as they travel. Only voters of the quorum send them; a controller answers a
+// vote or an append from a node outside its voter list with invalid_request.
+struct QuorumVoteRequest : VoteRequest {
+  QuorumVoteRequest() = default;
+  QuorumVoteRequest(const VoteRequest& r) : VoteRequest(r) {}  // NOLINT
+  static auto fields(auto& s) {
+    return std::tie(s.term, s.candidate, s.last_offset, s.last_term, s.pre_vote);
+  }
+};
+struct QuorumVoteResponse {
+  errc error = errc::none;
+  int64_t term = 0;
+  bool granted = false;
+  bool pre_vote = false;
+  static auto fields(auto& s) { return std::tie(s.error, s.term, s.granted, s.pre_vote); }
+};
+struct QuorumAppendRequest : AppendRequest {
+  QuorumAppendRequest() = default;
+  QuorumAppendRequest(const AppendRequest& r) : AppendRequest(r) {}  // NOLINT
+  static auto fields(auto& s) {
+    return std::tie(s.term, s.leader, s.prev_offset, s.prev_term, s.entries, s.commit_offset);
+  }
+};
+struct QuorumAppendResponse {
+  errc error = errc::none;
+  int64_t term = 0;
+  bool success = false;
+  MetadataOffset match_offset{-1};
+  static auto fields(auto& s) { return std::tie(s.error, s.term, s.success, s.match_offset); }
+};
+
+// What one controller knows of the quorum (KRaft's DescribeQuorum): any voter answers; the active
+// controller also knows how far each voter has replicated.
+struct DescribeQuorumRequest {
+  static auto fields(auto&) { return std::tie(); }
+};
+struct QuorumVoterInfo {
+  int32_t id = -1;
+  Endpoint endpoint;
+  int64_t match_offset = -1;     // known to the leader only; -1 unknown
+  int64_t last_contact_ms = -1;  // how long ago the leader last heard from it; -1 unknown
+  static auto fields(auto& s) {
+    return std::tie(s.id, s.endpoint, s.match_offset, s.last_contact_ms);
+  }
+};
+struct DescribeQuorumResponse {
+  errc error = errc::none;
+  int32_t node_id = -1;  // the controller that answered
+  std::string role;      // follower, pre_candidate, candidate, leader
+  int32_t leader = -1;   // the active controller as this one knows it; -1 unknown
+  int64_t epoch = 0;     // its current term (the controller epoch)
+  int64_t commit_offset = -1;
+  int64_t last_offset = -1;
+  std::vector<QuorumVoterInfo> voters;
+  static auto fields(auto& s) {
+    return std::tie(s.error, s.node_id, s.role, s.leader, s.epoch, s.commit_offset,
+                    s.last_offset, s.voters);
+  }
+};
+
 // ---- the variants: index == api key ------------------------------------------------------------
 
 using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
@@ -402,14 +468,16 @@ using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
                              FetchMetadataLogRequest, AlterPartitionRequestMsg, CreateTopicRequest,
                              ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
                              ReassignRequest, SetConfigRequest, BrokerHealthRequest,
-                             ReplicaFetchRequest>;
+                             ReplicaFetchRequest, QuorumVoteRequest, QuorumAppendRequest,
+                             DescribeQuorumRequest>;
 using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse,
                               OffsetForLeaderEpochResponse, MetadataResponse, ApiVersionsResponse,
                               BrokerRegistrationResponse, BrokerHeartbeatResponse,
                               FetchMetadataLogResponse, AlterPartitionResponse, CreateTopicResponse,
                               ElectLeadersResponse, DemoteBrokerResponse, PromoteBrokerResponse,
                               ReassignResponse, SetConfigResponse, BrokerHealthResponse,
-                              ReplicaFetchResponse>;
+                              ReplicaFetchResponse, QuorumVoteResponse, QuorumAppendResponse,
+                              DescribeQuorumResponse>;
 static_assert(std::variant_size_v<Request> == std::variant_size_v<Response>);
 
 using ApiKey = int16_t;

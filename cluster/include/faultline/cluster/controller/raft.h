@@ -1,0 +1,237 @@
+// RaftNode: one voter of the controller quorum (ARCHITECTURE.md §2 item 18) as a pure state
+// machine — leader election with pre-vote, replication of the metadata log, commit by majority,
+// and the term as the controller epoch that fences a deposed active controller.
+//
+// The replicated log *is* the metadata log: entry k is the MetadataEntry at offset k, stamped with
+// the term of the leader that created it. Nothing here touches a socket, a file or a clock: time
+// comes in as arguments, randomness from a seed, and what must be persisted or sent goes out in
+// a RaftReady. The shell (ControllerService and faultline-controller) drives it:
+//
+//   1. Feed it events: tick(now) every few ms, on_vote / on_append for requests from peers
+//      (their return value is the response), on_vote_response / on_append_response for answers
+//      to what it sent, on_unreachable when a send failed, propose() for the leader's new records.
+//   2. After every event call take_ready() and, in this order: persist `hard_state` (fsync),
+//      truncate the log after `truncate_after` and append `append` (fsync), and only then send
+//      `messages` and the response of the event — a vote or an acknowledgement must never be
+//      ahead of disk. Finally apply everything up to `commit` (it only ever grows).
+//
+// Protocol (Raft, Ongaro 2014, with the thesis's pre-vote and check-quorum; KRaft's KIP-595 and
+// KIP-996 are the same ideas):
+//  - A follower that has heard nothing from a leader for its election timeout (randomised per
+//    round in [election_timeout, 2 * election_timeout)) becomes a pre-candidate and asks every
+//    voter for a pre-vote at term + 1 without changing its own term. A voter grants a pre-vote
+//    when the candidate's log is at least as up to date as its own and it has not heard from a
+//    leader within its election timeout. Only with a majority of pre-votes does the node become a
+//    candidate: term + 1, a vote for itself (persisted), vote requests to every voter.
+//  - A real vote is granted once per term, to a candidate whose log is at least as up to date
+//    (last term, then last offset). A node that has heard from a leader within election_timeout
+//    ignores vote requests altogether (it neither grants nor adopts their term): a voter that was
+//    merely cut off cannot depose a healthy leader when it comes back.
+//  - Any message with a higher term (except an ignored vote request and pre-vote traffic) makes
+//    the node a follower of that term. Messages with a lower term are refused with the current
+//    term, which is how a deposed leader learns it was deposed. One piece of pre-vote traffic does
+//    count: a refused pre-vote from a higher term, else a pre-candidate with the better log but an
+//    older term could never learn the term it must win in.
+//  - The leader sends AppendRequests with at most max_entries_per_append entries, one request in
+//    flight per follower, and an empty one every heartbeat_interval. A follower refuses an append
+//    whose (prev_offset, prev_term) it does not hold and answers with its last offset as a hint;
+//    it truncates a conflicting suffix only where the leader's entries differ.
+//  - Commit: the highest offset held by a majority whose entry has the leader's current term
+//    (earlier terms commit with it). A leader that has not heard from a majority within
+//    election_timeout steps down (check-quorum), so a leader cut into a minority stops acting.
+//  - A single-voter quorum elects itself at construction.
+//  - A new leader's first proposal should be an entry of its own term (the shell appends a
+//    ControllerElected record): until one commits, entries of earlier terms cannot.
+//
+// Threading: none; the shell serialises calls.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <span>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "faultline/cluster/controller/metadata.h"
+#include "faultline/cluster/errc.h"
+
+namespace faultline::cluster {
+
+using RaftClock = std::chrono::steady_clock;
+using RaftTime = RaftClock::time_point;
+using ControllerNodeId = int32_t;
+inline constexpr ControllerNodeId kNoNode = -1;
+
+struct RaftConfig {
+  ControllerNodeId id = 0;
+  std::vector<ControllerNodeId> voters{0};          // every voter, this node included
+  std::chrono::milliseconds election_timeout{1000};  // controller.quorum.election.timeout.ms
+  std::chrono::milliseconds heartbeat_interval{100};
+  size_t max_entries_per_append = 2048;
+  bool pre_vote = true;  // off only to show, in tests, what pre-vote prevents
+};
+
+// What must survive a restart besides the log (KRaft's quorum-state file).
+struct RaftHardState {
+  int64_t term = 0;
+  ControllerNodeId voted_for = kNoNode;
+  friend bool operator==(const RaftHardState&, const RaftHardState&) = default;
+};
+
+struct VoteRequest {
+  int64_t term = 0;  // the term the candidate asks for (current + 1 for a pre-vote)
+  ControllerNodeId candidate = kNoNode;
+  MetadataOffset last_offset{-1};
+  int64_t last_term = 0;
+  bool pre_vote = false;
+  friend bool operator==(const VoteRequest&, const VoteRequest&) = default;
+};
+struct VoteResponse {
+  int64_t term = 0;  // the voter's current term
+  bool granted = false;
+  bool pre_vote = false;
+  friend bool operator==(const VoteResponse&, const VoteResponse&) = default;
+};
+struct AppendRequest {
+  int64_t term = 0;
+  ControllerNodeId leader = kNoNode;
+  MetadataOffset prev_offset{-1};  // the entry just before `entries` (-1: none)
+  int64_t prev_term = 0;           // its term (0 when prev_offset is -1)
+  std::vector<MetadataEntry> entries;
+  MetadataOffset commit_offset{-1};
+  friend bool operator==(const AppendRequest&, const AppendRequest&) = default;
+};
+struct AppendResponse {
+  int64_t term = 0;
+  bool success = false;
+  // success: the last offset known to match the leader's log (prev_offset + entries);
+  // refusal: the follower's last offset, where the leader may retry from.
+  MetadataOffset match_offset{-1};
+  friend bool operator==(const AppendResponse&, const AppendResponse&) = default;
+};
+
+using RaftMessage = std::variant<VoteRequest, AppendRequest>;
+struct RaftOutgoing {
+  ControllerNodeId to = kNoNode;
+  RaftMessage message;
+};
+
+// What the shell must do after an event, in field order (see the top of this file).
+struct RaftReady {
+  std::optional<RaftHardState> hard_state;    // changed: persist before anything else
+  std::optional<MetadataOffset> truncate_after;  // drop persisted entries with offset > this
+  std::vector<MetadataEntry> append;            // then persist these
+  std::vector<RaftOutgoing> messages;           // then send these
+  MetadataOffset commit{-1};                    // then apply up to here (never decreases)
+  bool empty() const {
+    return !hard_state && !truncate_after && append.empty() && messages.empty();
+  }
+};
+
+enum class RaftRole : uint8_t { follower, pre_candidate, candidate, leader };
+std::string_view to_string(RaftRole role) noexcept;
+
+// The leader's view of one voter, for DescribeQuorum and metrics.
+struct VoterProgress {
+  ControllerNodeId id = kNoNode;
+  MetadataOffset match_offset{-1};  // highest offset known replicated there (-1: unknown)
+  std::optional<RaftTime> last_contact;  // last answer from it (the leader itself: now)
+};
+
+class RaftNode {
+ public:
+  // `log` is what the shell persisted (contiguous from offset 0, terms non-decreasing), `state`
+  // its persisted hard state. `seed` drives the election timeout jitter.
+  RaftNode(RaftConfig config, RaftHardState state, std::vector<MetadataEntry> log, uint64_t seed,
+           RaftTime now);
+
+  // Election timeouts (pre-vote, then vote), heartbeats and retries of lost appends, check-quorum.
+  void tick(RaftTime now);
+
+  VoteResponse on_vote(const VoteRequest& request, RaftTime now);
+  AppendResponse on_append(const AppendRequest& request, RaftTime now);
+  void on_vote_response(ControllerNodeId from, const VoteResponse& response, RaftTime now);
+  void on_append_response(ControllerNodeId from, const AppendResponse& response, RaftTime now);
+  // An append to `peer` got no answer (connection refused, timeout): another may be sent at the
+  // next heartbeat. Harmless for any other message.
+  void on_unreachable(ControllerNodeId peer, RaftTime now);
+
+  // Leader only: appends the entries (their offsets must continue the log; their term is set to
+  // the current term here) and replicates them. errc::not_controller when not the leader,
+  // errc::invalid_request when the offsets do not continue the log.
+  errc propose(std::span<const MetadataEntry> entries, RaftTime now);
+
+  RaftReady take_ready();
+
+  RaftRole role() const { return role_; }
+  bool is_leader() const { return role_ == RaftRole::leader; }
+  int64_t term() const { return state_.term; }
+  ControllerNodeId id() const { return config_.id; }
+  ControllerNodeId leader() const { return leader_; }  // kNoNode when unknown
+  const RaftHardState& hard_state() const { return state_; }
+  MetadataOffset commit_offset() const { return commit_; }
+  MetadataOffset last_offset() const { return MetadataOffset{static_cast<int64_t>(log_.size()) - 1}; }
+  int64_t last_term() const { return log_.empty() ? 0 : log_.back().term; }
+  // Term of the entry at `offset` (0 for -1 or an offset past the end).
+  int64_t term_at(MetadataOffset offset) const;
+  std::span<const MetadataEntry> log() const { return log_; }
+  const RaftConfig& config() const { return config_; }
+  // Every voter's progress as this node knows it (meaningful on the leader).
+  std::vector<VoterProgress> progress(RaftTime now) const;
+
+ private:
+  struct Peer {
+    MetadataOffset match{-1};
+    MetadataOffset next{0};  // next offset to send
+    bool in_flight = false;
+    MetadataOffset in_flight_last{-1};  // prev_offset + entries of the request in flight
+    RaftTime last_sent{};
+    std::optional<RaftTime> last_contact;
+  };
+
+  size_t majority() const { return config_.voters.size() / 2 + 1; }
+  bool is_voter(ControllerNodeId id) const;
+  void reset_election_timer(RaftTime now);
+  void become_follower(int64_t term, ControllerNodeId leader, RaftTime now);
+  void become_pre_candidate(RaftTime now);
+  void become_candidate(RaftTime now);
+  void become_leader(RaftTime now);
+  void broadcast_vote(bool pre_vote);
+  bool log_up_to_date(MetadataOffset last_offset, int64_t last_term) const;
+  void send_append(ControllerNodeId to, RaftTime now);
+  void advance_commit();
+  void set_hard_state(RaftHardState state);
+  bool leader_recently_seen(RaftTime now) const;
+
+  bool may_vote_for(int64_t term, ControllerNodeId candidate) const;
+  VoteResponse on_pre_vote(const VoteRequest& request, RaftTime now) const;
+  void count_vote(ControllerNodeId from, RaftTime now);
+  bool holds(MetadataOffset offset, int64_t term) const;
+  void accept_entries(const AppendRequest& request);
+  void truncate_log_after(MetadataOffset keep);
+  MetadataOffset retry_point(const Peer& peer, MetadataOffset hint) const;
+  void check_quorum(RaftTime now);
+  void send_heartbeats(RaftTime now);
+  std::chrono::milliseconds append_retry_timeout() const;
+
+  RaftConfig config_;
+  RaftHardState state_;
+  std::vector<MetadataEntry> log_;
+  MetadataOffset commit_{-1};
+  RaftRole role_ = RaftRole::follower;
+  ControllerNodeId leader_ = kNoNode;
+  std::mt19937_64 rng_;
+  RaftTime election_deadline_{};
+  std::optional<RaftTime> last_leader_contact_;
+  std::vector<ControllerNodeId> votes_;  // granted (pre-)votes of the current round
+  std::unordered_map<ControllerNodeId, Peer> peers_;  // the leader's replication state
+  // When this node last became leader: check-quorum gives its followers an election timeout.
+  RaftTime leader_since_{};
+  RaftReady ready_;
+};
+
+}  // namespace faultline::cluster

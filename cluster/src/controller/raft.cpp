@@ -1,0 +1,484 @@
+#include "faultline/cluster/controller/raft.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+namespace faultline::cluster {
+
+std::string_view to_string(RaftRole role) noexcept {
+  switch (role) {
+    case RaftRole::follower:
+      return "follower";
+    case RaftRole::pre_candidate:
+      return "pre_candidate";
+    case RaftRole::candidate:
+      return "candidate";
+    case RaftRole::leader:
+      return "leader";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// The shell hands over what it persisted; a log that does not start at 0 or has a hole, or a term
+// older than its own entries, is a corrupt store, and starting from it would break log matching.
+void validate(const RaftConfig& config, const RaftHardState& state,
+              const std::vector<MetadataEntry>& log) {
+  if (std::find(config.voters.begin(), config.voters.end(), config.id) == config.voters.end())
+    throw std::invalid_argument("raft: this node is not one of the voters");
+  std::vector<ControllerNodeId> voters = config.voters;
+  std::sort(voters.begin(), voters.end());
+  if (std::adjacent_find(voters.begin(), voters.end()) != voters.end())
+    throw std::invalid_argument("raft: a voter is listed twice (it would count twice)");
+  if (config.election_timeout.count() <= 0 || config.heartbeat_interval.count() <= 0)
+    throw std::invalid_argument("raft: election timeout and heartbeat interval must be positive");
+  if (config.max_entries_per_append == 0)
+    throw std::invalid_argument("raft: max_entries_per_append must be at least 1");
+  int64_t previous_term = 0;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].offset != MetadataOffset{static_cast<int64_t>(i)})
+      throw std::invalid_argument("raft: persisted log is not contiguous from offset 0");
+    if (log[i].term < previous_term || log[i].term > state.term)
+      throw std::invalid_argument("raft: persisted log terms go backwards or past the hard state");
+    previous_term = log[i].term;
+  }
+}
+
+MetadataOffset offset_at(size_t index) {
+  return MetadataOffset{static_cast<int64_t>(index)};
+}
+
+}  // namespace
+
+RaftNode::RaftNode(RaftConfig config, RaftHardState state, std::vector<MetadataEntry> log,
+                   uint64_t seed, RaftTime now)
+    : config_(std::move(config)), state_(state), log_(std::move(log)), rng_(seed) {
+  validate(config_, state_, log_);
+  reset_election_timer(now);
+  // Nobody else could ever answer a single voter: waiting for a timeout would only delay it.
+  if (config_.voters.size() == 1)
+    become_candidate(now);
+}
+
+// ---- time -----------------------------------------------------------------------------------
+
+void RaftNode::tick(RaftTime now) {
+  if (role_ == RaftRole::leader) {
+    check_quorum(now);
+    if (role_ == RaftRole::leader)
+      send_heartbeats(now);
+    return;
+  }
+  if (now < election_deadline_)
+    return;
+  if (config_.pre_vote)
+    become_pre_candidate(now);
+  else
+    become_candidate(now);
+}
+
+void RaftNode::reset_election_timer(RaftTime now) {
+  // Randomised per round so that two followers that lost the same leader rarely ask at once.
+  const auto timeout = config_.election_timeout.count();
+  std::uniform_int_distribution<int64_t> jitter(0, timeout - 1);
+  election_deadline_ = now + std::chrono::milliseconds(timeout + jitter(rng_));
+}
+
+bool RaftNode::leader_recently_seen(RaftTime now) const {
+  if (role_ == RaftRole::leader)
+    return true;
+  return last_leader_contact_ && now - *last_leader_contact_ < config_.election_timeout;
+}
+
+// A leader cut into a minority must stop acting as the active controller before a new one can be
+// elected on the other side: a new leader needs a follower's full election timeout first.
+void RaftNode::check_quorum(RaftTime now) {
+  if (now - leader_since_ < config_.election_timeout)
+    return;
+  size_t in_contact = 1;  // itself
+  for (const auto& [id, peer] : peers_) {
+    if (peer.last_contact && now - *peer.last_contact < config_.election_timeout)
+      ++in_contact;
+  }
+  if (in_contact < majority())
+    become_follower(state_.term, kNoNode, now);
+}
+
+// Short enough that one lost request or answer is retried before the follower's election timeout
+// (at least election_timeout) runs out and it starts asking for pre-votes.
+std::chrono::milliseconds RaftNode::append_retry_timeout() const {
+  return std::max(config_.election_timeout / 2, config_.heartbeat_interval);
+}
+
+void RaftNode::send_heartbeats(RaftTime now) {
+  for (ControllerNodeId id : config_.voters) {
+    auto it = peers_.find(id);
+    if (it == peers_.end())
+      continue;
+    Peer& peer = it->second;
+    if (peer.in_flight && now - peer.last_sent >= append_retry_timeout())
+      peer.in_flight = false;  // request or answer lost
+    if (!peer.in_flight && now - peer.last_sent >= config_.heartbeat_interval)
+      send_append(id, now);
+  }
+}
+
+// ---- roles ----------------------------------------------------------------------------------
+
+void RaftNode::set_hard_state(RaftHardState state) {
+  if (state == state_)
+    return;  // nothing to fsync
+  state_ = state;
+  ready_.hard_state = state;
+}
+
+void RaftNode::become_follower(int64_t term, ControllerNodeId leader, RaftTime now) {
+  if (term > state_.term)
+    set_hard_state({term, kNoNode});
+  role_ = RaftRole::follower;
+  leader_ = leader;
+  if (leader != kNoNode)
+    last_leader_contact_ = now;
+  votes_.clear();
+  peers_.clear();
+  reset_election_timer(now);
+}
+
+void RaftNode::become_pre_candidate(RaftTime now) {
+  role_ = RaftRole::pre_candidate;
+  leader_ = kNoNode;
+  votes_.assign(1, config_.id);
+  reset_election_timer(now);
+  broadcast_vote(true);
+}
+
+void RaftNode::become_candidate(RaftTime now) {
+  role_ = RaftRole::candidate;
+  leader_ = kNoNode;
+  set_hard_state({state_.term + 1, config_.id});
+  votes_.assign(1, config_.id);
+  reset_election_timer(now);
+  broadcast_vote(false);
+  if (votes_.size() >= majority())
+    become_leader(now);
+}
+
+void RaftNode::become_leader(RaftTime now) {
+  role_ = RaftRole::leader;
+  leader_ = config_.id;
+  leader_since_ = now;
+  votes_.clear();
+  peers_.clear();
+  for (ControllerNodeId id : config_.voters) {
+    if (id == config_.id)
+      continue;
+    Peer& peer = peers_[id];
+    peer.next = last_offset().next();
+    // An empty append at once: it announces the leader before any follower times out, and its
+    // answer tells where each follower's log stands.
+    send_append(id, now);
+  }
+  advance_commit();
+}
+
+// ---- votes ----------------------------------------------------------------------------------
+
+bool RaftNode::is_voter(ControllerNodeId id) const {
+  return std::find(config_.voters.begin(), config_.voters.end(), id) != config_.voters.end();
+}
+
+bool RaftNode::log_up_to_date(MetadataOffset offset, int64_t term) const {
+  if (term != last_term())
+    return term > last_term();
+  return offset >= last_offset();
+}
+
+// Whether a vote at `term` for `candidate` keeps this node's promise of one vote per term. A node
+// that already follows a leader of that term has no reason to elect another one in it.
+bool RaftNode::may_vote_for(int64_t term, ControllerNodeId candidate) const {
+  if (term != state_.term)
+    return term > state_.term;
+  if (state_.voted_for != kNoNode)
+    return state_.voted_for == candidate;
+  return leader_ == kNoNode;
+}
+
+void RaftNode::broadcast_vote(bool pre_vote) {
+  VoteRequest request;
+  request.term = pre_vote ? state_.term + 1 : state_.term;
+  request.candidate = config_.id;
+  request.last_offset = last_offset();
+  request.last_term = last_term();
+  request.pre_vote = pre_vote;
+  for (ControllerNodeId id : config_.voters) {
+    if (id != config_.id)
+      ready_.messages.push_back({id, request});
+  }
+}
+
+VoteResponse RaftNode::on_vote(const VoteRequest& request, RaftTime now) {
+  if (request.pre_vote)
+    return on_pre_vote(request, now);
+  VoteResponse refused{state_.term, false, false};
+  if (request.term < state_.term || !is_voter(request.candidate))
+    return refused;
+  if (request.term > state_.term) {
+    // Leader stickiness: a voter that was merely cut off must not depose a healthy leader.
+    if (leader_recently_seen(now))
+      return refused;
+    become_follower(request.term, kNoNode, now);
+  }
+  if (!may_vote_for(request.term, request.candidate) ||
+      !log_up_to_date(request.last_offset, request.last_term))
+    return VoteResponse{state_.term, false, false};
+  set_hard_state({state_.term, request.candidate});
+  reset_election_timer(now);
+  return VoteResponse{state_.term, true, false};
+}
+
+// A pre-vote asks "would you vote for me at term + 1?" and changes nothing here, so a node that
+// cannot win (stale log, or a leader still around) never bumps anybody's term.
+VoteResponse RaftNode::on_pre_vote(const VoteRequest& request, RaftTime now) const {
+  bool granted = is_voter(request.candidate) && !leader_recently_seen(now) &&
+                 may_vote_for(request.term, request.candidate) &&
+                 log_up_to_date(request.last_offset, request.last_term);
+  return VoteResponse{state_.term, granted, true};
+}
+
+void RaftNode::on_vote_response(ControllerNodeId from, const VoteResponse& response, RaftTime now) {
+  // A refused pre-vote from a higher term is adopted too: pre-vote requests change no voter's
+  // term, so without it a node with the better log but an older term (the voter's term moved on in
+  // an election this node missed) could neither win nor ever learn the term it must win in.
+  bool refused_pre_vote = response.pre_vote && !response.granted;
+  if (response.term > state_.term && (!response.pre_vote || refused_pre_vote)) {
+    become_follower(response.term, kNoNode, now);
+    return;
+  }
+  if (!response.granted || !is_voter(from))
+    return;
+  // A pre-vote answer carries the voter's term, which cannot tie it to a round; a real one must
+  // be for the term this node stands in.
+  bool current_round = response.pre_vote
+                           ? role_ == RaftRole::pre_candidate
+                           : role_ == RaftRole::candidate && response.term == state_.term;
+  if (current_round)
+    count_vote(from, now);
+}
+
+void RaftNode::count_vote(ControllerNodeId from, RaftTime now) {
+  if (std::find(votes_.begin(), votes_.end(), from) == votes_.end())
+    votes_.push_back(from);
+  if (votes_.size() < majority())
+    return;
+  if (role_ == RaftRole::pre_candidate)
+    become_candidate(now);
+  else
+    become_leader(now);
+}
+
+// ---- replication: follower ------------------------------------------------------------------
+
+int64_t RaftNode::term_at(MetadataOffset offset) const {
+  if (offset.value() < 0 || offset > last_offset())
+    return 0;
+  return log_[static_cast<size_t>(offset.value())].term;
+}
+
+bool RaftNode::holds(MetadataOffset offset, int64_t term) const {
+  if (offset.value() < 0)
+    return true;  // the empty prefix
+  return offset <= last_offset() && term_at(offset) == term;
+}
+
+AppendResponse RaftNode::on_append(const AppendRequest& request, RaftTime now) {
+  if (request.term < state_.term)
+    return AppendResponse{state_.term, false, last_offset()};
+  if (request.term == state_.term && role_ == RaftRole::leader)
+    return AppendResponse{state_.term, false, last_offset()};  // two leaders in a term: refuse
+  if (request.term > state_.term || role_ != RaftRole::follower || leader_ != request.leader) {
+    become_follower(request.term, request.leader, now);
+  } else {
+    last_leader_contact_ = now;
+    reset_election_timer(now);
+  }
+  bool contiguous = true;
+  for (size_t i = 0; i < request.entries.size(); ++i) {
+    contiguous = contiguous && request.entries[i].offset.value() ==
+                                   request.prev_offset.value() + 1 + static_cast<int64_t>(i);
+  }
+  if (!contiguous || !holds(request.prev_offset, request.prev_term))
+    return AppendResponse{state_.term, false, last_offset()};
+  accept_entries(request);
+  // Only what this request proved identical to the leader's log may be applied: an entry past it
+  // could still be a deposed leader's leftover.
+  MetadataOffset verified{request.prev_offset.value() +
+                          static_cast<int64_t>(request.entries.size())};
+  commit_ = std::max(commit_, std::min(request.commit_offset, verified));
+  return AppendResponse{state_.term, true, verified};
+}
+
+// Skips the entries this log already holds: a duplicated or reordered append whose entries match
+// must not cut off what a later append added after them.
+void RaftNode::accept_entries(const AppendRequest& request) {
+  auto first_new = std::find_if(request.entries.begin(), request.entries.end(),
+                                [&](const MetadataEntry& e) { return !holds(e.offset, e.term); });
+  if (first_new == request.entries.end())
+    return;
+  if (first_new->offset <= last_offset())
+    truncate_log_after(MetadataOffset{first_new->offset.value() - 1});
+  for (auto it = first_new; it != request.entries.end(); ++it) {
+    log_.push_back(*it);
+    ready_.append.push_back(*it);
+  }
+}
+
+void RaftNode::truncate_log_after(MetadataOffset keep) {
+  log_.resize(static_cast<size_t>(keep.value() + 1));
+  // Several events may pile up before take_ready(): entries not yet handed to the shell are
+  // dropped here, and the shell truncates at the lowest point any of them asked for.
+  std::erase_if(ready_.append, [&](const MetadataEntry& e) { return e.offset > keep; });
+  ready_.truncate_after = ready_.truncate_after ? std::min(*ready_.truncate_after, keep) : keep;
+}
+
+// ---- replication: leader --------------------------------------------------------------------
+
+void RaftNode::send_append(ControllerNodeId to, RaftTime now) {
+  Peer& peer = peers_.at(to);
+  peer.next = std::clamp(peer.next, peer.match.next(), last_offset().next());
+  AppendRequest request;
+  request.term = state_.term;
+  request.leader = config_.id;
+  request.prev_offset = MetadataOffset{peer.next.value() - 1};
+  request.prev_term = term_at(request.prev_offset);
+  size_t first = static_cast<size_t>(peer.next.value());
+  size_t count = std::min(config_.max_entries_per_append, log_.size() - first);
+  request.entries.assign(log_.begin() + static_cast<ptrdiff_t>(first),
+                         log_.begin() + static_cast<ptrdiff_t>(first + count));
+  request.commit_offset = commit_;
+  peer.in_flight = true;
+  peer.in_flight_last = MetadataOffset{request.prev_offset.value() + static_cast<int64_t>(count)};
+  peer.last_sent = now;
+  ready_.messages.push_back({to, std::move(request)});
+}
+
+void RaftNode::on_append_response(ControllerNodeId from, const AppendResponse& response,
+                                  RaftTime now) {
+  if (response.term > state_.term) {
+    become_follower(response.term, kNoNode, now);
+    return;
+  }
+  if (role_ != RaftRole::leader || response.term < state_.term)
+    return;
+  auto it = peers_.find(from);
+  if (it == peers_.end())
+    return;
+  Peer& peer = it->second;
+  peer.last_contact = now;
+  bool answers_in_flight = true;
+  if (response.success) {
+    peer.match = std::max(peer.match, std::min(response.match_offset, last_offset()));
+    peer.next = std::max(peer.next, peer.match.next());
+    // Any other success answers an earlier request (duplicated or overtaken): it may raise the
+    // match, but the request in flight is still out, and sending again for every duplicate
+    // would multiply the traffic.
+    answers_in_flight = response.match_offset == peer.in_flight_last;
+    advance_commit();
+  } else {
+    peer.next = retry_point(peer, response.match_offset);
+  }
+  if (!answers_in_flight)
+    return;
+  peer.in_flight = false;
+  if (peer.next <= last_offset())
+    send_append(from, now);
+}
+
+// Where to probe after a refusal. A follower shorter than the probe said where it ends; one that
+// holds a different entry at prev_offset is skipped back a whole term of the leader's log at once,
+// since a deposed leader's suffix is usually one term long.
+MetadataOffset RaftNode::retry_point(const Peer& peer, MetadataOffset hint) const {
+  MetadataOffset prev{peer.next.value() - 1};
+  MetadataOffset retry = hint.next();
+  if (hint >= prev && prev.value() >= 0) {
+    int64_t conflicting = term_at(prev);
+    auto first_of_term =
+        std::partition_point(log_.begin(), log_.begin() + prev.value(),
+                             [&](const MetadataEntry& e) { return e.term < conflicting; });
+    retry = offset_at(static_cast<size_t>(first_of_term - log_.begin()));
+  }
+  return std::clamp(retry, peer.match.next(), last_offset().next());
+}
+
+void RaftNode::on_unreachable(ControllerNodeId peer, RaftTime /*now*/) {
+  if (role_ != RaftRole::leader)
+    return;
+  if (auto it = peers_.find(peer); it != peers_.end())
+    it->second.in_flight = false;
+}
+
+void RaftNode::advance_commit() {
+  if (role_ != RaftRole::leader)
+    return;
+  // The shell persists every Ready before anything else happens, so the leader's whole log counts.
+  std::vector<MetadataOffset> matched{last_offset()};
+  for (const auto& [id, peer] : peers_)
+    matched.push_back(peer.match);
+  std::sort(matched.begin(), matched.end(), std::greater<>());
+  MetadataOffset majority_holds = matched[majority() - 1];
+  // Figure 8 of the Raft paper: an entry of an earlier term held by a majority can still be
+  // overwritten by a leader that never saw it, so only the current term's entries are counted.
+  if (majority_holds > commit_ && term_at(majority_holds) == state_.term)
+    commit_ = majority_holds;
+}
+
+errc RaftNode::propose(std::span<const MetadataEntry> entries, RaftTime now) {
+  if (role_ != RaftRole::leader)
+    return errc::not_controller;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].offset != offset_at(log_.size() + i))
+      return errc::invalid_request;
+  }
+  for (const MetadataEntry& entry : entries) {
+    log_.push_back(entry);
+    log_.back().term = state_.term;
+    ready_.append.push_back(log_.back());
+  }
+  for (ControllerNodeId id : config_.voters) {
+    auto it = peers_.find(id);
+    if (it != peers_.end() && !it->second.in_flight)
+      send_append(id, now);
+  }
+  advance_commit();
+  return errc::none;
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+RaftReady RaftNode::take_ready() {
+  ready_.commit = commit_;
+  RaftReady ready = std::move(ready_);
+  ready_ = RaftReady{};
+  return ready;
+}
+
+std::vector<VoterProgress> RaftNode::progress(RaftTime now) const {
+  std::vector<VoterProgress> result;
+  result.reserve(config_.voters.size());
+  for (ControllerNodeId id : config_.voters) {
+    VoterProgress p;
+    p.id = id;
+    if (id == config_.id) {
+      p.match_offset = last_offset();
+      p.last_contact = now;
+    } else if (auto it = peers_.find(id); it != peers_.end()) {
+      p.match_offset = it->second.match;
+      p.last_contact = it->second.last_contact;
+    }
+    result.push_back(p);
+  }
+  return result;
+}
+
+}  // namespace faultline::cluster
