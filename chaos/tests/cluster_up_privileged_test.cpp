@@ -207,6 +207,23 @@ TEST(ClusterUp, AQuorumOfThreeElectsAnotherControllerWhenTheActiveOneIsKilled) {
   ASSERT_TRUE(leader) << "the topic got no leader with a full ISR from the new controller";
   EXPECT_TRUE(client.send(tp, {"hello"}, cluster::Acks::all).acknowledged());
 
+  // With one of three controllers still dead, the partition's leader is killed too: the two
+  // remaining controllers elect another leader from the ISR, and the acknowledged write is there.
+  const std::string leader_name = "b" + std::to_string(leader->leader.value());
+  ASSERT_TRUE(pids.contains(leader_name) && pids[leader_name].is_number()) << pids.dump();
+  ASSERT_EQ(::kill(pids[leader_name].get<pid_t>(), SIGKILL), 0);
+  auto next = client.wait_for_leader(tp, 15s, [&](const cluster::PartitionMetadata& p) {
+    return p.leader != leader->leader && p.leader != cluster::kNoBroker;
+  });
+  ASSERT_TRUE(next) << "no new partition leader while a controller is dead";
+  // The new leader's high watermark reaches the write once the surviving follower fetches.
+  cluster::PollResult polled;
+  for (auto until = std::chrono::steady_clock::now() + 10s;
+       polled.records.empty() && std::chrono::steady_clock::now() < until;)
+    polled = client.poll(tp, cluster::Offset{0}, 1 << 20, 500ms);
+  ASSERT_EQ(polled.records.size(), 1u) << cluster::errc_name(polled.error);
+  EXPECT_EQ(polled.records[0].value, "hello");
+
   auto [down_code, down] = faultline(dir, {"cluster", "down", "--run", up->run_dir.string()});
   EXPECT_EQ(down_code, 0) << down;
   EXPECT_EQ(harness.wait_for(30s), 0) << harness.log();

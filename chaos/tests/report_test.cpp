@@ -125,6 +125,22 @@ TEST(RunReport, TheActiveControllerIsALaneOfItsOwn) {
   EXPECT_EQ(count(lane, "class=\"fault-shade\""), 2u);
 }
 
+// The metadata-log workload's verdict (a quorum run) is a line of the page; a run without one
+// has no such line.
+TEST(RunReport, TheMetadataLogVerdictIsShownWhenTheRunHadOne) {
+  auto run = test::make_synthetic_run(false);
+  auto input = run.input();
+  EXPECT_EQ(render_run_report(input).find("id=\"metadata-log\""), std::string::npos);
+  input.verdict["metadata_log"] = {
+      {"summary", "metadata log: invalid: 40 writes acknowledged, 2 unknown, 0 failed; 9 reads; "
+                  "final read of c1, c2, c3; the controllers' final logs disagree"}};
+  const auto html = render_run_report(input);
+  const auto at = html.find("<p id=\"metadata-log\">");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_NE(html.find("the controllers&#39; final logs disagree", at), std::string::npos)
+      << html.substr(at, 300);
+}
+
 TEST(RunReport, LatencyAndThroughputSeriesCoverTheRun) {
   const auto html = render_run_report(test::make_synthetic_run(false).input());
   const auto latency = svg_by_id(html, "latency-plot");

@@ -115,6 +115,15 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
       if (f["controller_after"].is_string())
         EXPECT_NE(f["controller_after"], f["controller_before"]) << f.dump();
     }
+    // The quorum's own log: acknowledged metadata writes read back in one order from every
+    // controller at the end.
+    const auto& metadata = r.verdict["metadata_log"];
+    ASSERT_TRUE(metadata.is_object()) << r.output;
+    EXPECT_EQ(metadata["verdict"], "valid") << metadata.dump(2);
+    EXPECT_GT(metadata["writes_acknowledged"].get<int>(), 10) << metadata.dump(2);
+    EXPECT_EQ(metadata["final_voters_read"].size(), 3u) << metadata.dump(2);
+  } else {
+    EXPECT_FALSE(r.verdict.contains("metadata_log")) << "one controller: no metadata-log workload";
   }
   // JUnit for CI, and nothing of the run left in the host's namespaces.
   EXPECT_NE(read(out / "junit.xml").find("<testcase"), std::string::npos);
@@ -130,6 +139,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"controller-quorum-partition", 1, 22, false, nullptr, true},
                       Case{"controller-pause", 1, 22, false, nullptr, true},
                       Case{"controller-and-leader-kill", 1, 22, false, nullptr, true},
+                      Case{"active-controller-kill", 2, 22, false, nullptr, true},
+                      Case{"controller-quorum-partition", 2, 22, false, nullptr, true},
+                      Case{"controller-pause", 2, 22, false, nullptr, true},
+                      Case{"controller-and-leader-kill", 2, 22, false, nullptr, true},
                       Case{"isolate-leader", 1, 14},
                       Case{"disk-throttle-leader", 1, 14},
                       Case{"double-failover", 2, 22},

@@ -1,5 +1,6 @@
-// Partition-count scale benchmark on loopback (issue 3), real processes: 1 controller and 5
-// brokers, one topic of N partitions with 3 replicas (N = 1,000 and 10,000).
+// Partition-count scale benchmark on loopback (issue 3), real processes: 1 controller (or a
+// quorum of 3) and 5 brokers, one topic of N partitions with 3 replicas (N = 1,000 and 10,000;
+// the second argument is the number of controllers).
 //
 //   create_to_full_isr_s   from CreateTopic until the controller lists every partition with a
 //                          leader and all 3 replicas in the ISR, and every broker has applied
@@ -10,6 +11,9 @@
 //   shutdown_exit_ms       SIGTERM (controlled shutdown) of the broker leading the most
 //                          partitions until the process exited; it must lead nothing by then
 //   leaders_moved_ms       SIGTERM until every partition it led has another leader
+//   elections_per_s        the partitions it led over leaders_moved_ms: the controller's election
+//                          rate, each election a committed metadata record (with a quorum, one
+//                          replicated to a majority of the controllers first)
 //   rejoin_s               restart of that broker until every ISR is full again
 // Medians over the iterations (a different broker each time: the one leading the most). Every
 // iteration also writes one acks=all record to 100 partitions spread over the topic, before the
@@ -164,6 +168,7 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
   const int partitions = static_cast<int>(state.range(0));
   const std::string topic = "scale";
   LocalClusterOptions options;
+  options.controllers = static_cast<int>(state.range(1));
   options.brokers = kBrokers;
   options.min_insync_replicas = 2;
   // Kafka's defaults are 9 s / 2 s / 30 s; tighter here, as in the integration tests, so a
@@ -212,7 +217,7 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
     return;
   }
 
-  std::vector<double> exit_ms, moved_ms, rejoin_s;
+  std::vector<double> exit_ms, moved_ms, rejoin_s, elections_per_s;
   for (auto _ : state) {
     if (write_sample(cluster, topic, partitions) != std::min(partitions, 100)) {
       fail(state, cluster, "an acks=all write before the shutdown was not acknowledged");
@@ -258,6 +263,7 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
     }
     exit_ms.push_back(exited * 1000);
     moved_ms.push_back(moved * 1000);
+    elections_per_s.push_back(most->second / moved);
     state.SetIterationTime(exited);
     if (write_sample(cluster, topic, partitions) != std::min(partitions, 100)) {
       fail(state, cluster, "an acks=all write after the shutdown was not acknowledged");
@@ -275,10 +281,13 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
   state.counters["shutdown_exit_ms"] = median(exit_ms);
   state.counters["leaders_moved_ms"] = median(moved_ms);
   state.counters["rejoin_s"] = median(rejoin_s);
+  state.counters["elections_per_s"] = median(elections_per_s);
 }
 BENCHMARK(BM_ControlledShutdownAtScale)
-    ->Arg(1000)
-    ->Arg(10000)
+    ->ArgNames({"partitions", "controllers"})
+    ->Args({1000, 1})
+    ->Args({10000, 1})
+    ->Args({10000, 3})
     ->Iterations(3)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);

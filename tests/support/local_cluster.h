@@ -1,6 +1,6 @@
-// A real mini-cluster on loopback for integration tests: one faultline-controller and N
-// faultline-broker processes, each with fixed ports so a killed broker restarts where clients
-// expect it. Every process is killed and reaped, and the data directory removed, on destruction.
+// A real mini-cluster on loopback for integration tests: one faultline-controller (or a quorum of
+// `controllers` voters) and N faultline-broker processes, each with fixed ports so a killed
+// process restarts where clients expect it. Every process is killed and reaped, and the data directory removed, on destruction.
 // With `lazyfs` (root, /dev/fuse) each broker's data directory is a faultline-lazyfs mount, as in
 // a `faultline run` with `[cluster] lazyfs = true`; it is unmounted on destruction.
 #pragma once
@@ -32,19 +32,23 @@ struct LocalClusterOptions {
   bool unclean_leader_election = false;
   bool lazyfs = false;
   std::string flush_policy;  // the broker's --flush-policy; empty: its default
+  // 1: one controller, as before the quorum existed; 3 or 5: a Raft quorum (voters 0..N-1, the
+  // controller's default election timeout), and brokers and clients follow the active one.
+  int controllers = 1;
 };
 
 class LocalCluster {
  public:
   explicit LocalCluster(LocalClusterOptions options = {})
       : options_(options), dir_("faultline-cluster") {
-    controller_port_ = free_port();
+    for (int i = 0; i < options_.controllers; ++i) controller_ports_.push_back(free_port());
+    controllers_.resize(controller_ports_.size());
     for (int id = 1; id <= options_.brokers; ++id) {
       client_ports_[id] = free_port();
       internal_ports_[id] = free_port();
       kafka_ports_[id] = free_port();
     }
-    start_controller();
+    for (int i = 0; i < options_.controllers; ++i) start_controller(i);
     for (int id = 1; id <= options_.brokers; ++id) {
       if (options_.lazyfs) mount_lazyfs(id);
       start_broker(id);
@@ -76,15 +80,33 @@ class LocalCluster {
     return false;
   }
 
-  void start_controller() {
+  // Controller `i` of the quorum (0 when there is one controller).
+  void start_controller(int i = 0) {
+    const std::string name = i == 0 ? "controller" : "controller-" + std::to_string(i);
     std::vector<std::string> argv = {
         (binary_dir() / "faultline-controller").string(),
-        "--data-dir", (dir_.path() / "controller").string(),
-        "--listen", "127.0.0.1:" + std::to_string(controller_port_),
+        "--data-dir", (dir_.path() / name).string(),
+        "--listen", controller_endpoint(i).str(),
         "--session-timeout-ms", std::to_string(options_.session_timeout_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
     if (options_.unclean_leader_election) argv.push_back("--unclean-leader-election");
-    controller_ = ChildProcess(argv, dir_.path() / "controller.log");
+    if (options_.controllers > 1) {
+      std::string quorum;
+      for (int v = 0; v < options_.controllers; ++v)
+        quorum += (v ? "," : "") + std::to_string(v) + "@" + controller_endpoint(v).str();
+      argv.insert(argv.end(), {"--node-id", std::to_string(i), "--quorum", quorum});
+    }
+    controllers_.at(static_cast<size_t>(i)) = ChildProcess(argv, dir_.path() / (name + ".log"));
+  }
+  cluster::Endpoint controller_endpoint(int i = 0) const {
+    return {"127.0.0.1", controller_ports_.at(static_cast<size_t>(i))};
+  }
+  // Every controller as "h:p,h:p,...", the brokers' --controller.
+  std::string controller_list() const {
+    std::string out;
+    for (int i = 0; i < options_.controllers; ++i)
+      out += (i ? "," : "") + controller_endpoint(i).str();
+    return out;
   }
 
   std::filesystem::path broker_dir(int id) const {
@@ -121,7 +143,7 @@ class LocalCluster {
         "--internal", "127.0.0.1:" + std::to_string(internal_ports_[id]),
         "--client", "127.0.0.1:" + std::to_string(client_ports_[id]),
         "--kafka", "127.0.0.1:" + std::to_string(kafka_ports_[id]),
-        "--controller", "127.0.0.1:" + std::to_string(controller_port_),
+        "--controller", controller_list(),
         "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
         "--replica-lag-time-max-ms", std::to_string(options_.replica_lag_time_max_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
@@ -134,7 +156,7 @@ class LocalCluster {
 
   ChildProcess& broker(int id) { return brokers_.at(id); }
   cluster::Endpoint client_endpoint(int id) const { return {"127.0.0.1", client_ports_.at(id)}; }
-  ChildProcess& controller() { return controller_; }
+  ChildProcess& controller(int i = 0) { return controllers_.at(static_cast<size_t>(i)); }
   // The brokers' Kafka-protocol listeners as librdkafka's bootstrap.servers ("host:port,...").
   std::string kafka_bootstrap() const {
     std::string out;
@@ -146,7 +168,7 @@ class LocalCluster {
   cluster::ClientConfig client_config() const {
     cluster::ClientConfig c;
     for (const auto& [id, port] : client_ports_) c.bootstrap.push_back({"127.0.0.1", port});
-    c.controllers = {{"127.0.0.1", controller_port_}};
+    for (int i = 0; i < options_.controllers; ++i) c.controllers.push_back(controller_endpoint(i));
     c.request_timeout = std::chrono::milliseconds(3000);
     c.delivery_timeout = std::chrono::milliseconds(15000);
     c.retry_backoff = std::chrono::milliseconds(50);
@@ -155,7 +177,9 @@ class LocalCluster {
 
   // Every process's log, for a failing test's output.
   std::string logs() const {
-    std::string out = "--- controller\n" + controller_.log();
+    std::string out;
+    for (size_t i = 0; i < controllers_.size(); ++i)
+      out += "--- controller " + std::to_string(i) + "\n" + controllers_[i].log();
     for (const auto& [id, b] : brokers_) {
       out += "--- broker " + std::to_string(id) + "\n" + b.log();
     }
@@ -167,11 +191,11 @@ class LocalCluster {
  private:
   LocalClusterOptions options_;
   TempDir dir_;
-  uint16_t controller_port_ = 0;
+  std::vector<uint16_t> controller_ports_;
   std::map<int, uint16_t> client_ports_;
   std::map<int, uint16_t> internal_ports_;
   std::map<int, uint16_t> kafka_ports_;
-  ChildProcess controller_;
+  std::vector<ChildProcess> controllers_;
   std::map<int, ChildProcess> filesystems_;  // before brokers_: destroyed after them
   std::map<int, ChildProcess> brokers_;
 };

@@ -929,6 +929,9 @@ std::string render_run_report(const RunReportInput& in) {
         "<p>The controller of the quorum that answered DescribeQuorum as leader at the highest "
         "epoch (looked at every ~50 ms), from each election to the next.</p>\n");
   }
+  if (v.is_object() && v.contains("metadata_log") && v["metadata_log"].is_object())
+    page.add("<p id=\"metadata-log\">{} (metadata-history.jsonl).</p>\n",
+             esc(str(v["metadata_log"], "summary", "metadata log: no summary")));
   page.add("<h2>Write latency (acknowledged sends)</h2>\n{}\n{}\n",
            legend({{"#1f77b4", "p50"}, {"#d62728", "p99"}, {"#bbbbbb", "max"}}), latency_plot(m));
   page.add("<h2>Write throughput</h2>\n{}\n{}\n",

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cluster_view.h"
+#include "metadata_workload.h"
 #include "faultline/chaos/binaries.h"
 #include "faultline/checker/kafka.h"
 #include "faultline/checker/verdict.h"
@@ -600,6 +601,8 @@ struct RunFacts {
   nlohmann::json prometheus;
   CheckFailures failures;
   std::vector<std::string> vacuity;  // the run's own reasons it proves nothing
+  // With a controller quorum: the metadata-log workload's result (metadata_workload.h).
+  std::optional<MetadataLogResult> metadata_log;
 };
 
 // The checker's verdict on the history (data, invariants over the timeline, vacuity), with the
@@ -621,9 +624,17 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
   const auto judged = judge(*parsed, t);
   const auto& result = judged.kafka;
   t.check_done = Clock::now();
-  const bool invalid = judged.verdict == checker::Verdict::invalid || !facts.failures.empty();
+  const auto& metadata_log = facts.metadata_log;
+  const bool invalid = judged.verdict == checker::Verdict::invalid || !facts.failures.empty() ||
+                       (metadata_log && metadata_log->invalid());
   std::vector<std::string> vacuity = judged.vacuity;
   vacuity.insert(vacuity.end(), facts.vacuity.begin(), facts.vacuity.end());
+  if (metadata_log) {
+    for (const auto& why : metadata_log->vacuity) vacuity.push_back("metadata log: " + why);
+    // Unknown without a reason of its own (the search ran out of budget) is still unknown.
+    if (metadata_log->vacuity.empty() && !metadata_log->invalid() && !metadata_log->valid())
+      vacuity.push_back(metadata_log->summary);
+  }
   // Invalid wins; a run that could not have shown a loss proves nothing (exit 3).
   const std::string verdict_name = invalid ? "invalid" : vacuity.empty() ? "valid" : "unknown";
   const bool valid = verdict_name == "valid";
@@ -658,6 +669,13 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
         {"check", secs(t.check_done - t.final_done)}}},
       {"replay", fmt::format("faultline replay {}", dir.string())}};
   if (!facts.prometheus.is_null()) verdict["prometheus"] = facts.prometheus;
+  if (metadata_log) {
+    verdict["metadata_log"] = metadata_log->to_json();
+    if (!metadata_log->anomalies.empty())
+      verdict["anomalies"]["metadata_log"] = metadata_log->anomalies.size();
+    if (metadata_log->verdict == checker::Verdict::invalid)
+      verdict["anomalies"]["metadata_log_linearizability"] = 1;
+  }
   if (!facts.failures.availability.empty())
     verdict["anomalies"]["availability"] = facts.failures.availability.size();
   if (!facts.failures.leadership.empty())
@@ -677,6 +695,7 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
     std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   }
   out << judged.summary() << "\n";
+  if (metadata_log) out << metadata_log->summary << "\n";
   for (const auto& f : facts.failures.all()) out << "leadership: " << f << "\n";
   for (const auto& why : vacuity) out << "proves nothing: " << why << "\n";
   out << fmt::format("verdict: {} (expected {}) -> {}\n", verdict_name,
@@ -806,6 +825,20 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   auto previous_int = std::signal(SIGINT, on_interrupt);
   auto previous_term = std::signal(SIGTERM, on_interrupt);
   workload.start();
+  // With a controller quorum the metadata log is checked too, on the same clock (a second
+  // history, metadata-history.jsonl).
+  std::unique_ptr<MetadataWorkload> metadata;
+  if (s.cluster.controllers > 1 && !s.cluster.definition) {
+    metadata = std::make_unique<MetadataWorkload>();
+    MetadataWorkloadOptions options;
+    options.history_clock = [start = t.history_start] { return Clock::now() - start; };
+    if (auto ec = metadata->start(setup.config.controllers, dir / "metadata-history.jsonl",
+                                  options)) {
+      out << "run: cannot write the metadata history: " << ec.message() << "\n";
+      workload.stop();
+      return 4;
+    }
+  }
   t.workload_start = Clock::now();
   progress.start();
   // The nemesis runs on this thread: restarted processes must belong to the harness's thread.
@@ -826,6 +859,12 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   facts.skipped = skipped_steps(nemesis);
   wait_full_isr(s, setup, 30s);
   if (!g_interrupted) workload.final_read();
+  // After the heal: the final reads need every controller back to read the quorum's log.
+  if (metadata && !g_interrupted) {
+    metadata->stop();
+    facts.metadata_log = metadata->check();
+  }
+  metadata.reset();
   t.final_done = Clock::now();
   facts.preferred = preferred_leadership(s, view, nemesis.last_heal(), facts.failures.leadership);
   t.last_heal = nemesis.last_heal();
