@@ -63,8 +63,9 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
   std::unique_ptr<PrometheusServer> prometheus;  // declared after the harness: stopped before it
   if (with_prometheus) {
     std::string why;
-    prometheus = PrometheusServer::start(h->supervisor(), {.dir = h->run_dir() / "prometheus"},
-                                         cluster_scrape_targets(*h, 0), why);
+    PrometheusOptions options;
+    options.dir = h->run_dir() / "prometheus";
+    prometheus = PrometheusServer::start(h->supervisor(), options, cluster_scrape_targets(*h, 0), why);
     if (!prometheus) {
       fmt::print(stderr, "cluster up: prometheus: {}\n", why);
       return fs::exists(PrometheusOptions{}.binary) ? 4 : 3;

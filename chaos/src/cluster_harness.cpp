@@ -196,7 +196,7 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
         h->down();
         return nullptr;
       }
-      h->node_disks_[n.id] = NodeDisk{disk->major_minor(), cgroup->path()};
+      h->node_disks_[n.id] = NodeDisk{disk->major_minor(), cgroup->path(), {}};
       h->disks_.push_back(std::move(*disk));
       h->cgroups_.push_back(std::move(*cgroup));
     }

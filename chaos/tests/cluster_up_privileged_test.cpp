@@ -260,7 +260,9 @@ TEST(ClusterUp, CleanRemovesARunWhoseHarnessWasKilledWithFaultsActive) {
   EXPECT_TRUE(left.empty()) << ::testing::PrintToString(left) << "\n" << out;
   // The broker processes died with the harness (or were killed by clean).
   for (const auto& [node, pid] : pids.items()) {
-    if (pid.is_number()) EXPECT_FALSE(running(pid.get<pid_t>())) << node << " survived";
+    if (pid.is_number()) {
+      EXPECT_FALSE(running(pid.get<pid_t>())) << node << " survived";
+    }
   }
   auto [again_code, again] = faultline(dir, {"clean"});
   EXPECT_EQ(again_code, 0) << "clean is idempotent: " << again;

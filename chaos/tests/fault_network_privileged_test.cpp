@@ -96,7 +96,7 @@ class NetworkFaults : public ::testing::Test {
                                "ip -n {2} link set lo up",
                                hub, n, ns, addr)),
                 0);
-      topo_.nodes.push_back(FaultNode{n, ns, {{"int", addr}}, std::nullopt, std::nullopt});
+      topo_.nodes.push_back(FaultNode{n, ns, {{"int", addr}}, std::nullopt, std::nullopt, {}});
     }
     ctx_.topology = &topo_;
     ctx_.recorder = &recorder_;
@@ -513,7 +513,7 @@ TEST(DiskFaults, ThrottleCapsDirectWritesOnTheLoopMount) {
     ASSERT_TRUE(cgroup.has_value()) << ec.message();
     cgroup_path = cgroup->path();
 
-    FaultTopology topo{prefix, {FaultNode{"b-1", "", {}, disk->major_minor(), cgroup->path()}}};
+    FaultTopology topo{prefix, {FaultNode{"b-1", "", {}, disk->major_minor(), cgroup->path(), {}}}};
     FaultContext ctx{&topo, &recorder, nullptr, {}, {}, 1};
     const size_t bytes = 3 << 20;
     const double free_s = direct_write_seconds(disk->mount_point() / "f", &*cgroup, bytes);
@@ -582,7 +582,7 @@ TEST(ProcessFaults, PauseStopsAndResumeRestarts) {
   FAULTLINE_REQUIRE_ROOT();
   ChildProcesses procs;
   procs.start("b-1");
-  FaultTopology topo{"flp", {FaultNode{"b-1", "", {}, std::nullopt, std::nullopt}}};
+  FaultTopology topo{"flp", {FaultNode{"b-1", "", {}, std::nullopt, std::nullopt, {}}}};
   FaultContext ctx{&topo, nullptr, &procs, {}, {}, 1};
   FaultInjector injector(ctx, nullptr);
   auto out = injector.inject({FaultKind::pause, {"b-1"}, NoParams{}});

@@ -112,8 +112,9 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
     for (const auto& f : r.verdict["faults"]) {
       if (!f.contains("controller_before")) continue;
       EXPECT_TRUE(f["controller_after"].is_string()) << f.dump();
-      if (f["controller_after"].is_string())
+      if (f["controller_after"].is_string()) {
         EXPECT_NE(f["controller_after"], f["controller_before"]) << f.dump();
+      }
     }
     // The quorum's own log: acknowledged metadata writes read back in one order from every
     // controller at the end.

@@ -191,8 +191,9 @@ TEST_F(TopologyTest, AQuorumOfControllersReachesEachOtherTheBrokersAndTheProbe) 
   for (const auto* c : controllers) {
     const TcpEndpoint at{c->int_address->str(), kPort};
     for (const auto* other : controllers)
-      if (other != c)
+      if (other != c) {
         EXPECT_FALSE(tcp_connect_once(other->netns, at, 2s)) << other->id << " -> " << c->id;
+      }
     for (const auto* b : brokers)
       EXPECT_FALSE(tcp_connect_once(b->netns, at, 2s)) << b->id << " -> " << c->id;
     for (const auto* b : brokers)

@@ -113,8 +113,9 @@ TEST(HistoryFormat, TimelineEventsParseAndRoundTrip) {
     EXPECT_EQ(again->fenced, e->fenced);
     EXPECT_EQ(again->leader, e->leader);
     EXPECT_EQ(again->graceful, e->graceful);
-    if (e->nemesis == NemesisKind::partition_state && e->type == EventType::nemesis)
+    if (e->nemesis == NemesisKind::partition_state && e->type == EventType::nemesis) {
       EXPECT_NE(written.find("\"isr\":["), std::string::npos) << written;
+    }
     pos = end + 1;
   }
 }

@@ -211,7 +211,7 @@ TEST(CheckerRobustness, MixedFunctionsAndValueTypesNeverCrash) {
     std::vector<Event> events;
     int64_t t = 0;
     for (int i = 0; i < 12; ++i) {
-      Event inv;
+      Event inv{};
       inv.type = EventType::invoke;
       inv.process = ProcessId(i % 3 + 3 * (i / 3));
       inv.f = functions[rng() % std::size(functions)];

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <thread>
 
 #include "child_process.h"
 #include "controller_quorum.h"
@@ -159,6 +160,57 @@ TEST_F(ControllerQuorumTest, PausedActiveControllerIsReplacedAndStepsDownWhenRes
   c.request_timeout = 1s;
   cluster::SyncClient deposed(c);
   EXPECT_EQ(deposed.set_config("auto.leader.rebalance.enable", "true"), errc::not_controller);
+}
+
+// A read that reached the active controller while it was paused, and is handled when it resumes
+// after another was elected and committed more: the answer is NOT_CONTROLLER, never the log as it
+// stood before the pause. (Here the resumed process usually runs its check-quorum tick before the
+// request and steps down; the read lease, raft_test's RaftReadLease, covers the other order.)
+TEST_F(ControllerQuorumTest, APausedControllerNeverAnswersAReadWithWhatItsSuccessorOvertook) {
+  auto first = quorum_.wait_for_leader(10s);
+  ASSERT_TRUE(first);
+  cluster::SyncClient admin(admin_config(6s));
+  ASSERT_EQ(admin.set_config("auto.leader.rebalance.enable", "true"), errc::none);
+  const size_t before = committed_log(*first).size();
+  ASSERT_GT(before, 0u);
+
+  quorum_.process(*first).signal(SIGSTOP);
+  auto second = quorum_.wait_for_leader(10s, {*first});
+  ASSERT_TRUE(second);
+  ASSERT_EQ(admin.set_config("auto.leader.rebalance.enable", "false"), errc::none);
+  const size_t overtaken = committed_log(*second).size();
+  ASSERT_GT(overtaken, before);
+
+  // The request waits in the paused process's socket until SIGCONT.
+  std::optional<cluster::FetchMetadataLogResponse> answer;
+  std::error_code call_error;
+  std::thread reader([&] {
+    asio::io_context io;
+    cluster::RpcClient client(io, quorum_.endpoint(*first));
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          cluster::FetchMetadataLogRequest req;
+          req.from = cluster::MetadataOffset{0};
+          auto res = co_await client.call(req, 5s);
+          call_error = res.error;
+          if (auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response)) answer = *r;
+          client.close();
+        },
+        asio::detached);
+    io.run_for(6s);
+  });
+  std::this_thread::sleep_for(300ms);
+  quorum_.process(*first).signal(SIGCONT);
+  reader.join();
+  ASSERT_FALSE(call_error) << call_error.message();
+  ASSERT_TRUE(answer);
+  if (answer->error == errc::none) {
+    EXPECT_GE(answer->entries.size(), overtaken)
+        << "the resumed controller answered with the log as it stood before its pause";
+  } else {
+    EXPECT_EQ(answer->error, errc::not_controller);
+  }
 }
 
 TEST_F(ControllerQuorumTest, NoActiveControllerWithoutAMajority) {

@@ -44,7 +44,7 @@ class ControllerTest : public ::testing::Test {
 
   BrokerEpoch register_broker(int32_t id, uint64_t incarnation = 1) {
     auto r = controller_.register_broker(
-        {BrokerId{id}, incarnation, {"10.0.0.1", static_cast<uint16_t>(9000 + id)}, {}, {}}, now_);
+        {BrokerId{id}, incarnation, {"10.0.0.1", static_cast<uint16_t>(9000 + id)}, {}, {}, {}}, now_);
     EXPECT_EQ(r.error, errc::none);
     epochs_[id] = r.broker_epoch;
     commit();
@@ -102,7 +102,7 @@ TEST_F(ControllerTest, RegistrationGivesAFreshEpochPerStartAndStartsFenced) {
   EXPECT_TRUE(controller_.image().broker(BrokerId{1})->fenced);
   // A retry of the same start keeps its epoch and records nothing.
   auto before = controller_.image().applied_offset();
-  auto retry = controller_.register_broker({BrokerId{1}, 100, {}, {}, {}}, now_);
+  auto retry = controller_.register_broker({BrokerId{1}, 100, {}, {}, {}, {}}, now_);
   EXPECT_EQ(retry.broker_epoch, first);
   EXPECT_EQ(controller_.image().applied_offset(), before);
   // A restart gets a newer epoch; the old one is refused from then on.
@@ -812,7 +812,7 @@ TEST_F(ControllerTest, RandomOperationsKeepThePartitionInvariants) {
 TEST_F(ControllerTest, BrokersOnlySeeDurableRecords) {
   register_broker(1);
   MetadataOffset durable = controller_.durable_offset();
-  controller_.register_broker({BrokerId{2}, 1, {}, {}, {}}, now_);  // not committed
+  controller_.register_broker({BrokerId{2}, 1, {}, {}, {}, {}}, now_);  // not committed
   auto visible = controller_.records_since(MetadataOffset{0}, 100);
   ASSERT_FALSE(visible.empty());
   EXPECT_EQ(visible.back().offset, durable);

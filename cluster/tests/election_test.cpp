@@ -294,7 +294,7 @@ MetadataImage image_with(int brokers, std::vector<ReplicaList> partitions) {
   };
   for (int32_t b = 1; b <= brokers; ++b) {
     BrokerEpoch epoch{offset};
-    apply(BrokerRegistered{BrokerId{b}, epoch, 1, {}, {}, std::nullopt});
+    apply(BrokerRegistered{BrokerId{b}, epoch, 1, {}, {}, std::nullopt, {}});
     apply(BrokerUnfenced{BrokerId{b}, epoch});
   }
   apply(TopicCreated{"t", std::move(partitions)});

@@ -33,8 +33,8 @@ std::vector<MetadataRecord> one_of_each() {
                        0xfeedbeefcafe,
                        {"198.18.0.2", 9092},
                        {"198.18.1.2", 9093},
-                       std::string("rack-a")},
-      BrokerRegistered{BrokerId{2}, BrokerEpoch{1}, 7, {"b2", 1}, {"b2", 2}, std::nullopt},
+                       std::string("rack-a"), {}},
+      BrokerRegistered{BrokerId{2}, BrokerEpoch{1}, 7, {"b2", 1}, {"b2", 2}, std::nullopt, {}},
       BrokerFenced{BrokerId{1}, BrokerEpoch{0}},
       BrokerUnfenced{BrokerId{1}, BrokerEpoch{0}},
       BrokerControlledShutdown{BrokerId{2}, BrokerEpoch{1}},
@@ -166,9 +166,9 @@ TEST(MetadataImage, TracksBrokersTopicsAndPartitions) {
   std::vector<MetadataEntry> entries;
   int64_t o = 0;
   auto add = [&](MetadataRecord r) { entries.push_back({MetadataOffset{o++}, std::move(r)}); };
-  add(BrokerRegistered{BrokerId{1}, BrokerEpoch{0}, 11, {"h1", 1}, {"h1", 2}, std::nullopt});
-  add(BrokerRegistered{BrokerId{2}, BrokerEpoch{1}, 22, {"h2", 1}, {"h2", 2}, std::nullopt});
-  add(BrokerRegistered{BrokerId{3}, BrokerEpoch{2}, 33, {"h3", 1}, {"h3", 2}, std::nullopt});
+  add(BrokerRegistered{BrokerId{1}, BrokerEpoch{0}, 11, {"h1", 1}, {"h1", 2}, std::nullopt, {}});
+  add(BrokerRegistered{BrokerId{2}, BrokerEpoch{1}, 22, {"h2", 1}, {"h2", 2}, std::nullopt, {}});
+  add(BrokerRegistered{BrokerId{3}, BrokerEpoch{2}, 33, {"h3", 1}, {"h3", 2}, std::nullopt, {}});
   add(BrokerUnfenced{BrokerId{1}, BrokerEpoch{0}});
   add(TopicCreated{"t", {{1, 2}, {2, 3}, {3, 1}}});
   add(BrokerPriorityChanged{BrokerId{2}, true, "storage-health"});
@@ -195,7 +195,7 @@ TEST(MetadataImage, TracksBrokersTopicsAndPartitions) {
   // A re-registration (new process start) keeps the demotion: priority is per broker id.
   entries.push_back(
       {MetadataOffset{o++},
-       BrokerRegistered{BrokerId{2}, BrokerEpoch{o - 1}, 23, {"h2", 1}, {"h2", 2}, std::nullopt}});
+       BrokerRegistered{BrokerId{2}, BrokerEpoch{o - 1}, 23, {"h2", 1}, {"h2", 2}, std::nullopt, {}}});
   ASSERT_FALSE(image.apply(entries.back()));
   EXPECT_TRUE(image.broker(BrokerId{2})->demoted);
   EXPECT_EQ(image.broker(BrokerId{2})->epoch, BrokerEpoch{6});
@@ -209,7 +209,7 @@ TEST(MetadataImage, ReplicaIndexFollowsReassignment) {
   int64_t o = 0;
   auto apply = [&](MetadataRecord r) { ASSERT_FALSE(image.apply({MetadataOffset{o++}, r})); };
   for (int32_t b = 1; b <= 4; ++b) {
-    apply(BrokerRegistered{BrokerId{b}, BrokerEpoch{o}, 1, {}, {}, std::nullopt});
+    apply(BrokerRegistered{BrokerId{b}, BrokerEpoch{o}, 1, {}, {}, std::nullopt, {}});
   }
   apply(TopicCreated{"t", {{1, 2, 3}}});
   PartitionChanged c;

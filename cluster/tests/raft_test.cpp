@@ -136,8 +136,9 @@ void answer_announcements(RaftNode& leader, MetadataOffset match, RaftTime now) 
 // Node 1 of {0, 1, 2}; when `leader_seen_ms` is set, it heard from leader 0 (at its own term) then.
 std::unique_ptr<RaftNode> make_voter(std::vector<int64_t> log_terms, RaftHardState state,
                                      std::optional<int64_t> leader_seen_ms = std::nullopt) {
-  auto node =
-      std::make_unique<RaftNode>(config_for(1, {0, 1, 2}), state, log_of(log_terms), 1, at(0));
+  // Started an election timeout before 0, so its refusal of votes after a start is over by then.
+  auto node = std::make_unique<RaftNode>(config_for(1, {0, 1, 2}), state, log_of(log_terms), 1,
+                                         at(0) - kElectionTimeout);
   if (leader_seen_ms) {
     AppendRequest heartbeat{state.term,        0,  node->last_offset(),
                             node->last_term(), {}, MetadataOffset{-1}};
@@ -774,6 +775,58 @@ TEST(RaftCheckQuorum, Table) {
 
 // ---- propose --------------------------------------------------------------------------------
 
+// ---- read lease ------------------------------------------------------------------------------
+
+TEST(RaftReadLease, RunsAnElectionTimeoutFromTheSendOfWhatAMajorityAnswered) {
+  auto leader = make_leader({0, 1, 2}, {1}, 2);  // leader since at(2000)
+  const MetadataOffset last = leader->last_offset();
+  EXPECT_FALSE(leader->has_read_lease(at(2000))) << "no answer yet: itself is not a majority";
+  // An answer without the time its request was sent could be a duplicate of an old request.
+  leader->on_append_response(1, AppendResponse{2, true, last}, at(2010));
+  EXPECT_FALSE(leader->has_read_lease(at(2010)));
+  // Sent at 2005, answered at 2050: the lease runs from the send, not from the answer.
+  leader->on_append_response(1, AppendResponse{2, true, last}, at(2050), at(2005));
+  EXPECT_TRUE(leader->has_read_lease(at(2050)));
+  EXPECT_TRUE(leader->has_read_lease(at(2005) + kElectionTimeout - milliseconds(1)));
+  EXPECT_FALSE(leader->has_read_lease(at(2005) + kElectionTimeout));
+  // A refusal in its term (a follower still catching up) took it as leader too.
+  leader->on_append_response(2, AppendResponse{2, false, MetadataOffset{-1}}, at(2600),
+                             at(2590));
+  EXPECT_TRUE(leader->has_read_lease(at(2590) + kElectionTimeout - milliseconds(1)));
+  EXPECT_FALSE(leader->has_read_lease(at(2590) + kElectionTimeout));
+}
+
+TEST(RaftReadLease, AnswersToRequestsOfAnEarlierLeadershipOrAHigherTermGiveNone) {
+  auto leader = make_leader({0, 1, 2}, {1}, 2);  // leader since at(2000)
+  leader->on_append_response(1, AppendResponse{2, true, leader->last_offset()}, at(2010),
+                             at(1990));
+  EXPECT_FALSE(leader->has_read_lease(at(2010))) << "sent before it led";
+  leader->on_append_response(2, AppendResponse{5, false, MetadataOffset{0}}, at(2020), at(2015));
+  EXPECT_FALSE(leader->is_leader());
+  EXPECT_FALSE(leader->has_read_lease(at(2020)));
+}
+
+TEST(RaftReadLease, ASingleVoterAlwaysHoldsItAndAFollowerNever) {
+  RaftNode single(config_for(0, {0}), {}, {}, 1, at(0));
+  ASSERT_TRUE(single.is_leader());
+  EXPECT_TRUE(single.has_read_lease(at(100000)));
+  auto follower = make_voter({1}, {1, kNoNode}, 1000);
+  EXPECT_FALSE(follower->has_read_lease(at(1000)));
+}
+
+// What makes the lease safe after a restart: a voter that starts has forgotten when it last heard
+// from a leader, so it refuses (pre-)votes for its first election timeout.
+TEST(RaftReadLease, AStartedVoterVotesForNobodyWithinAnElectionTimeout) {
+  RaftNode voter(config_for(1, {0, 1, 2}), {1, kNoNode}, log_of({1}), 1, at(5000));
+  const VoteRequest pre{2, 2, MetadataOffset{0}, 1, true};
+  const VoteRequest real{2, 2, MetadataOffset{0}, 1, false};
+  EXPECT_FALSE(voter.on_vote(pre, at(5999)).granted);
+  EXPECT_FALSE(voter.on_vote(real, at(5999)).granted);
+  EXPECT_EQ(voter.term(), 1) << "nor adopts the term";
+  EXPECT_TRUE(voter.on_vote(pre, at(6000)).granted);
+  EXPECT_TRUE(voter.on_vote(real, at(6000)).granted);
+}
+
 TEST(RaftPropose, Table) {
   struct Case {
     std::string name;
@@ -848,6 +901,7 @@ struct SimStats {
   int64_t crashes = 0;
   int64_t crashes_mid_ready = 0;
   int64_t messages = 0;
+  int64_t lease_checks = 0;  // events after which a leader held its read lease
 };
 
 class SimCluster {
@@ -1010,6 +1064,8 @@ class SimCluster {
     ControllerNodeId from;
     ControllerNodeId to;
     SimMessage message;
+    RaftTime sent_at;
+    std::optional<RaftTime> answers_sent;  // an answer: when its request was sent
     bool operator>(const Envelope& other) const {
       return std::tie(deliver_at, sequence) > std::tie(other.deliver_at, other.sequence);
     }
@@ -1038,7 +1094,8 @@ class SimCluster {
       violation_ = "at " + std::to_string((now_ - RaftTime{}) / milliseconds(1)) + " ms: " + what;
   }
 
-  void send(ControllerNodeId from, ControllerNodeId to, SimMessage message) {
+  void send(ControllerNodeId from, ControllerNodeId to, SimMessage message,
+            std::optional<RaftTime> answers_sent = std::nullopt) {
     std::uniform_real_distribution<double> chance(0, 1);
     if (chance(rng_) < options_.drop)
       return;
@@ -1048,7 +1105,7 @@ class SimCluster {
                                                                 options_.max_delay.count())(rng_)};
       if (chance(rng_) < options_.slow)
         delay += options_.slow_delay;
-      in_transit_.push(Envelope{now_ + delay, sequence_++, from, to, message});
+      in_transit_.push(Envelope{now_ + delay, sequence_++, from, to, message, now_, answers_sent});
       ++stats_.messages;
     }
   }
@@ -1074,14 +1131,14 @@ class SimCluster {
                    [&](const AppendRequest& r) {
                      AppendResponse answer = raft.on_append(r, now_);
                      if (after_event(e.to))
-                       send(e.to, e.from, answer);
+                       send(e.to, e.from, answer, e.sent_at);
                    },
                    [&](const VoteResponse& r) {
                      raft.on_vote_response(e.from, r, now_);
                      after_event(e.to);
                    },
                    [&](const AppendResponse& r) {
-                     raft.on_append_response(e.from, r, now_);
+                     raft.on_append_response(e.from, r, now_, e.answers_sent);
                      after_event(e.to);
                    },
                },
@@ -1102,7 +1159,26 @@ class SimCluster {
     }
     apply(id, ready.commit);
     observe_leadership(id);
+    check_read_leases();
     return true;
+  }
+
+  // Read lease safety: while a leader holds its lease, no leader of a later term exists (it could
+  // have committed what the lease holder would not show).
+  void check_read_leases() {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      const auto& holder = nodes_[i].raft;
+      if (!holder || !holder->has_read_lease(now_))
+        continue;
+      ++stats_.lease_checks;
+      for (size_t j = 0; j < nodes_.size(); ++j) {
+        const auto& other = nodes_[j].raft;
+        if (j != i && other && other->is_leader() && other->term() > holder->term())
+          fail("node " + std::to_string(i) + " holds a read lease in term " +
+               std::to_string(holder->term()) + " while node " + std::to_string(j) +
+               " leads term " + std::to_string(other->term()));
+      }
+    }
   }
 
   // Power lost somewhere in the middle of the persisting steps; nothing is sent.
@@ -1487,6 +1563,7 @@ ScheduleResult run_schedule(size_t voters, uint64_t seed, int chaos_steps, SimSt
   total.crashes += s.crashes;
   total.crashes_mid_ready += s.crashes_mid_ready;
   total.messages += s.messages;
+  total.lease_checks += s.lease_checks;
   return result;
 }
 
@@ -1509,13 +1586,15 @@ TEST(RaftSimulation, RandomSchedulesKeepRaftSafeAndRecover) {
   EXPECT_GT(total.committed, 50 * kSchedulesPerSize);
   EXPECT_GT(total.truncations, kSchedulesPerSize / 4);
   EXPECT_GT(total.crashes_mid_ready, kSchedulesPerSize / 4);
+  EXPECT_GT(total.lease_checks, 1000 * kSchedulesPerSize);
   std::printf(
       "simulation: %lld elections, %lld entries committed, %lld truncations, %lld crashes "
-      "(%lld mid-Ready), %lld messages; slowest recovery %lld ms\n",
+      "(%lld mid-Ready), %lld messages, %lld events under a read lease; slowest recovery %lld "
+      "ms\n",
       static_cast<long long>(total.elections), static_cast<long long>(total.committed),
       static_cast<long long>(total.truncations), static_cast<long long>(total.crashes),
       static_cast<long long>(total.crashes_mid_ready), static_cast<long long>(total.messages),
-      static_cast<long long>(slowest_recovery.count()));
+      static_cast<long long>(total.lease_checks), static_cast<long long>(slowest_recovery.count()));
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ FetchMetadataLogResponse sample_metadata_log() {
   r.entries.push_back({MetadataOffset{6},
                        BrokerRegistered{BrokerId{2}, BrokerEpoch{6}, 42,
                                         Endpoint{"198.18.0.2", 9093}, Endpoint{"198.19.0.2", 9092},
-                                        std::nullopt}});
+                                        std::nullopt, {}}});
   r.entries.push_back(
       {MetadataOffset{7}, TopicCreated{"orders", {ReplicaList{1, 2, 3}, ReplicaList{2, 3, 1}}}});
   return r;
@@ -70,7 +70,7 @@ TEST(Wire, EveryRequestRoundTrips) {
       OffsetForLeaderEpochRequest{{"t", PartitionIndex{1}}, 5, 4},
       MetadataRequest{{"a", "b"}, 41, 500},
       ApiVersionsRequest{},
-      BrokerRegistrationRequest{BrokerId{3}, 99, {"198.18.0.3", 9093}, {"198.19.0.3", 9092}},
+      BrokerRegistrationRequest{BrokerId{3}, 99, {"198.18.0.3", 9093}, {"198.19.0.3", 9092}, {}},
       BrokerHeartbeatRequest{BrokerId{3}, BrokerEpoch{12}, MetadataOffset{40}, true, 8123,
                              "fsync: Input/output error"},
       FetchMetadataLogRequest{MetadataOffset{41}, 4096, 500},
@@ -114,7 +114,7 @@ TEST(Wire, ResponsesCarryTheirFields) {
   MetadataResponse md;
   md.controller = {"198.18.0.10", 9090};
   md.brokers.push_back(
-      {BrokerId{1}, {"c", 1}, {"i", 2}, false, true, "slow disk", 250000, "", true});
+      {BrokerId{1}, {"c", 1}, {"i", 2}, false, true, "slow disk", 250000, "", true, {}});
   PartitionMetadata pm;
   pm.tp = {"t", PartitionIndex{2}};
   pm.leader = BrokerId{1};

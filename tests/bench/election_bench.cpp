@@ -23,7 +23,7 @@ class BenchCluster {
  public:
   explicit BenchCluster(int32_t partitions) : now_(ControllerTime{} + 1h), c_(config(), now_) {
     for (int32_t b = 1; b <= kBrokers; ++b) {
-      epochs_[b] = c_.register_broker({BrokerId{b}, 1, {}, {}, {}}, now_).broker_epoch;
+      epochs_[b] = c_.register_broker({BrokerId{b}, 1, {}, {}, {}, {}}, now_).broker_epoch;
     }
     drain();
     for (int32_t b = 1; b <= kBrokers; ++b)
@@ -151,7 +151,7 @@ void BM_PreferredRebalance(benchmark::State& state) {
     BenchCluster cluster(static_cast<int32_t>(state.range(0)));
     Controller& c = cluster.controller();
     cluster.epochs()[1] =
-        c.register_broker({BrokerId{1}, 2, {}, {}, {}}, cluster.now()).broker_epoch;
+        c.register_broker({BrokerId{1}, 2, {}, {}, {}, {}}, cluster.now()).broker_epoch;
     cluster.drain();
     cluster.heartbeat(1);
     for (PartitionRef ref : c.image().partitions_with_replica(BrokerId{1})) {

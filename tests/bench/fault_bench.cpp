@@ -70,7 +70,7 @@ struct BenchTopology {
                "ip -n {0} link set v-{1} master br0 up && ip -n {2} addr add {3}/24 dev int "
                "&& ip -n {2} link set int up && ip -n {2} link set lo up",
                hub, n, ns, addr)) == 0;
-      topo.nodes.push_back(FaultNode{n, ns, {{"int", addr}}, std::nullopt, std::nullopt});
+      topo.nodes.push_back(FaultNode{n, ns, {{"int", addr}}, std::nullopt, std::nullopt, {}});
     }
     topo.run_prefix = prefix;
     ctx.topology = &topo;
@@ -158,7 +158,7 @@ void BM_Pause(benchmark::State& state) {
     for (;;)
       ::pause();
   }
-  FaultTopology topo{"flfb", {FaultNode{"a", "", {}, std::nullopt, std::nullopt}}};
+  FaultTopology topo{"flfb", {FaultNode{"a", "", {}, std::nullopt, std::nullopt, {}}}};
   FaultContext ctx{&topo, nullptr, &procs, {}, {}, 1};
   FaultInjector injector(ctx, nullptr);
   for (auto _ : state) {
@@ -185,7 +185,7 @@ void BM_DiskThrottle(benchmark::State& state) {
     if (!disk || !cg) {
       state.SkipWithError("loop disk / cgroup setup failed");
     } else {
-      FaultTopology topo{prefix, {FaultNode{"a", "", {}, disk->major_minor(), cg->path()}}};
+      FaultTopology topo{prefix, {FaultNode{"a", "", {}, disk->major_minor(), cg->path(), {}}}};
       FaultContext ctx{&topo, &rec, nullptr, {}, {}, 1};
       FaultInjector injector(ctx, nullptr);
       for (auto _ : state) {

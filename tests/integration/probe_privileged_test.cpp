@@ -298,7 +298,9 @@ TEST_F(ProbePrivileged, ThrottledDiskIsCaughtByTheStorageCanary) {
   std::printf("healed disk, storage path: broker %d promoted %.3f s after the heal\n",
               slow.value(), seconds(Clock::now() - healed_at));
   for (const auto& d : rig.decisions())
-    if (d.value("type", "") == "decision") EXPECT_EQ(d["broker"], slow.value()) << d.dump();
+    if (d.value("type", "") == "decision") {
+      EXPECT_EQ(d["broker"], slow.value()) << d.dump();
+    }
 }
 
 TEST_F(ProbePrivileged, WithoutTheProbeTheGrayFailureLastsTheWholeFault) {

@@ -57,6 +57,9 @@ RaftNode::RaftNode(RaftConfig config, RaftHardState state, std::vector<MetadataE
     : config_(std::move(config)), state_(state), log_(std::move(log)), rng_(seed) {
   validate(config_, state_, log_);
   reset_election_timer(now);
+  // When this node last heard from a leader is gone with its memory: taken as now, so it votes for
+  // nobody within a lease a leader may still hold on an answer it gave before it stopped.
+  last_leader_contact_ = now;
   // Nobody else could ever answer a single voter: waiting for a timeout would only delay it.
   if (config_.voters.size() == 1)
     become_candidate(now);
@@ -104,6 +107,17 @@ void RaftNode::check_quorum(RaftTime now) {
   }
   if (in_contact < majority())
     become_follower(state_.term, kNoNode, now);
+}
+
+bool RaftNode::has_read_lease(RaftTime now) const {
+  if (role_ != RaftRole::leader)
+    return false;
+  size_t holding = 1;  // itself
+  for (const auto& [id, peer] : peers_) {
+    if (peer.acked_sent && now - *peer.acked_sent < config_.election_timeout)
+      ++holding;
+  }
+  return holding >= majority();
 }
 
 // Short enough that one lost request or answer is retried before the follower's election timeout
@@ -364,7 +378,7 @@ void RaftNode::send_append(ControllerNodeId to, RaftTime now) {
 }
 
 void RaftNode::on_append_response(ControllerNodeId from, const AppendResponse& response,
-                                  RaftTime now) {
+                                  RaftTime now, std::optional<RaftTime> sent) {
   if (response.term > state_.term) {
     become_follower(response.term, kNoNode, now);
     return;
@@ -376,6 +390,10 @@ void RaftNode::on_append_response(ControllerNodeId from, const AppendResponse& r
     return;
   Peer& peer = it->second;
   peer.last_contact = now;
+  // Success or refusal, an answer in this term means the follower took this node as its leader
+  // when the request arrived, after `sent`.
+  if (sent && *sent >= leader_since_)
+    peer.acked_sent = std::max(peer.acked_sent.value_or(*sent), *sent);
   bool answers_in_flight = true;
   if (response.success) {
     peer.match = std::max(peer.match, std::min(response.match_offset, last_offset()));

@@ -70,6 +70,11 @@ class ControllerServer final : public RequestHandler {
     // committed first, by this same active controller.
     if (!co_await committed(epoch, service_.proposed_offset()))
       co_return error_response_like(response, errc::not_controller);
+    // A read is answered only under the read lease (raft.h): a controller cut off from the others
+    // or paused may not yet know it was deposed, but it loses its lease before anyone can be
+    // elected in its place, so it never answers with what a newer controller has overtaken.
+    if (read && !co_await leased(epoch))
+      co_return error_response_like(response, errc::not_controller);
     co_return response;
   }
 
@@ -142,6 +147,7 @@ class ControllerServer final : public RequestHandler {
                            : Request(QuorumAppendRequest(std::get<AppendRequest>(m.message)));
     // Half an election timeout: a lost append is retried well before followers give up on us.
     auto timeout = std::max<std::chrono::milliseconds>(config_.quorum_election_timeout / 2, 50ms);
+    const auto sent = ControllerClock::now();  // the answer's read lease runs from here
     CallResult res = co_await peers_.get(*endpoint).call_request(std::move(request), timeout);
     if (stopping_) co_return;
     auto now = ControllerClock::now();
@@ -151,7 +157,7 @@ class ControllerServer final : public RequestHandler {
       service_.on_vote_response(m.to, VoteResponse{vr->term, vr->granted, vr->pre_vote}, now);
     } else if (!res.error && !vote && ar != nullptr && ar->error == errc::none) {
       service_.on_append_response(m.to, AppendResponse{ar->term, ar->success, ar->match_offset},
-                                  now);
+                                  now, sent);
     } else {
       service_.on_unreachable(m.to, now);
     }
@@ -171,6 +177,20 @@ class ControllerServer final : public RequestHandler {
     }
     co_return !stopping_ && service_.active() && service_.epoch() == epoch &&
         service_.committed_offset() >= offset;
+  }
+
+  // Until this controller, still active in `epoch`, holds the read lease; false when it is no
+  // longer active, or after an election timeout without it (cut off: check-quorum follows).
+  awaitable<bool> leased(int64_t epoch) {
+    const auto give_up = ControllerClock::now() + config_.quorum_election_timeout;
+    auto active = [&] { return !stopping_ && service_.active() && service_.epoch() == epoch; };
+    while (active() && !service_.raft().has_read_lease(ControllerClock::now()) &&
+           ControllerClock::now() < give_up) {
+      // The next heartbeat's answers renew it (every quorum heartbeat interval).
+      asio::steady_timer timer(io_, 10ms);
+      co_await timer.async_wait(use_tuple);
+    }
+    co_return active() && service_.raft().has_read_lease(ControllerClock::now());
   }
 
   // The same kind of response, carrying only `error` (the request itself has been moved on).

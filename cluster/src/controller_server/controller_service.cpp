@@ -238,8 +238,8 @@ void ControllerService::on_vote_response(ControllerNodeId from, const VoteRespon
 }
 
 void ControllerService::on_append_response(ControllerNodeId from, const AppendResponse& response,
-                                           ControllerTime now) {
-  raft_.on_append_response(from, response, now);
+                                           ControllerTime now, ControllerTime sent) {
+  raft_.on_append_response(from, response, now, sent);
   step(now);
 }
 

@@ -58,8 +58,9 @@ class ControllerService {
   VoteResponse on_vote(const VoteRequest& request, ControllerTime now);
   AppendResponse on_append(const AppendRequest& request, ControllerTime now);
   void on_vote_response(ControllerNodeId from, const VoteResponse& response, ControllerTime now);
+  // `sent`: when the request it answers was sent (the read lease, raft.h).
   void on_append_response(ControllerNodeId from, const AppendResponse& response,
-                          ControllerTime now);
+                          ControllerTime now, ControllerTime sent);
   void on_unreachable(ControllerNodeId peer, ControllerTime now);
   // Messages to other voters produced by the events so far, already safe to send.
   std::vector<RaftOutgoing> take_outgoing();

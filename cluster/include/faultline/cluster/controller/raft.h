@@ -39,6 +39,13 @@
 //  - Commit: the highest offset held by a majority whose entry has the leader's current term
 //    (earlier terms commit with it). A leader that has not heard from a majority within
 //    election_timeout steps down (check-quorum), so a leader cut into a minority stops acting.
+//  - Read lease: a leader may serve reads from its own state (no round trip) while a majority,
+//    itself included, acknowledged an append of its term *sent* less than election_timeout ago.
+//    Each of them then refuses every (pre-)vote until at least election_timeout after that send
+//    (leader stickiness, above), so no other leader can exist yet: a leader cut off or paused
+//    stops serving reads on its own, before anyone could be elected in its place. A node that
+//    starts also refuses votes for its first election_timeout, since it has forgotten when it last
+//    heard from a leader. The times are one host's steady clock.
 //  - A single-voter quorum elects itself at construction.
 //  - A new leader's first proposal should be an entry of its own term (the shell appends a
 //    ControllerElected record): until one commits, entries of earlier terms cannot.
@@ -155,7 +162,10 @@ class RaftNode {
   VoteResponse on_vote(const VoteRequest& request, RaftTime now);
   AppendResponse on_append(const AppendRequest& request, RaftTime now);
   void on_vote_response(ControllerNodeId from, const VoteResponse& response, RaftTime now);
-  void on_append_response(ControllerNodeId from, const AppendResponse& response, RaftTime now);
+  void on_append_response(ControllerNodeId from, const AppendResponse& response, RaftTime now,
+                          std::optional<RaftTime> sent = std::nullopt);
+  // `sent`: when the shell sent the request this answers; only an answer with it extends the
+  // read lease (the shell knows it; a bare answer could be a duplicate of an old request).
   // An append to `peer` got no answer (connection refused, timeout): another may be sent at the
   // next heartbeat. Harmless for any other message.
   void on_unreachable(ControllerNodeId peer, RaftTime now);
@@ -169,6 +179,9 @@ class RaftNode {
 
   RaftRole role() const { return role_; }
   bool is_leader() const { return role_ == RaftRole::leader; }
+  // Leader with a read lease at `now` (top of this file): no other leader can exist, so what it
+  // has committed is everything committed.
+  bool has_read_lease(RaftTime now) const;
   int64_t term() const { return state_.term; }
   ControllerNodeId id() const { return config_.id; }
   ControllerNodeId leader() const { return leader_; }  // kNoNode when unknown
@@ -191,6 +204,8 @@ class RaftNode {
     MetadataOffset in_flight_last{-1};  // prev_offset + entries of the request in flight
     RaftTime last_sent{};
     std::optional<RaftTime> last_contact;
+    // When the latest request of this term it answered was sent (the read lease).
+    std::optional<RaftTime> acked_sent;
   };
 
   size_t majority() const { return config_.voters.size() / 2 + 1; }
