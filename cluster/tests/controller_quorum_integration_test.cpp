@@ -32,22 +32,11 @@ class ControllerQuorumTest : public ::testing::Test {
   }
   // The committed metadata log as the active controller serves it to brokers.
   std::vector<cluster::MetadataEntry> committed_log(int voter) {
-    asio::io_context io;
-    cluster::RpcClient client(io, quorum_.endpoint(voter));
-    std::vector<cluster::MetadataEntry> out;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          cluster::FetchMetadataLogRequest req;
-          req.from = cluster::MetadataOffset{0};
-          auto res = co_await client.call(req, 1s);
-          if (auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response))
-            out = r->entries;
-          client.close();
-        },
-        asio::detached);
-    io.run_for(2s);
-    return out;
+    cluster::FetchMetadataLogRequest req;
+    req.from = cluster::MetadataOffset{0};
+    auto res = quorum_.call(voter, req, 1s);
+    if (auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response)) return r->entries;
+    return {};
   }
 
   TempDir dir_{"faultline-quorum"};
@@ -182,29 +171,18 @@ TEST_F(ControllerQuorumTest, APausedControllerNeverAnswersAReadWithWhatItsSucces
   ASSERT_GT(overtaken, before);
 
   // The request waits in the paused process's socket until SIGCONT.
-  std::optional<cluster::FetchMetadataLogResponse> answer;
-  std::error_code call_error;
+  cluster::CallResult result;
   std::thread reader([&] {
-    asio::io_context io;
-    cluster::RpcClient client(io, quorum_.endpoint(*first));
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          cluster::FetchMetadataLogRequest req;
-          req.from = cluster::MetadataOffset{0};
-          auto res = co_await client.call(req, 5s);
-          call_error = res.error;
-          if (auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response)) answer = *r;
-          client.close();
-        },
-        asio::detached);
-    io.run_for(6s);
+    cluster::FetchMetadataLogRequest req;
+    req.from = cluster::MetadataOffset{0};
+    result = quorum_.call(*first, req, 5s);
   });
   std::this_thread::sleep_for(300ms);
   quorum_.process(*first).signal(SIGCONT);
   reader.join();
-  ASSERT_FALSE(call_error) << call_error.message();
-  ASSERT_TRUE(answer);
+  ASSERT_FALSE(result.error) << result.error.message();
+  const auto* answer = std::get_if<cluster::FetchMetadataLogResponse>(&result.response);
+  ASSERT_NE(answer, nullptr);
   if (answer->error == errc::none) {
     EXPECT_GE(answer->entries.size(), overtaken)
         << "the resumed controller answered with the log as it stood before its pause";

@@ -71,25 +71,33 @@ class ControllerQuorum {
     processes_[static_cast<size_t>(i)] = ChildProcess(std::move(argv), log(i));
   }
   ChildProcess& process(int i) { return processes_[static_cast<size_t>(i)]; }
+  const ChildProcess& process(int i) const { return processes_[static_cast<size_t>(i)]; }
 
-  // The voter's own view of the quorum; nullopt when it does not answer within `timeout`.
-  std::optional<cluster::DescribeQuorumResponse> describe(
-      int i, std::chrono::milliseconds timeout = std::chrono::milliseconds(300)) const {
+  // One request to voter `i` on a connection of its own, from the calling thread.
+  cluster::CallResult call(int i, cluster::Request request,
+                           std::chrono::milliseconds timeout) const {
     asio::io_context io;
     cluster::RpcClient client(io, endpoint(i));
-    std::optional<cluster::DescribeQuorumResponse> out;
+    cluster::CallResult out;
+    out.error = std::make_error_code(std::errc::timed_out);
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
-          auto res = co_await client.call(cluster::DescribeQuorumRequest{}, timeout);
-          if (!res.error) {
-            if (auto* d = std::get_if<cluster::DescribeQuorumResponse>(&res.response)) out = *d;
-          }
+          out = co_await client.call_request(std::move(request), timeout);
           client.close();
         },
         asio::detached);
     io.run_for(timeout + std::chrono::milliseconds(200));
     return out;
+  }
+
+  // The voter's own view of the quorum; nullopt when it does not answer within `timeout`.
+  std::optional<cluster::DescribeQuorumResponse> describe(
+      int i, std::chrono::milliseconds timeout = std::chrono::milliseconds(300)) const {
+    auto res = call(i, cluster::DescribeQuorumRequest{}, timeout);
+    if (res.error) return std::nullopt;
+    if (auto* d = std::get_if<cluster::DescribeQuorumResponse>(&res.response)) return *d;
+    return std::nullopt;
   }
 
   // The voter every answering voter agrees leads in the highest epoch any of them reports, once

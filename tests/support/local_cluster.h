@@ -1,6 +1,7 @@
 // A real mini-cluster on loopback for integration tests: one faultline-controller (or a quorum of
-// `controllers` voters) and N faultline-broker processes, each with fixed ports so a killed
-// process restarts where clients expect it. Every process is killed and reaped, and the data directory removed, on destruction.
+// `controllers` voters, controller_quorum.h) and N faultline-broker processes, each with fixed
+// ports so a killed process restarts where clients expect it. Every process is killed and reaped,
+// and the data directory removed, on destruction.
 // With `lazyfs` (root, /dev/fuse) each broker's data directory is a faultline-lazyfs mount, as in
 // a `faultline run` with `[cluster] lazyfs = true`; it is unmounted on destruction.
 #pragma once
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "child_process.h"
+#include "controller_quorum.h"
 #include "local_ports.h"
 #include "faultline/cluster/client/client.h"
 
@@ -32,8 +34,9 @@ struct LocalClusterOptions {
   bool unclean_leader_election = false;
   bool lazyfs = false;
   std::string flush_policy;  // the broker's --flush-policy; empty: its default
-  // 1: one controller, as before the quorum existed; 3 or 5: a Raft quorum (voters 0..N-1, the
-  // controller's default election timeout), and brokers and clients follow the active one.
+  // 1: one controller, as before the quorum existed; 3 or 5: a Raft quorum (voters 0..N-1 with the
+  // controller's default election timeout and heartbeat), and brokers and clients follow the
+  // active one.
   int controllers = 1;
 };
 
@@ -41,14 +44,20 @@ class LocalCluster {
  public:
   explicit LocalCluster(LocalClusterOptions options = {})
       : options_(options), dir_("faultline-cluster") {
-    for (int i = 0; i < options_.controllers; ++i) controller_ports_.push_back(free_port());
-    controllers_.resize(controller_ports_.size());
+    if (options_.controllers > 1) {
+      quorum_.emplace(dir_.path(), ControllerQuorumOptions{options_.controllers, 1000, 100,
+                                                           options_.session_timeout_ms,
+                                                           options_.min_insync_replicas,
+                                                           options_.unclean_leader_election});
+    } else {
+      controller_port_ = free_port();
+      start_controller();
+    }
     for (int id = 1; id <= options_.brokers; ++id) {
       client_ports_[id] = free_port();
       internal_ports_[id] = free_port();
       kafka_ports_[id] = free_port();
     }
-    for (int i = 0; i < options_.controllers; ++i) start_controller(i);
     for (int id = 1; id <= options_.brokers; ++id) {
       if (options_.lazyfs) mount_lazyfs(id);
       start_broker(id);
@@ -80,33 +89,25 @@ class LocalCluster {
     return false;
   }
 
-  // Controller `i` of the quorum (0 when there is one controller).
+  // (Re)starts controller `i` (0 when there is one controller).
   void start_controller(int i = 0) {
-    const std::string name = i == 0 ? "controller" : "controller-" + std::to_string(i);
+    if (quorum_) {
+      quorum_->start(i);
+      return;
+    }
     std::vector<std::string> argv = {
         (binary_dir() / "faultline-controller").string(),
-        "--data-dir", (dir_.path() / name).string(),
-        "--listen", controller_endpoint(i).str(),
+        "--data-dir", (dir_.path() / "controller").string(),
+        "--listen", "127.0.0.1:" + std::to_string(controller_port_),
         "--session-timeout-ms", std::to_string(options_.session_timeout_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
     if (options_.unclean_leader_election) argv.push_back("--unclean-leader-election");
-    if (options_.controllers > 1) {
-      std::string quorum;
-      for (int v = 0; v < options_.controllers; ++v)
-        quorum += (v ? "," : "") + std::to_string(v) + "@" + controller_endpoint(v).str();
-      argv.insert(argv.end(), {"--node-id", std::to_string(i), "--quorum", quorum});
-    }
-    controllers_.at(static_cast<size_t>(i)) = ChildProcess(argv, dir_.path() / (name + ".log"));
+    controller_ = ChildProcess(argv, dir_.path() / "controller.log");
   }
-  cluster::Endpoint controller_endpoint(int i = 0) const {
-    return {"127.0.0.1", controller_ports_.at(static_cast<size_t>(i))};
-  }
-  // Every controller as "h:p,h:p,...", the brokers' --controller.
-  std::string controller_list() const {
-    std::string out;
-    for (int i = 0; i < options_.controllers; ++i)
-      out += (i ? "," : "") + controller_endpoint(i).str();
-    return out;
+  // Every controller, as brokers and clients take them.
+  std::vector<cluster::Endpoint> controller_endpoints() const {
+    if (quorum_) return quorum_->endpoint_list();
+    return {{"127.0.0.1", controller_port_}};
   }
 
   std::filesystem::path broker_dir(int id) const {
@@ -143,7 +144,8 @@ class LocalCluster {
         "--internal", "127.0.0.1:" + std::to_string(internal_ports_[id]),
         "--client", "127.0.0.1:" + std::to_string(client_ports_[id]),
         "--kafka", "127.0.0.1:" + std::to_string(kafka_ports_[id]),
-        "--controller", controller_list(),
+        "--controller",
+        quorum_ ? quorum_->endpoints() : "127.0.0.1:" + std::to_string(controller_port_),
         "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
         "--replica-lag-time-max-ms", std::to_string(options_.replica_lag_time_max_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
@@ -156,7 +158,7 @@ class LocalCluster {
 
   ChildProcess& broker(int id) { return brokers_.at(id); }
   cluster::Endpoint client_endpoint(int id) const { return {"127.0.0.1", client_ports_.at(id)}; }
-  ChildProcess& controller(int i = 0) { return controllers_.at(static_cast<size_t>(i)); }
+  ChildProcess& controller(int i = 0) { return quorum_ ? quorum_->process(i) : controller_; }
   // The brokers' Kafka-protocol listeners as librdkafka's bootstrap.servers ("host:port,...").
   std::string kafka_bootstrap() const {
     std::string out;
@@ -168,7 +170,7 @@ class LocalCluster {
   cluster::ClientConfig client_config() const {
     cluster::ClientConfig c;
     for (const auto& [id, port] : client_ports_) c.bootstrap.push_back({"127.0.0.1", port});
-    for (int i = 0; i < options_.controllers; ++i) c.controllers.push_back(controller_endpoint(i));
+    c.controllers = controller_endpoints();
     c.request_timeout = std::chrono::milliseconds(3000);
     c.delivery_timeout = std::chrono::milliseconds(15000);
     c.retry_backoff = std::chrono::milliseconds(50);
@@ -178,8 +180,9 @@ class LocalCluster {
   // Every process's log, for a failing test's output.
   std::string logs() const {
     std::string out;
-    for (size_t i = 0; i < controllers_.size(); ++i)
-      out += "--- controller " + std::to_string(i) + "\n" + controllers_[i].log();
+    if (!quorum_) out = "--- controller\n" + controller_.log();
+    for (int i = 0; quorum_ && i < quorum_->size(); ++i)
+      out += "--- controller " + std::to_string(i) + "\n" + quorum_->process(i).log();
     for (const auto& [id, b] : brokers_) {
       out += "--- broker " + std::to_string(id) + "\n" + b.log();
     }
@@ -191,11 +194,12 @@ class LocalCluster {
  private:
   LocalClusterOptions options_;
   TempDir dir_;
-  std::vector<uint16_t> controller_ports_;
+  uint16_t controller_port_ = 0;  // one controller
   std::map<int, uint16_t> client_ports_;
   std::map<int, uint16_t> internal_ports_;
   std::map<int, uint16_t> kafka_ports_;
-  std::vector<ChildProcess> controllers_;
+  ChildProcess controller_;
+  std::optional<ControllerQuorum> quorum_;  // controllers > 1
   std::map<int, ChildProcess> filesystems_;  // before brokers_: destroyed after them
   std::map<int, ChildProcess> brokers_;
 };

@@ -45,7 +45,7 @@ class ControllerServer final : public RequestHandler {
 
   uint16_t port() const { return server_ ? server_->port() : 0; }
 
-  awaitable<Response> handle(Request request, ListenerKind listener) override {
+  awaitable<Response> handle(Request request, ListenerKind /*listener*/) override {
     if (auto* r = std::get_if<QuorumVoteRequest>(&request)) co_return on_vote(*r);
     if (auto* r = std::get_if<QuorumAppendRequest>(&request)) co_return on_append(*r);
     if (std::holds_alternative<DescribeQuorumRequest>(request)) co_return describe_quorum();
@@ -64,7 +64,7 @@ class ControllerServer final : public RequestHandler {
                 std::holds_alternative<MetadataRequest>(request);
     if (read && !co_await committed(epoch, service_.proposed_offset()))
       co_return error_response_for(request, errc::not_controller);
-    Response response = co_await serve(std::move(request), listener);
+    Response response = co_await serve(std::move(request));
     flush_outgoing();  // replicate the decision's records now, not at the next tick
     // Never answer ahead of the quorum: the decision's records (and everything it read) must be
     // committed first, by this same active controller.
@@ -206,8 +206,7 @@ class ControllerServer final : public RequestHandler {
 
   // ---- brokers and admin clients (active controller only) ----
 
-  awaitable<Response> serve(Request request, ListenerKind listener) {
-    (void)listener;
+  awaitable<Response> serve(Request request) {
     auto now = ControllerClock::now();
     if (auto* r = std::get_if<BrokerRegistrationRequest>(&request)) {
       BrokerRegistration reg{r->broker,          r->incarnation, r->internal_endpoint,
@@ -288,7 +287,6 @@ class ControllerServer final : public RequestHandler {
     co_return error_response_for(request, errc::not_leader_or_follower);
   }
 
-  // Long-poll: answers as soon as records at or past `from` are durable, or after max_wait.
   // A voter's committed log, active or not (FetchMetadataLogRequest::any_voter).
   Response committed_log(const FetchMetadataLogRequest& req) const {
     FetchMetadataLogResponse resp;
@@ -302,6 +300,7 @@ class ControllerServer final : public RequestHandler {
     return resp;
   }
 
+  // Long-poll: answers as soon as records at or past `from` are committed, or after max_wait.
   awaitable<Response> fetch_metadata(FetchMetadataLogRequest req) {
     if (!stopping_ && service_.committed_offset() < req.from && req.max_wait_ms > 0) {
       asio::steady_timer timer(io_, std::chrono::milliseconds(req.max_wait_ms));
