@@ -77,6 +77,10 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const std::vector<No
                              std::to_string(s.controller_election_timeout.count()),
                              "--quorum-heartbeat-ms", std::to_string(heartbeat.count())});
   }
+  if (s.metadata_snapshot_records > 0) {
+    argv.push_back("--metadata-snapshot-records");
+    argv.push_back(std::to_string(s.metadata_snapshot_records));
+  }
   if (s.unclean_leader_election) argv.push_back("--unclean-leader-election");
   if (s.leader_imbalance_check_interval.count() > 0) {
     argv.push_back("--leader-imbalance-check-interval-s");

@@ -190,13 +190,22 @@ TEST(AssessConvergence, ReportsTheHighestCommitOffsetAndWhy) {
 // ---- final_logs_agree -----------------------------------------------------------------------
 
 TEST(FinalLogsAgree, Table) {
-  const std::vector<cluster::MetadataEntry> base = {marker(0, "a"), marker(1, "b")};
+  const MetadataLogRead base{{marker(0, "a"), marker(1, "b")}, cluster::MetadataOffset{-1}, {}};
   auto longer = base;
-  longer.push_back(entry(2, cluster::BrokerFenced{cluster::BrokerId{1}, cluster::BrokerEpoch{4}}));
+  longer.entries.push_back(
+      entry(2, cluster::BrokerFenced{cluster::BrokerId{1}, cluster::BrokerEpoch{4}}));
   auto with_marker = base;
-  with_marker.push_back(marker(2, "c"));
-  const std::vector<cluster::MetadataEntry> swapped = {marker(0, "b"), marker(1, "a")};
-  const std::vector<cluster::MetadataEntry> other_term = {marker(0, "a"), marker(1, "b", 2)};
+  with_marker.entries.push_back(marker(2, "c"));
+  const MetadataLogRead swapped{{marker(0, "b"), marker(1, "a")}, cluster::MetadataOffset{-1}, {}};
+  const MetadataLogRead other_term{{marker(0, "a"), marker(1, "b", 2)}, cluster::MetadataOffset{-1}, {}};
+  // Compacted through offset 0: the first marker survives in the snapshot only.
+  const MetadataLogRead compacted{{marker(1, "b")}, cluster::MetadataOffset{0},
+                                  {cluster::MarkerWrite{cluster::MetadataOffset{0}, "a"}}};
+  const MetadataLogRead compacted_other{{marker(1, "b")}, cluster::MetadataOffset{0},
+                                        {cluster::MarkerWrite{cluster::MetadataOffset{0}, "z"}}};
+  const MetadataLogRead compacted_all{{}, cluster::MetadataOffset{1},
+                                      {cluster::MarkerWrite{cluster::MetadataOffset{0}, "a"},
+                                       cluster::MarkerWrite{cluster::MetadataOffset{1}, "b"}}};
 
   EXPECT_TRUE(final_logs_agree({}));
   EXPECT_TRUE(final_logs_agree({base}));
@@ -206,6 +215,10 @@ TEST(FinalLogsAgree, Table) {
   EXPECT_FALSE(final_logs_agree({base, with_marker})) << "a marker only one voter has";
   EXPECT_FALSE(final_logs_agree({base, swapped})) << "the same markers in another order";
   EXPECT_FALSE(final_logs_agree({base, base, other_term})) << "the same record from another term";
+  EXPECT_TRUE(final_logs_agree({base, compacted, longer, compacted_all}));
+  EXPECT_FALSE(final_logs_agree({compacted, compacted_other})) << "a snapshot with another marker";
+  EXPECT_FALSE(final_logs_agree({compacted_all, with_marker})) << "a marker past a snapshot";
+  EXPECT_FALSE(final_logs_agree({compacted, other_term})) << "a record past one snapshot differs";
 }
 
 // ---- histories through the recorder, judged by the log model ---------------------------------

@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
                  "controller.quorum.election.timeout.ms");
   app.add_option("--quorum-heartbeat-ms", quorum_heartbeat_ms,
                  "how often the active controller replicates to the other voters");
+  app.add_option("--metadata-snapshot-records", config.metadata_snapshot_records,
+                 "snapshot the committed metadata and compact the log every this many records "
+                 "(0: never)")
+      ->check(CLI::NonNegativeNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -121,6 +121,111 @@ TEST_F(ControllerQuorumTest, KillOfTheActiveControllerElectsAnotherThatKeepsComm
   EXPECT_TRUE(caught_up);
 }
 
+// Snapshots every 20 records: a voter that was down while the others compacted their logs past
+// its end is sent the active controller's snapshot, and then serves the same committed state
+// (the markers written while it was away included) as the others, also after its own restart.
+class ControllerQuorumSnapshotTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (!HasFailure()) return;
+    for (int i = 0; i < snapshots_.size(); ++i)
+      std::cerr << "---- controller " << i << "\n" << snapshots_.process(i).log();
+  }
+  // A voter's committed log read as the harness reads it (any voter answers).
+  struct Read {
+    std::vector<std::string> markers;  // the snapshot's, then the entries'
+    cluster::MetadataOffset snapshot_offset{-1};
+    cluster::MetadataOffset first_entry{-1};
+  };
+  std::optional<Read> read_voter(int voter) {
+    cluster::FetchMetadataLogRequest req;
+    req.from = cluster::MetadataOffset{0};
+    req.max_records = 100000;
+    req.any_voter = true;
+    auto res = snapshots_.call(voter, req, 2s);
+    auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response);
+    if (res.error || r == nullptr || r->error != errc::none) return std::nullopt;
+    Read read;
+    if (!r->snapshot.empty()) {
+      auto snapshot = cluster::decode_metadata_snapshot(r->snapshot);
+      if (!snapshot) return std::nullopt;
+      read.snapshot_offset = snapshot->last_offset;
+      for (const auto& m : snapshot->image.marker_history()) read.markers.push_back(m.value);
+    }
+    for (const auto& e : r->entries) {
+      if (auto* c = std::get_if<cluster::ConfigChanged>(&e.record); c && c->key == cluster::kMarkerKey)
+        read.markers.push_back(c->value);
+    }
+    if (!r->entries.empty()) read.first_entry = r->entries.front().offset;
+    return read;
+  }
+  bool caught_up(int voter, int leader, std::chrono::milliseconds within) {
+    auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto back = snapshots_.describe(voter);
+      auto lead = snapshots_.describe(leader);
+      if (back && lead && back->leader == leader && back->commit_offset == lead->commit_offset &&
+          back->last_offset == lead->last_offset)
+        return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  TempDir snapshot_dir_{"faultline-quorum-snapshots"};
+  ControllerQuorum snapshots_{snapshot_dir_.path(), [] {
+                                ControllerQuorumOptions o;
+                                o.snapshot_records = 20;
+                                return o;
+                              }()};
+};
+
+TEST_F(ControllerQuorumSnapshotTest, AVoterBehindTheCompactedLogIsSentTheSnapshot) {
+  auto leader = snapshots_.wait_for_leader(10s);
+  ASSERT_TRUE(leader);
+  cluster::ClientConfig config;
+  config.controllers = snapshots_.endpoint_list();
+  config.request_timeout = 3s;
+  cluster::SyncClient admin(config);
+  std::vector<std::string> written;
+  auto write = [&](int n, const std::string& tag) {
+    for (int i = 0; i < n; ++i) {
+      written.push_back(tag + std::to_string(i));
+      ASSERT_EQ(admin.set_config(std::string(cluster::kMarkerKey), written.back()), errc::none);
+    }
+  };
+  write(5, "before-");
+  const int away = (*leader + 1) % snapshots_.size();
+  ASSERT_TRUE(caught_up(away, *leader, 5s));
+  snapshots_.process(away).kill_and_reap();
+  write(60, "while-away-");  // three snapshots' worth: the others compact past its end
+
+  auto lead = read_voter(*leader);
+  ASSERT_TRUE(lead);
+  EXPECT_GE(lead->snapshot_offset.value(), 40) << "the active controller compacted its log";
+  EXPECT_EQ(lead->first_entry, lead->snapshot_offset.next());
+  EXPECT_EQ(lead->markers, written) << "every acknowledged marker, the compacted ones included";
+
+  snapshots_.start(away);
+  ASSERT_TRUE(caught_up(away, *leader, 10s));
+  EXPECT_TRUE(std::filesystem::exists(snapshots_.data(away) / "metadata.snapshot"));
+  EXPECT_NE(snapshots_.process(away).log().find("event=metadata_snapshot_installed"),
+            std::string::npos);
+  auto back = read_voter(away);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->markers, written);
+
+  // Restarted from its own snapshot and compacted log, it still serves the same state.
+  write(3, "after-");
+  ASSERT_TRUE(caught_up(away, *leader, 5s));
+  snapshots_.process(away).kill_and_reap();
+  snapshots_.start(away);
+  ASSERT_TRUE(caught_up(away, *leader, 10s));
+  back = read_voter(away);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->markers, written);
+}
+
 TEST_F(ControllerQuorumTest, PausedActiveControllerIsReplacedAndStepsDownWhenResumed) {
   auto first = quorum_.wait_for_leader(10s);
   ASSERT_TRUE(first);

@@ -332,6 +332,103 @@ TEST_F(MetadataStoreTest, GarbageAfterTheLastFrameIsDropped) {
   EXPECT_GT(opened.dropped_tail_bytes, 0u);
 }
 
+TEST_F(MetadataStoreTest, CompactionKeepsTheRecordsAfterTheSnapshotAcrossReopens) {
+  {
+    auto opened = MetadataStore::open(file_);
+    ASSERT_FALSE(opened.store->append(entries(0, 10)));
+    ASSERT_FALSE(opened.store->compact_through(MetadataOffset{6}));
+    EXPECT_EQ(opened.store->first_offset(), MetadataOffset{7});
+    EXPECT_EQ(opened.store->last_offset(), MetadataOffset{9});
+    ASSERT_FALSE(opened.store->append(entries(10, 2)));
+    // Truncation counts from the new start.
+    ASSERT_FALSE(opened.store->truncate_after(MetadataOffset{10}));
+    EXPECT_EQ(opened.store->last_offset(), MetadataOffset{10});
+  }
+  auto reopened = MetadataStore::open(file_);
+  ASSERT_FALSE(reopened.error);
+  EXPECT_EQ(reopened.records, entries(7, 4));
+  ASSERT_FALSE(reopened.store->align_to_snapshot(MetadataOffset{6}));
+  EXPECT_EQ(reopened.store->first_offset(), MetadataOffset{7});
+  ASSERT_FALSE(reopened.store->append(entries(11, 1)));
+}
+
+TEST_F(MetadataStoreTest, CompactingEverythingContinuesAfterTheSnapshot) {
+  auto opened = MetadataStore::open(file_);
+  ASSERT_FALSE(opened.store->append(entries(0, 3)));
+  ASSERT_FALSE(opened.store->compact_through(MetadataOffset{5}));  // past the end: a newer snapshot
+  EXPECT_EQ(opened.store->last_offset(), MetadataOffset{5});
+  EXPECT_EQ(std::filesystem::file_size(file_), 0u);
+  EXPECT_EQ(opened.store->append(entries(3, 1)), make_error_code(errc::invalid_request));
+  ASSERT_FALSE(opened.store->append(entries(6, 1)));
+}
+
+TEST_F(MetadataStoreTest, AlignToSnapshotTable) {
+  struct Case {
+    const char* name;
+    int64_t first, count;  // records in the file
+    int64_t snapshot;
+    bool corrupt;
+    std::vector<int64_t> kept;  // offsets left, in a reopened store
+    int64_t next;               // the offset the store then takes
+  };
+  const std::vector<Case> cases{
+      {"no snapshot, log from 0", 0, 3, -1, false, {0, 1, 2}, 3},
+      {"empty store continues the snapshot", 0, 0, 4, false, {}, 5},
+      {"crash before the log was compacted", 0, 6, 3, false, {4, 5}, 6},
+      {"snapshot past the whole log", 0, 3, 7, false, {}, 8},
+      {"log starts right after the snapshot", 4, 2, 3, false, {4, 5}, 6},
+      {"records missing after the snapshot", 6, 2, 3, true, {}, 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::filesystem::remove(file_);
+    {
+      auto opened = MetadataStore::open(file_);
+      ASSERT_FALSE(opened.error);
+      if (c.first > 0) {
+        ASSERT_FALSE(opened.store->reset_after(MetadataOffset{c.first - 1}));
+      }
+      ASSERT_FALSE(opened.store->append(entries(c.first, c.count)));
+    }
+    auto opened = MetadataStore::open(file_);
+    ASSERT_FALSE(opened.error);
+    std::error_code ec = opened.store->align_to_snapshot(MetadataOffset{c.snapshot});
+    EXPECT_EQ(ec == make_error_code(errc::corrupt_message), c.corrupt) << ec.message();
+    if (c.corrupt)
+      continue;
+    EXPECT_EQ(opened.store->last_offset().next(), MetadataOffset{c.next});
+    ASSERT_FALSE(opened.store->append(entries(c.next, 1)));
+    auto again = MetadataStore::open(file_);
+    std::vector<int64_t> offsets;
+    for (const MetadataEntry& e : again.records)
+      offsets.push_back(e.offset.value());
+    std::vector<int64_t> expected = c.kept;
+    expected.push_back(c.next);
+    EXPECT_EQ(offsets, expected);
+  }
+}
+
+TEST_F(MetadataStoreTest, ResetAfterEmptiesTheLogForALeadersSnapshot) {
+  auto opened = MetadataStore::open(file_);
+  ASSERT_FALSE(opened.store->append(entries(0, 4)));
+  ASSERT_FALSE(opened.store->reset_after(MetadataOffset{20}));
+  EXPECT_EQ(std::filesystem::file_size(file_), 0u);
+  ASSERT_FALSE(opened.store->append(entries(21, 2)));
+  EXPECT_EQ(MetadataStore::open(file_).records, entries(21, 2));
+}
+
+TEST_F(MetadataStoreTest, SnapshotFileIsReplacedWholeAndAMissingOneIsEmpty) {
+  const auto file = dir_ / "metadata.snapshot";
+  auto missing = load_metadata_snapshot(file);
+  EXPECT_FALSE(missing.error);
+  EXPECT_TRUE(missing.bytes.empty());
+  const std::vector<uint8_t> first{1, 2, 3, 4, 5}, second{9, 8};
+  ASSERT_FALSE(save_metadata_snapshot(file, first));
+  ASSERT_FALSE(save_metadata_snapshot(file, second));
+  EXPECT_EQ(load_metadata_snapshot(file).bytes, second);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "metadata.snapshot.tmp"));
+}
+
 TEST_F(MetadataStoreTest, OpenFailsWithTheErrnoOfTheFailingCall) {
   auto opened = MetadataStore::open(dir_);  // a directory, not a file
   EXPECT_TRUE(opened.error);

@@ -862,12 +862,183 @@ TEST(RaftPropose, Table) {
   }
 }
 
+// ---- snapshots and compaction ---------------------------------------------------------------
+
+// Entries `first`.. with the given terms.
+std::vector<MetadataEntry> entries_from(int64_t first, const std::vector<int64_t>& terms) {
+  std::vector<MetadataEntry> out;
+  for (size_t i = 0; i < terms.size(); ++i)
+    out.push_back(entry(first + static_cast<int64_t>(i), terms[i]));
+  return out;
+}
+
+TEST(RaftCompact, OnlyCommittedEntriesPastTheSnapshotPoint) {
+  auto leader = make_leader({0, 1, 2}, {1, 1, 1, 1}, 2);
+  answer_announcements(*leader, MetadataOffset{3}, at(2001));
+  ASSERT_EQ(leader->propose(std::vector{entry(4, 0)}, at(2002)), errc::none);
+  leader->on_append_response(1, {2, true, MetadataOffset{4}}, at(2003));
+  ASSERT_EQ(leader->commit_offset(), MetadataOffset{4});
+  ASSERT_EQ(leader->propose(std::vector{entry(5, 0)}, at(2004)), errc::none);
+  leader->take_ready();
+
+  struct Case {
+    int64_t through;
+    errc expected;
+  };
+  for (Case c : {Case{5, errc::invalid_request},  // not committed yet
+                 Case{-1, errc::invalid_request}, Case{2, errc::none},
+                 Case{2, errc::invalid_request},  // not past the snapshot point
+                 Case{4, errc::none}}) {
+    EXPECT_EQ(leader->compact(MetadataOffset{c.through}), c.expected) << "through " << c.through;
+  }
+  EXPECT_EQ(leader->snapshot(), (RaftSnapshotPoint{MetadataOffset{4}, 2}));
+  EXPECT_EQ(offsets_of({leader->log().begin(), leader->log().end()}), (std::vector<int64_t>{5}));
+  EXPECT_EQ(leader->last_offset(), MetadataOffset{5});
+  EXPECT_EQ(leader->term_at(MetadataOffset{4}), 2);
+  EXPECT_EQ(leader->term_at(MetadataOffset{3}), 0) << "compacted away";
+  EXPECT_TRUE(leader->take_ready().empty()) << "the shell made the snapshot: nothing to persist";
+}
+
+TEST(RaftCompact, AFollowerBehindTheLogStartIsSentTheSnapshotThenAppends) {
+  auto leader = make_leader({0, 1, 2}, {1, 1, 1}, 2);
+  leader->on_append_response(1, {2, true, MetadataOffset{2}}, at(2001));
+  ASSERT_EQ(leader->propose(std::vector{entry(3, 0), entry(4, 0)}, at(2002)), errc::none);
+  leader->on_append_response(1, {2, true, MetadataOffset{4}}, at(2003));
+  ASSERT_EQ(leader->compact(MetadataOffset{3}), errc::none);
+  leader->take_ready();
+
+  // Node 2 answers its announcement: it holds nothing.
+  leader->on_append_response(2, {2, false, MetadataOffset{-1}}, at(2004));
+  RaftReady ready = leader->take_ready();
+  auto snapshots = messages_of<InstallSnapshotRequest>(ready);
+  ASSERT_EQ(snapshots.size(), 1u);
+  EXPECT_EQ(recipients(ready), (std::vector<ControllerNodeId>{2}));
+  EXPECT_EQ(snapshots[0].snapshot, (RaftSnapshotPoint{MetadataOffset{3}, 2}));
+  EXPECT_EQ(snapshots[0].term, 2);
+  EXPECT_TRUE(snapshots[0].data.empty()) << "the shell attaches the bytes";
+
+  leader->tick(at(2050));  // one request in flight: no second snapshot before its answer
+  EXPECT_TRUE(messages_of<InstallSnapshotRequest>(leader->take_ready()).empty());
+
+  leader->on_append_response(2, {2, true, MetadataOffset{3}}, at(2060));
+  auto appends = messages_of<AppendRequest>(leader->take_ready());
+  ASSERT_EQ(appends.size(), 1u);
+  EXPECT_EQ(appends[0].prev_offset, MetadataOffset{3});
+  EXPECT_EQ(appends[0].prev_term, 2);
+  EXPECT_EQ(offsets_of(appends[0].entries), (std::vector<int64_t>{4}));
+}
+
+TEST(RaftInstallSnapshot, Table) {
+  struct Case {
+    const char* name;
+    std::vector<int64_t> log_terms;  // the follower's log from offset 0, all of term <= 3
+    int64_t commit;                  // committed there before the snapshot arrives
+    RaftSnapshotPoint point;
+    int64_t request_term;
+    bool success;
+    bool installed;  // Ready carries install_snapshot and the log is emptied
+    int64_t last_offset_after;
+    int64_t commit_after;
+  };
+  const RaftSnapshotPoint at5{MetadataOffset{5}, 3};
+  const std::vector<Case> cases{
+      {"empty log: install", {}, -1, at5, 3, true, true, 5, 5},
+      {"shorter log: install", {1, 1}, 1, at5, 3, true, true, 5, 5},
+      {"conflicting entry at the point: install", {1, 1, 1, 1, 1, 2, 2}, 1, at5, 3, true, true, 5,
+       5},
+      {"holds the point: keeps its log", {1, 1, 3, 3, 3, 3, 3}, 1, at5, 3, true, false, 6, 5},
+      {"committed past the point: nothing to do", {1, 1, 3, 3, 3, 3, 3}, 6, at5, 3, true, false, 6,
+       6},
+      {"stale leader: refused", {1, 1}, 1, at5, 2, false, false, 1, 1},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto follower = make_voter(c.log_terms, RaftHardState{3, kNoNode});
+    if (c.commit >= 0) {
+      AppendRequest commit{3, 0, follower->last_offset(), follower->last_term(), {},
+                           MetadataOffset{c.commit}};
+      ASSERT_TRUE(follower->on_append(commit, at(100)).success);
+      ASSERT_EQ(follower->commit_offset(), MetadataOffset{c.commit});
+      follower->take_ready();
+    }
+    AppendResponse answer = follower->on_install_snapshot(
+        InstallSnapshotRequest{c.request_term, 0, c.point, {}}, at(200));
+    EXPECT_EQ(answer.success, c.success);
+    EXPECT_EQ(answer.term, 3);
+    if (c.success) {
+      EXPECT_EQ(answer.match_offset, c.point.offset);
+    }
+    RaftReady ready = follower->take_ready();
+    EXPECT_EQ(ready.install_snapshot.has_value(), c.installed);
+    if (c.installed) {
+      EXPECT_EQ(*ready.install_snapshot, c.point);
+      EXPECT_EQ(follower->snapshot(), c.point);
+      EXPECT_TRUE(follower->log().empty());
+      EXPECT_EQ(follower->last_term(), c.point.term);
+    }
+    EXPECT_EQ(follower->last_offset(), MetadataOffset{c.last_offset_after});
+    EXPECT_EQ(follower->commit_offset(), MetadataOffset{c.commit_after});
+    EXPECT_EQ(ready.commit, MetadataOffset{c.commit_after});
+  }
+}
+
+TEST(RaftInstallSnapshot, AppendsInTheSameReadyFollowTheSnapshot) {
+  auto follower = make_voter({1, 1, 2}, RaftHardState{3, kNoNode});
+  const RaftSnapshotPoint point{MetadataOffset{5}, 3};
+  ASSERT_TRUE(follower->on_install_snapshot({3, 0, point, {}}, at(100)).success);
+  AppendRequest next{3, 0, MetadataOffset{5}, 3, entries_from(6, {3, 3}), MetadataOffset{6}};
+  ASSERT_TRUE(follower->on_append(next, at(110)).success);
+  RaftReady ready = follower->take_ready();
+  ASSERT_TRUE(ready.install_snapshot);
+  EXPECT_FALSE(ready.truncate_after) << "the snapshot already emptied the log";
+  EXPECT_EQ(offsets_of(ready.append), (std::vector<int64_t>{6, 7}));
+  EXPECT_EQ(ready.commit, MetadataOffset{6});
+}
+
+TEST(RaftInstallSnapshot, AppendsReachingBelowTheSnapshotMatchThere) {
+  // Restarted with a snapshot through 3 (term 2) and entries 4..5 after it.
+  RaftNode follower(config_for(1, {0, 1, 2}), RaftHardState{2, kNoNode},
+                    RaftSnapshotPoint{MetadataOffset{3}, 2}, entries_from(4, {2, 2}), 1,
+                    at(0) - kElectionTimeout);
+  EXPECT_EQ(follower.commit_offset(), MetadataOffset{3}) << "a snapshot holds committed state";
+  EXPECT_EQ(follower.last_offset(), MetadataOffset{5});
+  // A retried append from offset 1: the compacted part is committed, so it matches; the entries
+  // the log holds are skipped and the new one appended.
+  AppendRequest retried{2, 0, MetadataOffset{1}, 1, entries_from(2, {2, 2, 2, 2, 2}),
+                        MetadataOffset{6}};
+  AppendResponse answer = follower.on_append(retried, at(10));
+  EXPECT_TRUE(answer.success);
+  EXPECT_EQ(answer.match_offset, MetadataOffset{6});
+  RaftReady ready = follower.take_ready();
+  EXPECT_EQ(offsets_of(ready.append), (std::vector<int64_t>{6}));
+  EXPECT_FALSE(ready.truncate_after);
+  EXPECT_EQ(follower.commit_offset(), MetadataOffset{6});
+}
+
+TEST(RaftInstallSnapshot, RestartValidatesTheLogAgainstItsSnapshot) {
+  auto make = [](RaftSnapshotPoint point, std::vector<MetadataEntry> log) {
+    return RaftNode(config_for(1, {0, 1, 2}), RaftHardState{3, kNoNode}, point, std::move(log),
+                    1, at(0));
+  };
+  EXPECT_NO_THROW(make({MetadataOffset{3}, 2}, entries_from(4, {2, 3})));
+  EXPECT_THROW(make({MetadataOffset{3}, 2}, entries_from(5, {2})), std::invalid_argument)
+      << "a hole after the snapshot";
+  EXPECT_THROW(make({MetadataOffset{3}, 2}, entries_from(3, {2})), std::invalid_argument)
+      << "overlaps the snapshot";
+  EXPECT_THROW(make({MetadataOffset{3}, 2}, entries_from(4, {1})), std::invalid_argument)
+      << "a term below the snapshot's";
+  EXPECT_THROW(make({MetadataOffset{3}, 4}, {}), std::invalid_argument)
+      << "a snapshot term past the hard state";
+  EXPECT_THROW(make({MetadataOffset{3}, 0}, {}), std::invalid_argument);
+}
+
 // ---- simulation -----------------------------------------------------------------------------
 // A fake network of RaftNodes driven like the shell drives them: after every event the Ready is
 // persisted to a fake disk, then messages are sent, then the commit applied. A crashed node loses
 // everything but its disk, and may crash halfway through persisting a Ready.
 
-using SimMessage = std::variant<VoteRequest, AppendRequest, VoteResponse, AppendResponse>;
+using SimMessage =
+    std::variant<VoteRequest, AppendRequest, InstallSnapshotRequest, VoteResponse, AppendResponse>;
 
 template <typename... F>
 struct overloaded : F... {
@@ -892,6 +1063,9 @@ struct SimOptions {
   // Whether a new leader proposes a record of its own term at once, as the shell does. Without it
   // entries of earlier terms sit on a majority uncommitted: Figure 8's window stays open.
   bool propose_on_election = true;
+  // Chance per node and millisecond that it snapshots what it applied and compacts its log, as
+  // the shell does every so many records. Followers behind a leader's snapshot then need one.
+  double compact = 0;
 };
 
 struct SimStats {
@@ -902,6 +1076,8 @@ struct SimStats {
   int64_t crashes_mid_ready = 0;
   int64_t messages = 0;
   int64_t lease_checks = 0;  // events after which a leader held its read lease
+  int64_t compactions = 0;
+  int64_t snapshots_installed = 0;
 };
 
 class SimCluster {
@@ -926,6 +1102,8 @@ class SimCluster {
         nodes_[i].raft->tick(now_);
         after_event(static_cast<ControllerNodeId>(i));
       }
+      if (nodes_[i].raft && std::bernoulli_distribution(options_.compact)(rng_))
+        compact(static_cast<ControllerNodeId>(i));
     }
     check_leader_completeness();
   }
@@ -984,7 +1162,10 @@ class SimCluster {
     config.heartbeat_interval = options_.heartbeat_interval;
     config.max_entries_per_append = options_.max_entries_per_append;
     config.pre_vote = options_.pre_vote;
-    n.raft = std::make_unique<RaftNode>(config, n.disk_state, n.disk_log, rng_(), now_);
+    std::vector<MetadataEntry> after_snapshot(
+        n.disk_log.begin() + (n.disk_snapshot.offset.value() + 1), n.disk_log.end());
+    n.raft = std::make_unique<RaftNode>(config, n.disk_state, n.disk_snapshot,
+                                        std::move(after_snapshot), rng_(), now_);
     n.applied = MetadataOffset{-1};
     n.crash_in_next_ready = false;
     n.led_term = 0;
@@ -1064,6 +1245,8 @@ class SimCluster {
     ControllerNodeId from;
     ControllerNodeId to;
     SimMessage message;
+    // An InstallSnapshotRequest's data: the committed prefix the sender's snapshot stands for.
+    std::vector<MetadataEntry> snapshot_prefix;
     RaftTime sent_at;
     std::optional<RaftTime> answers_sent;  // an answer: when its request was sent
     bool operator>(const Envelope& other) const {
@@ -1073,6 +1256,9 @@ class SimCluster {
   struct SimNode {
     std::unique_ptr<RaftNode> raft;  // null while crashed
     RaftHardState disk_state;
+    // The fake disk keeps the whole log; entries up to disk_snapshot stand for the snapshot (the
+    // state they built) and are not handed to a restarted RaftNode.
+    RaftSnapshotPoint disk_snapshot;
     std::vector<MetadataEntry> disk_log;
     std::vector<uint64_t> disk_prefix_hash;  // [k]: hash of disk_log[0..k]
     MetadataOffset applied{-1};              // by the running incarnation
@@ -1096,6 +1282,11 @@ class SimCluster {
 
   void send(ControllerNodeId from, ControllerNodeId to, SimMessage message,
             std::optional<RaftTime> answers_sent = std::nullopt) {
+    std::vector<MetadataEntry> prefix;
+    if (const auto* install = std::get_if<InstallSnapshotRequest>(&message)) {
+      const auto& log = nodes_[from].disk_log;
+      prefix.assign(log.begin(), log.begin() + (install->snapshot.offset.value() + 1));
+    }
     std::uniform_real_distribution<double> chance(0, 1);
     if (chance(rng_) < options_.drop)
       return;
@@ -1105,7 +1296,8 @@ class SimCluster {
                                                                 options_.max_delay.count())(rng_)};
       if (chance(rng_) < options_.slow)
         delay += options_.slow_delay;
-      in_transit_.push(Envelope{now_ + delay, sequence_++, from, to, message, now_, answers_sent});
+      in_transit_.push(
+          Envelope{now_ + delay, sequence_++, from, to, message, prefix, now_, answers_sent});
       ++stats_.messages;
     }
   }
@@ -1113,7 +1305,8 @@ class SimCluster {
   void deliver(const Envelope& e) {
     SimNode& to = nodes_[e.to];
     if (!to.raft || cut_[e.from][e.to]) {
-      bool append = std::holds_alternative<AppendRequest>(e.message);
+      bool append = std::holds_alternative<AppendRequest>(e.message) ||
+                    std::holds_alternative<InstallSnapshotRequest>(e.message);
       std::uniform_real_distribution<double> chance(0, 1);
       if (append && nodes_[e.from].raft && chance(rng_) < options_.unreachable_notice) {
         nodes_[e.from].raft->on_unreachable(e.to, now_);
@@ -1131,6 +1324,14 @@ class SimCluster {
                    [&](const AppendRequest& r) {
                      AppendResponse answer = raft.on_append(r, now_);
                      if (after_event(e.to))
+                       send(e.to, e.from, answer, e.sent_at);
+                   },
+                   [&](const InstallSnapshotRequest& r) {
+                     arriving_snapshot_ = &e.snapshot_prefix;
+                     AppendResponse answer = raft.on_install_snapshot(r, now_);
+                     bool sent = after_event(e.to);
+                     arriving_snapshot_ = nullptr;
+                     if (sent)
                        send(e.to, e.from, answer, e.sent_at);
                    },
                    [&](const VoteResponse& r) {
@@ -1211,6 +1412,8 @@ class SimCluster {
     SimNode& n = nodes_[id];
     if (ready.hard_state)
       persist_hard_state(id, *ready.hard_state);
+    if (ready.install_snapshot)
+      install_snapshot(id, *ready.install_snapshot);
     if (ready.truncate_after)
       truncate(id, *ready.truncate_after);
     for (const MetadataEntry& e : ready.append)
@@ -1218,9 +1421,53 @@ class SimCluster {
     if (!n.raft || n.crash_in_next_ready)
       return;
     std::span<const MetadataEntry> in_memory = n.raft->log();
-    if (in_memory.size() != n.disk_log.size() ||
+    if (n.raft->snapshot() != n.disk_snapshot ||
+        in_memory.size() + static_cast<size_t>(n.disk_snapshot.offset.value() + 1) !=
+            n.disk_log.size() ||
         (!in_memory.empty() && !same_entry(in_memory.back(), n.disk_log.back())))
       fail("node " + std::to_string(id) + " log differs from what its Readies persisted");
+  }
+
+  // The shell's part of a compaction: a snapshot of what the node applied.
+  void compact(ControllerNodeId id) {
+    SimNode& n = nodes_[id];
+    if (n.applied <= n.disk_snapshot.offset)
+      return;
+    if (n.raft->compact(n.applied) != errc::none) {
+      fail("node " + std::to_string(id) + " refused to compact what it applied");
+      return;
+    }
+    n.disk_snapshot = n.raft->snapshot();
+    ++stats_.compactions;
+    if (n.disk_snapshot.term != n.disk_log[static_cast<size_t>(n.applied.value())].term)
+      fail("node " + std::to_string(id) + " snapshot point has the wrong term");
+  }
+
+  // A leader's snapshot replaces the whole disk log. It may hold committed entries only, and
+  // nothing this node applied may change.
+  void install_snapshot(ControllerNodeId id, RaftSnapshotPoint point) {
+    SimNode& n = nodes_[id];
+    if (arriving_snapshot_ == nullptr) {
+      fail("node " + std::to_string(id) + " installs a snapshot nobody sent");
+      return;
+    }
+    ++stats_.snapshots_installed;
+    const std::vector<MetadataEntry>& prefix = *arriving_snapshot_;
+    if (prefix.size() != static_cast<size_t>(point.offset.value() + 1) ||
+        prefix.back().term != point.term)
+      fail("node " + std::to_string(id) + " got a snapshot whose point is not its data's end");
+    for (size_t k = 0; k < prefix.size(); ++k) {
+      if (k >= committed_.size() || !same_entry(prefix[k], committed_[k])) {
+        fail("node " + std::to_string(id) + " installs a snapshot with uncommitted offset " +
+             std::to_string(k));
+        return;
+      }
+    }
+    n.disk_log.clear();
+    n.disk_prefix_hash.clear();
+    for (const MetadataEntry& e : prefix)
+      append(id, e);
+    n.disk_snapshot = point;
   }
 
   void truncate(ControllerNodeId id, MetadataOffset keep) {
@@ -1275,6 +1522,8 @@ class SimCluster {
       fail("node " + std::to_string(id) + " commit went back");
     if (commit.value() >= static_cast<int64_t>(n.disk_log.size()))
       fail("node " + std::to_string(id) + " commits past its persisted log");
+    // An installed snapshot moves the commit over entries this incarnation never applied one by
+    // one; apply() checks them against the committed history all the same.
     for (int64_t k = n.applied.value() + 1; k <= commit.value() && violation_.empty(); ++k) {
       const MetadataEntry& e = n.disk_log[static_cast<size_t>(k)];
       if (static_cast<size_t>(k) < committed_.size()) {
@@ -1317,11 +1566,13 @@ class SimCluster {
       if (!n.raft || !n.raft->is_leader())
         continue;
       std::span<const MetadataEntry> log = n.raft->log();
+      const auto base = static_cast<size_t>(n.raft->snapshot().offset.value() + 1);
       for (; n.completeness_checked < committed_.size(); ++n.completeness_checked) {
         size_t k = n.completeness_checked;
-        if (committed_in_term_[k] >= n.raft->term())
+        // Up to its snapshot point the node holds committed state: checked when it was made.
+        if (committed_in_term_[k] >= n.raft->term() || k < base)
           continue;
-        if (k >= log.size() || !same_entry(log[k], committed_[k]))
+        if (k - base >= log.size() || !same_entry(log[k - base], committed_[k]))
           fail("leader " + std::to_string(i) + " of term " + std::to_string(n.raft->term()) +
                " lacks committed offset " + std::to_string(k));
       }
@@ -1340,6 +1591,7 @@ class SimCluster {
   std::vector<int64_t> committed_in_term_;  // term of the node that first applied each entry
   std::map<std::pair<int64_t, int64_t>, uint64_t> history_;  // {offset, term} -> prefix hash
   std::map<int64_t, ControllerNodeId> leader_of_term_;
+  const std::vector<MetadataEntry>* arriving_snapshot_ = nullptr;  // during on_install_snapshot
   std::string violation_;
   SimStats stats_;
 };
@@ -1515,6 +1767,8 @@ ScheduleResult run_schedule(size_t voters, uint64_t seed, int chaos_steps, SimSt
   options.duplicate = 0.03;
   options.slow = 0.05;
   options.propose_on_election = seed % 2 == 0;
+  // Half the schedules compact logs now and then, so lagging voters are sent snapshots.
+  options.compact = seed % 4 == 1 || seed % 4 == 2 ? 0.002 : 0;
   SimCluster sim(options, seed);
   std::mt19937_64 rng(seed ^ 0x5eed);
   ScheduleResult result;
@@ -1564,6 +1818,8 @@ ScheduleResult run_schedule(size_t voters, uint64_t seed, int chaos_steps, SimSt
   total.crashes_mid_ready += s.crashes_mid_ready;
   total.messages += s.messages;
   total.lease_checks += s.lease_checks;
+  total.compactions += s.compactions;
+  total.snapshots_installed += s.snapshots_installed;
   return result;
 }
 
@@ -1587,14 +1843,18 @@ TEST(RaftSimulation, RandomSchedulesKeepRaftSafeAndRecover) {
   EXPECT_GT(total.truncations, kSchedulesPerSize / 4);
   EXPECT_GT(total.crashes_mid_ready, kSchedulesPerSize / 4);
   EXPECT_GT(total.lease_checks, 1000 * kSchedulesPerSize);
+  EXPECT_GT(total.compactions, kSchedulesPerSize);
+  EXPECT_GT(total.snapshots_installed, kSchedulesPerSize / 10);
   std::printf(
       "simulation: %lld elections, %lld entries committed, %lld truncations, %lld crashes "
-      "(%lld mid-Ready), %lld messages, %lld events under a read lease; slowest recovery %lld "
-      "ms\n",
+      "(%lld mid-Ready), %lld messages, %lld events under a read lease, %lld compactions, %lld "
+      "snapshots installed; slowest recovery %lld ms\n",
       static_cast<long long>(total.elections), static_cast<long long>(total.committed),
       static_cast<long long>(total.truncations), static_cast<long long>(total.crashes),
       static_cast<long long>(total.crashes_mid_ready), static_cast<long long>(total.messages),
-      static_cast<long long>(total.lease_checks), static_cast<long long>(slowest_recovery.count()));
+      static_cast<long long>(total.lease_checks), static_cast<long long>(total.compactions),
+      static_cast<long long>(total.snapshots_installed),
+      static_cast<long long>(slowest_recovery.count()));
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ FetchMetadataLogResponse sample_metadata_log() {
                                         std::nullopt, {}}});
   r.entries.push_back(
       {MetadataOffset{7}, TopicCreated{"orders", {ReplicaList{1, 2, 3}, ReplicaList{2, 3, 1}}}});
+  r.snapshot = {1, 2, 3, 0, 255};
   return r;
 }
 
@@ -91,6 +92,7 @@ TEST(Wire, EveryRequestRoundTrips) {
           {MetadataEntry{MetadataOffset{41}, ConfigChanged{"faultline.marker", "w1-1"}, 7}},
           MetadataOffset{40}}),
       DescribeQuorumRequest{},
+      QuorumInstallSnapshotRequest{7, 2, MetadataOffset{99}, 6, {0x46, 0x4c, 0x00, 0xff, 0x7f}},
   };
   ASSERT_EQ(requests.size(), std::variant_size_v<Request>) << "a request type has no test";
   for (const auto& request : requests) {

@@ -26,6 +26,7 @@ struct ControllerQuorumOptions {
   int session_timeout_ms = 2000;
   int min_insync_replicas = 2;
   bool unclean_leader_election = false;
+  int snapshot_records = 0;  // --metadata-snapshot-records; 0: the controller's default
 };
 
 class ControllerQuorum {
@@ -68,6 +69,10 @@ class ControllerQuorum {
         "--session-timeout-ms", std::to_string(options_.session_timeout_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
     if (options_.unclean_leader_election) argv.push_back("--unclean-leader-election");
+    if (options_.snapshot_records > 0) {
+      argv.push_back("--metadata-snapshot-records");
+      argv.push_back(std::to_string(options_.snapshot_records));
+    }
     processes_[static_cast<size_t>(i)] = ChildProcess(std::move(argv), log(i));
   }
   ChildProcess& process(int i) { return processes_[static_cast<size_t>(i)]; }

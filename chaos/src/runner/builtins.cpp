@@ -49,6 +49,7 @@ description = "3 controllers: kill -9 the active controller, restart it 4 s late
 expect = "valid"
 [cluster]
 controllers = 3
+metadata_snapshot_records = 50
 [nemesis]
 every_s = 8
 jitter_s = 2
@@ -59,6 +60,7 @@ description = "3 controllers: cut the active controller off from the other two (
 expect = "valid"
 [cluster]
 controllers = 3
+metadata_snapshot_records = 50
 [nemesis]
 every_s = 9
 jitter_s = 2
@@ -69,6 +71,7 @@ description = "3 controllers: SIGSTOP the active controller for 3 election timeo
 expect = "valid"
 [cluster]
 controllers = 3
+metadata_snapshot_records = 50
 controller_election_timeout_ms = 1000
 [nemesis]
 every_s = 8
@@ -80,6 +83,7 @@ description = "3 controllers: kill -9 the active controller and a partition's le
 expect = "valid"
 [cluster]
 controllers = 3
+metadata_snapshot_records = 50
 [nemesis]
 every_s = 9
 jitter_s = 2

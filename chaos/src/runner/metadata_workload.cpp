@@ -48,6 +48,15 @@ std::vector<std::string> marker_values(std::span<const cluster::MetadataEntry> e
   return out;
 }
 
+std::vector<std::string> MetadataLogRead::markers() const {
+  std::vector<std::string> out;
+  for (const auto& m : snapshot_markers)
+    out.push_back(m.value);
+  for (auto& v : marker_values(entries))
+    out.push_back(std::move(v));
+  return out;
+}
+
 checker::Outcome marker_write_outcome(const cluster::CallResult& result) {
   // Without maybe_sent the connection was never made: the request was not written.
   if (result.error)
@@ -106,14 +115,37 @@ QuorumConvergence assess_convergence(
   return c;
 }
 
-bool final_logs_agree(const std::vector<std::vector<cluster::MetadataEntry>>& logs) {
+namespace {
+
+// The entries of `read` at offsets `from` up to `to` (inclusive): entries are contiguous after
+// the snapshot offset.
+std::span<const cluster::MetadataEntry> entries_between(const MetadataLogRead& read, int64_t from,
+                                                        int64_t to) {
+  const int64_t first = read.snapshot_offset.value() + 1;
+  const int64_t begin = std::max<int64_t>(from - first, 0);
+  const int64_t end = std::min<int64_t>(to - first + 1, static_cast<int64_t>(read.entries.size()));
+  if (begin >= end)
+    return {};
+  return std::span(read.entries).subspan(static_cast<size_t>(begin),
+                                         static_cast<size_t>(end - begin));
+}
+
+}  // namespace
+
+bool final_logs_agree(const std::vector<MetadataLogRead>& logs) {
   for (size_t i = 1; i < logs.size(); ++i) {
-    const auto& a = logs[0];
-    const auto& b = logs[i];
-    const size_t common = std::min(a.size(), b.size());
-    if (!std::equal(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(common), b.begin()))
+    const MetadataLogRead& a = logs[0];
+    const MetadataLogRead& b = logs[i];
+    // The offsets both hold as records: after both snapshots, up to the shorter log's end.
+    const int64_t from = std::max(a.snapshot_offset, b.snapshot_offset).value() + 1;
+    const int64_t to =
+        std::min(a.snapshot_offset.value() + static_cast<int64_t>(a.entries.size()),
+                 b.snapshot_offset.value() + static_cast<int64_t>(b.entries.size()));
+    auto common_a = entries_between(a, from, to);
+    auto common_b = entries_between(b, from, to);
+    if (!std::equal(common_a.begin(), common_a.end(), common_b.begin(), common_b.end()))
       return false;
-    if (marker_values(a) != marker_values(b))
+    if (a.markers() != b.markers())
       return false;
   }
   return true;
@@ -377,10 +409,9 @@ void MetadataWorkload::write_loop(int writer) {
   }
 }
 
-std::optional<std::vector<cluster::MetadataEntry>> MetadataWorkload::read_log(size_t controller,
-                                                                              bool any_voter,
-                                                                              std::string& error) {
-  std::vector<cluster::MetadataEntry> log;
+std::optional<MetadataLogRead> MetadataWorkload::read_log(size_t controller, bool any_voter,
+                                                         std::string& error) {
+  MetadataLogRead log;
   cluster::FetchMetadataLogRequest request;
   request.max_records = kPageRecords;
   request.max_wait_ms = 0;
@@ -392,7 +423,19 @@ std::optional<std::vector<cluster::MetadataEntry>> MetadataWorkload::read_log(si
       error = fmt::format("c{}: {}", controller + 1, call_error(result));
       return std::nullopt;
     }
-    log.insert(log.end(), page->entries.begin(), page->entries.end());
+    if (!page->snapshot.empty()) {
+      // Only the first page can start before the log (the next ones continue its entries).
+      std::string why;
+      auto snapshot = cluster::decode_metadata_snapshot(page->snapshot, &why);
+      if (!snapshot || !log.entries.empty()) {
+        error = fmt::format("c{}: bad snapshot: {}", controller + 1,
+                            snapshot ? "after the log's first page" : why);
+        return std::nullopt;
+      }
+      log.snapshot_offset = snapshot->last_offset;
+      log.snapshot_markers = snapshot->image.marker_history();
+    }
+    log.entries.insert(log.entries.end(), page->entries.begin(), page->entries.end());
     if (page->entries.size() < kPageRecords)
       return log;
     request.from = page->entries.back().offset.next();
@@ -416,7 +459,7 @@ void MetadataWorkload::read_loop() {
         order.push_back(i);
     auto op = history_->invoke(process, checker::Function::read);
     std::vector<std::string> errors;
-    std::optional<std::vector<cluster::MetadataEntry>> log;
+    std::optional<MetadataLogRead> log;
     for (size_t i : order) {
       std::string error;
       log = read_log(i, /*any_voter=*/false, error);
@@ -429,7 +472,7 @@ void MetadataWorkload::read_loop() {
     if (op) {
       checker::OpFields fields;
       if (log) {
-        for (auto& v : marker_values(*log))
+        for (auto& v : log->markers())
           fields.values.emplace_back(std::move(v));
       } else {
         fields.error = fmt::format("no controller served the read ({})", fmt::join(errors, "; "));
@@ -464,7 +507,7 @@ void MetadataWorkload::final_reads() {
                  convergence.why_not);
   }
   // A voter behind the others would be a stale read: reported, not read.
-  std::vector<std::vector<cluster::MetadataEntry>> logs;
+  std::vector<MetadataLogRead> logs;
   for (int controller : convergence.caught_up) {
     const size_t i = static_cast<size_t>(controller - 1);
     checker::OpFields invocation;
@@ -476,7 +519,7 @@ void MetadataWorkload::final_reads() {
     checker::OpFields fields;
     fields.final_read = true;
     if (log) {
-      for (auto& v : marker_values(*log))
+      for (auto& v : log->markers())
         fields.values.emplace_back(std::move(v));
       final_.voters_read.push_back(controller);
       logs.push_back(*log);

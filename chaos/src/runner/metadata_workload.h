@@ -59,6 +59,17 @@ inline constexpr int64_t kMetadataFinalReaderProcess = 200000;
 // the order given; every other record is skipped.
 std::vector<std::string> marker_values(std::span<const cluster::MetadataEntry> entries);
 
+// A controller's committed metadata log as read back. When the controller had compacted its log
+// past the start of the read, the answer began with its snapshot: the marker writes up to the
+// snapshot's offset survive in it as image state (metadata.h), and `entries` continue it.
+struct MetadataLogRead {
+  std::vector<cluster::MetadataEntry> entries;
+  cluster::MetadataOffset snapshot_offset{-1};  // -1: no snapshot, entries from offset 0
+  std::vector<cluster::MarkerWrite> snapshot_markers;
+  // Every marker value in log order: the snapshot's, then those among the entries.
+  std::vector<std::string> markers() const;
+};
+
 // How a marker write ended, from its single attempt at one controller:
 //   ok    the controller answered without error (it answers once the record is committed);
 //   fail  the request never left this process (no connection), so nothing was appended;
@@ -84,10 +95,11 @@ struct QuorumConvergence {
 QuorumConvergence assess_convergence(
     const std::vector<std::optional<cluster::DescribeQuorumResponse>>& answers);
 
-// True when the final logs agree: identical records on their common prefix (offset, term and
-// record) and the same marker values. They may differ in length only by records committed
-// between the reads (brokers' changes), never by a marker: the writes had stopped.
-bool final_logs_agree(const std::vector<std::vector<cluster::MetadataEntry>>& logs);
+// True when the final logs agree: identical records at every offset both hold (offset, term and
+// record; a snapshot's records are compared through its markers only) and the same marker values.
+// They may differ in length only by records committed between the reads (brokers' changes), never
+// by a marker: the writes had stopped.
+bool final_logs_agree(const std::vector<MetadataLogRead>& logs);
 
 // The history the log model is asked about: `history` without the appends of unknown outcome
 // whose value no read returned. Sound: such an append can only be linearized after every read,
@@ -173,7 +185,7 @@ class MetadataWorkload {
 
   const MetadataFinalRead& final_read() const { return final_; }
   // The final reads' logs by controller (1-based), for tests and reports.
-  const std::vector<std::pair<int, std::vector<cluster::MetadataEntry>>>& final_logs() const {
+  const std::vector<std::pair<int, MetadataLogRead>>& final_logs() const {
     return final_logs_;
   }
 
@@ -188,8 +200,7 @@ class MetadataWorkload {
   void forget_active(size_t controller);
   void learn_active(size_t controller);
   // A controller's committed log, page by page; nullopt with `error` when a page failed.
-  std::optional<std::vector<cluster::MetadataEntry>> read_log(size_t controller, bool any_voter,
-                                                              std::string& error);
+  std::optional<MetadataLogRead> read_log(size_t controller, bool any_voter, std::string& error);
   void request_stop();
   // Sleeps until `until` or stop(); false when stopping.
   bool pause_until(std::chrono::steady_clock::time_point until);
@@ -210,7 +221,7 @@ class MetadataWorkload {
   std::optional<size_t> active_;
 
   MetadataFinalRead final_;
-  std::vector<std::pair<int, std::vector<cluster::MetadataEntry>>> final_logs_;
+  std::vector<std::pair<int, MetadataLogRead>> final_logs_;
 };
 
 }  // namespace faultline::chaos

@@ -450,7 +450,8 @@ struct NemesisParser {
 };
 
 void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
-  r.only(c, {"brokers", "controllers", "controller_election_timeout_ms", "session_timeout_ms",
+  r.only(c, {"brokers", "controllers", "controller_election_timeout_ms",
+             "metadata_snapshot_records", "session_timeout_ms",
              "heartbeat_interval_ms", "min_insync_replicas", "replica_lag_time_max_ms",
              "unclean_leader_election", "lazyfs", "flush_policy", "disks",
              "leader_imbalance_check_interval_s", "probe", "probe_interval_ms",
@@ -464,6 +465,7 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
                        s.cluster.controllers));
   r.read_ms(c, "controller_election_timeout_ms", s.cluster.controller_election_timeout, 100,
             60000);
+  r.read(c, "metadata_snapshot_records", s.cluster.metadata_snapshot_records, 0, 10000000);
   r.read_ms(c, "session_timeout_ms", s.cluster.session_timeout, 100, 600000);
   r.read_ms(c, "heartbeat_interval_ms", s.cluster.heartbeat_interval, 10, 60000);
   r.read(c, "min_insync_replicas", s.cluster.min_insync_replicas, 1, 9);

@@ -668,6 +668,11 @@ awaitable<void> Broker::metadata_loop() {
       co_await sleep(100ms);
       continue;
     }
+    if (!r.snapshot.empty() && !co_await on_metadata_snapshot(r.snapshot)) {
+      co_await sleep(100ms);
+      continue;
+    }
+    if (stopping_) co_return;
     auto slice_started = Clock::now();
     for (const auto& entry : r.entries) {
       if (entry.offset < image_.next_offset()) continue;
@@ -698,18 +703,8 @@ awaitable<void> Broker::on_metadata_entry(const MetadataEntry& entry) {
   if (const auto* change = std::get_if<PartitionChanged>(&entry.record)) {
     reconcile(change->tp);
   } else if (const auto* topic = std::get_if<TopicCreated>(&entry.record)) {
-    std::vector<TopicPartition> hosted;
-    for (size_t i = 0; i < topic->partitions.size(); ++i) {
-      TopicPartition tp{topic->name, PartitionIndex{static_cast<int32_t>(i)}};
-      const PartitionState* state = image_.partition(tp);
-      if (state != nullptr && find(tp) == nullptr &&
-          (state->replicas.contains(config_.broker_id) || state->adding.contains(config_.broker_id))) {
-        hosted.push_back(tp);
-      }
-    }
-    auto logs = co_await open_logs(hosted);
+    co_await open_hosted(topic->name, topic->partitions.size());
     if (stopping_) co_return;
-    for (size_t i = 0; i < hosted.size(); ++i) open_partition(hosted[i], std::move(logs[i]));
     for (size_t i = 0; i < topic->partitions.size(); ++i) {
       reconcile({topic->name, PartitionIndex{static_cast<int32_t>(i)}});
       co_await yield_if_busy(slice_started);
@@ -720,6 +715,50 @@ awaitable<void> Broker::on_metadata_entry(const MetadataEntry& entry) {
     const auto& reg = std::get<BrokerRegistered>(entry.record);
     if (auto it = fetchers_.find(reg.broker); it != fetchers_.end()) it->second.restart = true;
   }
+}
+
+awaitable<void> Broker::open_hosted(const std::string& topic, size_t partitions) {
+  std::vector<TopicPartition> hosted;
+  for (size_t i = 0; i < partitions; ++i) {
+    TopicPartition tp{topic, PartitionIndex{static_cast<int32_t>(i)}};
+    const PartitionState* state = image_.partition(tp);
+    if (state != nullptr && find(tp) == nullptr &&
+        (state->replicas.contains(config_.broker_id) || state->adding.contains(config_.broker_id))) {
+      hosted.push_back(tp);
+    }
+  }
+  auto logs = co_await open_logs(hosted);
+  if (stopping_) co_return;
+  for (size_t i = 0; i < hosted.size(); ++i) open_partition(hosted[i], std::move(logs[i]));
+}
+
+awaitable<bool> Broker::on_metadata_snapshot(std::span<const uint8_t> bytes) {
+  std::string why;
+  auto snapshot = decode_metadata_snapshot(bytes, &why);
+  if (!snapshot) {
+    spdlog::error("event=metadata_snapshot_refused error=\"{}\"", why);
+    co_return false;
+  }
+  if (snapshot->last_offset < image_.next_offset()) co_return true;  // already past it
+  spdlog::info("event=metadata_snapshot_applied from={} through={} topics={}",
+               image_.applied_offset().value(), snapshot->last_offset.value(),
+               snapshot->image.topics().size());
+  image_ = std::move(snapshot->image);
+  // Whatever changed in between (leaders, ISRs, endpoints, new topics) is only in the image now:
+  // every partition is reconciled, every follower reconnects.
+  auto slice_started = Clock::now();
+  for (const TopicState& topic : image_.topics()) {
+    co_await open_hosted(topic.name, topic.partitions.size());
+    if (stopping_) co_return true;
+    for (size_t i = 0; i < topic.partitions.size(); ++i) {
+      reconcile({topic.name, PartitionIndex{static_cast<int32_t>(i)}});
+      co_await yield_if_busy(slice_started);
+      if (stopping_) co_return true;
+    }
+  }
+  for (auto& [id, fetcher] : fetchers_) fetcher.restart = true;
+  reconciled_offset_ = image_.applied_offset();
+  co_return true;
 }
 
 awaitable<void> Broker::isr_loop() {

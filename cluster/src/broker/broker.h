@@ -135,6 +135,11 @@ class Broker final : public RequestHandler, public KafkaBackend {
   // Applies one entry's partition changes, yielding to the io_context every few milliseconds so
   // heartbeats and fetches keep flowing while a 10k-partition topic is created or moved.
   asio::awaitable<void> on_metadata_entry(const MetadataEntry& entry);
+  // The controller's log starts past this broker's image (compacted): its snapshot replaces the
+  // image, and every partition is reconciled with it. False when it does not decode.
+  asio::awaitable<bool> on_metadata_snapshot(std::span<const uint8_t> bytes);
+  // Opens the logs of the topic's partitions this broker hosts and has not opened yet.
+  asio::awaitable<void> open_hosted(const std::string& topic, size_t partitions);
   asio::awaitable<void> yield_if_busy(Clock::time_point& slice_started);
   void follow(Partition& p, BrokerId leader);
   void unfollow(Partition& p);

@@ -35,10 +35,21 @@ Controller::Controller(ControllerConfig config, ControllerTime now)
       last_tick_(now) {}
 
 std::error_code Controller::replay(std::span<const MetadataEntry> records, ControllerTime now,
-                                   std::optional<MetadataOffset> durable) {
-  if (!log_.empty())
+                                   std::optional<MetadataOffset> durable,
+                                   const MetadataImage* snapshot) {
+  if (!log_.empty() || image_.applied_offset().value() >= 0)
     return make_error_code(errc::invalid_request);
   std::unordered_map<BrokerId, MetadataOffset> fenced_at;
+  if (snapshot != nullptr) {
+    image_ = *snapshot;
+    placement_start_ = static_cast<uint32_t>(image_.topics().size());
+    // When a broker fenced before the snapshot was fenced is gone with the records: it must have
+    // applied the snapshot's whole state before it is unfenced, which includes its fencing.
+    for (const auto& [id, broker] : image_.brokers())
+      if (broker.fenced)
+        fenced_at[id] = image_.applied_offset();
+  }
+  log_start_ = image_.next_offset();
   for (const MetadataEntry& entry : records) {
     if (auto ec = image_.apply(entry))
       return ec;
@@ -111,9 +122,21 @@ void Controller::mark_durable(MetadataOffset offset) {
   durable_offset_ = std::max(durable_offset_, std::min(offset, last));
 }
 
+void Controller::compact(MetadataOffset through) {
+  auto dropped = std::clamp<int64_t>(through.value() + 1 - log_start_.value(), 0,
+                                     durable_offset_.value() + 1 - log_start_.value());
+  if (dropped <= 0)
+    return;
+  log_.erase(log_.begin(), log_.begin() + dropped);
+  first_new_record_ -= static_cast<size_t>(dropped);
+  log_start_ = MetadataOffset{log_start_.value() + dropped};
+}
+
 std::span<const MetadataEntry> Controller::records_since(MetadataOffset from, size_t max) const {
-  int64_t begin = std::max<int64_t>(from.value(), 0);
-  int64_t end = std::min<int64_t>(durable_offset_.value() + 1, static_cast<int64_t>(log_.size()));
+  // Indexes into log_, which starts at log_start_.
+  int64_t begin = std::max<int64_t>(from.value() - log_start_.value(), 0);
+  int64_t end = std::min<int64_t>(durable_offset_.value() + 1 - log_start_.value(),
+                                  static_cast<int64_t>(log_.size()));
   if (begin >= end)
     return {};
   end = std::min<int64_t>(end, begin + static_cast<int64_t>(max));

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include <fmt/format.h>
+
 namespace faultline::cluster {
 
 std::string_view election_reason_name(ElectionReason r) noexcept {
@@ -101,6 +103,18 @@ class Reader {
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ == bytes_.size(); }
   size_t remaining() const { return bytes_.size() - pos_; }
+  // For a value the decoder finds out of range.
+  void invalidate() { ok_ = false; }
+  // A u32 count of items that take at least `min_bytes` each. A count the remaining bytes cannot
+  // hold is corrupt (and yields 0): checking first avoids huge reserves.
+  uint32_t count(size_t min_bytes) {
+    auto n = integer<uint32_t>();
+    if (n > remaining() / min_bytes) {
+      ok_ = false;
+      return 0;
+    }
+    return n;
+  }
   template <typename T>
   T integer() {
     using U = std::make_unsigned_t<T>;
@@ -325,6 +339,20 @@ bool decode_payload(Reader& r, MetadataRecord& out) {
   return false;
 }
 
+// Why a partition state breaks the invariants elections rely on (a non-empty ISR inside the
+// replicas, a leader in the ISR or none), or nullptr. Checked on every PartitionChanged applied and
+// on every partition of a snapshot, so a decoded image holds only states apply() accepts.
+const char* partition_violation(BrokerId leader, const ReplicaList& isr,
+                                const ReplicaList& replicas) {
+  if (isr.empty())
+    return "empty ISR";
+  if (!std::all_of(isr.begin(), isr.end(), [&](BrokerId b) { return replicas.contains(b); }))
+    return "ISR outside the replicas";
+  if (leader != kNoBroker && !isr.contains(leader))
+    return "leader outside the ISR";
+  return nullptr;
+}
+
 uint32_t load_u32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
@@ -474,12 +502,8 @@ std::error_code MetadataImage::apply_record(MetadataOffset offset, const Metadat
             return make_error_code(errc::unknown_topic_or_partition);
           // Brokers apply what they pull: a record that would break the invariants elections
           // rely on is refused rather than believed.
-          bool isr_ok = !r.isr.empty() && std::all_of(r.isr.begin(), r.isr.end(), [&](BrokerId b) {
-            return r.replicas.contains(b);
-          });
-          if (!isr_ok || (r.leader != kNoBroker && !r.isr.contains(r.leader))) {
+          if (partition_violation(r.leader, r.isr, r.replicas) != nullptr)
             return make_error_code(errc::invalid_request);
-          }
           PartitionState& p = topics_[ref->topic].partitions[static_cast<size_t>(ref->partition)];
           if (!(p.replicas == r.replicas)) {
             for (BrokerId b : p.replicas) {
@@ -504,6 +528,8 @@ std::error_code MetadataImage::apply_record(MetadataOffset offset, const Metadat
           return {};
         } else if constexpr (std::is_same_v<R, ConfigChanged>) {
           configs_[r.key] = r.value;
+          if (r.key == kMarkerKey)
+            marker_history_.push_back({offset, r.value});
           return {};
         } else if constexpr (std::is_same_v<R, ControllerElected>) {
           if (r.epoch < controller_epoch_)
@@ -518,6 +544,26 @@ std::error_code MetadataImage::apply_record(MetadataOffset offset, const Metadat
 
 void MetadataImage::index_add(BrokerId broker, PartitionRef ref) {
   replica_index_[broker].push_back(ref);
+}
+
+void MetadataImage::rebuild_indexes() {
+  topic_by_name_.clear();
+  replica_index_.clear();
+  partition_count_ = 0;
+  offline_count_ = 0;
+  for (uint32_t t = 0; t < topics_.size(); ++t) {
+    const auto& partitions = topics_[t].partitions;
+    topic_by_name_.emplace(topics_[t].name, t);  // a duplicate name keeps the first (decoder checks)
+    partition_count_ += partitions.size();
+    for (size_t i = 0; i < partitions.size(); ++i) {
+      // Like apply(): the replicas, which during a reassignment include the adding ones. After a
+      // reassignment the order within a broker's list can differ from apply()'s (it
+      // swap-removes): the same partitions, visited in another order.
+      for (BrokerId b : partitions[i].replicas)
+        index_add(b, PartitionRef{t, static_cast<int32_t>(i)});
+      offline_count_ += partitions[i].leader == kNoBroker ? 1 : 0;
+    }
+  }
 }
 
 void MetadataImage::index_remove(BrokerId broker, PartitionRef ref) {
@@ -610,7 +656,273 @@ bool operator==(const MetadataImage& a, const MetadataImage& b) {
   // The replica index is derived from the topics, so comparing the sources is enough.
   return a.applied_offset_ == b.applied_offset_ && a.brokers_ == b.brokers_ &&
          a.topics_ == b.topics_ && a.configs_ == b.configs_ &&
-         a.active_controller_ == b.active_controller_ && a.controller_epoch_ == b.controller_epoch_;
+         a.marker_history_ == b.marker_history_ && a.active_controller_ == b.active_controller_ &&
+         a.controller_epoch_ == b.controller_epoch_;
+}
+
+// ---- snapshots ------------------------------------------------------------------------------
+
+namespace {
+
+// The smallest encoding of one item of each list: bounds the counts a payload can claim.
+constexpr size_t kMinBrokerBytes = 4 + 8 + 8 + 4 + 4 + 1 + 1 + 8 + 4 + 2;
+constexpr size_t kMinTopicBytes = 2 + 4;
+constexpr size_t kMinPartitionBytes = 4 + 4 + 4 + 4 + 4 + 4 + 1 + 4 + 4;
+constexpr size_t kMinConfigBytes = 2 + 2;
+constexpr size_t kMinMarkerBytes = 8 + 2;
+
+void encode_broker(const BrokerState& b, Writer& w) {
+  w.integer<int32_t>(b.id.value());
+  w.integer<int64_t>(b.epoch.value());
+  w.integer<uint64_t>(b.incarnation);
+  w.endpoint(b.internal_endpoint);
+  w.endpoint(b.client_endpoint);
+  w.boolean(b.rack.has_value());
+  if (b.rack)
+    w.string(*b.rack);
+  w.boolean(b.kafka_endpoint.has_value());
+  if (b.kafka_endpoint)
+    w.endpoint(*b.kafka_endpoint);
+  w.integer<int64_t>(b.registered_at.value());
+  w.boolean(b.registered);
+  w.boolean(b.fenced);
+  w.boolean(b.shutting_down);
+  w.boolean(b.demoted);
+  w.string(b.demotion_reason);
+}
+
+BrokerState decode_broker(Reader& r) {
+  BrokerState b;
+  b.id = BrokerId{r.integer<int32_t>()};
+  b.epoch = BrokerEpoch{r.integer<int64_t>()};
+  b.incarnation = r.integer<uint64_t>();
+  b.internal_endpoint = r.endpoint();
+  b.client_endpoint = r.endpoint();
+  if (r.boolean())
+    b.rack = r.string();
+  if (r.boolean())
+    b.kafka_endpoint = r.endpoint();
+  b.registered_at = MetadataOffset{r.integer<int64_t>()};
+  b.registered = r.boolean();
+  b.fenced = r.boolean();
+  b.shutting_down = r.boolean();
+  b.demoted = r.boolean();
+  b.demotion_reason = r.string();
+  return b;
+}
+
+void encode_partition(const PartitionState& p, Writer& w) {
+  w.replicas(p.replicas);
+  w.replicas(p.isr);
+  w.integer<int32_t>(p.leader.value());
+  w.integer<int32_t>(p.leader_epoch.value());
+  w.integer<int32_t>(p.partition_epoch.value());
+  w.integer<int32_t>(p.unclean_elections);
+  w.u8(static_cast<uint8_t>(p.leader_recovery));
+  w.replicas(p.adding);
+  w.replicas(p.removing);
+}
+
+PartitionState decode_partition(Reader& r) {
+  PartitionState p;
+  p.replicas = r.replicas();
+  p.isr = r.replicas();
+  p.leader = BrokerId{r.integer<int32_t>()};
+  p.leader_epoch = LeaderEpoch{r.integer<int32_t>()};
+  p.partition_epoch = PartitionEpoch{r.integer<int32_t>()};
+  p.unclean_elections = r.integer<int32_t>();
+  uint8_t recovery = r.u8();
+  if (recovery > static_cast<uint8_t>(LeaderRecovery::recovering))
+    r.invalidate();
+  p.leader_recovery = static_cast<LeaderRecovery>(recovery);
+  p.adding = r.replicas();
+  p.removing = r.replicas();
+  return p;
+}
+
+// Every source field of the image, in a fixed order; the derived indexes are left out.
+void encode_image(const MetadataImage& image, Writer& w) {
+  w.integer<int64_t>(image.applied_offset().value());
+  w.integer<int32_t>(image.active_controller());
+  w.integer<int64_t>(image.controller_epoch());
+  w.integer<uint32_t>(static_cast<uint32_t>(image.brokers().size()));
+  for (const auto& [id, b] : image.brokers())
+    encode_broker(b, w);
+  w.integer<uint32_t>(static_cast<uint32_t>(image.topics().size()));
+  for (const TopicState& t : image.topics()) {
+    w.string(t.name);
+    w.integer<uint32_t>(static_cast<uint32_t>(t.partitions.size()));
+    for (const PartitionState& p : t.partitions)
+      encode_partition(p, w);
+  }
+  w.integer<uint32_t>(static_cast<uint32_t>(image.configs().size()));
+  for (const auto& [key, value] : image.configs()) {
+    w.string(key);
+    w.string(value);
+  }
+  w.integer<uint32_t>(static_cast<uint32_t>(image.marker_history().size()));
+  for (const MarkerWrite& m : image.marker_history()) {
+    w.integer<int64_t>(m.offset.value());
+    w.string(m.value);
+  }
+}
+
+// A duplicate broker id is an error here: the map would silently keep one of them.
+std::string decode_brokers(Reader& r, std::map<BrokerId, BrokerState>& brokers) {
+  uint32_t n = r.count(kMinBrokerBytes);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    BrokerState b = decode_broker(r);
+    BrokerId id = b.id;
+    if (r.ok() && !brokers.emplace(id, std::move(b)).second)
+      return fmt::format("duplicate broker id {}", id.value());
+  }
+  return {};
+}
+
+void decode_topics(Reader& r, std::vector<TopicState>& topics) {
+  uint32_t n = r.count(kMinTopicBytes);
+  topics.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    TopicState& t = topics.emplace_back();
+    t.name = r.string();
+    uint32_t partitions = r.count(kMinPartitionBytes);
+    t.partitions.reserve(partitions);
+    for (uint32_t p = 0; p < partitions && r.ok(); ++p)
+      t.partitions.push_back(decode_partition(r));
+  }
+}
+
+std::string decode_configs(Reader& r, std::map<std::string, std::string, std::less<>>& configs) {
+  uint32_t n = r.count(kMinConfigBytes);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    std::string key = r.string();
+    std::string value = r.string();
+    if (r.ok() && !configs.emplace(key, std::move(value)).second)
+      return fmt::format("duplicate config key {}", key);
+  }
+  return {};
+}
+
+void decode_markers(Reader& r, std::vector<MarkerWrite>& markers) {
+  uint32_t n = r.count(kMinMarkerBytes);
+  markers.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    MetadataOffset offset{r.integer<int64_t>()};
+    markers.push_back({offset, r.string()});
+  }
+}
+
+// The frame around the payload: magic, version, exact length (nothing after it), CRC.
+std::string snapshot_payload(std::span<const uint8_t> bytes, std::span<const uint8_t>& payload) {
+  if (bytes.size() < kMetadataSnapshotHeaderBytes)
+    return "truncated header";
+  if (load_u32(bytes.data()) != kMetadataSnapshotMagic)
+    return "bad magic";
+  if (bytes[4] != kMetadataSnapshotVersion)
+    return fmt::format("unsupported version {}", bytes[4]);
+  uint32_t length = load_u32(bytes.data() + 5);
+  size_t available = bytes.size() - kMetadataSnapshotHeaderBytes;
+  if (length > available)
+    return "truncated payload";
+  if (length < available)
+    return "trailing bytes after the payload";
+  payload = bytes.subspan(kMetadataSnapshotHeaderBytes);
+  if (metadata_crc32c(payload) != load_u32(bytes.data() + 9))
+    return "CRC mismatch";
+  return {};
+}
+
+std::string check_topics(const MetadataImage& image) {
+  const auto& topics = image.topics();
+  for (uint32_t t = 0; t < topics.size(); ++t) {
+    if (image.topic_index(topics[t].name) != t)  // the name index kept an earlier topic
+      return fmt::format("duplicate topic name {}", topics[t].name);
+    for (size_t i = 0; i < topics[t].partitions.size(); ++i) {
+      const PartitionState& p = topics[t].partitions[i];
+      if (const char* why = partition_violation(p.leader, p.isr, p.replicas))
+        return fmt::format("partition {}-{}: {}", topics[t].name, i, why);
+    }
+  }
+  return {};
+}
+
+// The marker history is what apply() appends: increasing offsets within the image, the last value
+// being the key's config.
+std::string check_markers(const MetadataImage& image) {
+  const auto& markers = image.marker_history();
+  MetadataOffset previous{-1};
+  for (const MarkerWrite& m : markers) {
+    if (m.offset <= previous || m.offset > image.applied_offset())
+      return fmt::format("marker offset {} out of order", m.offset.value());
+    previous = m.offset;
+  }
+  auto config = image.config(kMarkerKey);
+  bool consistent = markers.empty() ? !config : config && *config == markers.back().value;
+  return consistent ? std::string{} : "marker history does not match the marker config";
+}
+
+// What holds for every image apply() builds, decoded from an arbitrary (CRC-valid) payload.
+std::string check_snapshot(const MetadataSnapshot& s) {
+  if (s.last_offset < MetadataOffset{-1} || s.last_term < 0 || s.image.controller_epoch() < 0)
+    return "negative offset, term or controller epoch";
+  if (s.last_offset != s.image.applied_offset())
+    return "last offset is not the image's applied offset";
+  if (auto why = check_topics(s.image); !why.empty())
+    return why;
+  return check_markers(s.image);
+}
+
+}  // namespace
+
+void encode_metadata_snapshot(const MetadataImage& image, int64_t last_term,
+                              std::vector<uint8_t>& out) {
+  size_t header = out.size();
+  out.resize(header + kMetadataSnapshotHeaderBytes);
+  Writer w(out);
+  w.integer<int64_t>(image.applied_offset().value());
+  w.integer<int64_t>(last_term);
+  encode_image(image, w);
+  size_t payload = header + kMetadataSnapshotHeaderBytes;
+  auto length = static_cast<uint32_t>(out.size() - payload);
+  uint32_t crc = metadata_crc32c(std::span<const uint8_t>(out.data() + payload, length));
+  store_u32(out.data() + header, kMetadataSnapshotMagic);
+  out[header + 4] = kMetadataSnapshotVersion;
+  store_u32(out.data() + header + 5, length);
+  store_u32(out.data() + header + 9, crc);
+}
+
+std::optional<MetadataSnapshot> decode_metadata_snapshot(std::span<const uint8_t> bytes,
+                                                         std::string* error) {
+  auto fail = [error](std::string why) -> std::optional<MetadataSnapshot> {
+    if (error != nullptr)
+      *error = std::move(why);
+    return std::nullopt;
+  };
+  std::span<const uint8_t> payload;
+  if (auto why = snapshot_payload(bytes, payload); !why.empty())
+    return fail(std::move(why));
+  Reader r(payload);
+  MetadataSnapshot s;
+  MetadataImage& image = s.image;
+  s.last_offset = MetadataOffset{r.integer<int64_t>()};
+  s.last_term = r.integer<int64_t>();
+  image.applied_offset_ = MetadataOffset{r.integer<int64_t>()};
+  image.active_controller_ = r.integer<int32_t>();
+  image.controller_epoch_ = r.integer<int64_t>();
+  if (auto why = decode_brokers(r, image.brokers_); !why.empty())
+    return fail(std::move(why));
+  decode_topics(r, image.topics_);
+  if (auto why = decode_configs(r, image.configs_); !why.empty())
+    return fail(std::move(why));
+  decode_markers(r, image.marker_history_);
+  if (!r.ok())
+    return fail("malformed payload");
+  if (!r.at_end())
+    return fail("trailing bytes in the payload");
+  image.rebuild_indexes();
+  if (auto why = check_snapshot(s); !why.empty())
+    return fail(std::move(why));
+  return s;
 }
 
 }  // namespace faultline::cluster

@@ -22,9 +22,10 @@ std::string_view to_string(RaftRole role) noexcept {
 
 namespace {
 
-// The shell hands over what it persisted; a log that does not start at 0 or has a hole, or a term
-// older than its own entries, is a corrupt store, and starting from it would break log matching.
-void validate(const RaftConfig& config, const RaftHardState& state,
+// The shell hands over what it persisted; a log that does not continue its snapshot or has a hole,
+// or a term older than its own entries, is a corrupt store, and starting from it would break log
+// matching.
+void validate(const RaftConfig& config, const RaftHardState& state, RaftSnapshotPoint snapshot,
               const std::vector<MetadataEntry>& log) {
   if (std::find(config.voters.begin(), config.voters.end(), config.id) == config.voters.end())
     throw std::invalid_argument("raft: this node is not one of the voters");
@@ -36,26 +37,30 @@ void validate(const RaftConfig& config, const RaftHardState& state,
     throw std::invalid_argument("raft: election timeout and heartbeat interval must be positive");
   if (config.max_entries_per_append == 0)
     throw std::invalid_argument("raft: max_entries_per_append must be at least 1");
-  int64_t previous_term = 0;
+  if (snapshot.offset.value() < -1 || snapshot.term < 0 || snapshot.term > state.term ||
+      (snapshot.offset.value() == -1) != (snapshot.term == 0))
+    throw std::invalid_argument("raft: the snapshot point is not one a log could have");
+  int64_t previous_term = snapshot.term;
   for (size_t i = 0; i < log.size(); ++i) {
-    if (log[i].offset != MetadataOffset{static_cast<int64_t>(i)})
-      throw std::invalid_argument("raft: persisted log is not contiguous from offset 0");
+    if (log[i].offset != MetadataOffset{snapshot.offset.value() + 1 + static_cast<int64_t>(i)})
+      throw std::invalid_argument("raft: persisted log does not continue its snapshot");
     if (log[i].term < previous_term || log[i].term > state.term)
       throw std::invalid_argument("raft: persisted log terms go backwards or past the hard state");
     previous_term = log[i].term;
   }
 }
 
-MetadataOffset offset_at(size_t index) {
-  return MetadataOffset{static_cast<int64_t>(index)};
-}
-
 }  // namespace
 
-RaftNode::RaftNode(RaftConfig config, RaftHardState state, std::vector<MetadataEntry> log,
-                   uint64_t seed, RaftTime now)
-    : config_(std::move(config)), state_(state), log_(std::move(log)), rng_(seed) {
-  validate(config_, state_, log_);
+RaftNode::RaftNode(RaftConfig config, RaftHardState state, RaftSnapshotPoint snapshot,
+                   std::vector<MetadataEntry> log, uint64_t seed, RaftTime now)
+    : config_(std::move(config)),
+      state_(state),
+      snapshot_(snapshot),
+      log_(std::move(log)),
+      commit_(snapshot.offset),  // a snapshot holds committed state only
+      rng_(seed) {
+  validate(config_, state_, snapshot_, log_);
   reset_election_timer(now);
   // When this node last heard from a leader is gone with its memory: taken as now, so it votes for
   // nobody within a lease a leader may still hold on an answer it gave before it stopped.
@@ -295,28 +300,40 @@ void RaftNode::count_vote(ControllerNodeId from, RaftTime now) {
 // ---- replication: follower ------------------------------------------------------------------
 
 int64_t RaftNode::term_at(MetadataOffset offset) const {
-  if (offset.value() < 0 || offset > last_offset())
+  if (offset == snapshot_.offset)
+    return snapshot_.term;
+  if (offset < snapshot_.offset || offset > last_offset())
     return 0;
-  return log_[static_cast<size_t>(offset.value())].term;
+  return log_[index_of(offset)].term;
 }
 
 bool RaftNode::holds(MetadataOffset offset, int64_t term) const {
-  if (offset.value() < 0)
-    return true;  // the empty prefix
+  // Up to the snapshot point everything is committed, and every leader that can still reach this
+  // node (its term is not older) holds the same committed entries.
+  if (offset <= snapshot_.offset)
+    return true;
   return offset <= last_offset() && term_at(offset) == term;
 }
 
-AppendResponse RaftNode::on_append(const AppendRequest& request, RaftTime now) {
-  if (request.term < state_.term)
-    return AppendResponse{state_.term, false, last_offset()};
-  if (request.term == state_.term && role_ == RaftRole::leader)
-    return AppendResponse{state_.term, false, last_offset()};  // two leaders in a term: refuse
-  if (request.term > state_.term || role_ != RaftRole::follower || leader_ != request.leader) {
-    become_follower(request.term, request.leader, now);
+// The common part of on_append and on_install_snapshot: whether the sender may lead this node
+// (false: refuse with the current term), and if so following it.
+bool RaftNode::accept_leader(int64_t term, ControllerNodeId leader, RaftTime now) {
+  if (term < state_.term)
+    return false;
+  if (term == state_.term && role_ == RaftRole::leader)
+    return false;  // two leaders in a term: refuse
+  if (term > state_.term || role_ != RaftRole::follower || leader_ != leader) {
+    become_follower(term, leader, now);
   } else {
     last_leader_contact_ = now;
     reset_election_timer(now);
   }
+  return true;
+}
+
+AppendResponse RaftNode::on_append(const AppendRequest& request, RaftTime now) {
+  if (!accept_leader(request.term, request.leader, now))
+    return AppendResponse{state_.term, false, last_offset()};
   bool contiguous = true;
   for (size_t i = 0; i < request.entries.size(); ++i) {
     contiguous = contiguous && request.entries[i].offset.value() ==
@@ -331,6 +348,26 @@ AppendResponse RaftNode::on_append(const AppendRequest& request, RaftTime now) {
                           static_cast<int64_t>(request.entries.size())};
   commit_ = std::max(commit_, std::min(request.commit_offset, verified));
   return AppendResponse{state_.term, true, verified};
+}
+
+AppendResponse RaftNode::on_install_snapshot(const InstallSnapshotRequest& request, RaftTime now) {
+  if (!accept_leader(request.term, request.leader, now))
+    return AppendResponse{state_.term, false, last_offset()};
+  const RaftSnapshotPoint point = request.snapshot;
+  // Already committed here, or this log holds the same entry there: the log up to that point is
+  // the leader's, and the snapshot adds nothing (a duplicate or an overtaken request).
+  if (point.offset <= commit_ || holds(point.offset, point.term)) {
+    commit_ = std::max(commit_, point.offset);
+    return AppendResponse{state_.term, true, point.offset};
+  }
+  // Everything here is either in the snapshot or conflicts with the leader's log.
+  snapshot_ = point;
+  log_.clear();
+  commit_ = point.offset;
+  ready_.append.clear();
+  ready_.truncate_after.reset();
+  ready_.install_snapshot = point;
+  return AppendResponse{state_.term, true, point.offset};
 }
 
 // Skips the entries this log already holds: a duplicated or reordered append whose entries match
@@ -349,7 +386,7 @@ void RaftNode::accept_entries(const AppendRequest& request) {
 }
 
 void RaftNode::truncate_log_after(MetadataOffset keep) {
-  log_.resize(static_cast<size_t>(keep.value() + 1));
+  log_.resize(index_of(keep.next()));
   // Several events may pile up before take_ready(): entries not yet handed to the shell are
   // dropped here, and the shell truncates at the lowest point any of them asked for.
   std::erase_if(ready_.append, [&](const MetadataEntry& e) { return e.offset > keep; });
@@ -361,12 +398,16 @@ void RaftNode::truncate_log_after(MetadataOffset keep) {
 void RaftNode::send_append(ControllerNodeId to, RaftTime now) {
   Peer& peer = peers_.at(to);
   peer.next = std::clamp(peer.next, peer.match.next(), last_offset().next());
+  if (peer.next <= snapshot_.offset) {
+    send_snapshot(to, now);  // what it needs next is compacted away
+    return;
+  }
   AppendRequest request;
   request.term = state_.term;
   request.leader = config_.id;
   request.prev_offset = MetadataOffset{peer.next.value() - 1};
   request.prev_term = term_at(request.prev_offset);
-  size_t first = static_cast<size_t>(peer.next.value());
+  size_t first = index_of(peer.next);
   size_t count = std::min(config_.max_entries_per_append, log_.size() - first);
   request.entries.assign(log_.begin() + static_cast<ptrdiff_t>(first),
                          log_.begin() + static_cast<ptrdiff_t>(first + count));
@@ -375,6 +416,14 @@ void RaftNode::send_append(ControllerNodeId to, RaftTime now) {
   peer.in_flight_last = MetadataOffset{request.prev_offset.value() + static_cast<int64_t>(count)};
   peer.last_sent = now;
   ready_.messages.push_back({to, std::move(request)});
+}
+
+void RaftNode::send_snapshot(ControllerNodeId to, RaftTime now) {
+  Peer& peer = peers_.at(to);
+  peer.in_flight = true;
+  peer.in_flight_last = snapshot_.offset;  // its answer's match_offset
+  peer.last_sent = now;
+  ready_.messages.push_back({to, InstallSnapshotRequest{state_.term, config_.id, snapshot_, {}}});
 }
 
 void RaftNode::on_append_response(ControllerNodeId from, const AppendResponse& response,
@@ -419,12 +468,12 @@ void RaftNode::on_append_response(ControllerNodeId from, const AppendResponse& r
 MetadataOffset RaftNode::retry_point(const Peer& peer, MetadataOffset hint) const {
   MetadataOffset prev{peer.next.value() - 1};
   MetadataOffset retry = hint.next();
-  if (hint >= prev && prev.value() >= 0) {
+  if (hint >= prev && prev > snapshot_.offset) {
     int64_t conflicting = term_at(prev);
-    auto first_of_term =
-        std::partition_point(log_.begin(), log_.begin() + prev.value(),
-                             [&](const MetadataEntry& e) { return e.term < conflicting; });
-    retry = offset_at(static_cast<size_t>(first_of_term - log_.begin()));
+    auto first_of_term = std::partition_point(
+        log_.begin(), log_.begin() + static_cast<ptrdiff_t>(index_of(prev)),
+        [&](const MetadataEntry& e) { return e.term < conflicting; });
+    retry = MetadataOffset{snapshot_.offset.value() + 1 + (first_of_term - log_.begin())};
   }
   return std::clamp(retry, peer.match.next(), last_offset().next());
 }
@@ -455,7 +504,7 @@ errc RaftNode::propose(std::span<const MetadataEntry> entries, RaftTime now) {
   if (role_ != RaftRole::leader)
     return errc::not_controller;
   for (size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].offset != offset_at(log_.size() + i))
+    if (entries[i].offset.value() != last_offset().value() + 1 + static_cast<int64_t>(i))
       return errc::invalid_request;
   }
   for (const MetadataEntry& entry : entries) {
@@ -469,6 +518,17 @@ errc RaftNode::propose(std::span<const MetadataEntry> entries, RaftTime now) {
       send_append(id, now);
   }
   advance_commit();
+  return errc::none;
+}
+
+// ---- snapshots ------------------------------------------------------------------------------
+
+errc RaftNode::compact(MetadataOffset through) {
+  if (through <= snapshot_.offset || through > commit_)
+    return errc::invalid_request;
+  const RaftSnapshotPoint point{through, term_at(through)};
+  log_.erase(log_.begin(), log_.begin() + static_cast<ptrdiff_t>(index_of(through.next())));
+  snapshot_ = point;
   return errc::none;
 }
 

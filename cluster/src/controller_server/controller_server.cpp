@@ -48,6 +48,8 @@ class ControllerServer final : public RequestHandler {
   awaitable<Response> handle(Request request, ListenerKind /*listener*/) override {
     if (auto* r = std::get_if<QuorumVoteRequest>(&request)) co_return on_vote(*r);
     if (auto* r = std::get_if<QuorumAppendRequest>(&request)) co_return on_append(*r);
+    if (auto* r = std::get_if<QuorumInstallSnapshotRequest>(&request))
+      co_return on_install_snapshot(*r);
     if (std::holds_alternative<DescribeQuorumRequest>(request)) co_return describe_quorum();
     if (std::holds_alternative<ApiVersionsRequest>(request)) co_return ApiVersionsResponse{};
     if (auto* r = std::get_if<FetchMetadataLogRequest>(&request); r && r->any_voter)
@@ -100,6 +102,14 @@ class ControllerServer final : public RequestHandler {
     return QuorumAppendResponse{errc::none, a.term, a.success, a.match_offset};
   }
 
+  Response on_install_snapshot(const QuorumInstallSnapshotRequest& r) {
+    if (!is_voter(r.leader)) return error_response_for(Request(r), errc::invalid_request);
+    InstallSnapshotRequest request{r.term, r.leader, {r.last_offset, r.last_term}, r.data};
+    AppendResponse a = service_.on_install_snapshot(request, ControllerClock::now());
+    flush_outgoing();
+    return QuorumInstallSnapshotResponse{errc::none, a.term, a.success, a.match_offset};
+  }
+
   Response describe_quorum() const {
     const RaftNode& raft = service_.raft();
     auto now = ControllerClock::now();
@@ -143,8 +153,7 @@ class ControllerServer final : public RequestHandler {
     }
     if (endpoint == nullptr) co_return;
     bool vote = std::holds_alternative<VoteRequest>(m.message);
-    Request request = vote ? Request(QuorumVoteRequest(std::get<VoteRequest>(m.message)))
-                           : Request(QuorumAppendRequest(std::get<AppendRequest>(m.message)));
+    Request request = to_request(std::move(m.message));
     // Half an election timeout: a lost append is retried well before followers give up on us.
     auto timeout = std::max<std::chrono::milliseconds>(config_.quorum_election_timeout / 2, 50ms);
     const auto sent = ControllerClock::now();  // the answer's read lease runs from here
@@ -152,16 +161,33 @@ class ControllerServer final : public RequestHandler {
     if (stopping_) co_return;
     auto now = ControllerClock::now();
     const auto* vr = std::get_if<QuorumVoteResponse>(&res.response);
-    const auto* ar = std::get_if<QuorumAppendResponse>(&res.response);
+    std::optional<AppendResponse> ar = append_answer(res.response);
     if (!res.error && vote && vr != nullptr && vr->error == errc::none) {
       service_.on_vote_response(m.to, VoteResponse{vr->term, vr->granted, vr->pre_vote}, now);
-    } else if (!res.error && !vote && ar != nullptr && ar->error == errc::none) {
-      service_.on_append_response(m.to, AppendResponse{ar->term, ar->success, ar->match_offset},
-                                  now, sent);
+    } else if (!res.error && !vote && ar) {
+      service_.on_append_response(m.to, *ar, now, sent);
     } else {
       service_.on_unreachable(m.to, now);
     }
     flush_outgoing();
+  }
+
+  static Request to_request(RaftMessage message) {
+    if (auto* v = std::get_if<VoteRequest>(&message)) return QuorumVoteRequest(*v);
+    if (auto* a = std::get_if<AppendRequest>(&message)) return QuorumAppendRequest(std::move(*a));
+    auto& s = std::get<InstallSnapshotRequest>(message);
+    return QuorumInstallSnapshotRequest{s.term, s.leader, s.snapshot.offset, s.snapshot.term,
+                                        std::move(s.data)};
+  }
+
+  // An append's or a snapshot's answer (both are AppendResponses to the RaftNode).
+  static std::optional<AppendResponse> append_answer(const Response& response) {
+    if (const auto* a = std::get_if<QuorumAppendResponse>(&response); a && a->error == errc::none)
+      return AppendResponse{a->term, a->success, a->match_offset};
+    if (const auto* s = std::get_if<QuorumInstallSnapshotResponse>(&response);
+        s && s->error == errc::none)
+      return AppendResponse{s->term, s->success, s->match_offset};
+    return std::nullopt;
   }
 
   // Waits until `offset` is committed while this controller is still active in `epoch`; false
@@ -288,12 +314,15 @@ class ControllerServer final : public RequestHandler {
   }
 
   // A voter's committed log, active or not (FetchMetadataLogRequest::any_voter).
+  // A reader behind the compacted log's start gets the snapshot first, then the log after it.
   Response committed_log(const FetchMetadataLogRequest& req) const {
     FetchMetadataLogResponse resp;
     auto log = service_.raft().log();
-    int64_t end = std::min<int64_t>(service_.committed_offset().value() + 1,
+    const int64_t start = service_.log_start().value();  // offset of log[0]
+    if (req.from.value() < start) resp.snapshot = service_.snapshot_bytes();
+    int64_t end = std::min<int64_t>(service_.committed_offset().value() + 1 - start,
                                     static_cast<int64_t>(log.size()));
-    int64_t begin = std::max<int64_t>(req.from.value(), 0);
+    int64_t begin = std::max<int64_t>(req.from.value() - start, 0);
     end = std::min<int64_t>(end, begin + static_cast<int64_t>(req.max_records));
     for (int64_t i = begin; i < end; ++i) resp.entries.push_back(log[static_cast<size_t>(i)]);
     resp.durable_offset = service_.committed_offset();
@@ -310,6 +339,7 @@ class ControllerServer final : public RequestHandler {
     }
     if (!service_.active()) co_return error_response_for(Request(req), errc::not_controller);
     FetchMetadataLogResponse resp;
+    if (req.from < service_.controller().log_start()) resp.snapshot = service_.snapshot_bytes();
     auto records = service_.records_since(req.from, req.max_records);
     resp.entries.assign(records.begin(), records.end());
     resp.durable_offset = service_.controller().durable_offset();

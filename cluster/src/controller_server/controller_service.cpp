@@ -34,6 +34,33 @@ RaftConfig raft_config(const ControllerConfig& config, const std::vector<QuorumV
   std::abort();
 }
 
+struct LoadedSnapshot {
+  std::error_code error;
+  std::vector<uint8_t> bytes;
+  RaftSnapshotPoint point;
+};
+
+// The snapshot file, checked: one that does not decode is a corrupt store (its records are gone
+// from the log), not something to start without.
+LoadedSnapshot load_snapshot(const std::filesystem::path& file) {
+  LoadedSnapshot result;
+  auto loaded = load_metadata_snapshot(file);
+  if (loaded.error || loaded.bytes.empty()) {
+    result.error = loaded.error;
+    return result;
+  }
+  std::string why;
+  auto snapshot = decode_metadata_snapshot(loaded.bytes, &why);
+  if (!snapshot) {
+    spdlog::critical("event=metadata_snapshot_corrupt file={} error=\"{}\"", file.string(), why);
+    result.error = make_error_code(errc::corrupt_message);
+    return result;
+  }
+  result.point = {snapshot->last_offset, snapshot->last_term};
+  result.bytes = std::move(loaded.bytes);
+  return result;
+}
+
 }  // namespace
 
 ControllerService::OpenResult ControllerService::open(const ControllerConfig& config,
@@ -46,11 +73,26 @@ ControllerService::OpenResult ControllerService::open(const ControllerConfig& co
     result.error = make_error_code(errc::invalid_request);
     return result;
   }
+  auto snapshot_path = config.data_dir / "metadata.snapshot";
+  auto snapshot = load_snapshot(snapshot_path);
+  if (snapshot.error) {
+    result.error = snapshot.error;
+    return result;
+  }
   auto opened = MetadataStore::open(config.data_dir / "metadata.log");
   if (opened.error) {
     result.error = opened.error;
     return result;
   }
+  // A crash between saving a snapshot and compacting the log leaves records it covers.
+  if (auto ec = opened.store->align_to_snapshot(snapshot.point.offset)) {
+    spdlog::critical("event=metadata_log_misaligned snapshot_offset={} log_start={}",
+                     snapshot.point.offset.value(), opened.store->first_offset().value());
+    result.error = ec;
+    return result;
+  }
+  std::erase_if(opened.records,
+                [&](const MetadataEntry& e) { return e.offset <= snapshot.point.offset; });
   auto quorum_state_path = config.data_dir / "quorum-state";
   auto state = load_quorum_state(quorum_state_path);
   if (state.error) {
@@ -59,10 +101,13 @@ ControllerService::OpenResult ControllerService::open(const ControllerConfig& co
   }
   result.replayed_records = opened.records.size();
   result.dropped_tail_bytes = opened.dropped_tail_bytes;
-  RaftNode raft(raft_config(config, voters), state.state, std::move(opened.records), seed, now);
+  RaftNode raft(raft_config(config, voters), state.state, snapshot.point,
+                std::move(opened.records), seed, now);
   auto service = std::unique_ptr<ControllerService>(
       new ControllerService(config, registry, std::move(opened.store), std::move(raft)));
   service->quorum_state_path_ = std::move(quorum_state_path);
+  service->snapshot_path_ = std::move(snapshot_path);
+  service->snapshot_bytes_ = std::move(snapshot.bytes);
   service->last_leader_alive_ = now;
   // A quorum of one has elected itself in the constructor: persist that and take office.
   service->step(now);
@@ -104,10 +149,15 @@ void ControllerService::step(ControllerTime now) {
   }
   RaftReady ready = raft_.take_ready();
   persist(ready);
-  for (RaftOutgoing& m : ready.messages)
+  for (RaftOutgoing& m : ready.messages) {
+    // Asked for in this very event, so the RaftNode's snapshot is still the one on disk.
+    if (auto* install = std::get_if<InstallSnapshotRequest>(&m.message))
+      install->data = snapshot_bytes_;
     outgoing_.push_back(std::move(m));
+  }
   observe_leader(now);
   apply_commit(ready.commit, now);
+  maybe_snapshot(now);
 }
 
 void ControllerService::persist(RaftReady& ready) {
@@ -115,6 +165,8 @@ void ControllerService::persist(RaftReady& ready) {
     if (auto ec = save_quorum_state(quorum_state_path_, *ready.hard_state))
       die_on_disk_error("quorum-state", ec);
   }
+  if (ready.install_snapshot)
+    install_snapshot(*ready.install_snapshot);
   if (ready.truncate_after) {
     if (auto ec = store_->truncate_after(*ready.truncate_after))
       die_on_disk_error("truncate", ec);
@@ -131,7 +183,9 @@ void ControllerService::persist(RaftReady& ready) {
 // ControllerElected.
 void ControllerService::take_office(ControllerTime now) {
   auto controller = std::make_unique<Controller>(config_, now);
-  if (auto ec = controller->replay(raft_.log(), now, raft_.commit_offset())) {
+  std::optional<MetadataImage> base = snapshot_image();
+  if (auto ec = controller->replay(raft_.log(), now, raft_.commit_offset(),
+                                   base ? &*base : nullptr)) {
     spdlog::critical("event=metadata_replay_failed error=\"{}\"", ec.message());
     std::abort();
   }
@@ -217,6 +271,74 @@ void ControllerService::publish_broker_metrics() {
   metrics_.set_offline_partitions(image.offline_partition_count());
 }
 
+// ---- snapshots -------------------------------------------------------------------------------
+
+std::optional<MetadataImage> ControllerService::snapshot_image() const {
+  if (snapshot_bytes_.empty())
+    return std::nullopt;
+  auto snapshot = decode_metadata_snapshot(snapshot_bytes_);
+  if (!snapshot) {  // it decoded when it was loaded, made or received
+    spdlog::critical("event=metadata_snapshot_unreadable");
+    std::abort();
+  }
+  return std::move(snapshot->image);
+}
+
+void ControllerService::maybe_snapshot(ControllerTime /*now*/) {
+  const int64_t every = config_.metadata_snapshot_records;
+  const MetadataOffset commit = raft_.commit_offset();
+  if (every > 0 && commit.value() - raft_.snapshot().offset.value() >= every)
+    take_snapshot(commit);
+}
+
+// The committed image through `through`: the last snapshot's plus the committed records after
+// it. Saved before anything is compacted, so a crash in between loses nothing.
+void ControllerService::take_snapshot(MetadataOffset through) {
+  const auto started = ControllerClock::now();
+  MetadataImage image = snapshot_image().value_or(MetadataImage{});
+  for (const MetadataEntry& entry : raft_.log()) {
+    if (entry.offset > through)
+      break;
+    if (auto ec = image.apply(entry)) {
+      spdlog::critical("event=metadata_snapshot_apply_failed offset={} error=\"{}\"",
+                       entry.offset.value(), ec.message());
+      std::abort();
+    }
+  }
+  std::vector<uint8_t> bytes;
+  encode_metadata_snapshot(image, raft_.term_at(through), bytes);
+  if (auto ec = save_metadata_snapshot(snapshot_path_, bytes))
+    die_on_disk_error("snapshot", ec);
+  if (raft_.compact(through) != errc::none) {
+    spdlog::critical("event=metadata_compact_refused through={}", through.value());
+    std::abort();
+  }
+  if (auto ec = store_->compact_through(through))
+    die_on_disk_error("compact", ec);
+  if (controller_)
+    controller_->compact(through);
+  snapshot_bytes_ = std::move(bytes);
+  ++snapshots_taken_;
+  spdlog::info("event=metadata_snapshot through={} bytes={} log_left={} took_ms={:.2f}",
+               through.value(), snapshot_bytes_.size(), raft_.log().size(),
+               std::chrono::duration<double, std::milli>(ControllerClock::now() - started).count());
+}
+
+void ControllerService::install_snapshot(const RaftSnapshotPoint& point) {
+  if (arriving_snapshot_ == nullptr) {
+    spdlog::critical("event=snapshot_install_without_data offset={}", point.offset.value());
+    std::abort();
+  }
+  if (auto ec = save_metadata_snapshot(snapshot_path_, *arriving_snapshot_))
+    die_on_disk_error("snapshot", ec);
+  if (auto ec = store_->reset_after(point.offset))
+    die_on_disk_error("reset", ec);
+  snapshot_bytes_ = *arriving_snapshot_;
+  ++snapshots_installed_;
+  spdlog::info("event=metadata_snapshot_installed through={} term={} bytes={}",
+               point.offset.value(), point.term, snapshot_bytes_.size());
+}
+
 // ---- quorum events ---------------------------------------------------------------------------
 
 VoteResponse ControllerService::on_vote(const VoteRequest& request, ControllerTime now) {
@@ -228,6 +350,24 @@ VoteResponse ControllerService::on_vote(const VoteRequest& request, ControllerTi
 AppendResponse ControllerService::on_append(const AppendRequest& request, ControllerTime now) {
   AppendResponse response = raft_.on_append(request, now);
   step(now);  // the entries are on disk before they are acknowledged
+  return response;
+}
+
+AppendResponse ControllerService::on_install_snapshot(const InstallSnapshotRequest& request,
+                                                     ControllerTime now) {
+  std::string why;
+  auto snapshot = decode_metadata_snapshot(request.data, &why);
+  if (!snapshot || snapshot->last_offset != request.snapshot.offset ||
+      snapshot->last_term != request.snapshot.term) {
+    spdlog::warn("event=snapshot_refused from={} offset={} error=\"{}\"", request.leader,
+                 request.snapshot.offset.value(),
+                 snapshot ? "point differs from its data" : why);
+    return AppendResponse{raft_.term(), false, raft_.last_offset()};
+  }
+  arriving_snapshot_ = &request.data;
+  AppendResponse response = raft_.on_install_snapshot(request, now);
+  step(now);  // the snapshot is on disk before it is acknowledged
+  arriving_snapshot_ = nullptr;
   return response;
 }
 

@@ -153,6 +153,9 @@ void put(Writer& w, const T& v) {
     std::vector<uint8_t> frame;
     encode_metadata_entry(v, frame);
     w.bytes(std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
+  } else if constexpr (std::is_same_v<T, std::vector<uint8_t>>) {
+    // The same bytes as the generic vector below (count, then one byte each), in one copy.
+    w.bytes(std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
   } else if constexpr (is_optional<T>::value) {
     put(w, v.has_value());
     if (v) put(w, *v);
@@ -213,6 +216,11 @@ bool get(Reader& r, T& v) {
     if (decoded.status != DecodeStatus::ok || decoded.consumed != frame.size()) return r.fail();
     v = std::move(decoded.entry);
     return true;
+  } else if constexpr (std::is_same_v<T, std::vector<uint8_t>>) {
+    std::string bytes;
+    if (!r.bytes(bytes)) return false;
+    v.assign(bytes.begin(), bytes.end());
+    return true;
   } else if constexpr (is_optional<T>::value) {
     bool present = false;
     if (!get(r, present)) return false;
@@ -268,7 +276,8 @@ constexpr std::array<std::string_view, std::variant_size_v<Request>> kApiNames =
     "Metadata",       "ApiVersions",    "BrokerRegistration",  "BrokerHeartbeat",
     "FetchMetadataLog", "AlterPartition", "CreateTopic",       "ElectLeaders",
     "DemoteBroker",   "PromoteBroker",  "Reassign",            "SetConfig",
-    "BrokerHealth",   "ReplicaFetch",   "QuorumVote",     "QuorumAppend",    "DescribeQuorum"};
+    "BrokerHealth",   "ReplicaFetch",   "QuorumVote",     "QuorumAppend",    "DescribeQuorum",
+    "QuorumInstallSnapshot"};
 
 }  // namespace
 

@@ -46,6 +46,9 @@ struct ClusterShape {
   int controllers = 1;
   // controller.quorum.election.timeout.ms; the active controller replicates every tenth of it.
   std::chrono::milliseconds controller_election_timeout{1000};
+  // Records between two snapshots of each controller's metadata log; 0 keeps the controller's
+  // default (20000).
+  int metadata_snapshot_records = 0;
   std::chrono::milliseconds session_timeout{3000};
   std::chrono::milliseconds heartbeat_interval{500};
   int min_insync_replicas = 2;

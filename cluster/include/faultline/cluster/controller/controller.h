@@ -38,9 +38,7 @@ using ControllerTime = ControllerClock::time_point;
 // Dynamic config keys understood by the controller (ConfigChanged records).
 inline constexpr std::string_view kUncleanLeaderElectionKey = "unclean.leader.election.enable";
 inline constexpr std::string_view kAutoLeaderRebalanceKey = "auto.leader.rebalance.enable";
-// A key with no effect, any value: what the harness writes to check the metadata log itself
-// (every acknowledged write read back in one order from every controller of the quorum).
-inline constexpr std::string_view kMarkerKey = "faultline.marker";
+// kMarkerKey (the harness's marker writes) lives in metadata.h: the image keeps their history.
 
 struct BrokerRegistration {
   BrokerId broker;
@@ -124,8 +122,11 @@ class Controller {
   // up to `durable` count as durable (committed); by default all of them. A controller that has
   // just won the quorum's election replays its whole log, uncommitted tail included: Raft commits
   // that tail with the new term's first record. Every registered broker gets a fresh session.
+  // With a `snapshot` (the image as of a compacted log's snapshot point) the state starts from it
+  // and `records` continue it.
   std::error_code replay(std::span<const MetadataEntry> records, ControllerTime now,
-                         std::optional<MetadataOffset> durable = std::nullopt);
+                         std::optional<MetadataOffset> durable = std::nullopt,
+                         const MetadataImage* snapshot = nullptr);
   // The Raft term (controller epoch) stamped on every record appended from now on.
   void set_term(int64_t term) { term_ = term; }
   // Appends any record (the shell's ControllerElected); false if the image refuses it.
@@ -173,9 +174,14 @@ class Controller {
   // The shell has persisted everything up to `offset`.
   void mark_durable(MetadataOffset offset);
   MetadataOffset durable_offset() const { return durable_offset_; }
-  // Up to `max` durable records starting at offset `from` (a broker passes its applied offset + 1).
+  // Up to `max` durable records starting at offset `from` (a broker passes its applied offset + 1),
+  // or at log_start() when `from` is before it: the caller checks, and sends a snapshot first.
   // A view into the log: valid until the next mutating call, so encode it right away.
   std::span<const MetadataEntry> records_since(MetadataOffset from, size_t max) const;
+  // The shell saved a snapshot through `through`: durable records up to it leave the log.
+  void compact(MetadataOffset through);
+  // The first offset records_since() can serve.
+  MetadataOffset log_start() const { return log_start_; }
   std::vector<ElectionEvent> take_election_events();
 
   const MetadataImage& image() const { return image_; }
@@ -206,7 +212,8 @@ class Controller {
 
   ControllerConfig config_;
   MetadataImage image_;
-  std::vector<MetadataEntry> log_;
+  std::vector<MetadataEntry> log_;  // from log_start_
+  MetadataOffset log_start_{0};
   size_t first_new_record_ = 0;
   MetadataOffset durable_offset_{-1};
   std::unordered_map<BrokerId, Session> sessions_;

@@ -14,6 +14,13 @@
 // records it depends on are committed (`committed_offset() >= proposed_offset()` at the time of
 // the call, within the same epoch). records_since() serves committed records only.
 //
+// Snapshots: once config.metadata_snapshot_records records were committed since the last one, the
+// member saves the committed image (metadata.snapshot, written before the log is compacted) and
+// compacts the RaftNode, the store and the Controller. A leader sends it to a voter behind its log
+// start (attached to the RaftNode's InstallSnapshotRequest in take_outgoing()); a voter that
+// installs one stores its bytes and starts its log empty after it. Brokers and readers asking for
+// records before log_start() get the snapshot first (snapshot_bytes()).
+//
 // Threading: none; the process's event loop serialises calls. `on_commit` (optional) is called
 // after the commit offset moved, so the process can wake metadata long-polls and waiting answers.
 #pragma once
@@ -57,13 +64,26 @@ class ControllerService {
 
   VoteResponse on_vote(const VoteRequest& request, ControllerTime now);
   AppendResponse on_append(const AppendRequest& request, ControllerTime now);
+  // An InstallSnapshotRequest with its data; a snapshot that does not decode is refused (the
+  // answer then carries success = false and this member's last offset).
+  AppendResponse on_install_snapshot(const InstallSnapshotRequest& request, ControllerTime now);
   void on_vote_response(ControllerNodeId from, const VoteResponse& response, ControllerTime now);
   // `sent`: when the request it answers was sent (the read lease, raft.h).
   void on_append_response(ControllerNodeId from, const AppendResponse& response,
                           ControllerTime now, ControllerTime sent);
   void on_unreachable(ControllerNodeId peer, ControllerTime now);
-  // Messages to other voters produced by the events so far, already safe to send.
+  // Messages to other voters produced by the events so far, already safe to send (snapshots
+  // with their data attached).
   std::vector<RaftOutgoing> take_outgoing();
+
+  // ---- snapshots ----
+  // The latest snapshot's bytes (encode_metadata_snapshot), empty before the first, and the
+  // first offset of the log after it: a reader asking for less needs the snapshot.
+  const std::vector<uint8_t>& snapshot_bytes() const { return snapshot_bytes_; }
+  MetadataOffset log_start() const { return raft_.snapshot().offset.next(); }
+  // Snapshots this member made or installed since it started.
+  int64_t snapshots_taken() const { return snapshots_taken_; }
+  int64_t snapshots_installed() const { return snapshots_installed_; }
 
   // The last offset proposed by this member, and the quorum's commit offset.
   MetadataOffset proposed_offset() const { return proposed_; }
@@ -115,6 +135,10 @@ class ControllerService {
   void observe_leader(ControllerTime now);
   void publish_elections(MetadataOffset commit, ControllerTime now);
   void publish_broker_metrics();
+  void maybe_snapshot(ControllerTime now);
+  void take_snapshot(MetadataOffset through);
+  void install_snapshot(const RaftSnapshotPoint& point);
+  std::optional<MetadataImage> snapshot_image() const;
 
   ControllerConfig config_;
   std::vector<QuorumVoter> voters_;
@@ -127,6 +151,12 @@ class ControllerService {
   std::vector<RaftOutgoing> outgoing_;
   std::deque<ElectionEvent> pending_elections_;  // appended, not yet committed
   std::deque<std::pair<MetadataOffset, ControllerTime>> proposal_times_;
+  std::vector<uint8_t> snapshot_bytes_;  // of the snapshot through raft_.snapshot()
+  // What an InstallSnapshotRequest being handled carries, for persist().
+  const std::vector<uint8_t>* arriving_snapshot_ = nullptr;
+  std::filesystem::path snapshot_path_;
+  int64_t snapshots_taken_ = 0;
+  int64_t snapshots_installed_ = 0;
   ControllerMetrics metrics_;
   QuorumMetrics quorum_metrics_;
   std::map<BrokerId, StorageReport> storage_;

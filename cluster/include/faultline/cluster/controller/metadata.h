@@ -105,6 +105,11 @@ struct BrokerPriorityChanged {
   std::string reason;  // operator, network-health, storage-health ...
   friend bool operator==(const BrokerPriorityChanged&, const BrokerPriorityChanged&) = default;
 };
+// A config key with no effect, any value: what the harness writes to check the metadata log itself
+// (every acknowledged write read back in one order from every controller of the quorum). The
+// image keeps the history of its writes (MetadataImage::marker_history).
+inline constexpr std::string_view kMarkerKey = "faultline.marker";
+
 // Dynamic cluster config, e.g. unclean.leader.election.enable=true.
 struct ConfigChanged {
   std::string key;
@@ -208,6 +213,15 @@ struct PartitionRef {
   friend auto operator<=>(const PartitionRef&, const PartitionRef&) = default;
 };
 
+// One ConfigChanged of kMarkerKey: its offset and value.
+struct MarkerWrite {
+  MetadataOffset offset;
+  std::string value;
+  friend bool operator==(const MarkerWrite&, const MarkerWrite&) = default;
+};
+
+struct MetadataSnapshot;
+
 class MetadataImage {
  public:
   // Applies the record at `entry.offset`, which must be exactly applied_offset() + 1. Errors
@@ -249,6 +263,12 @@ class MetadataImage {
   const std::map<std::string, std::string, std::less<>>& configs() const { return configs_; }
   std::optional<std::string_view> config(std::string_view key) const;
 
+  // Every applied ConfigChanged of kMarkerKey, in log order. The harness's log check reads every
+  // acknowledged marker back in log order; once the log is compacted into a snapshot those
+  // records are gone, so their order has to survive as image state. Only the harness writes that
+  // key, so this grows with its marker writes and nothing else.
+  const std::vector<MarkerWrite>& marker_history() const { return marker_history_; }
+
   // The latest ControllerElected record: who was active and in which controller epoch (-1 / 0
   // before the first).
   int32_t active_controller() const { return active_controller_; }
@@ -261,6 +281,11 @@ class MetadataImage {
   std::error_code apply_record(MetadataOffset offset, const MetadataRecord& record);
   void index_add(BrokerId broker, PartitionRef ref);
   void index_remove(BrokerId broker, PartitionRef ref);
+  // Recomputes every derived member (name and replica indexes, counts) from the topics, as the
+  // applies that built them would have: for an image restored from a snapshot.
+  void rebuild_indexes();
+  friend std::optional<MetadataSnapshot> decode_metadata_snapshot(std::span<const uint8_t> bytes,
+                                                                  std::string* error);
 
   MetadataOffset applied_offset_{-1};
   int32_t active_controller_ = -1;
@@ -276,11 +301,43 @@ class MetadataImage {
   std::unordered_map<std::string, uint32_t, NameHash, std::equal_to<>> topic_by_name_;
   std::unordered_map<BrokerId, std::vector<PartitionRef>> replica_index_;
   std::map<std::string, std::string, std::less<>> configs_;
+  std::vector<MarkerWrite> marker_history_;
   size_t partition_count_ = 0;
   size_t offline_count_ = 0;
 };
 
 // Applies `record` to a partition state (pure; shared by the image and the elections' tests).
 void apply_partition_change(PartitionState& state, const PartitionChanged& change);
+
+// ---- snapshots ---------------------------------------------------------------------------------
+// A snapshot is the image as of a committed offset: what replaces the log up to that offset when
+// it is compacted (KRaft's metadata snapshots). Blob: u32 magic | u8 version | u32 payload length
+// | u32 CRC32C(payload) | payload; payload = i64 last offset | i64 last term | the image's source
+// fields (offset, active controller and epoch, brokers, topics, configs, marker history), encoded
+// like the record frames. Derived indexes are not stored: decoding rebuilds them.
+
+inline constexpr uint32_t kMetadataSnapshotMagic = 0x464c4d53;  // "FLMS"
+inline constexpr uint8_t kMetadataSnapshotVersion = 1;
+inline constexpr size_t kMetadataSnapshotHeaderBytes = 13;
+
+struct MetadataSnapshot {
+  MetadataOffset last_offset{-1};  // the last record the image contains (= its applied offset)
+  int64_t last_term = 0;           // that record's term, for Raft's log matching after compaction
+  MetadataImage image;
+};
+
+// Appends the snapshot blob of `image` to `out`. `last_term` is the term of the entry at
+// image.applied_offset() (0 for an empty image).
+void encode_metadata_snapshot(const MetadataImage& image, int64_t last_term,
+                              std::vector<uint8_t>& out);
+
+// Decodes a blob that must span all of `bytes` (no trailing bytes). Never reads outside `bytes`.
+// nullopt, with a short reason in `*error` when given, for a bad magic, version, length or CRC, a
+// malformed payload, or an image apply() could not have built (a leader outside its ISR, an ISR
+// outside its replicas, duplicate broker ids or topic names, last offset != applied offset ...).
+// The decoded image has every derived index rebuilt and applies the entry at last_offset + 1
+// like the original.
+std::optional<MetadataSnapshot> decode_metadata_snapshot(std::span<const uint8_t> bytes,
+                                                         std::string* error = nullptr);
 
 }  // namespace faultline::cluster

@@ -3,6 +3,12 @@
 // has acknowledged survives a crash. Opening replays the file and cuts off a torn tail (a partial
 // or corrupt last write), which is what a crash in the middle of an append leaves.
 //
+// With snapshots (raft.h) the file holds the records after the latest snapshot: compaction rewrites
+// it without the records the snapshot covers, and a follower that installs a leader's snapshot
+// starts it empty. The snapshot itself is a separate file (save_metadata_snapshot below), written
+// first: a crash between the two leaves records the snapshot already covers, which
+// align_to_snapshot() drops at the next start.
+//
 // Threading: none. Owns its file descriptor (RAII, move-only).
 #pragma once
 
@@ -23,7 +29,7 @@ class MetadataStore;
 struct MetadataStoreOpenResult {
   std::error_code error;  // std::system_category errno of the failing call
   std::unique_ptr<MetadataStore> store;
-  std::vector<MetadataEntry> records;  // contiguous from offset 0
+  std::vector<MetadataEntry> records;  // contiguous (from 0 unless the log was compacted)
   uint64_t dropped_tail_bytes = 0;     // torn tail cut off at open
 };
 
@@ -42,6 +48,18 @@ class MetadataStore {
   // Drops every record after `offset` (-1: all) and fsyncs: a controller quorum follower whose
   // uncommitted tail conflicts with the active controller's log (raft.h).
   std::error_code truncate_after(MetadataOffset offset);
+  // Drops the records up to `offset` (rewritten to a new file, renamed over the old one): they are
+  // in a snapshot now. The store then continues after max(offset, last_offset()).
+  std::error_code compact_through(MetadataOffset offset);
+  // Makes the store continue the snapshot through `offset` (-1: none) at start-up: records it
+  // covers are dropped, an empty store takes offset + 1 as its next offset, and a store that
+  // starts past offset + 1 (records missing between the snapshot and the log) is corrupt
+  // (errc::corrupt_message).
+  std::error_code align_to_snapshot(MetadataOffset offset);
+  // A leader's snapshot through `offset` replaces everything: empties the file (fsync'd) and
+  // continues at offset + 1.
+  std::error_code reset_after(MetadataOffset offset);
+  MetadataOffset first_offset() const { return base_; }  // of the first record held (or next)
   MetadataOffset last_offset() const { return last_offset_; }
   const std::filesystem::path& path() const { return path_; }
 
@@ -50,7 +68,8 @@ class MetadataStore {
   int fd_ = -1;
   std::filesystem::path path_;
   MetadataOffset last_offset_{-1};
-  std::vector<uint64_t> starts_;  // file position of each record, by offset
+  MetadataOffset base_{0};        // offset of starts_[0]
+  std::vector<uint64_t> starts_;  // file position of each record, by offset - base_
   uint64_t end_ = 0;              // file position after the last record
   std::vector<uint8_t> buffer_;
 };
@@ -64,5 +83,16 @@ struct QuorumStateLoad {
 };
 QuorumStateLoad load_quorum_state(const std::filesystem::path& file);
 std::error_code save_quorum_state(const std::filesystem::path& file, const RaftHardState& state);
+
+// The snapshot file (<data_dir>/metadata.snapshot): the bytes of encode_metadata_snapshot
+// (metadata.h), replaced atomically like the quorum state. A missing file loads as no bytes (and
+// no error); the bytes check themselves when decoded.
+struct SnapshotFileLoad {
+  std::error_code error;
+  std::vector<uint8_t> bytes;
+};
+SnapshotFileLoad load_metadata_snapshot(const std::filesystem::path& file);
+std::error_code save_metadata_snapshot(const std::filesystem::path& file,
+                                       std::span<const uint8_t> bytes);
 
 }  // namespace faultline::cluster

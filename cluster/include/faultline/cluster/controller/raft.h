@@ -46,6 +46,15 @@
 //    stops serving reads on its own, before anyone could be elected in its place. A node that
 //    starts also refuses votes for its first election_timeout, since it has forgotten when it last
 //    heard from a leader. The times are one host's steady clock.
+//  - Snapshots (the thesis's chapter 5, KRaft's metadata snapshots): the shell saves the state as of
+//    a committed offset and calls compact(offset); the entries up to it leave the log, and the
+//    snapshot's (offset, term) takes the place of the last one. A follower that needs an entry
+//    the leader no longer holds gets an InstallSnapshotRequest instead of an append; the shell
+//    attaches the snapshot's bytes when it sends it. On receipt, a follower whose log already
+//    holds that point (or has committed past it) keeps its log; any other throws its log away,
+//    and its Ready carries `install_snapshot`: the shell persists the snapshot before anything
+//    else of that Ready. Entries at or below the snapshot point are committed, so every leader
+//    holds them: an append whose prev_offset lies there always matches.
 //  - A single-voter quorum elects itself at construction.
 //  - A new leader's first proposal should be an entry of its own term (the shell appends a
 //    ControllerElected record): until one commits, entries of earlier terms cannot.
@@ -121,7 +130,26 @@ struct AppendResponse {
   friend bool operator==(const AppendResponse&, const AppendResponse&) = default;
 };
 
-using RaftMessage = std::variant<VoteRequest, AppendRequest>;
+// Where the log starts after compaction: the last offset a snapshot covers and its term (-1 / 0:
+// no snapshot, the log starts at offset 0).
+struct RaftSnapshotPoint {
+  MetadataOffset offset{-1};
+  int64_t term = 0;
+  friend bool operator==(const RaftSnapshotPoint&, const RaftSnapshotPoint&) = default;
+};
+
+// The leader's snapshot for a follower that is behind its log start. RaftNode leaves `data` empty:
+// the shell owns the snapshot's bytes and attaches them when it sends the message. The answer is
+// an AppendResponse (success, match_offset = last_offset).
+struct InstallSnapshotRequest {
+  int64_t term = 0;
+  ControllerNodeId leader = kNoNode;
+  RaftSnapshotPoint snapshot;
+  std::vector<uint8_t> data;
+  friend bool operator==(const InstallSnapshotRequest&, const InstallSnapshotRequest&) = default;
+};
+
+using RaftMessage = std::variant<VoteRequest, AppendRequest, InstallSnapshotRequest>;
 struct RaftOutgoing {
   ControllerNodeId to = kNoNode;
   RaftMessage message;
@@ -130,12 +158,16 @@ struct RaftOutgoing {
 // What the shell must do after an event, in field order (see the top of this file).
 struct RaftReady {
   std::optional<RaftHardState> hard_state;    // changed: persist before anything else
+  // A leader's snapshot replaced the whole log: persist the snapshot just received, then start
+  // the log empty after its offset (before truncate_after and append, which then apply to it).
+  std::optional<RaftSnapshotPoint> install_snapshot;
   std::optional<MetadataOffset> truncate_after;  // drop persisted entries with offset > this
   std::vector<MetadataEntry> append;            // then persist these
   std::vector<RaftOutgoing> messages;           // then send these
   MetadataOffset commit{-1};                    // then apply up to here (never decreases)
   bool empty() const {
-    return !hard_state && !truncate_after && append.empty() && messages.empty();
+    return !hard_state && !install_snapshot && !truncate_after && append.empty() &&
+           messages.empty();
   }
 };
 
@@ -151,16 +183,24 @@ struct VoterProgress {
 
 class RaftNode {
  public:
-  // `log` is what the shell persisted (contiguous from offset 0, terms non-decreasing), `state`
-  // its persisted hard state. `seed` drives the election timeout jitter.
+  // `log` is what the shell persisted after its snapshot `snapshot` (contiguous from
+  // snapshot.offset + 1, terms non-decreasing and not below the snapshot's), `state` its persisted
+  // hard state. `seed` drives the election timeout jitter. Throws std::invalid_argument for a
+  // config or a persisted state that cannot be right.
+  RaftNode(RaftConfig config, RaftHardState state, RaftSnapshotPoint snapshot,
+           std::vector<MetadataEntry> log, uint64_t seed, RaftTime now);
+  // Without a snapshot: the log starts at offset 0.
   RaftNode(RaftConfig config, RaftHardState state, std::vector<MetadataEntry> log, uint64_t seed,
-           RaftTime now);
+           RaftTime now)
+      : RaftNode(std::move(config), state, RaftSnapshotPoint{}, std::move(log), seed, now) {}
 
   // Election timeouts (pre-vote, then vote), heartbeats and retries of lost appends, check-quorum.
   void tick(RaftTime now);
 
   VoteResponse on_vote(const VoteRequest& request, RaftTime now);
   AppendResponse on_append(const AppendRequest& request, RaftTime now);
+  // The answer is an AppendResponse for the leader's on_append_response.
+  AppendResponse on_install_snapshot(const InstallSnapshotRequest& request, RaftTime now);
   void on_vote_response(ControllerNodeId from, const VoteResponse& response, RaftTime now);
   void on_append_response(ControllerNodeId from, const AppendResponse& response, RaftTime now,
                           std::optional<RaftTime> sent = std::nullopt);
@@ -175,6 +215,10 @@ class RaftNode {
   // errc::invalid_request when the offsets do not continue the log.
   errc propose(std::span<const MetadataEntry> entries, RaftTime now);
 
+  // The shell has saved a snapshot of the state as of `through` (committed, and past the current
+  // snapshot point): the entries up to it leave the log. errc::invalid_request otherwise.
+  errc compact(MetadataOffset through);
+
   RaftReady take_ready();
 
   RaftRole role() const { return role_; }
@@ -187,11 +231,16 @@ class RaftNode {
   ControllerNodeId leader() const { return leader_; }  // kNoNode when unknown
   const RaftHardState& hard_state() const { return state_; }
   MetadataOffset commit_offset() const { return commit_; }
-  MetadataOffset last_offset() const { return MetadataOffset{static_cast<int64_t>(log_.size()) - 1}; }
-  int64_t last_term() const { return log_.empty() ? 0 : log_.back().term; }
-  // Term of the entry at `offset` (0 for -1 or an offset past the end).
+  MetadataOffset last_offset() const {
+    return MetadataOffset{snapshot_.offset.value() + static_cast<int64_t>(log_.size())};
+  }
+  int64_t last_term() const { return log_.empty() ? snapshot_.term : log_.back().term; }
+  // Term of the entry at `offset`: the snapshot's at its point, 0 for -1, for an offset past the
+  // end or one compacted away.
   int64_t term_at(MetadataOffset offset) const;
+  // The entries after the snapshot point, from snapshot().offset + 1 to last_offset().
   std::span<const MetadataEntry> log() const { return log_; }
+  const RaftSnapshotPoint& snapshot() const { return snapshot_; }
   const RaftConfig& config() const { return config_; }
   // Every voter's progress as this node knows it (meaningful on the leader).
   std::vector<VoterProgress> progress(RaftTime now) const;
@@ -218,6 +267,11 @@ class RaftNode {
   void broadcast_vote(bool pre_vote);
   bool log_up_to_date(MetadataOffset last_offset, int64_t last_term) const;
   void send_append(ControllerNodeId to, RaftTime now);
+  void send_snapshot(ControllerNodeId to, RaftTime now);
+  bool accept_leader(int64_t term, ControllerNodeId leader, RaftTime now);
+  size_t index_of(MetadataOffset offset) const {
+    return static_cast<size_t>(offset.value() - snapshot_.offset.value() - 1);
+  }
   void advance_commit();
   void set_hard_state(RaftHardState state);
   bool leader_recently_seen(RaftTime now) const;
@@ -235,7 +289,8 @@ class RaftNode {
 
   RaftConfig config_;
   RaftHardState state_;
-  std::vector<MetadataEntry> log_;
+  RaftSnapshotPoint snapshot_;
+  std::vector<MetadataEntry> log_;  // log_[i] is the entry at snapshot_.offset + 1 + i
   MetadataOffset commit_{-1};
   RaftRole role_ = RaftRole::follower;
   ControllerNodeId leader_ = kNoNode;

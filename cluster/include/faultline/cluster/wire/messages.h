@@ -277,7 +277,12 @@ struct FetchMetadataLogResponse {
   errc error = errc::none;
   std::vector<MetadataEntry> entries;
   MetadataOffset durable_offset{-1};
-  static auto fields(auto& s) { return std::tie(s.error, s.entries, s.durable_offset); }
+  // When `from` is before the start of the controller's compacted log: its latest snapshot
+  // (encode_metadata_snapshot, metadata.h), which `entries` then continue. Empty otherwise.
+  std::vector<uint8_t> snapshot;
+  static auto fields(auto& s) {
+    return std::tie(s.error, s.entries, s.durable_offset, s.snapshot);
+  }
 };
 
 // The controller's AlterPartitionRequest (controller.h) travels as it is.
@@ -431,6 +436,26 @@ struct QuorumAppendResponse {
   static auto fields(auto& s) { return std::tie(s.error, s.term, s.success, s.match_offset); }
 };
 
+// A leader's snapshot for a voter behind its log start, with the snapshot's bytes (raft.h).
+struct QuorumInstallSnapshotRequest {
+  int64_t term = 0;
+  int32_t leader = -1;
+  MetadataOffset last_offset{-1};
+  int64_t last_term = 0;
+  std::vector<uint8_t> data;
+  static auto fields(auto& s) {
+    return std::tie(s.term, s.leader, s.last_offset, s.last_term, s.data);
+  }
+};
+// Answered like an append (raft.h): success with match_offset = last_offset.
+struct QuorumInstallSnapshotResponse {
+  errc error = errc::none;
+  int64_t term = 0;
+  bool success = false;
+  MetadataOffset match_offset{-1};
+  static auto fields(auto& s) { return std::tie(s.error, s.term, s.success, s.match_offset); }
+};
+
 // What one controller knows of the quorum (KRaft's DescribeQuorum): any voter answers; the active
 // controller also knows how far each voter has replicated.
 struct DescribeQuorumRequest {
@@ -469,7 +494,7 @@ using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
                              ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
                              ReassignRequest, SetConfigRequest, BrokerHealthRequest,
                              ReplicaFetchRequest, QuorumVoteRequest, QuorumAppendRequest,
-                             DescribeQuorumRequest>;
+                             DescribeQuorumRequest, QuorumInstallSnapshotRequest>;
 using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse,
                               OffsetForLeaderEpochResponse, MetadataResponse, ApiVersionsResponse,
                               BrokerRegistrationResponse, BrokerHeartbeatResponse,
@@ -477,7 +502,7 @@ using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsRespons
                               ElectLeadersResponse, DemoteBrokerResponse, PromoteBrokerResponse,
                               ReassignResponse, SetConfigResponse, BrokerHealthResponse,
                               ReplicaFetchResponse, QuorumVoteResponse, QuorumAppendResponse,
-                              DescribeQuorumResponse>;
+                              DescribeQuorumResponse, QuorumInstallSnapshotResponse>;
 static_assert(std::variant_size_v<Request> == std::variant_size_v<Response>);
 
 using ApiKey = int16_t;
