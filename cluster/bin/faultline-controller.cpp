@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
   app.add_option("--quorum-heartbeat-ms", quorum_heartbeat_ms,
                  "how often the active controller replicates to the other voters");
   app.add_option("--metadata-snapshot-records", config.metadata_snapshot_records,
-                 "snapshot the committed metadata and compact the log every this many records "
-                 "(0: never)")
+                 "once the log holds this many committed records after its snapshot, snapshot "
+                 "the older half and compact it away (0: never)")
       ->check(CLI::NonNegativeNumber);
   try {
     app.parse(argc, argv);

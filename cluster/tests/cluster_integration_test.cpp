@@ -175,6 +175,79 @@ TEST(ClusterIntegration, BrokersKeepServingWhileTheControllerIsDownAndItReplaysO
   EXPECT_TRUE(client.send({"after", PartitionIndex{0}}, {"x"}, Acks::all).acknowledged());
 }
 
+// The controller snapshots and compacts its metadata log every 10 records. A broker that was
+// down meanwhile (and any broker that starts, since it reads the log from 0) gets the snapshot
+// instead of records, and must still host, replicate and lead what the image says; a controller
+// restarted from its snapshot serves the same cluster.
+TEST(ClusterIntegration, BrokersAndTheControllerCatchUpFromACompactedMetadataLog) {
+  LocalClusterOptions options;
+  options.metadata_snapshot_records = 10;
+  LocalCluster cluster(options);
+  SyncClient admin(cluster.client_config());
+  create_and_wait(admin, "events", 1, 3);
+  TestProducer producer(cluster.client_config(), kTp, Acks::all);
+  ASSERT_TRUE(producer.wait_for_more(20, 20s));
+
+  const int away = 3;
+  cluster.broker(away).signal(SIGKILL);
+  cluster.broker(away).wait_for(5s);
+  // Records the broker misses: a topic it hosts, configs, its own fencing and ISR changes.
+  create_and_wait(admin, "later", 2, 2);
+  auto later = admin.create_topic("later-all", 3, 3);
+  ASSERT_EQ(later.error, errc::none);
+  for (int i = 0; i < 15; ++i)
+    ASSERT_EQ(admin.set_config(std::string(kMarkerKey), "m" + std::to_string(i)), errc::none);
+  ASSERT_NE(cluster.controller().log().find("event=metadata_snapshot "), std::string::npos)
+      << "the controller compacted its log";
+
+  cluster.start_broker(away);
+  auto applied_snapshot = [&] {
+    return cluster.broker(away).log().find("event=metadata_snapshot_applied") != std::string::npos;
+  };
+  for (int i = 0; i < 200 && !applied_snapshot(); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(applied_snapshot()) << cluster.broker(away).log();
+  // Longer than replica.lag.time.max: a replica that did not fetch would have left the ISRs.
+  std::this_thread::sleep_for(std::chrono::milliseconds(options.replica_lag_time_max_ms + 1000));
+  for (int p = 0; p < 3; ++p) {
+    TopicPartition tp{"later-all", PartitionIndex{p}};
+    EXPECT_TRUE(admin.wait_for_leader(tp, 20s, [](const PartitionMetadata& m) {
+      return m.isr.size() == 3;
+    })) << "later-all-" << p << " lost the restarted broker from its ISR\n" << cluster.logs();
+    EXPECT_TRUE(admin.send(tp, {"x"}, Acks::all).acknowledged()) << "later-all-" << p;
+  }
+  EXPECT_TRUE(admin.wait_for_leader(kTp, 20s, [](const PartitionMetadata& m) {
+    return m.isr.size() == 3;
+  }));
+  ASSERT_TRUE(producer.wait_for_more(20, 20s));
+
+  // The controller restarts from its snapshot and the records after it.
+  cluster.controller().signal(SIGKILL);
+  cluster.controller().wait_for(5s);
+  cluster.start_controller();
+  ASSERT_TRUE(cluster.wait_until_brokers_unfenced(20s)) << cluster.logs();
+  auto md = admin.controller_metadata();
+  ASSERT_TRUE(md);
+  EXPECT_EQ(md->partitions.size(), 6u);
+  EXPECT_EQ(md->brokers.size(), 3u);
+  // The restarted broker leads what it is given.
+  auto leader = admin.wait_for_leader(kTp, 10s);
+  ASSERT_TRUE(leader);
+  if (leader->leader.value() != away) {
+    cluster.broker(leader->leader.value()).signal(SIGKILL);
+    cluster.broker(leader->leader.value()).wait_for(5s);
+    ASSERT_TRUE(admin.wait_for_leader(kTp, 15s, [&](const PartitionMetadata& p) {
+      return p.leader.value() != leader->leader.value();
+    })) << cluster.logs();
+    cluster.start_broker(leader->leader.value());
+    ASSERT_TRUE(admin.wait_for_leader(kTp, 20s, [](const PartitionMetadata& p) {
+      return p.isr.size() == 3;
+    }));
+  }
+  ASSERT_TRUE(producer.wait_for_more(20, 20s));
+  producer.stop();
+  expect_no_loss(cluster, admin, producer);
+}
+
 TEST(ClusterIntegration, EveryBrokerKilledAtOnceRecoversItsLog) {
   LocalCluster cluster;
   std::vector<std::string> acked;

@@ -38,6 +38,7 @@ struct LocalClusterOptions {
   // controller's default election timeout and heartbeat), and brokers and clients follow the
   // active one.
   int controllers = 1;
+  int metadata_snapshot_records = 0;  // --metadata-snapshot-records; 0: the controller's default
 };
 
 class LocalCluster {
@@ -48,7 +49,8 @@ class LocalCluster {
       quorum_.emplace(dir_.path(), ControllerQuorumOptions{options_.controllers, 1000, 100,
                                                            options_.session_timeout_ms,
                                                            options_.min_insync_replicas,
-                                                           options_.unclean_leader_election});
+                                                           options_.unclean_leader_election,
+                                                           options_.metadata_snapshot_records});
     } else {
       controller_port_ = free_port();
       start_controller();
@@ -102,6 +104,10 @@ class LocalCluster {
         "--session-timeout-ms", std::to_string(options_.session_timeout_ms),
         "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
     if (options_.unclean_leader_election) argv.push_back("--unclean-leader-election");
+    if (options_.metadata_snapshot_records > 0) {
+      argv.push_back("--metadata-snapshot-records");
+      argv.push_back(std::to_string(options_.metadata_snapshot_records));
+    }
     controller_ = ChildProcess(argv, dir_.path() / "controller.log");
   }
   // Every controller, as brokers and clients take them.

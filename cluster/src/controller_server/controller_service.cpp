@@ -284,11 +284,14 @@ std::optional<MetadataImage> ControllerService::snapshot_image() const {
   return std::move(snapshot->image);
 }
 
+// Once the log holds `every` committed records after its snapshot, the older half goes into a
+// new snapshot: the newer half stays as records, so a broker or voter only a little behind (a
+// long-poll waiting for the very record that triggered this) gets records, not the whole image.
 void ControllerService::maybe_snapshot(ControllerTime /*now*/) {
   const int64_t every = config_.metadata_snapshot_records;
   const MetadataOffset commit = raft_.commit_offset();
   if (every > 0 && commit.value() - raft_.snapshot().offset.value() >= every)
-    take_snapshot(commit);
+    take_snapshot(MetadataOffset{commit.value() - every / 2});
 }
 
 // The committed image through `through`: the last snapshot's plus the committed records after

@@ -90,9 +90,9 @@ struct ControllerConfig {
   std::vector<QuorumVoter> quorum;
   milliseconds quorum_election_timeout{1000};   // controller.quorum.election.timeout.ms
   milliseconds quorum_heartbeat_interval{100};  // how often the active controller sends appends
-  // Each voter snapshots its committed state and compacts its metadata log once this many records
-  // were committed since its last snapshot (KRaft: metadata.log.max.record.bytes.between.snapshots,
-  // in records here). 0: never.
+  // Each voter snapshots its committed state and compacts its metadata log once it holds this many
+  // committed records after its last snapshot; the newer half stays in the log (KRaft:
+  // metadata.log.max.record.bytes.between.snapshots, in records here). 0: never.
   int64_t metadata_snapshot_records = 20000;
 };
 

@@ -15,7 +15,7 @@
 // the call, within the same epoch). records_since() serves committed records only.
 //
 // Snapshots: once config.metadata_snapshot_records records were committed since the last one, the
-// member saves the committed image (metadata.snapshot, written before the log is compacted) and
+// member saves the committed image up to the older half of them (metadata.snapshot, written before the log is compacted) and
 // compacts the RaftNode, the store and the Controller. A leader sends it to a voter behind its log
 // start (attached to the RaftNode's InstallSnapshotRequest in take_outgoing()); a voter that
 // installs one stores its bytes and starts its log empty after it. Brokers and readers asking for
