@@ -392,6 +392,12 @@ TEST(MetadataSnapshot, CrcValidPayloadsBreakingTheImageAreRejected) {
       {"duplicate broker id",
        [](auto& p) { replace_once(p, cat({be32(102), be64(1)}), cat({be32(101), be64(1)})); },
        "duplicate broker id 101"},
+      // One image, one encoding: brokers and configs in ascending order only.
+      {"brokers out of order",
+       [](auto& p) { replace_once(p, cat({be32(102), be64(1)}), cat({be32(99), be64(1)})); },
+       "broker id 99 out of order"},
+      {"configs out of order", [](auto& p) { replace_once(p, str("b.key"), str("0.key")); },
+       "config key 0.key out of order"},
       {"duplicate topic name", [](auto& p) { replace_once(p, str("bravo"), str("alpha")); },
        "duplicate topic name alpha"},
       {"duplicate config key", [](auto& p) { replace_once(p, str("b.key"), str("a.key")); },

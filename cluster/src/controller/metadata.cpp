@@ -769,12 +769,19 @@ void encode_image(const MetadataImage& image, Writer& w) {
 
 // A duplicate broker id is an error here: the map would silently keep one of them.
 std::string decode_brokers(Reader& r, std::map<BrokerId, BrokerState>& brokers) {
+  // Written in ascending id order (the map's): any other order is not an encoding of an image, and
+  // accepting it would give two byte strings for one image.
   uint32_t n = r.count(kMinBrokerBytes);
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
     BrokerState b = decode_broker(r);
     BrokerId id = b.id;
-    if (r.ok() && !brokers.emplace(id, std::move(b)).second)
-      return fmt::format("duplicate broker id {}", id.value());
+    if (!r.ok())
+      break;
+    if (!brokers.empty() && id <= brokers.rbegin()->first)
+      return id == brokers.rbegin()->first
+                 ? fmt::format("duplicate broker id {}", id.value())
+                 : fmt::format("broker id {} out of order", id.value());
+    brokers.emplace_hint(brokers.end(), id, std::move(b));
   }
   return {};
 }
@@ -797,8 +804,12 @@ std::string decode_configs(Reader& r, std::map<std::string, std::string, std::le
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
     std::string key = r.string();
     std::string value = r.string();
-    if (r.ok() && !configs.emplace(key, std::move(value)).second)
-      return fmt::format("duplicate config key {}", key);
+    if (!r.ok())
+      break;
+    if (!configs.empty() && key <= configs.rbegin()->first)
+      return key == configs.rbegin()->first ? fmt::format("duplicate config key {}", key)
+                                            : fmt::format("config key {} out of order", key);
+    configs.emplace_hint(configs.end(), std::move(key), std::move(value));
   }
   return {};
 }
