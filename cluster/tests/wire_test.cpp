@@ -93,6 +93,12 @@ TEST(Wire, EveryRequestRoundTrips) {
           MetadataOffset{40}}),
       DescribeQuorumRequest{},
       QuorumInstallSnapshotRequest{7, 2, MetadataOffset{99}, 6, {0x46, 0x4c, 0x00, 0xff, 0x7f}},
+      AlterPartitionsRequest{{AlterPartitionRequestMsg(AlterPartitionRequest{
+                                  {"t", PartitionIndex{0}}, BrokerId{1}, BrokerEpoch{3},
+                                  LeaderEpoch{2}, PartitionEpoch{5}, ReplicaList{1, 2}}),
+                              AlterPartitionRequestMsg(AlterPartitionRequest{
+                                  {"u", PartitionIndex{7}}, BrokerId{1}, BrokerEpoch{3},
+                                  LeaderEpoch{0}, PartitionEpoch{1}, ReplicaList{1, 3, 2}})}},
   };
   ASSERT_EQ(requests.size(), std::variant_size_v<Request>) << "a request type has no test";
   for (const auto& request : requests) {

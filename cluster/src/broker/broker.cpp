@@ -35,10 +35,10 @@ std::filesystem::path partition_dir(const std::filesystem::path& data_dir,
 }
 // Threads opening new partition logs together (each open creates files and fsyncs them).
 constexpr size_t kLogOpeners = 8;
-// AlterPartition requests a broker has at the controller at once. The controller persists each
-// before answering, one at a time: a thousand ISR expansions sent together (a broker rejoining
-// 10k partitions) would queue every broker's heartbeat behind a thousand fsyncs.
-constexpr int kMaxAlterPartitionsInFlight = 4;
+// ISR changes per AlterPartitions request; one request in flight per broker. The controller
+// persists a request's changes with one fsync, so a broker rejoining 10k partitions costs its
+// leaders a handful of requests, and heartbeats never queue behind thousands of fsyncs.
+constexpr size_t kMaxAlterPartitionBatch = 2000;
 
 // Opens the logs on up to kLogOpeners threads; stops early (leaving nullptr) once `abandon` is set.
 std::vector<std::unique_ptr<PartitionLog>> open_logs_in_parallel(
@@ -765,52 +765,70 @@ awaitable<void> Broker::isr_loop() {
   while (!stopping_) {
     co_await sleep(kIsrCheckInterval);
     if (gauges_stale_) update_gauges();
+    if (alter_partitions_in_flight_) continue;  // one batch at a time
     auto now = Clock::now();
+    std::vector<std::pair<TopicPartition, IsrChangeProposal>> batch;
     for (auto& [tp, p] : partitions_) {
-      if (alter_partitions_in_flight_ >= kMaxAlterPartitionsInFlight) break;
+      if (batch.size() >= kMaxAlterPartitionBatch) break;
       if (!p->replication) continue;
-      if (auto proposal = p->replication->propose_isr_change(now)) {
-        ++alter_partitions_in_flight_;
-        asio::co_spawn(io_, send_alter_partition(tp, *proposal), asio::detached);
-      }
+      if (auto proposal = p->replication->propose_isr_change(now)) batch.emplace_back(tp, *proposal);
     }
+    if (batch.empty()) continue;
+    alter_partitions_in_flight_ = true;
+    asio::co_spawn(io_, send_alter_partitions(std::move(batch)), asio::detached);
   }
 }
 
-awaitable<void> Broker::send_alter_partition(TopicPartition tp, IsrChangeProposal proposal) {
-  AlterPartitionRequest req;
-  req.tp = tp;
-  req.leader = config_.broker_id;
-  req.leader_broker_epoch = broker_epoch_;
-  req.leader_epoch = proposal.leader_epoch;
-  req.partition_epoch = proposal.partition_epoch;
-  req.proposed_isr = proposal.proposed_isr;
-  // A timeout or NOT_CONTROLLER leaves the outcome open: the change may be committed. The call
-  // (or, after a backoff, the next proposal) retries it with the same partition epoch, so a
-  // committed change is answered INVALID_UPDATE_VERSION, never applied twice, and the leader then
-  // takes the ISR from the metadata log (PartitionReplication::on_alter_partition_result).
-  auto res = co_await controllers_.call(req, 3000ms);
-  --alter_partitions_in_flight_;
-  Partition* p = find(tp);
-  if (p == nullptr || !p->replication || p->leader_epoch != proposal.leader_epoch) co_return;
-  size_t before = p->replication->isr().size();
-  if (res.error) {
-    p->replication->on_alter_partition_result(proposal, errc::request_timed_out, {},
-                                              PartitionEpoch{-1});
-    co_return;
+// Every ISR change this broker has to propose goes in one request: the controller persists them
+// with one fsync (and, in a quorum, one commit), where one request per partition would pay that
+// per partition — what made a broker rejoining thousands of partitions wait tens of seconds.
+awaitable<void> Broker::send_alter_partitions(
+    std::vector<std::pair<TopicPartition, IsrChangeProposal>> batch) {
+  AlterPartitionsRequest req;
+  req.partitions.reserve(batch.size());
+  for (const auto& [tp, proposal] : batch) {
+    req.partitions.push_back(AlterPartitionRequest{tp, config_.broker_id, broker_epoch_,
+                                                   proposal.leader_epoch, proposal.partition_epoch,
+                                                   proposal.proposed_isr});
   }
-  auto& r = std::get<AlterPartitionResponse>(res.response);
+  // A timeout or NOT_CONTROLLER leaves the outcome open: the changes may be committed. The next
+  // proposals (after a backoff) retry them with the same partition epochs, so a committed change
+  // is answered INVALID_UPDATE_VERSION, never applied twice, and the leader then takes the ISR
+  // from the metadata log (PartitionReplication::on_alter_partition_result).
+  auto res = co_await controllers_.call(req, 3000ms);
+  alter_partitions_in_flight_ = false;
+  const auto* answer = res.error ? nullptr : std::get_if<AlterPartitionsResponse>(&res.response);
+  errc batch_error = errc::request_timed_out;
+  if (answer != nullptr && answer->error != errc::none) batch_error = answer->error;
+  bool answered_each = answer != nullptr && answer->error == errc::none &&
+                       answer->partitions.size() == batch.size();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    AlterPartitionResponse r;
+    if (answered_each) {
+      r = answer->partitions[i];
+    } else {
+      r.error = batch_error;
+    }
+    on_alter_partition_answer(batch[i].first, batch[i].second, r);
+  }
+}
+
+void Broker::on_alter_partition_answer(const TopicPartition& tp, const IsrChangeProposal& proposal,
+                                       const AlterPartitionResponse& r) {
+  Partition* p = find(tp);
+  if (p == nullptr || !p->replication || p->leader_epoch != proposal.leader_epoch) return;
+  size_t before = p->replication->isr().size();
   if (!p->replication->on_alter_partition_result(proposal, r.error, r.isr, r.partition_epoch)) {
     spdlog::info("event=alter_partition_superseded tp={} error={} partition_epoch={}", tp,
                  errc_name(r.error), p->replication->partition_epoch());
-    co_return;
+    return;
   }
   size_t after = p->replication->isr().size();
   if (r.error == errc::none) {
     if (after < before) metrics_.isr_shrinks.Increment();
     if (after > before) metrics_.isr_expands.Increment();
-    spdlog::info("event=isr_changed tp={} isr_size={} -> {} partition_epoch={}", tp, before, after,
-                 r.partition_epoch);
+    spdlog::info("event=isr_changed tp={} isr_size={} -> {} partition_epoch={}", tp, before,
+                 after, r.partition_epoch);
   } else {
     spdlog::info("event=alter_partition_refused tp={} error={}", tp, errc_name(r.error));
   }

@@ -129,7 +129,10 @@ class Broker final : public RequestHandler, public KafkaBackend {
   asio::awaitable<void> isr_loop();
   asio::awaitable<void> flush_loop();
   asio::awaitable<void> fetcher_loop(BrokerId leader, uint64_t generation);
-  asio::awaitable<void> send_alter_partition(TopicPartition tp, IsrChangeProposal proposal);
+  asio::awaitable<void> send_alter_partitions(
+      std::vector<std::pair<TopicPartition, IsrChangeProposal>> batch);
+  void on_alter_partition_answer(const TopicPartition& tp, const IsrChangeProposal& proposal,
+                                 const AlterPartitionResponse& answer);
 
   // ---- state changes ----
   // Applies one entry's partition changes, yielding to the io_context every few milliseconds so
@@ -208,7 +211,7 @@ class Broker final : public RequestHandler, public KafkaBackend {
   bool gauges_stale_ = false;
   std::map<TopicPartition, std::unique_ptr<Partition>> partitions_;
   std::map<BrokerId, Fetcher> fetchers_;
-  int alter_partitions_in_flight_ = 0;
+  bool alter_partitions_in_flight_ = false;
   std::thread log_opener_;  // running while open_logs() waits; joined by stop()
   std::atomic<bool> abandon_log_opening_{false};
   std::atomic<bool> log_dir_offline_{false};

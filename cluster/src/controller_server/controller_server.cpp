@@ -232,6 +232,16 @@ class ControllerServer final : public RequestHandler {
 
   // ---- brokers and admin clients (active controller only) ----
 
+  static AlterPartitionResponse to_response(const AlterPartitionResult& result) {
+    AlterPartitionResponse resp;
+    resp.error = result.error;
+    resp.leader = result.state.leader;
+    resp.isr = result.state.isr;
+    resp.leader_epoch = result.state.leader_epoch;
+    resp.partition_epoch = result.state.partition_epoch;
+    return resp;
+  }
+
   awaitable<Response> serve(Request request) {
     auto now = ControllerClock::now();
     if (auto* r = std::get_if<BrokerRegistrationRequest>(&request)) {
@@ -260,15 +270,13 @@ class ControllerServer final : public RequestHandler {
       co_return co_await fetch_metadata(*r);
     }
     if (auto* r = std::get_if<AlterPartitionRequestMsg>(&request)) {
-      AlterPartitionRequest req{r->tp,           r->leader,          r->leader_broker_epoch,
-                                r->leader_epoch, r->partition_epoch, r->proposed_isr};
-      auto result = service_.alter_partition(req, now);
-      AlterPartitionResponse resp;
-      resp.error = result.error;
-      resp.leader = result.state.leader;
-      resp.isr = result.state.isr;
-      resp.leader_epoch = result.state.leader_epoch;
-      resp.partition_epoch = result.state.partition_epoch;
+      co_return to_response(service_.alter_partition(*r, now));
+    }
+    if (auto* r = std::get_if<AlterPartitionsRequest>(&request)) {
+      std::vector<AlterPartitionRequest> requests(r->partitions.begin(), r->partitions.end());
+      AlterPartitionsResponse resp;
+      for (const AlterPartitionResult& result : service_.alter_partitions(requests, now))
+        resp.partitions.push_back(to_response(result));
       co_return resp;
     }
     if (auto* r = std::get_if<CreateTopicRequest>(&request)) {

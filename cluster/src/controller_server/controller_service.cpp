@@ -438,6 +438,16 @@ AlterPartitionResult ControllerService::alter_partition(const AlterPartitionRequ
   return r;
 }
 
+std::vector<AlterPartitionResult> ControllerService::alter_partitions(
+    std::span<const AlterPartitionRequest> requests, ControllerTime now) {
+  std::vector<AlterPartitionResult> results;
+  results.reserve(requests.size());
+  for (const AlterPartitionRequest& request : requests)
+    results.push_back(controller_->alter_partition(request, now));
+  step(now);  // one proposal, one fsync for all of them
+  return results;
+}
+
 std::vector<PartitionElectionResult> ControllerService::elect_leaders(
     ElectionType type, std::span<const TopicPartition> partitions, ControllerTime now) {
   auto r = controller_->elect_leaders(type, partitions, now);

@@ -277,7 +277,7 @@ constexpr std::array<std::string_view, std::variant_size_v<Request>> kApiNames =
     "FetchMetadataLog", "AlterPartition", "CreateTopic",       "ElectLeaders",
     "DemoteBroker",   "PromoteBroker",  "Reassign",            "SetConfig",
     "BrokerHealth",   "ReplicaFetch",   "QuorumVote",     "QuorumAppend",    "DescribeQuorum",
-    "QuorumInstallSnapshot"};
+    "QuorumInstallSnapshot", "AlterPartitions"};
 
 }  // namespace
 

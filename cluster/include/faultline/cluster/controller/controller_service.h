@@ -103,6 +103,9 @@ class ControllerService {
   CreateTopicResult create_topic(const std::string& name, int32_t partitions,
                                  int32_t replication_factor, ControllerTime now);
   AlterPartitionResult alter_partition(const AlterPartitionRequest& request, ControllerTime now);
+  // Each request decided on its own, their records proposed (and persisted) together.
+  std::vector<AlterPartitionResult> alter_partitions(std::span<const AlterPartitionRequest> requests,
+                                                     ControllerTime now);
   std::vector<PartitionElectionResult> elect_leaders(ElectionType type,
                                                      std::span<const TopicPartition> partitions,
                                                      ControllerTime now);

@@ -436,6 +436,20 @@ struct QuorumAppendResponse {
   static auto fields(auto& s) { return std::tie(s.error, s.term, s.success, s.match_offset); }
 };
 
+// Many partitions' ISR changes in one request, as Kafka's AlterPartition (KIP-497) carries many: the
+// controller decides each one as it would decide an AlterPartition alone and persists all of
+// their records together (one fsync, one quorum commit), and answers each in request order. An
+// error in `error` (NOT_CONTROLLER ...) answers every partition: their outcomes are unknown.
+struct AlterPartitionsRequest {
+  std::vector<AlterPartitionRequestMsg> partitions;
+  static auto fields(auto& s) { return std::tie(s.partitions); }
+};
+struct AlterPartitionsResponse {
+  errc error = errc::none;
+  std::vector<AlterPartitionResponse> partitions;
+  static auto fields(auto& s) { return std::tie(s.error, s.partitions); }
+};
+
 // A leader's snapshot for a voter behind its log start, with the snapshot's bytes (raft.h).
 struct QuorumInstallSnapshotRequest {
   int64_t term = 0;
@@ -494,7 +508,8 @@ using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
                              ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
                              ReassignRequest, SetConfigRequest, BrokerHealthRequest,
                              ReplicaFetchRequest, QuorumVoteRequest, QuorumAppendRequest,
-                             DescribeQuorumRequest, QuorumInstallSnapshotRequest>;
+                             DescribeQuorumRequest, QuorumInstallSnapshotRequest,
+                             AlterPartitionsRequest>;
 using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse,
                               OffsetForLeaderEpochResponse, MetadataResponse, ApiVersionsResponse,
                               BrokerRegistrationResponse, BrokerHeartbeatResponse,
@@ -502,7 +517,8 @@ using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsRespons
                               ElectLeadersResponse, DemoteBrokerResponse, PromoteBrokerResponse,
                               ReassignResponse, SetConfigResponse, BrokerHealthResponse,
                               ReplicaFetchResponse, QuorumVoteResponse, QuorumAppendResponse,
-                              DescribeQuorumResponse, QuorumInstallSnapshotResponse>;
+                              DescribeQuorumResponse, QuorumInstallSnapshotResponse,
+                              AlterPartitionsResponse>;
 static_assert(std::variant_size_v<Request> == std::variant_size_v<Response>);
 
 using ApiKey = int16_t;
