@@ -10,7 +10,11 @@ jobs=$(nproc)
 ./ci/install-deps.sh
 
 echo "== configure and build ($build)"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Line tables only (-g1: backtraces and addr2line still work) and lld: a quarter less compile time
+# than full debug info, and much faster links of the ~90 executables.
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+  -DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld >/dev/null
 cmake --build "$build" -j"$jobs"
 
 export FAULTLINE_REQUIRE_PRIVILEGED=1
@@ -24,8 +28,15 @@ echo "== integration tests (real processes)"
 ctest --test-dir "$build" -L '^integration$' --output-on-failure --timeout 600 || status=1
 echo "== privileged tests (namespaces, cgroups, loop devices)"
 privileged_log=$build/privileged-tests.log
-ctest --test-dir "$build" -L '^privileged$' --output-on-failure --timeout 600 2>&1 |
+# Two at a time: a scenario run mostly waits on its own clock, and each run has its own namespaces,
+# addresses and cgroups. Tests that judge disk latency or the probe's timing run alone afterwards:
+# another run's fsyncs and CPU would skew exactly what they measure.
+timing='Probe|DiskFaults|disk_|gray_failure|SlowFsync|Prometheus|Reproduces'
+ctest --test-dir "$build" -L '^privileged$' -E "$timing" -j2 --output-on-failure --timeout 600 2>&1 |
   tee "$privileged_log" || status=1
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+ctest --test-dir "$build" -L '^privileged$' -R "$timing" --output-on-failure --timeout 600 2>&1 |
+  tee -a "$privileged_log" || status=1
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 # A skipped privileged test is a test that did not run: CI runs as root, so it is a failure.
 if grep -q '(Skipped)' "$privileged_log"; then

@@ -156,6 +156,8 @@ void Broker::begin_controlled_shutdown() {
   want_shutdown_ = true;
   shutdown_deadline_ = Clock::now() + config_.controlled_shutdown_timeout;
   spdlog::info("event=controlled_shutdown_requested broker={}", config_.broker_id);
+  // Ask the controller now, not at the next heartbeat (up to a heartbeat interval later).
+  if (heartbeat_wait_ != nullptr) heartbeat_wait_->cancel();
 }
 
 void Broker::stop() {
@@ -644,7 +646,10 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
     auto interval = (fenced_ || want_shutdown_)
                         ? std::min<std::chrono::milliseconds>(config_.heartbeat_interval, 50ms)
                         : config_.heartbeat_interval;
-    co_await sleep(interval);
+    asio::steady_timer wait(io_, interval);  // cut short by begin_controlled_shutdown()
+    heartbeat_wait_ = &wait;
+    co_await wait.async_wait(use_tuple);
+    heartbeat_wait_ = nullptr;
   }
 }
 

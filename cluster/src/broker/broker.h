@@ -212,6 +212,7 @@ class Broker final : public RequestHandler, public KafkaBackend {
   std::map<TopicPartition, std::unique_ptr<Partition>> partitions_;
   std::map<BrokerId, Fetcher> fetchers_;
   bool alter_partitions_in_flight_ = false;
+  asio::steady_timer* heartbeat_wait_ = nullptr;  // the heartbeat loop's pause, while it waits
   std::thread log_opener_;  // running while open_logs() waits; joined by stop()
   std::atomic<bool> abandon_log_opening_{false};
   std::atomic<bool> log_dir_offline_{false};
