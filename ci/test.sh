@@ -9,6 +9,13 @@ jobs=$(nproc)
 
 ./ci/install-deps.sh
 
+echo "== format (clang-format, .clang-format)"
+# Every C++ source the repository tracks is formatted; a diff is printed for each that is not.
+if ! git ls-files '*.cpp' '*.h' | xargs clang-format-14 --dry-run --Werror; then
+  echo "ci/test.sh: run: git ls-files '*.cpp' '*.h' | xargs clang-format-14 -i" >&2
+  exit 1
+fi
+
 echo "== configure and build ($build)"
 # Line tables only (-g1: backtraces and addr2line still work) and lld: a quarter less compile time
 # than full debug info, and much faster links of the ~90 executables.

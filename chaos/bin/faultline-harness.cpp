@@ -2,17 +2,18 @@
 // `faultline`, which runs `check` itself and execs this binary, with the same arguments, for every
 // other command (chaos/bin/faultline.cpp). Each component registers its own subcommands; this file
 // only assembles them and maps the outcome to an exit code.
-#include <CLI/CLI.hpp>
 #include <spdlog/cfg/env.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "faultline/checker/cli.h"
+#include <CLI/CLI.hpp>
+
 #include "faultline/chaos/cli.h"
 #include "faultline/chaos/cluster_cli.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/cli.h"
 #include "faultline/chaos/runner/runner.h"
+#include "faultline/checker/cli.h"
 #include "faultline/cluster/client/cli.h"
 
 int main(int argc, char** argv) {

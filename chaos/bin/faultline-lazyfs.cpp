@@ -232,11 +232,13 @@ int op_open(const char* path, fuse_file_info* fi) {
     fi->fh = static_cast<uint64_t>(-1);
     return 0;
   }
-  return open_common(path, fi, ::openat(fs_state().backing_fd, rel(path), backing_flags(fi->flags)));
+  return open_common(path, fi,
+                     ::openat(fs_state().backing_fd, rel(path), backing_flags(fi->flags)));
 }
 
 int op_create(const char* path, mode_t mode, fuse_file_info* fi) {
-  const int fd = ::openat(fs_state().backing_fd, rel(path), backing_flags(fi->flags) | O_CREAT, mode);
+  const int fd =
+      ::openat(fs_state().backing_fd, rel(path), backing_flags(fi->flags) | O_CREAT, mode);
   return open_common(path, fi, fd);
 }
 
@@ -415,7 +417,7 @@ int op_utimens(const char* path, const timespec tv[2], fuse_file_info* fi) {
   if (fi != nullptr)
     return ::futimens(static_cast<int>(fi->fh), tv) == 0 ? 0 : neg_errno();
   return ::utimensat(fs_state().backing_fd, rel(path), tv, AT_SYMLINK_NOFOLLOW) == 0 ? 0
-                                                                                      : neg_errno();
+                                                                                     : neg_errno();
 }
 
 int op_chmod(const char* path, mode_t mode, fuse_file_info*) {

@@ -49,7 +49,8 @@ int check(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string_view(argv[1]) == "check") return check(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "check")
+    return check(argc, argv);
   const auto harness = harness_path();
   ::execv(harness.c_str(), argv);
   std::fprintf(stderr, "faultline: cannot run %s: %s\n", harness.c_str(), std::strerror(errno));

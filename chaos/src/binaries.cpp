@@ -10,6 +10,8 @@ std::filesystem::path binaries_dir() {
   return ec ? std::filesystem::current_path() : self.parent_path();
 }
 
-std::filesystem::path sibling_binary(std::string_view name) { return binaries_dir() / name; }
+std::filesystem::path sibling_binary(std::string_view name) {
+  return binaries_dir() / name;
+}
 
 }  // namespace faultline::chaos

@@ -1,16 +1,16 @@
 #include "faultline/chaos/cluster_cli.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -28,11 +28,14 @@ using namespace std::chrono_literals;
 namespace {
 
 std::atomic<bool> g_stop{false};
-void on_stop_signal(int) { g_stop = true; }
+void on_stop_signal(int) {
+  g_stop = true;
+}
 
 std::optional<nlohmann::json> read_json(const fs::path& p) {
   std::ifstream in(p);
-  if (!in) return std::nullopt;
+  if (!in)
+    return std::nullopt;
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception&) {
@@ -42,7 +45,8 @@ std::optional<nlohmann::json> read_json(const fs::path& p) {
 
 // A zombie (killed, not yet reaped by the harness) counts as gone.
 bool process_alive(pid_t pid) {
-  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  if (pid <= 0 || ::kill(pid, 0) != 0)
+    return false;
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
@@ -65,7 +69,8 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
     std::string why;
     PrometheusOptions options;
     options.dir = h->run_dir() / "prometheus";
-    prometheus = PrometheusServer::start(h->supervisor(), options, cluster_scrape_targets(*h, 0), why);
+    prometheus =
+        PrometheusServer::start(h->supervisor(), options, cluster_scrape_targets(*h, 0), why);
     if (!prometheus) {
       fmt::print(stderr, "cluster up: prometheus: {}\n", why);
       return fs::exists(PrometheusOptions{}.binary) ? 4 : 3;
@@ -78,7 +83,8 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
   std::string conn = fmt::format("--controller {} --bootstrap {}", h->controller_endpoint(),
                                  fmt::join(h->bootstrap(), ","));
   std::vector<std::string> kafka;
-  for (const auto& ep : h->kafka_bootstrap()) kafka.push_back(ep.str());
+  for (const auto& ep : h->kafka_bootstrap())
+    kafka.push_back(ep.str());
   fmt::print(
       "cluster up: run {} ({} brokers{}) in {}\n"
       "  faultline topic create t --partitions 3 --replication-factor 3 {}\n"
@@ -88,8 +94,8 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
       "  faultline cluster status   |   faultline cluster down   (or Ctrl-C here)\n",
       run_id, shape.brokers,
       shape.controllers > 1 ? fmt::format(", {} controllers", shape.controllers) : "",
-      h->run_dir().string(), conn, conn, fmt::join(kafka, ","),
-      kafka.empty() ? "-" : kafka.front(), h->run_dir().string());
+      h->run_dir().string(), conn, conn, fmt::join(kafka, ","), kafka.empty() ? "-" : kafka.front(),
+      h->run_dir().string());
   if (shape.probe) {
     const auto* pr = h->topology().find(ClusterHarness::kProbeNode);
     fmt::print("  probe: decisions in {}, metrics http://{}:9100/metrics (inside netns {})\n",
@@ -104,14 +110,16 @@ int cluster_up(const ClusterShape& shape, bool with_prometheus) {
     std::this_thread::sleep_for(100ms);
     for (const auto& entry : fs::directory_iterator(h->run_dir() / "control", ec)) {
       auto name = entry.path().filename().string();
-      if (name.rfind("restart-", 0) != 0) continue;
+      if (name.rfind("restart-", 0) != 0)
+        continue;
       auto node = name.substr(8);
       auto e = h->supervisor().restart(node);
       spdlog::info("event=restart node={} result=\"{}\"", node, e ? e.message() : "ok");
       fs::remove(entry.path(), ec);
     }
     (void)h->write_processes();
-    if (prometheus) (void)prometheus->set_targets(cluster_scrape_targets(*h, 0));
+    if (prometheus)
+      (void)prometheus->set_targets(cluster_scrape_targets(*h, 0));
   }
   prometheus.reset();
   auto torn = h->down();
@@ -138,12 +146,13 @@ void print_quorum(const QuorumLook& look) {
                a->commit_offset, a->last_offset);
   }
   const auto* active = look.active_answer();
-  if (active == nullptr) return;
+  if (active == nullptr)
+    return;
   for (const auto& v : active->voters) {
     const std::string node = ClusterHarness::controller_node(v.id + 1);
-    if (v.id == active->node_id) continue;
-    fmt::print("    replication {}: match_offset={} lag={} last_contact={}\n", node,
-               v.match_offset,
+    if (v.id == active->node_id)
+      continue;
+    fmt::print("    replication {}: match_offset={} lag={} last_contact={}\n", node, v.match_offset,
                v.match_offset >= 0 ? std::to_string(active->last_offset - v.match_offset) : "?",
                v.last_contact_ms >= 0 ? fmt::format("{} ms ago", v.last_contact_ms) : "never");
   }
@@ -185,7 +194,8 @@ int cluster_status(const fs::path& run) {
     }
     for (const auto& p : md->partitions) {
       std::vector<int32_t> isr;
-      for (auto b : p.isr) isr.push_back(b.value());
+      for (auto b : p.isr)
+        isr.push_back(b.value());
       fmt::print("  {} leader={} leader_epoch={} isr=[{}]\n", p.tp, p.leader, p.leader_epoch,
                  fmt::join(isr, ","));
     }
@@ -212,7 +222,8 @@ int cluster_down(const fs::path& run) {
     return 4;
   }
   ::kill(harness, SIGTERM);
-  for (int i = 0; i < 300 && process_alive(harness); ++i) std::this_thread::sleep_for(100ms);
+  for (int i = 0; i < 300 && process_alive(harness); ++i)
+    std::this_thread::sleep_for(100ms);
   if (process_alive(harness)) {
     fmt::print(stderr, "cluster down: the harness (pid {}) did not stop\n", harness);
     return 4;
@@ -229,7 +240,8 @@ std::optional<fs::path> latest_cluster_run() {
   fs::file_time_type newest{};
   for (const auto& entry : fs::directory_iterator(default_state_root(), ec)) {
     auto info = read_json(entry.path() / "cluster.json");
-    if (!info || !process_alive(info->value("harness_pid", 0))) continue;
+    if (!info || !process_alive(info->value("harness_pid", 0)))
+      continue;
     auto t = fs::last_write_time(entry.path() / "cluster.json", ec);
     if (!best || t > newest) {
       best = entry.path();
@@ -241,16 +253,20 @@ std::optional<fs::path> latest_cluster_run() {
 
 std::optional<pid_t> RunDirProcessControl::pid(const NodeName& node) const {
   auto pids = read_json(run_dir_ / "processes.json");
-  if (!pids || !pids->contains(node) || !(*pids)[node].is_number()) return std::nullopt;
+  if (!pids || !pids->contains(node) || !(*pids)[node].is_number())
+    return std::nullopt;
   pid_t p = (*pids)[node].get<pid_t>();
-  if (!process_alive(p)) return std::nullopt;
+  if (!process_alive(p))
+    return std::nullopt;
   return p;
 }
 
 std::error_code RunDirProcessControl::signal(const NodeName& node, int signo) {
   auto p = pid(node);
-  if (!p) return std::make_error_code(std::errc::no_such_process);
-  if (::kill(*p, signo) != 0) return {errno, std::generic_category()};
+  if (!p)
+    return std::make_error_code(std::errc::no_such_process);
+  if (::kill(*p, signo) != 0)
+    return {errno, std::generic_category()};
   return {};
 }
 
@@ -272,7 +288,8 @@ std::error_code RunDirProcessControl::start(const NodeName& node) {
   auto request = run_dir_ / "control" / ("restart-" + node);
   { std::ofstream(request) << "\n"; }
   // The harness picks requests up every 100 ms and removes the file once it restarted the node.
-  for (int i = 0; i < 200 && fs::exists(request, ec); ++i) std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 200 && fs::exists(request, ec); ++i)
+    std::this_thread::sleep_for(50ms);
   if (fs::exists(request, ec)) {
     fs::remove(request, ec);
     return std::make_error_code(std::errc::timed_out);
@@ -281,7 +298,8 @@ std::error_code RunDirProcessControl::start(const NodeName& node) {
 }
 
 void add_cluster_commands(CLI::App& app, int& exit_code) {
-  auto* cluster = app.add_subcommand("cluster", "bring the mini-cluster up in namespaces, inspect it, take it down");
+  auto* cluster = app.add_subcommand(
+      "cluster", "bring the mini-cluster up in namespaces, inspect it, take it down");
   cluster->require_subcommand(1);
   auto o = std::make_shared<ClusterShape>();
   auto run = std::make_shared<std::string>();
@@ -293,7 +311,8 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   };
   auto ms = std::make_shared<Millis>();
 
-  auto* up = cluster->add_subcommand("up", "build the namespaces and start the cluster (foreground)");
+  auto* up =
+      cluster->add_subcommand("up", "build the namespaces and start the cluster (foreground)");
   up->add_option("--brokers", o->brokers, "number of brokers")->check(CLI::Range(1, 9));
   up->add_option("--controllers", o->controllers,
                  "controllers in the Raft quorum (c1..cN); brokers follow the active one")
@@ -326,8 +345,9 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   up->add_option("--storage-canary-interval-ms", ms->storage_canary_interval,
                  "brokers' storage canary (0: off; default 200 with --probe, else 1000)");
   auto with_prometheus = std::make_shared<bool>(false);
-  up->add_flag("--prometheus", *with_prometheus,
-               "run Prometheus (/usr/bin/prometheus) scraping every process; data in <run>/prometheus");
+  up->add_flag(
+      "--prometheus", *with_prometheus,
+      "run Prometheus (/usr/bin/prometheus) scraping every process; data in <run>/prometheus");
   up->callback([o, ms, with_prometheus, &exit_code] {
     using std::chrono::milliseconds;
     o->session_timeout = milliseconds(ms->session_timeout);
@@ -341,7 +361,8 @@ void add_cluster_commands(CLI::App& app, int& exit_code) {
   });
 
   auto resolve = [run]() -> std::optional<fs::path> {
-    if (!run->empty()) return fs::path(*run);
+    if (!run->empty())
+      return fs::path(*run);
     return latest_cluster_run();
   };
   auto* status = cluster->add_subcommand(

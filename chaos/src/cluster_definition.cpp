@@ -1,19 +1,19 @@
 #include "faultline/chaos/cluster_definition.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace faultline::chaos {
 
 namespace {
 
-const std::set<std::string> kTopLevel = {"name", "kafka_port", "quorum_port", "controller",
-                                         "broker", "topic"};
+const std::set<std::string> kTopLevel = {"name",       "kafka_port", "quorum_port",
+                                         "controller", "broker",     "topic"};
 const std::set<std::string> kProcessKeys = {"command", "setup", "ready_port", "ready_timeout_s"};
 const std::set<std::string> kTopicKeys = {"create"};
 const std::set<std::string> kTopicPlaceholders = {"topic", "partitions", "replication_factor"};
@@ -39,7 +39,8 @@ struct Parser {
   bool placeholders_known(const toml::node& where, const std::string& arg, bool topic) {
     for (size_t open = arg.find('{'); open != std::string::npos; open = arg.find('{', open + 1)) {
       size_t close = arg.find('}', open);
-      if (close == std::string::npos) return fail(where, fmt::format("unclosed {{ in \"{}\"", arg));
+      if (close == std::string::npos)
+        return fail(where, fmt::format("unclosed {{ in \"{}\"", arg));
       std::string name = arg.substr(open + 1, close - open - 1);
       const auto& all = definition_placeholders();
       bool known = std::find(all.begin(), all.end(), name) != all.end();
@@ -54,9 +55,9 @@ struct Parser {
     const toml::node* n = t.get(key);
     if (n == nullptr) {
       if (required) {
-        error = {file, static_cast<int>(t.source().begin.line),
-                 fmt::format("{} is missing (a list of strings: the program and its arguments)",
-                             key)};
+        error = {
+            file, static_cast<int>(t.source().begin.line),
+            fmt::format("{} is missing (a list of strings: the program and its arguments)", key)};
       }
       return !required;
     }
@@ -65,8 +66,10 @@ struct Parser {
       return fail(*n, fmt::format("{}: expected a non-empty list of strings", key));
     for (const auto& item : *list) {
       const auto* s = item.as_string();
-      if (s == nullptr) return fail(item, fmt::format("{}: every element must be a string", key));
-      if (!placeholders_known(item, s->get(), topic)) return false;
+      if (s == nullptr)
+        return fail(item, fmt::format("{}: every element must be a string", key));
+      if (!placeholders_known(item, s->get(), topic))
+        return false;
       out.push_back(s->get());
     }
     return true;
@@ -74,9 +77,11 @@ struct Parser {
 
   bool port(const toml::table& t, std::string_view key, std::optional<uint16_t>& out) {
     const toml::node* n = t.get(key);
-    if (n == nullptr) return true;
+    if (n == nullptr)
+      return true;
     auto v = n->value<int64_t>();
-    if (!v || *v < 1 || *v > 65535) return fail(*n, fmt::format("{}: expected a port 1..65535", key));
+    if (!v || *v < 1 || *v > 65535)
+      return fail(*n, fmt::format("{}: expected a port 1..65535", key));
     out = static_cast<uint16_t>(*v);
     return true;
   }
@@ -90,16 +95,20 @@ struct Parser {
       return !required;
     }
     const auto* t = n->as_table();
-    if (t == nullptr) return fail(*n, fmt::format("{}: expected a table", key));
-    if (!only_known(*t, kProcessKeys, std::string(key) + ".")) return false;
+    if (t == nullptr)
+      return fail(*n, fmt::format("{}: expected a table", key));
+    if (!only_known(*t, kProcessKeys, std::string(key) + "."))
+      return false;
     ClusterDefinition::Process p;
     if (!command(*t, "command", p.command, true, false) ||
         !command(*t, "setup", p.setup, false, false) || !port(*t, "ready_port", p.ready_port))
       return false;
     if (const toml::node* r = t->get("ready_timeout_s")) {
       auto v = r->value<int64_t>();
-      if (!v || *v < 1 || *v > 600) return fail(*r, "ready_timeout_s: expected 1..600 seconds");
-      if (timeout != nullptr) *timeout = std::chrono::seconds(*v);
+      if (!v || *v < 1 || *v > 600)
+        return fail(*r, "ready_timeout_s: expected 1..600 seconds");
+      if (timeout != nullptr)
+        *timeout = std::chrono::seconds(*v);
     }
     out = std::move(p);
     return true;
@@ -108,10 +117,13 @@ struct Parser {
   std::optional<ClusterDefinition> parse(const toml::table& root) {
     ClusterDefinition d;
     d.file = file;
-    if (!only_known(root, kTopLevel, "")) return std::nullopt;
-    if (auto name = root["name"].value<std::string>()) d.name = *name;
+    if (!only_known(root, kTopLevel, ""))
+      return std::nullopt;
+    if (auto name = root["name"].value<std::string>())
+      d.name = *name;
     std::optional<uint16_t> kafka, quorum;
-    if (!port(root, "kafka_port", kafka) || !port(root, "quorum_port", quorum)) return std::nullopt;
+    if (!port(root, "kafka_port", kafka) || !port(root, "quorum_port", quorum))
+      return std::nullopt;
     d.kafka_port = kafka.value_or(d.kafka_port);
     d.quorum_port = quorum.value_or(d.quorum_port);
     std::optional<ClusterDefinition::Process> broker;
@@ -138,12 +150,22 @@ std::string DefinitionError::str() const {
 }
 
 const std::vector<std::string>& definition_placeholders() {
-  static const std::vector<std::string> names = {
-      "bin",        "id",           "node",           "int_addr",
-      "ext_addr",   "data_dir",     "controller_addr", "controller_quorum",
-      "quorum_port", "brokers",     "kafka_bootstrap", "session_timeout_ms",
-      "heartbeat_interval_ms",      "replica_lag_time_max_ms", "min_insync_replicas",
-      "unclean_leader_election"};
+  static const std::vector<std::string> names = {"bin",
+                                                 "id",
+                                                 "node",
+                                                 "int_addr",
+                                                 "ext_addr",
+                                                 "data_dir",
+                                                 "controller_addr",
+                                                 "controller_quorum",
+                                                 "quorum_port",
+                                                 "brokers",
+                                                 "kafka_bootstrap",
+                                                 "session_timeout_ms",
+                                                 "heartbeat_interval_ms",
+                                                 "replica_lag_time_max_ms",
+                                                 "min_insync_replicas",
+                                                 "unclean_leader_election"};
   return names;
 }
 

@@ -1,19 +1,18 @@
 #include "faultline/chaos/cluster_harness.h"
 
-#include "faultline/chaos/binaries.h"
-
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "faultline/chaos/binaries.h"
 #include "faultline/chaos/controller_quorum.h"
 #include "faultline/chaos/faults/adapters.h"
-#include "faultline/cluster/kafka/metadata_client.h"
 #include "faultline/chaos/faults/cli.h"
+#include "faultline/cluster/kafka/metadata_client.h"
 
 namespace faultline::chaos {
 
@@ -38,7 +37,8 @@ std::error_code write_json(const fs::path& p, const nlohmann::json& j) {
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << j.dump(2) << "\n";
-    if (!out) return std::make_error_code(std::errc::io_error);
+    if (!out)
+      return std::make_error_code(std::errc::io_error);
   }
   std::error_code ec;
   fs::rename(tmp, p, ec);
@@ -49,7 +49,8 @@ std::error_code write_json(const fs::path& p, const nlohmann::json& j) {
 std::string controller_list(const std::vector<NodeInfo>& nodes, bool with_ids) {
   std::string out;
   for (const auto& n : nodes) {
-    if (n.role != NodeRole::controller) continue;
+    if (n.role != NodeRole::controller)
+      continue;
     out += fmt::format("{}{}{}:{}", out.empty() ? "" : ",",
                        with_ids ? fmt::format("{}@", n.index - 1) : "", n.int_address->str(),
                        kControllerPort);
@@ -59,21 +60,24 @@ std::string controller_list(const std::vector<NodeInfo>& nodes, bool with_ids) {
 
 std::vector<std::string> controller_argv(const NodeInfo& n, const std::vector<NodeInfo>& nodes,
                                          const fs::path& data, const ClusterShape& s) {
-  std::vector<std::string> argv = {
-      (binaries(s) / "faultline-controller").string(),
-      "--data-dir", (data / n.id).string(),
-      "--listen", fmt::format("{}:{}", n.int_address->str(), kControllerPort),
-      "--metrics-port", std::to_string(kMetricsPort),
-      "--session-timeout-ms", std::to_string(s.session_timeout.count()),
-      "--min-insync-replicas", std::to_string(s.min_insync_replicas)};
+  std::vector<std::string> argv = {(binaries(s) / "faultline-controller").string(),
+                                   "--data-dir",
+                                   (data / n.id).string(),
+                                   "--listen",
+                                   fmt::format("{}:{}", n.int_address->str(), kControllerPort),
+                                   "--metrics-port",
+                                   std::to_string(kMetricsPort),
+                                   "--session-timeout-ms",
+                                   std::to_string(s.session_timeout.count()),
+                                   "--min-insync-replicas",
+                                   std::to_string(s.min_insync_replicas)};
   if (s.controllers > 1) {
     // Heartbeats well inside the election timeout, as KRaft's defaults (500 ms of 1000 ms) are not:
     // a loaded host must not depose a healthy leader.
-    const auto heartbeat = std::max<std::chrono::milliseconds>(
-        std::chrono::milliseconds(10), s.controller_election_timeout / 10);
-    argv.insert(argv.end(), {"--node-id", std::to_string(n.index - 1),
-                             "--quorum", controller_list(nodes, true),
-                             "--quorum-election-timeout-ms",
+    const auto heartbeat = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(10),
+                                                               s.controller_election_timeout / 10);
+    argv.insert(argv.end(), {"--node-id", std::to_string(n.index - 1), "--quorum",
+                             controller_list(nodes, true), "--quorum-election-timeout-ms",
                              std::to_string(s.controller_election_timeout.count()),
                              "--quorum-heartbeat-ms", std::to_string(heartbeat.count())});
   }
@@ -81,7 +85,8 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const std::vector<No
     argv.push_back("--metadata-snapshot-records");
     argv.push_back(std::to_string(s.metadata_snapshot_records));
   }
-  if (s.unclean_leader_election) argv.push_back("--unclean-leader-election");
+  if (s.unclean_leader_election)
+    argv.push_back("--unclean-leader-election");
   if (s.leader_imbalance_check_interval.count() > 0) {
     argv.push_back("--leader-imbalance-check-interval-s");
     argv.push_back(std::to_string(s.leader_imbalance_check_interval.count()));
@@ -91,21 +96,32 @@ std::vector<std::string> controller_argv(const NodeInfo& n, const std::vector<No
 
 std::vector<std::string> broker_argv(const NodeInfo& n, const std::string& controllers,
                                      const fs::path& data, const ClusterShape& s) {
-  std::vector<std::string> argv = {(binaries(s) / "faultline-broker").string(),
-          "--id", std::to_string(n.index),
-          "--data-dir", (data / n.id).string(),
-          "--internal", fmt::format("{}:{}", n.int_address->str(), kInternalPort),
-          "--client", fmt::format("{}:{}", n.ext_address->str(), kClientPort),
-          "--kafka", fmt::format("{}:{}", n.ext_address->str(), kKafkaPort),
-          "--controller", controllers,
-          "--metrics-port", std::to_string(kMetricsPort),
-          "--heartbeat-interval-ms", std::to_string(s.heartbeat_interval.count()),
-          "--replica-lag-time-max-ms", std::to_string(s.replica_lag_time_max.count()),
-          "--min-insync-replicas", std::to_string(s.min_insync_replicas),
-          "--storage-canary-interval-ms",
-          std::to_string(s.storage_canary_interval ? s.storage_canary_interval->count()
-                         : s.probe                        ? 200
-                                                          : 1000)};
+  std::vector<std::string> argv = {
+      (binaries(s) / "faultline-broker").string(),
+      "--id",
+      std::to_string(n.index),
+      "--data-dir",
+      (data / n.id).string(),
+      "--internal",
+      fmt::format("{}:{}", n.int_address->str(), kInternalPort),
+      "--client",
+      fmt::format("{}:{}", n.ext_address->str(), kClientPort),
+      "--kafka",
+      fmt::format("{}:{}", n.ext_address->str(), kKafkaPort),
+      "--controller",
+      controllers,
+      "--metrics-port",
+      std::to_string(kMetricsPort),
+      "--heartbeat-interval-ms",
+      std::to_string(s.heartbeat_interval.count()),
+      "--replica-lag-time-max-ms",
+      std::to_string(s.replica_lag_time_max.count()),
+      "--min-insync-replicas",
+      std::to_string(s.min_insync_replicas),
+      "--storage-canary-interval-ms",
+      std::to_string(s.storage_canary_interval ? s.storage_canary_interval->count()
+                     : s.probe                 ? 200
+                                               : 1000)};
   if (!s.flush_policy.empty()) {
     argv.push_back("--flush-policy");
     argv.push_back(s.flush_policy);
@@ -118,17 +134,24 @@ std::vector<std::string> probe_argv(const NodeInfo& probe, const std::vector<Nod
                                     const ClusterShape& s) {
   std::string brokers;
   for (const auto& n : nodes) {
-    if (n.role != NodeRole::broker) continue;
-    brokers += fmt::format("{}{}={}:{}", brokers.empty() ? "" : ",", n.index,
-                           n.ext_address->str(), kClientPort);
+    if (n.role != NodeRole::broker)
+      continue;
+    brokers += fmt::format("{}{}={}:{}", brokers.empty() ? "" : ",", n.index, n.ext_address->str(),
+                           kClientPort);
   }
   std::vector<std::string> argv = {(binaries(s) / "faultline-probe").string(),
-          "--brokers", brokers,
-          "--controller", controllers,
-          "--interval-ms", std::to_string(s.probe_interval.count()),
-          "--metrics-host", probe.ext_address->str(),
-          "--metrics-port", std::to_string(kMetricsPort),
-          "--decisions", decisions.string()};
+                                   "--brokers",
+                                   brokers,
+                                   "--controller",
+                                   controllers,
+                                   "--interval-ms",
+                                   std::to_string(s.probe_interval.count()),
+                                   "--metrics-host",
+                                   probe.ext_address->str(),
+                                   "--metrics-port",
+                                   std::to_string(kMetricsPort),
+                                   "--decisions",
+                                   decisions.string()};
   argv.insert(argv.end(), s.probe_args.begin(), s.probe_args.end());
   return argv;
 }
@@ -165,9 +188,9 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     h->topology_ = Topology::create(spec, *h->journal_, ec);
   }
   if (!h->topology_) {
-    error = {ec == std::errc::operation_not_permitted ? 3 : 4,
-             fmt::format("building the namespaces failed: {} (see `faultline doctor`)",
-                         ec.message())};
+    error = {
+        ec == std::errc::operation_not_permitted ? 3 : 4,
+        fmt::format("building the namespaces failed: {} (see `faultline doctor`)", ec.message())};
     return nullptr;
   }
   h->remove_state_on_down_ = !logs_dir.empty();
@@ -184,7 +207,8 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     fs::create_directories(h->run_dir_ / "disks", ec);
     fs::create_directories(data, ec);
     for (const auto& n : h->topology_->nodes()) {
-      if (n.role != NodeRole::broker) continue;
+      if (n.role != NodeRole::broker)
+        continue;
       auto disk = LoopDisk::create(h->run_dir_ / "disks" / (n.id + ".img"), data / n.id,
                                    256ull << 20, h->recorder_.get(), ec);
       if (!disk) {
@@ -214,7 +238,8 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
                         const std::string& address, uint16_t port,
                         std::chrono::seconds ready_timeout) -> bool {
     ProcessSpec ps{n.id, std::move(argv), {}, n.netns, std::nullopt};
-    if (auto it = h->node_disks_.find(n.id); it != h->node_disks_.end() && !it->second.cgroup.empty())
+    if (auto it = h->node_disks_.find(n.id);
+        it != h->node_disks_.end() && !it->second.cgroup.empty())
       ps.cgroup = it->second.cgroup;
     if (auto e = h->supervisor_->start(ps)) {
       error = {4, fmt::format("starting {} failed: {}", n.id, e.message())};
@@ -235,18 +260,19 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
     // Started last: it would otherwise see brokers that are still starting as unreachable.
     const NodeInfo* probe = h->topology_->find(kProbeNode);
     h->probe_decisions_ = logs / "probe-decisions.jsonl";
-    ok = probe != nullptr &&
-         start(*probe,
-               probe_argv(*probe, h->topology_->nodes(), h->controller_endpoint_,
-                          h->probe_decisions_, shape),
-               probe->ext_address->str(), kMetricsPort, 10s);
+    ok = probe != nullptr && start(*probe,
+                                   probe_argv(*probe, h->topology_->nodes(),
+                                              h->controller_endpoint_, h->probe_decisions_, shape),
+                                   probe->ext_address->str(), kMetricsPort, 10s);
   }
   if (ok) {
     nlohmann::json nodes = nlohmann::json::array();
     for (const auto& n : h->topology_->nodes()) {
       nlohmann::json node{{"id", n.id}, {"netns", n.netns}};
-      if (n.int_address) node["int"] = n.int_address->str();
-      if (n.ext_address) node["ext"] = n.ext_address->str();
+      if (n.int_address)
+        node["int"] = n.int_address->str();
+      if (n.ext_address)
+        node["ext"] = n.ext_address->str();
       nodes.push_back(node);
     }
     ok = !save_fault_topology(h->run_dir_, h->fault_topology()) && !h->write_processes() &&
@@ -256,7 +282,8 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
                                                     {"controller", h->controller_endpoint_},
                                                     {"bootstrap", h->bootstrap_},
                                                     {"nodes", nodes}});
-    if (!ok) error = {4, "cannot write the run's files in " + h->run_dir_.string()};
+    if (!ok)
+      error = {4, "cannot write the run's files in " + h->run_dir_.string()};
   }
   if (!ok) {
     h->down();
@@ -265,10 +292,13 @@ std::unique_ptr<ClusterHarness> ClusterHarness::up(const ClusterShape& shape,
   return h;
 }
 
-ClusterHarness::~ClusterHarness() { down(); }
+ClusterHarness::~ClusterHarness() {
+  down();
+}
 
 std::error_code ClusterHarness::down() {
-  if (down_) return {};
+  if (down_)
+    return {};
   down_ = true;
   // Heal what `fault inject` left active, then stop processes, then the network.
   if (auto topo = load_fault_topology(run_dir_)) {
@@ -278,23 +308,28 @@ std::error_code ClusterHarness::down() {
     std::ostringstream ignored;
     run_fault_command(heal, *topo, run_dir_, nullptr, ignored);
   }
-  if (supervisor_) supervisor_->stop_all();
+  if (supervisor_)
+    supervisor_->stop_all();
   // Unmount the lazyfs mounts (they may sit on the loop disks), then unmount and detach the
   // disks, then the cgroups (empty now), then the network.
   std::error_code first;
   for (auto& m : lazyfs_)
-    if (auto e = m.remove(); e && !first) first = e;
+    if (auto e = m.remove(); e && !first)
+      first = e;
   lazyfs_.clear();
   for (auto& d : disks_)
-    if (auto e = d.remove(); e && !first) first = e;
+    if (auto e = d.remove(); e && !first)
+      first = e;
   for (auto& g : cgroups_)
-    if (auto e = g.remove(); e && !first) first = e;
+    if (auto e = g.remove(); e && !first)
+      first = e;
   disks_.clear();
   cgroups_.clear();
   std::error_code ec;
   fs::remove(run_dir_ / "cluster.json", ec);
   auto torn = topology_ ? topology_->teardown() : std::error_code{};
-  if (!torn) torn = first;
+  if (!torn)
+    torn = first;
   if (!torn && remove_state_on_down_) {
     // Everything the journal lists is gone: the state directory is not needed for `clean`.
     supervisor_.reset();
@@ -306,15 +341,15 @@ std::error_code ClusterHarness::down() {
   return torn;
 }
 
-bool ClusterHarness::mount_lazyfs(const ClusterShape& shape, const fs::path& data,
-                                  UpError& error) {
+bool ClusterHarness::mount_lazyfs(const ClusterShape& shape, const fs::path& data, UpError& error) {
   if (!fs::exists("/dev/fuse")) {
     error = {3, "lazyfs: this host has no /dev/fuse (see `faultline doctor`)"};
     return false;
   }
   const uint64_t seed = std::hash<std::string>{}(run_id_);
   for (const auto& n : topology_->nodes()) {
-    if (n.role != NodeRole::broker) continue;
+    if (n.role != NodeRole::broker)
+      continue;
     // On a loop disk the lazyfs sits over the disk's own mount point (it opens its backing
     // directory before mounting over it).
     const fs::path mount_point = data / n.id;
@@ -343,7 +378,8 @@ cluster::ClientConfig ClusterHarness::client_config() const {
   cluster::parse_endpoints(controller_endpoint_, c.controllers);
   for (const auto& b : bootstrap_) {
     cluster::Endpoint ep;
-    if (cluster::parse_endpoint(b, ep)) c.bootstrap.push_back(ep);
+    if (cluster::parse_endpoint(b, ep))
+      c.bootstrap.push_back(ep);
   }
   return c;
 }
@@ -368,18 +404,21 @@ bool ClusterHarness::start_builtin(const ClusterShape& shape, const fs::path& da
   // Every controller first: the quorum elects a leader once a majority listens.
   bool ok = true;
   for (const auto& n : nodes) {
-    if (!ok || n.role != NodeRole::controller) continue;
+    if (!ok || n.role != NodeRole::controller)
+      continue;
     ok = start(n, controller_argv(n, nodes, data, shape), n.int_address->str(), kControllerPort,
                10s);
   }
   for (const auto& n : nodes) {
-    if (!ok || n.role != NodeRole::broker) continue;
+    if (!ok || n.role != NodeRole::broker)
+      continue;
     ok = start(n, broker_argv(n, controller_endpoint_, data, shape), n.ext_address->str(),
                kClientPort, 10s);
     bootstrap_.push_back(fmt::format("{}:{}", n.ext_address->str(), kClientPort));
     kafka_bootstrap_.push_back({n.ext_address->str(), kKafkaPort});
   }
-  if (!ok) return false;
+  if (!ok)
+    return false;
   const std::string logs = supervisor_->stderr_path(controller_node(1)).parent_path().string();
   auto deadline = std::chrono::steady_clock::now() + 20s;
   // Ready means usable: a controller of the quorum active ...
@@ -400,8 +439,10 @@ bool ClusterHarness::start_builtin(const ClusterShape& shape, const fs::path& da
   while (unfenced < shape.brokers && std::chrono::steady_clock::now() < deadline) {
     unfenced = 0;
     if (auto md = admin.controller_metadata())
-      for (const auto& b : md->brokers) unfenced += b.fenced ? 0 : 1;
-    if (unfenced < shape.brokers) std::this_thread::sleep_for(20ms);
+      for (const auto& b : md->brokers)
+        unfenced += b.fenced ? 0 : 1;
+    if (unfenced < shape.brokers)
+      std::this_thread::sleep_for(20ms);
   }
   if (unfenced < shape.brokers) {
     error = {4, fmt::format("only {} of {} brokers registered (logs in {})", unfenced,
@@ -420,11 +461,12 @@ std::map<std::string, std::string> node_values(const NodeInfo& n, const NodeInfo
   const auto& d = *s.definition;
   std::string quorum, bootstrap;
   for (const auto& b : nodes) {
-    if (b.role != NodeRole::broker) continue;
+    if (b.role != NodeRole::broker)
+      continue;
     quorum += fmt::format("{}{}@{}:{}", quorum.empty() ? "" : ",", b.index, b.int_address->str(),
                           d.quorum_port);
-    bootstrap += fmt::format("{}{}:{}", bootstrap.empty() ? "" : ",", b.ext_address->str(),
-                             d.kafka_port);
+    bootstrap +=
+        fmt::format("{}{}:{}", bootstrap.empty() ? "" : ",", b.ext_address->str(), d.kafka_port);
   }
   return {{"bin", binaries(s).string()},
           {"id", std::to_string(n.index)},
@@ -459,21 +501,24 @@ bool ClusterHarness::start_defined(const ClusterShape& shape, const fs::path& da
     if (!d.controller->setup.empty()) {
       auto why = run_to_end(controller->id + "-setup", expand(d.controller->setup, values),
                             controller->netns, d.ready_timeout);
-      if (!why.empty()) return error = {4, why}, false;
+      if (!why.empty())
+        return error = {4, why}, false;
     }
     if (!start(*controller, expand(d.controller->command, values), controller->int_address->str(),
                port, d.ready_timeout))
       return false;
   }
   for (const auto& n : nodes) {
-    if (n.role != NodeRole::broker) continue;
+    if (n.role != NodeRole::broker)
+      continue;
     auto values = node_values(n, *controller, nodes, data, shape);
     std::error_code ec;
     fs::create_directories(data / n.id, ec);
     if (!d.broker.setup.empty()) {
-      auto why = run_to_end(n.id + "-setup", expand(d.broker.setup, values), n.netns,
-                            d.ready_timeout);
-      if (!why.empty()) return error = {4, why}, false;
+      auto why =
+          run_to_end(n.id + "-setup", expand(d.broker.setup, values), n.netns, d.ready_timeout);
+      if (!why.empty())
+        return error = {4, why}, false;
     }
     kafka_bootstrap_.push_back({n.ext_address->str(), d.kafka_port});
     bootstrap_.push_back(kafka_bootstrap_.back().str());
@@ -488,7 +533,8 @@ bool ClusterHarness::start_defined(const ClusterShape& shape, const fs::path& da
   while (std::chrono::steady_clock::now() < deadline) {
     auto md = metadata.fetch(std::vector<std::string>{});
     listed = md ? md->brokers.size() : 0;
-    if (listed >= static_cast<size_t>(shape.brokers)) return true;
+    if (listed >= static_cast<size_t>(shape.brokers))
+      return true;
     std::this_thread::sleep_for(100ms);
   }
   error = {4, fmt::format("{}: only {} of {} brokers in the Kafka metadata after {} s (logs in {})",
@@ -501,7 +547,8 @@ std::string ClusterHarness::run_to_end(const std::string& name, std::vector<std:
                                        std::optional<std::string> netns,
                                        std::chrono::seconds timeout) {
   ProcessSpec ps{name, std::move(argv), {}, std::move(netns), std::nullopt};
-  if (auto e = supervisor_->start(ps)) return fmt::format("starting {}: {}", name, e.message());
+  if (auto e = supervisor_->start(ps))
+    return fmt::format("starting {}: {}", name, e.message());
   if (auto e = supervisor_->wait_exit(name, timeout)) {
     (void)supervisor_->stop(name);
     return fmt::format("{} did not finish within {} s (log: {})", name, timeout.count(),
@@ -522,7 +569,8 @@ std::string ClusterHarness::create_topic(const std::string& topic, int partition
                                           : std::string(cluster::errc_name(r.error));
   }
   const NodeInfo* controller = topology_->find("c1");
-  auto values = node_values(*controller, *controller, topology_->nodes(), run_dir_ / "data", shape_);
+  auto values =
+      node_values(*controller, *controller, topology_->nodes(), run_dir_ / "data", shape_);
   values["topic"] = topic;
   values["partitions"] = std::to_string(partitions);
   values["replication_factor"] = std::to_string(replication_factor);

@@ -13,9 +13,11 @@ asio::awaitable<Answer> ask(cluster::ClientPool& pool, cluster::Endpoint endpoin
                             std::chrono::milliseconds timeout) {
   cluster::CallResult r =
       co_await pool.get(endpoint).call(cluster::DescribeQuorumRequest{}, timeout);
-  if (r.error) co_return std::nullopt;
+  if (r.error)
+    co_return std::nullopt;
   auto* answer = std::get_if<cluster::DescribeQuorumResponse>(&r.response);
-  if (answer == nullptr) co_return std::nullopt;
+  if (answer == nullptr)
+    co_return std::nullopt;
   co_return *answer;
 }
 
@@ -26,8 +28,10 @@ QuorumLook summarize(std::vector<std::optional<cluster::DescribeQuorumResponse>>
   look.answers = std::move(answers);
   for (size_t i = 0; i < look.answers.size(); ++i) {
     auto& a = look.answers[i];
-    if (a && a->error != cluster::errc::none) a.reset();
-    if (!a) continue;
+    if (a && a->error != cluster::errc::none)
+      a.reset();
+    if (!a)
+      continue;
     const int index = static_cast<int>(i) + 1;
     look.up.insert(index);
     if (a->role == "leader" && a->epoch > look.epoch) {
@@ -55,7 +59,8 @@ QuorumLook QuorumClient::describe(std::chrono::milliseconds timeout) {
   for (const auto& endpoint : controllers_)
     pending.push_back(asio::co_spawn(io_, ask(pool_, endpoint, timeout), asio::use_future));
   std::vector<Answer> answers;
-  for (auto& f : pending) answers.push_back(f.get());
+  for (auto& f : pending)
+    answers.push_back(f.get());
   return summarize(std::move(answers));
 }
 

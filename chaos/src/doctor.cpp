@@ -82,7 +82,8 @@ std::vector<BackendChoice> choose_backends(const HostCapabilities& c) {
          "faultline-lazyfs under each data dir (ClusterShape::lazyfs): power-loss, torn-write, "
          "disk-error, slow-fsync"});
   } else {
-    out.push_back({"disk-errors", std::nullopt, "needs /dev/fuse (power-loss, torn-write, disk-error, slow-fsync)"});
+    out.push_back({"disk-errors", std::nullopt,
+                   "needs /dev/fuse (power-loss, torn-write, disk-error, slow-fsync)"});
   }
   return out;
 }

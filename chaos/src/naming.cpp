@@ -165,9 +165,8 @@ std::optional<Ipv4> AddressPlan::node_address(NodeRole role, int index, Network 
 
 std::optional<AddressPlan> pick_free_plan(const std::vector<Ipv4>& in_use) {
   auto taken = [&](Ipv4 subnet) {
-    return std::any_of(in_use.begin(), in_use.end(), [&](Ipv4 a) {
-      return (a.host_order & 0xFFFFFF00u) == subnet.host_order;
-    });
+    return std::any_of(in_use.begin(), in_use.end(),
+                       [&](Ipv4 a) { return (a.host_order & 0xFFFFFF00u) == subnet.host_order; });
   };
   auto free = [&](const AddressPlan& p) {
     return !taken(p.internal_subnet) && !taken(p.external_subnet);

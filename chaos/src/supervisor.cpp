@@ -1,4 +1,5 @@
-// Process launching with Boost.Process. This file must never include standalone Asio (ARCHITECTURE.md §10).
+// Process launching with Boost.Process. This file must never include standalone Asio
+// (ARCHITECTURE.md §10).
 #include "faultline/chaos/supervisor.h"
 
 #include <fcntl.h>

@@ -4,12 +4,12 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
-#include <sys/file.h>
-#include <unistd.h>
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/route.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "faultline/chaos/journal.h"
 #include "faultline/chaos/netns.h"
@@ -40,8 +40,7 @@ std::error_code add_address(nl_sock* sk, int ifindex, Ipv4 address, uint8_t pref
 
 // A host route to `to` out of interface `ifindex` (on-link, no gateway).
 std::error_code add_host_route(nl_sock* sk, int ifindex, Ipv4 to, std::string_view what) {
-  std::unique_ptr<rtnl_route, decltype(&rtnl_route_put)> route(rtnl_route_alloc(),
-                                                                &rtnl_route_put);
+  std::unique_ptr<rtnl_route, decltype(&rtnl_route_put)> route(rtnl_route_alloc(), &rtnl_route_put);
   uint32_t be = htonl(to.host_order);
   nl_addr* dst = nl_addr_build(AF_INET, &be, sizeof(be));
   rtnl_nexthop* hop = rtnl_route_nh_alloc();

@@ -10,15 +10,16 @@ namespace faultline::chaos {
 namespace {
 
 std::filesystem::path source_dir() {
-  if (const char* s = std::getenv("FAULTLINE_SOURCE_DIR")) return s;
+  if (const char* s = std::getenv("FAULTLINE_SOURCE_DIR"))
+    return s;
   return FAULTLINE_DEFAULT_SOURCE_DIR;
 }
 
 TEST(ClusterDefinition, TheShippedDefinitionsParse) {
   for (const char* name : {"mini-cluster", "kafka-kraft"}) {
     DefinitionError error;
-    auto d = load_cluster_definition(source_dir() / "chaos/definitions" / (std::string(name) + ".toml"),
-                                     error);
+    auto d = load_cluster_definition(
+        source_dir() / "chaos/definitions" / (std::string(name) + ".toml"), error);
     ASSERT_TRUE(d) << error.str();
     EXPECT_EQ(d->name, name);
     EXPECT_FALSE(d->broker.command.empty());
@@ -35,10 +36,10 @@ TEST(ClusterDefinition, TheShippedDefinitionsParse) {
 
 TEST(ClusterDefinition, PlaceholdersExpandInsideArgumentsAndUnknownOnesStay) {
   std::vector<std::string> args = {"{bin}/broker", "--listen", "{ext_addr}:9092", "node.id={id}",
-                                   "{id}{id}", "plain", "{not_given}"};
+                                   "{id}{id}",     "plain",    "{not_given}"};
   auto out = expand(args, {{"bin", "/opt/f"}, {"ext_addr", "198.18.0.2"}, {"id", "3"}});
   EXPECT_EQ(out, (std::vector<std::string>{"/opt/f/broker", "--listen", "198.18.0.2:9092",
-                                            "node.id=3", "33", "plain", "{not_given}"}));
+                                           "node.id=3", "33", "plain", "{not_given}"}));
 }
 
 TEST(ClusterDefinition, BadFilesNameTheLineAndTheProblem) {
@@ -60,8 +61,7 @@ TEST(ClusterDefinition, BadFilesNameTheLineAndTheProblem) {
        "port 1..65535"},
       {"[broker]\ncommand = [\"b\"]\nflavour = 1\n[topic]\ncreate = [\"t\"]\n", 3,
        "unknown key broker.flavour"},
-      {"kafka_port = 0\n[broker]\ncommand = [\"b\"]\n[topic]\ncreate = [\"t\"]\n", 1,
-       "kafka_port"},
+      {"kafka_port = 0\n[broker]\ncommand = [\"b\"]\n[topic]\ncreate = [\"t\"]\n", 1, "kafka_port"},
       {"[broker]\ncommand = [\"b {id\"]\n[topic]\ncreate = [\"t\"]\n", 2, "unclosed"},
       {"[broker]\ncommand = [\"b\"]\n[topic]\ncreate = \"t\"\n", 4, "non-empty list"},
       {"[broker\n", 1, ""},
@@ -85,8 +85,10 @@ TEST(ClusterDefinition, TopicPlaceholdersAreAllowedInTheTopicCommandOnly) {
       "\"{partitions}\", \"{replication_factor}\", \"{kafka_bootstrap}\"]\n",
       "def.toml", error);
   ASSERT_TRUE(d) << error.str();
-  auto args = expand(d->create_topic, {{"topic", "faultline"}, {"partitions", "6"},
-                                       {"replication_factor", "3"}, {"kafka_bootstrap", "a:1"}});
+  auto args = expand(d->create_topic, {{"topic", "faultline"},
+                                       {"partitions", "6"},
+                                       {"replication_factor", "3"},
+                                       {"kafka_bootstrap", "a:1"}});
   EXPECT_EQ(args, (std::vector<std::string>{"t", "faultline", "6", "3", "a:1"}));
 }
 

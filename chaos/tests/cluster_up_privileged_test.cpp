@@ -35,7 +35,8 @@ std::vector<std::string> namespaces_with(const std::string& prefix) {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
     auto name = e.path().filename().string();
-    if (name.rfind(prefix, 0) == 0) out.push_back(name);
+    if (name.rfind(prefix, 0) == 0)
+      out.push_back(name);
   }
   return out;
 }
@@ -44,7 +45,8 @@ std::vector<std::string> namespaces_with(const std::string& prefix) {
 bool running(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!std::getline(stat, line)) return false;
+  if (!std::getline(stat, line))
+    return false;
   auto close = line.rfind(')');
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
@@ -55,11 +57,13 @@ std::vector<std::string> host_leftovers(const std::string& prefix, const std::st
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/sys/class/net", ec)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back("link " + e.path().filename().string());
+    if (e.path().filename().string().rfind(prefix, 0) == 0)
+      out.push_back("link " + e.path().filename().string());
   }
   std::ifstream mounts("/proc/mounts");
   for (std::string line; std::getline(mounts, line);) {
-    if (line.find(run_dir) != std::string::npos) out.push_back("mount " + line);
+    if (line.find(run_dir) != std::string::npos)
+      out.push_back("mount " + line);
   }
   for (const auto& e : std::filesystem::directory_iterator("/sys/block", ec)) {
     std::ifstream backing(e.path() / "loop" / "backing_file");
@@ -69,7 +73,8 @@ std::vector<std::string> host_leftovers(const std::string& prefix, const std::st
   }
   for (const auto& root : {"/sys/fs/cgroup/blkio", "/sys/fs/cgroup"}) {
     for (const auto& e : std::filesystem::directory_iterator(root, ec)) {
-      if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back("cgroup " + e.path().string());
+      if (e.path().filename().string().rfind(prefix, 0) == 0)
+        out.push_back("cgroup " + e.path().string());
     }
   }
   return out;
@@ -84,20 +89,29 @@ struct UpCluster {
 // Starts `faultline cluster up` and waits for its summary line.
 std::optional<UpCluster> start_up(ChildProcess& harness, const TempDir& dir,
                                   std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {(binary_dir() / "faultline").string(), "cluster", "up",
-                                   "--brokers", "3", "--session-timeout-ms", "2000",
-                                   "--heartbeat-interval-ms", "200"};
+  std::vector<std::string> argv = {(binary_dir() / "faultline").string(),
+                                   "cluster",
+                                   "up",
+                                   "--brokers",
+                                   "3",
+                                   "--session-timeout-ms",
+                                   "2000",
+                                   "--heartbeat-interval-ms",
+                                   "200"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   harness = ChildProcess(argv, dir.path() / "up.log");
   std::smatch m;
   std::regex run_line("cluster up: run (\\S+) \\(3 brokers[^)]*\\) in (\\S+)");
   for (int i = 0; i < 300; ++i) {
     std::string log = harness.log();
-    if (std::regex_search(log, m, run_line)) break;
-    if (harness.wait_for(0ms) != -1) return std::nullopt;
+    if (std::regex_search(log, m, run_line))
+      break;
+    if (harness.wait_for(0ms) != -1)
+      return std::nullopt;
     std::this_thread::sleep_for(50ms);
   }
-  if (m.empty()) return std::nullopt;
+  if (m.empty())
+    return std::nullopt;
   UpCluster up;
   up.run_dir = m[2].str();
   std::ifstream in(up.run_dir / "cluster.json");
@@ -127,21 +141,21 @@ TEST(ClusterUp, ServesKillsThroughTheRunDirectoryAndLeavesNothingBehind) {
   {
     cluster::SyncClient client(up->config);
     ASSERT_EQ(client.create_topic("t", 1, 3).error, cluster::errc::none);
-    auto leader = client.wait_for_leader(tp, 10s, [](const cluster::PartitionMetadata& p) {
-      return p.isr.size() == 3;
-    });
+    auto leader = client.wait_for_leader(
+        tp, 10s, [](const cluster::PartitionMetadata& p) { return p.isr.size() == 3; });
     ASSERT_TRUE(leader);
     ASSERT_TRUE(client.send(tp, {"before"}, cluster::Acks::all).acknowledged());
 
     // Another process kills the leader through the run directory; the harness's cluster fails over.
     auto node = "b" + std::to_string(leader->leader.value());
-    auto [code, out] = faultline(dir, {"fault", "inject", "--run", up->run_dir.string(), "kill", node});
+    auto [code, out] =
+        faultline(dir, {"fault", "inject", "--run", up->run_dir.string(), "kill", node});
     ASSERT_EQ(code, 0) << out;
-    ASSERT_TRUE(client.wait_for_leader(tp, 15s, [&](const cluster::PartitionMetadata& p) {
-      return p.leader != leader->leader;
-    }));
+    ASSERT_TRUE(client.wait_for_leader(
+        tp, 15s, [&](const cluster::PartitionMetadata& p) { return p.leader != leader->leader; }));
     EXPECT_TRUE(client.send(tp, {"after"}, cluster::Acks::all).acknowledged());
-    auto [status_code, status] = faultline(dir, {"cluster", "status", "--run", up->run_dir.string()});
+    auto [status_code, status] =
+        faultline(dir, {"cluster", "status", "--run", up->run_dir.string()});
     EXPECT_EQ(status_code, 0);
     EXPECT_NE(status.find(node), std::string::npos);
     auto records = client.read_all(tp);
@@ -186,7 +200,8 @@ TEST(ClusterUp, AQuorumOfThreeElectsAnotherControllerWhenTheActiveOneIsKilled) {
   QuorumLook after;
   while (std::chrono::steady_clock::now() - killed < 5s) {
     after = quorum.describe(200ms);
-    if (after.active > 0 && after.active != before.active) break;
+    if (after.active > 0 && after.active != before.active)
+      break;
     std::this_thread::sleep_for(20ms);
   }
   const double elected_s =
@@ -201,9 +216,8 @@ TEST(ClusterUp, AQuorumOfThreeElectsAnotherControllerWhenTheActiveOneIsKilled) {
   cluster::SyncClient client(up->config);
   cluster::TopicPartition tp{"after-failover", cluster::PartitionIndex{0}};
   ASSERT_EQ(client.create_topic(tp.topic, 1, 3).error, cluster::errc::none);
-  auto leader = client.wait_for_leader(tp, 10s, [](const cluster::PartitionMetadata& p) {
-    return p.isr.size() == 3;
-  });
+  auto leader = client.wait_for_leader(
+      tp, 10s, [](const cluster::PartitionMetadata& p) { return p.isr.size() == 3; });
   ASSERT_TRUE(leader) << "the topic got no leader with a full ISR from the new controller";
   EXPECT_TRUE(client.send(tp, {"hello"}, cluster::Acks::all).acknowledged());
 
@@ -239,12 +253,16 @@ TEST(ClusterUp, CleanRemovesARunWhoseHarnessWasKilledWithFaultsActive) {
   auto run = up->run_dir.string();
   // One fault of each resource kind: nft tables, a link down, a blkio limit, the NFQUEUE shaper.
   ASSERT_EQ(faultline(dir, {"fault", "inject", "--run", run, "isolate", "b1"}).first, 0);
-  ASSERT_EQ(faultline(dir, {"fault", "inject", "--run", run, "cut-link", "b2", "--interface", "ext"}).first, 0);
-  auto [disk_code, disk_out] =
-      faultline(dir, {"fault", "inject", "--run", run, "disk-throttle", "b3", "--write-bps", "1000000"});
+  ASSERT_EQ(
+      faultline(dir, {"fault", "inject", "--run", run, "cut-link", "b2", "--interface", "ext"})
+          .first,
+      0);
+  auto [disk_code, disk_out] = faultline(
+      dir, {"fault", "inject", "--run", run, "disk-throttle", "b3", "--write-bps", "1000000"});
   ASSERT_EQ(disk_code, 0) << disk_out;
   auto [packets_code, packets_out] = faultline(
-      dir, {"fault", "inject", "--run", run, "packets", "b3", "--interface", "int", "--delay-ms", "20"});
+      dir,
+      {"fault", "inject", "--run", run, "packets", "b3", "--interface", "int", "--delay-ms", "20"});
   ASSERT_EQ(packets_code, 0) << packets_out;
   ASSERT_FALSE(host_leftovers(up->prefix, run).empty()) << "no disks: the test proves little";
   std::ifstream pids_in(up->run_dir / "processes.json");

@@ -20,8 +20,8 @@ Answer answer(int32_t node_id, const char* role, int32_t leader, int64_t epoch) 
 
 TEST(QuorumLook, TheActiveControllerIsTheLeaderOfTheHighestEpoch) {
   // c1 was cut off as leader at epoch 3 and still believes it leads; c2 leads at epoch 4.
-  auto look = summarize({answer(0, "leader", 0, 3), answer(1, "leader", 1, 4),
-                         answer(2, "follower", 1, 4)});
+  auto look = summarize(
+      {answer(0, "leader", 0, 3), answer(1, "leader", 1, 4), answer(2, "follower", 1, 4)});
   EXPECT_EQ(look.active, 2);
   EXPECT_EQ(look.epoch, 4);
   EXPECT_EQ(look.up, (std::set<int>{1, 2, 3}));

@@ -24,7 +24,8 @@ TEST(DoctorPrivileged, ReportsThisHostAndCleansUp) {
   auto scratch = [] {
     std::vector<std::string> out;
     for (const auto& n : list_netns()) {
-      if (n.ends_with("-doctor")) out.push_back(n);
+      if (n.ends_with("-doctor"))
+        out.push_back(n);
     }
     return out;
   };

@@ -192,7 +192,8 @@ TEST(FaultTopologyFile, RoundTrips) {
                  "flabcde-b1",
                  {{"int", "198.18.1.11"}, {"ext", "198.18.2.11"}},
                  "7:3",
-                 std::filesystem::path("/sys/fs/cgroup/blkio/flabcde-b1"), {}},
+                 std::filesystem::path("/sys/fs/cgroup/blkio/flabcde-b1"),
+                 {}},
        FaultNode{"c1", "flabcde-c1", {{"int", "198.18.1.2"}}, std::nullopt, std::nullopt, {}}}};
   auto back = fault_topology_from_json(fault_topology_to_json(t));
   ASSERT_TRUE(back.has_value());

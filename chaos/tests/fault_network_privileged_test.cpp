@@ -115,7 +115,8 @@ class NetworkFaults : public ::testing::Test {
     for (const auto& ns : created_) {
       EXPECT_FALSE(fs::exists("/run/netns/" + ns)) << ns << " left behind";
     }
-    if (!ctx_.run_dir.empty()) fs::remove_all(ctx_.run_dir);
+    if (!ctx_.run_dir.empty())
+      fs::remove_all(ctx_.run_dir);
     EXPECT_TRUE(recorder_.live.empty())
         << "recorded resources not removed: " << *recorder_.live.begin();
   }
@@ -305,8 +306,8 @@ TEST_F(NetworkFaults, CutLinkTakesTheInterfaceDownAndHealBringsItBack) {
   EXPECT_TRUE(ok);
 }
 
-// This kernel has no sch_netem (ARCHITECTURE.md §10), so the test checks whichever case the machine is:
-// with netem the qdisc is installed and removed; without it the backend says so with a distinct
+// This kernel has no sch_netem (ARCHITECTURE.md §10), so the test checks whichever case the machine
+// is: with netem the qdisc is installed and removed; without it the backend says so with a distinct
 // error (the injector then falls back to the shaper) and leaves no half-made qdisc behind.
 TEST_F(NetworkFaults, NetemIsUsedWhereAvailableAndRefusedCleanlyWhereNot) {
   PacketParams p;

@@ -15,13 +15,16 @@ using namespace std::chrono_literals;
 const std::vector<NodeName> kFive{"b-1", "b-2", "b-3", "b-4", "b-5"};
 
 TEST(FaultKind, NamesRoundTrip) {
-  for (auto k :
-       {FaultKind::kill, FaultKind::pause, FaultKind::stop, FaultKind::restart,
-        FaultKind::kill_restart, FaultKind::isolate, FaultKind::halves, FaultKind::majorities_ring,
-        FaultKind::bridge, FaultKind::one_way, FaultKind::isolate_leader, FaultKind::cut_link,
-        FaultKind::packets, FaultKind::rate, FaultKind::disk_throttle, FaultKind::disk_stall,
-        FaultKind::power_loss, FaultKind::torn_write, FaultKind::disk_error,
-        FaultKind::slow_fsync}) {
+  for (auto k : {FaultKind::kill,           FaultKind::pause,
+                 FaultKind::stop,           FaultKind::restart,
+                 FaultKind::kill_restart,   FaultKind::isolate,
+                 FaultKind::halves,         FaultKind::majorities_ring,
+                 FaultKind::bridge,         FaultKind::one_way,
+                 FaultKind::isolate_leader, FaultKind::cut_link,
+                 FaultKind::packets,        FaultKind::rate,
+                 FaultKind::disk_throttle,  FaultKind::disk_stall,
+                 FaultKind::power_loss,     FaultKind::torn_write,
+                 FaultKind::disk_error,     FaultKind::slow_fsync}) {
     auto parsed = parse_fault_kind(to_string(k));
     ASSERT_TRUE(parsed.has_value()) << to_string(k);
     EXPECT_EQ(*parsed, k);

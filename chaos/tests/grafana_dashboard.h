@@ -2,11 +2,10 @@
 // they read, sorted by the process that exports each one.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <string>
@@ -14,9 +13,9 @@
 
 namespace faultline::chaos::testing {
 
-// Series the probe process (faultline-probe, probes/, ARCHITECTURE.md §6) exports. Listed apart from
-// the rest: the probe is not yet part of every run, so the unit test checks them by name and the
-// privileged test against a scrape only when a probe runs.
+// Series the probe process (faultline-probe, probes/, ARCHITECTURE.md §6) exports. Listed apart
+// from the rest: the probe is not yet part of every run, so the unit test checks them by name and
+// the privileged test against a scrape only when a probe runs.
 inline const std::set<std::string> kProbeSeries = {
     "faultline_probe_up",
     "faultline_probe_latency_seconds_bucket",
@@ -32,12 +31,13 @@ inline const std::set<std::string> kHarnessSeries = {
 
 struct Dashboard {
   nlohmann::json json;
-  std::vector<std::string> exprs;   // every target's expr
-  std::set<std::string> series;     // every faultline_* name in them
+  std::vector<std::string> exprs;                 // every target's expr
+  std::set<std::string> series;                   // every faultline_* name in them
   std::set<std::string> cluster_series() const {  // exported by the controller and brokers
     std::set<std::string> out;
     for (const auto& s : series)
-      if (!kProbeSeries.count(s) && !kHarnessSeries.count(s)) out.insert(s);
+      if (!kProbeSeries.count(s) && !kHarnessSeries.count(s))
+        out.insert(s);
     return out;
   }
 };
@@ -52,7 +52,8 @@ inline Dashboard load_dashboard() {
   Dashboard d;
   std::ifstream in(dashboard_path());
   d.json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!d.json.is_object()) return d;
+  if (!d.json.is_object())
+    return d;
   static const std::regex name(R"(\bfaultline_[a-z0-9_]+)");
   for (const auto& panel : d.json.value("panels", nlohmann::json::array())) {
     for (const auto& target : panel.value("targets", nlohmann::json::array())) {

@@ -84,7 +84,8 @@ INSTANTIATE_TEST_SUITE_P(
                     "abcdef",
                     {{'t', 2, ""}, {'w', 4, "Z"}},
                     std::string("ab\0\0Z", 5)},
-        OverlayCase{"write_then_truncate_drops_its_tail", "", {{'w', 0, "hello"}, {'t', 3, ""}}, "hel"},
+        OverlayCase{
+            "write_then_truncate_drops_its_tail", "", {{'w', 0, "hello"}, {'t', 3, ""}}, "hel"},
         OverlayCase{"truncate_extends", "ab", {{'t', 4, ""}}, std::string("ab\0\0", 4)}),
     [](const auto& info) { return std::string(info.param.name); });
 
@@ -185,23 +186,18 @@ TEST_P(ErrorRuleTest, MatchesByOpAndPath) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, ErrorRuleTest,
-    ::testing::Values(
-        ErrorCase{"any_op", ErrorRule{}, IoOp::read, "/x", EIO},
-        ErrorCase{"op_matches", ErrorRule{EIO, IoOp::fsync}, IoOp::fsync, "/x", EIO},
-        ErrorCase{"op_differs", ErrorRule{EIO, IoOp::fsync}, IoOp::write, "/x", 0},
-        ErrorCase{"enospc", ErrorRule{ENOSPC, IoOp::write}, IoOp::write, "/x", ENOSPC},
-        ErrorCase{"glob_crosses_slash",
-                  ErrorRule{EIO, std::nullopt, 100, 0, "*.log"},
-                  IoOp::write,
-                  "/t-0/00000.log",
-                  EIO},
-        ErrorCase{"glob_misses",
-                  ErrorRule{EIO, std::nullopt, 100, 0, "*.log"},
-                  IoOp::write,
-                  "/t-0/00000.index",
-                  0},
-        ErrorCase{"rate_zero", ErrorRule{EIO, std::nullopt, 0}, IoOp::write, "/x", 0},
-        ErrorCase{"after_ops_first_passes", ErrorRule{EIO, std::nullopt, 100, 1}, IoOp::write, "/x", 0}),
+    ::testing::Values(ErrorCase{"any_op", ErrorRule{}, IoOp::read, "/x", EIO},
+                      ErrorCase{"op_matches", ErrorRule{EIO, IoOp::fsync}, IoOp::fsync, "/x", EIO},
+                      ErrorCase{"op_differs", ErrorRule{EIO, IoOp::fsync}, IoOp::write, "/x", 0},
+                      ErrorCase{"enospc", ErrorRule{ENOSPC, IoOp::write}, IoOp::write, "/x",
+                                ENOSPC},
+                      ErrorCase{"glob_crosses_slash", ErrorRule{EIO, std::nullopt, 100, 0, "*.log"},
+                                IoOp::write, "/t-0/00000.log", EIO},
+                      ErrorCase{"glob_misses", ErrorRule{EIO, std::nullopt, 100, 0, "*.log"},
+                                IoOp::write, "/t-0/00000.index", 0},
+                      ErrorCase{"rate_zero", ErrorRule{EIO, std::nullopt, 0}, IoOp::write, "/x", 0},
+                      ErrorCase{"after_ops_first_passes", ErrorRule{EIO, std::nullopt, 100, 1},
+                                IoOp::write, "/x", 0}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(StorageFaults, AfterOpsCountsOnlyMatchingOps) {
@@ -266,26 +262,21 @@ TEST_P(ControlParseTest, ParsesAndRoundTrips) {
   EXPECT_EQ(*again, *cmd);
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, ControlParseTest,
-                         ::testing::Values(CommandCase{"lose-unsynced", true},
-                                           CommandCase{"  heal  ", true},
-                                           CommandCase{"sync", true},
-                                           CommandCase{"seed 42", true},
-                                           CommandCase{"torn-write", true},
-                                           CommandCase{"torn-write keep_pct=10", true},
-                                           CommandCase{"torn-write keep_pct=101", false},
-                                           CommandCase{"error", true},
-                                           CommandCase{"error errno=ENOSPC op=write rate_pct=5 after_ops=3 path=*.log", true},
-                                           CommandCase{"error errno=EPERM", false},
-                                           CommandCase{"error op=open", false},
-                                           CommandCase{"error rate=5", false},
-                                           CommandCase{"slow-fsync delay_ms=50 jitter_ms=10", true},
-                                           CommandCase{"slow-fsync jitter_ms=10", false},
-                                           CommandCase{"slow-fsync delay_ms=-1", false},
-                                           CommandCase{"heal now", false},
-                                           CommandCase{"seed", false},
-                                           CommandCase{"", false},
-                                           CommandCase{"explode", false}));
+INSTANTIATE_TEST_SUITE_P(
+    Table, ControlParseTest,
+    ::testing::Values(CommandCase{"lose-unsynced", true}, CommandCase{"  heal  ", true},
+                      CommandCase{"sync", true}, CommandCase{"seed 42", true},
+                      CommandCase{"torn-write", true}, CommandCase{"torn-write keep_pct=10", true},
+                      CommandCase{"torn-write keep_pct=101", false}, CommandCase{"error", true},
+                      CommandCase{"error errno=ENOSPC op=write rate_pct=5 after_ops=3 path=*.log",
+                                  true},
+                      CommandCase{"error errno=EPERM", false}, CommandCase{"error op=open", false},
+                      CommandCase{"error rate=5", false},
+                      CommandCase{"slow-fsync delay_ms=50 jitter_ms=10", true},
+                      CommandCase{"slow-fsync jitter_ms=10", false},
+                      CommandCase{"slow-fsync delay_ms=-1", false}, CommandCase{"heal now", false},
+                      CommandCase{"seed", false}, CommandCase{"", false},
+                      CommandCase{"explode", false}));
 
 TEST(ControlParse, ErrorDefaultsAreEioOnAnyOpAlways) {
   auto cmd = parse_control_command("error", nullptr);

@@ -30,10 +30,10 @@ class Mounted {
   explicit Mounted(uint64_t seed = 1) : dir_("lazyfs-test") {
     fs::create_directories(back());
     fs::create_directories(mnt());
-    daemon_ = ChildProcess({(binary_dir() / "faultline-lazyfs").string(), "--backing",
-                            back().string(), "--mount", mnt().string(), "--seed",
-                            std::to_string(seed)},
-                           dir_.path() / "lazyfs.log");
+    daemon_ =
+        ChildProcess({(binary_dir() / "faultline-lazyfs").string(), "--backing", back().string(),
+                      "--mount", mnt().string(), "--seed", std::to_string(seed)},
+                     dir_.path() / "lazyfs.log");
     for (int i = 0; i < 500 && !is_lazyfs_mounted(mnt()); ++i)
       std::this_thread::sleep_for(10ms);
   }
@@ -191,7 +191,8 @@ TEST(LazyFs, SlowFsyncIsDelayedWithinDelayPlusJitterThenHealed) {
     ASSERT_EQ(f.write("x"), 0);
     const auto start = std::chrono::steady_clock::now();
     ASSERT_EQ(f.fsync(), 0);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
   }
   std::sort(ms.begin(), ms.end());
   std::printf("slow-fsync 60+[0,20] ms: min %.1f ms, median %.1f ms, max %.1f ms\n", ms.front(),
@@ -249,9 +250,9 @@ TEST(LazyFs, ACleanUnmountWritesBackWhatIsPending) {
 // then `faultline clean`: no lazyfs mount and no lazyfs daemon of that run is left.
 TEST(LazyFsCrash, KilledHarnessThenCleanLeavesNoMountAndNoDaemon) {
   TempDir dir("lazyfs-crash");
-  ChildProcess harness({(binary_dir() / "faultline").string(), "cluster", "up", "--brokers", "1",
-                        "--lazyfs"},
-                       dir.path() / "harness.log");
+  ChildProcess harness(
+      {(binary_dir() / "faultline").string(), "cluster", "up", "--brokers", "1", "--lazyfs"},
+      dir.path() / "harness.log");
   std::string run, run_id;
   for (int i = 0; i < 600 && run.empty(); ++i) {
     std::smatch match;

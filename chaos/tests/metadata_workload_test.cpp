@@ -197,13 +197,17 @@ TEST(FinalLogsAgree, Table) {
   auto with_marker = base;
   with_marker.entries.push_back(marker(2, "c"));
   const MetadataLogRead swapped{{marker(0, "b"), marker(1, "a")}, cluster::MetadataOffset{-1}, {}};
-  const MetadataLogRead other_term{{marker(0, "a"), marker(1, "b", 2)}, cluster::MetadataOffset{-1}, {}};
+  const MetadataLogRead other_term{
+      {marker(0, "a"), marker(1, "b", 2)}, cluster::MetadataOffset{-1}, {}};
   // Compacted through offset 0: the first marker survives in the snapshot only.
-  const MetadataLogRead compacted{{marker(1, "b")}, cluster::MetadataOffset{0},
+  const MetadataLogRead compacted{{marker(1, "b")},
+                                  cluster::MetadataOffset{0},
                                   {cluster::MarkerWrite{cluster::MetadataOffset{0}, "a"}}};
-  const MetadataLogRead compacted_other{{marker(1, "b")}, cluster::MetadataOffset{0},
+  const MetadataLogRead compacted_other{{marker(1, "b")},
+                                        cluster::MetadataOffset{0},
                                         {cluster::MarkerWrite{cluster::MetadataOffset{0}, "z"}}};
-  const MetadataLogRead compacted_all{{}, cluster::MetadataOffset{1},
+  const MetadataLogRead compacted_all{{},
+                                      cluster::MetadataOffset{1},
                                       {cluster::MarkerWrite{cluster::MetadataOffset{0}, "a"},
                                        cluster::MarkerWrite{cluster::MetadataOffset{1}, "b"}}};
 

@@ -157,7 +157,8 @@ TEST(AddressPlan, PickFreePlanAvoidsSubnetsInUse) {
   EXPECT_EQ(third->internal_subnet.str(), "198.18.6.0");
   // Every slot taken: nothing.
   std::vector<Ipv4> everything;
-  for (int n = 0; n < 256; ++n) everything.push_back(AddressPlan::slot(n)->root_address(Network::internal));
+  for (int n = 0; n < 256; ++n)
+    everything.push_back(AddressPlan::slot(n)->root_address(Network::internal));
   EXPECT_FALSE(pick_free_plan(everything));
 }
 

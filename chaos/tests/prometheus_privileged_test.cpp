@@ -5,16 +5,15 @@
 // dashboard reads must be in the scrape.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
 
 #include "child_process.h"
-#include "faultline/checker/history.h"
 #include "faultline/chaos/prometheus_server.h"
 #include "faultline/chaos/supervisor.h"
+#include "faultline/checker/history.h"
 #include "faultline/cluster/client/client.h"
 #include "faultline_test_support.h"
 #include "grafana_dashboard.h"
@@ -48,8 +47,10 @@ std::map<std::string, double> by_label(const PrometheusClient& prom, const std::
   std::map<std::string, double> out;
   auto r = prom.query(promql);
   EXPECT_TRUE(r) << (r ? "" : r.error());
-  if (!r) return out;
-  for (const auto& s : *r) out[s.labels.count(label) ? s.labels.at(label) : ""] = s.value;
+  if (!r)
+    return out;
+  for (const auto& s : *r)
+    out[s.labels.count(label) ? s.labels.at(label) : ""] = s.value;
   return out;
 }
 
@@ -59,8 +60,10 @@ double scalar(const PrometheusClient& prom, const std::string& promql) {
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;) {
-    if (condition()) return true;
+  for (auto deadline = std::chrono::steady_clock::now() + timeout;
+       std::chrono::steady_clock::now() < deadline;) {
+    if (condition())
+      return true;
     std::this_thread::sleep_for(200ms);
   }
   return condition();
@@ -82,7 +85,8 @@ std::vector<HistoryFault> faults_in(const checker::History& h) {
   std::vector<HistoryFault> out;
   for (size_t i = 0; i < h.nemesis.size(); ++i) {
     const auto& start = h.nemesis[i];
-    if (start.kind != checker::NemesisKind::fault_start) continue;
+    if (start.kind != checker::NemesisKind::fault_start)
+      continue;
     auto until = acks.empty() ? start.time : acks.back();
     for (size_t j = i + 1; j < h.nemesis.size(); ++j) {
       if (h.nemesis[j].kind == checker::NemesisKind::fault_stop) {
@@ -93,8 +97,10 @@ std::vector<HistoryFault> faults_in(const checker::History& h) {
     auto last = start.time;
     std::chrono::nanoseconds longest{0};
     for (auto t : acks) {
-      if (t < start.time) continue;
-      if (t > until) break;
+      if (t < start.time)
+        continue;
+      if (t > until)
+        break;
       longest = std::max(longest, t - last);
       last = t;
     }
@@ -108,8 +114,8 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
   FAULTLINE_REQUIRE_ROOT();
   TempDir dir("faultline-prom");
   auto out = dir.path() / "run";
-  ChildProcess run({(binary_dir() / "faultline").string(), "run", "--scenario", "leader-kill", "--seed", "3",
-                    "--duration", "14", "--prometheus", "--out", out.string()},
+  ChildProcess run({(binary_dir() / "faultline").string(), "run", "--scenario", "leader-kill",
+                    "--seed", "3", "--duration", "14", "--prometheus", "--out", out.string()},
                    dir.path() / "run.log");
   ASSERT_EQ(run.wait_for(180s), 0) << run.log();
   EXPECT_NE(run.log().find("run: prometheus on http://127.0.0.1:"), std::string::npos) << run.log();
@@ -121,7 +127,8 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
   EXPECT_TRUE(reported["final_scrape"].get<bool>()) << "the last observations may be missing";
   // Its files are in the run directory: configuration, file_sd targets, the TSDB.
   EXPECT_NE(read(out / "prometheus" / "prometheus.yml").find("file_sd_configs"), std::string::npos);
-  auto brokers = nlohmann::json::parse(read(out / "prometheus" / "targets" / "broker.json"), nullptr, false);
+  auto brokers =
+      nlohmann::json::parse(read(out / "prometheus" / "targets" / "broker.json"), nullptr, false);
   ASSERT_TRUE(brokers.is_array());
   EXPECT_EQ(brokers.size(), 3u);
   ASSERT_TRUE(fs::exists(out / "prometheus" / "data" / "wal"));
@@ -141,7 +148,8 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
   // The first leader of each partition (epoch 0, the topic's creation) is recorded too, but it is
   // no election in the controller's counters.
   for (const auto& n : history->nemesis)
-    leader_changes += n.kind == checker::NemesisKind::leader_change && n.epoch && n.epoch->value() > 0;
+    leader_changes +=
+        n.kind == checker::NemesisKind::leader_change && n.epoch && n.epoch->value() > 0;
   ASSERT_GT(leader_changes, 0) << "killing the leader elected nobody?";
 
   // Open the kept TSDB with a Prometheus of our own and ask it through the query API. The run is
@@ -149,14 +157,19 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
   Supervisor supervisor(nullptr, dir.path() / "logs");
   std::string why;
   auto server = PrometheusServer::start(
-      supervisor, {.dir = dir.path() / "reopened", .data_dir = out / "prometheus" / "data"}, {}, why);
+      supervisor, {.dir = dir.path() / "reopened", .data_dir = out / "prometheus" / "data"}, {},
+      why);
   ASSERT_TRUE(server) << why;
   const auto& prom = server->client();
 
   // Faults: one histogram observation and one counted fault per fault in the history.
-  EXPECT_EQ(by_label(prom, "sum by (fault) (last_over_time(faultline_partition_unavailable_seconds_count[1h]))", "fault"),
+  EXPECT_EQ(
+      by_label(prom,
+               "sum by (fault) (last_over_time(faultline_partition_unavailable_seconds_count[1h]))",
+               "fault"),
+      faults_per_kind);
+  EXPECT_EQ(by_label(prom, "sum by (kind) (last_over_time(faultline_faults_total[1h]))", "kind"),
             faults_per_kind);
-  EXPECT_EQ(by_label(prom, "sum by (kind) (last_over_time(faultline_faults_total[1h]))", "kind"), faults_per_kind);
   // The failover time: exactly what the harness observed (verdict.json), and within 100 ms per
   // fault of what the history's acknowledgement times say.
   double sum = scalar(prom, "sum(last_over_time(faultline_partition_unavailable_seconds_sum[1h]))");
@@ -169,15 +182,18 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
   EXPECT_NEAR(sum, verdict_sum, 1e-6);
   EXPECT_NEAR(sum, history_unavailable_s, 0.1 * double(faults.size()))
       << "history says " << history_unavailable_s << " s";
-  EXPECT_GT(sum, 0.3) << "a leader kill with a 3 s session timeout cost less than 300 ms of writes?";
+  EXPECT_GT(sum, 0.3)
+      << "a leader kill with a 3 s session timeout cost less than 300 ms of writes?";
   // Every bucket counts the observations at or below its bound.
   auto buckets = prom.query("last_over_time(faultline_partition_unavailable_seconds_bucket[1h])");
   ASSERT_TRUE(buckets) << buckets.error();
   ASSERT_FALSE(buckets->empty());
   std::map<double, double> count_at_bound;
-  for (const auto& s : *buckets) count_at_bound[std::strtod(s.labels.at("le").c_str(), nullptr)] += s.value;
+  for (const auto& s : *buckets)
+    count_at_bound[std::strtod(s.labels.at("le").c_str(), nullptr)] += s.value;
   for (auto [bound, count] : count_at_bound) {
-    double expected = double(std::count_if(observed.begin(), observed.end(), [&](double v) { return v <= bound; }));
+    double expected = double(
+        std::count_if(observed.begin(), observed.end(), [&](double v) { return v <= bound; }));
     EXPECT_EQ(count, expected) << "le=" << bound;
   }
 
@@ -187,12 +203,14 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
   double elections = 0;
   for (const auto& series : *raw) {
     std::vector<double> values;
-    for (const auto& sample : series.samples) values.push_back(sample.second);
+    for (const auto& sample : series.samples)
+      values.push_back(sample.second);
     elections += counter_total(values);
   }
   EXPECT_EQ(elections, leader_changes);
   double reported_elections = 0;
-  for (const auto& [reason, n] : reported["elections"].items()) reported_elections += n.get<double>();
+  for (const auto& [reason, n] : reported["elections"].items())
+    reported_elections += n.get<double>();
   EXPECT_EQ(reported_elections, leader_changes) << reported.dump(2);
   EXPECT_TRUE(reported["elections"].contains("offline")) << reported.dump(2);
   EXPECT_EQ(reported["failover"]["all"]["count"].get<double>(), double(faults.size()));
@@ -200,7 +218,8 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
 
   // Every target the run wrote was scraped, and the dashboard's harness series are there.
   std::map<std::string, double> targets_per_job;
-  for (const auto& t : reported["targets"]) targets_per_job[t["job"].get<std::string>()] += 1;
+  for (const auto& t : reported["targets"])
+    targets_per_job[t["job"].get<std::string>()] += 1;
   EXPECT_EQ(targets_per_job["broker"], 3);
   EXPECT_EQ(targets_per_job["controller"], 1);
   EXPECT_EQ(targets_per_job["harness"], 1);
@@ -211,10 +230,12 @@ TEST(FaultlineRunWithPrometheus, FailoverHistogramAndElectionCountersSayWhatTheH
 }
 
 // Starts `faultline cluster up --prometheus`; returns (run dir, Prometheus URL).
-std::optional<std::pair<fs::path, std::string>> start_up(ChildProcess& harness, const TempDir& dir) {
-  harness = ChildProcess({(binary_dir() / "faultline").string(), "cluster", "up", "--brokers", "3",
-                          "--session-timeout-ms", "2000", "--heartbeat-interval-ms", "200", "--prometheus"},
-                         dir.path() / "up.log");
+std::optional<std::pair<fs::path, std::string>> start_up(ChildProcess& harness,
+                                                         const TempDir& dir) {
+  harness = ChildProcess(
+      {(binary_dir() / "faultline").string(), "cluster", "up", "--brokers", "3",
+       "--session-timeout-ms", "2000", "--heartbeat-interval-ms", "200", "--prometheus"},
+      dir.path() / "up.log");
   std::regex run_line("cluster up: run \\S+ \\(3 brokers\\) in (\\S+)");
   std::regex prom_line("cluster up: prometheus on (http://127\\.0\\.0\\.1:[0-9]+)");
   for (int i = 0; i < 600; ++i) {
@@ -222,7 +243,8 @@ std::optional<std::pair<fs::path, std::string>> start_up(ChildProcess& harness, 
     std::smatch run, prom;
     if (std::regex_search(log, run, run_line) && std::regex_search(log, prom, prom_line))
       return std::pair{fs::path(run[1].str()), prom[1].str()};
-    if (harness.wait_for(0ms) != -1) return std::nullopt;
+    if (harness.wait_for(0ms) != -1)
+      return std::nullopt;
     std::this_thread::sleep_for(50ms);
   }
   return std::nullopt;
@@ -241,7 +263,8 @@ TEST(ClusterUpWithPrometheus, ScrapesARestartedBrokerAgainAndEveryDashboardSerie
   // The file_sd targets: the controller, 3 brokers, and the probe when the cluster runs one.
   std::map<std::string, size_t> targets;
   for (const auto& job : scrape_jobs()) {
-    auto doc = nlohmann::json::parse(read(run_dir / "prometheus" / "targets" / (job + ".json")), nullptr, false);
+    auto doc = nlohmann::json::parse(read(run_dir / "prometheus" / "targets" / (job + ".json")),
+                                     nullptr, false);
     ASSERT_TRUE(doc.is_array()) << job;
     targets[job] = doc.size();
   }
@@ -249,7 +272,8 @@ TEST(ClusterUpWithPrometheus, ScrapesARestartedBrokerAgainAndEveryDashboardSerie
   EXPECT_EQ(targets["broker"], 3u);
   EXPECT_EQ(targets["harness"], 0u) << "cluster up has no harness metrics";
   const size_t all_targets = targets["controller"] + targets["broker"] + targets["probe"];
-  ASSERT_TRUE(eventually([&] { return scalar(prom, "count(up == 1)") == double(all_targets); }, 20s))
+  ASSERT_TRUE(
+      eventually([&] { return scalar(prom, "count(up == 1)") == double(all_targets); }, 20s))
       << "not every process is scraped: " << read(run_dir / "logs" / "prometheus.stderr");
 
   auto info = nlohmann::json::parse(read(run_dir / "cluster.json"));
@@ -268,24 +292,32 @@ TEST(ClusterUpWithPrometheus, ScrapesARestartedBrokerAgainAndEveryDashboardSerie
   ASSERT_EQ(client.create_topic("t", 3, 3).error, cluster::errc::none);
   for (int p = 0; p < 3; ++p) {
     cluster::TopicPartition tp{"t", cluster::PartitionIndex{p}};
-    ASSERT_TRUE(client.wait_for_leader(tp, 10s, [](const cluster::PartitionMetadata& m) { return m.isr.size() == 3; }));
+    ASSERT_TRUE(client.wait_for_leader(
+        tp, 10s, [](const cluster::PartitionMetadata& m) { return m.isr.size() == 3; }));
     ASSERT_TRUE(client.send(tp, {"x"}, cluster::Acks::all).acknowledged());
   }
   // A demotion (leadership moves off b1) and a kill of b2 (its partitions fail over).
-  auto [demote_code, demote_out] = faultline(
-      dir, {"admin", "demote", "1", "--reason", "operator", "--controller", controller, "--bootstrap", bootstrap});
+  auto [demote_code, demote_out] =
+      faultline(dir, {"admin", "demote", "1", "--reason", "operator", "--controller", controller,
+                      "--bootstrap", bootstrap});
   ASSERT_EQ(demote_code, 0) << demote_out;
   auto run = run_dir.string();
   auto [kill_code, kill_out] = faultline(dir, {"fault", "inject", "--run", run, "kill", "b2"});
   ASSERT_EQ(kill_code, 0) << kill_out;
-  EXPECT_TRUE(eventually([&] { return scalar(prom, "up{node=\"b2\"}") == 0; }, 15s)) << "the killed broker still looks up";
+  EXPECT_TRUE(eventually([&] { return scalar(prom, "up{node=\"b2\"}") == 0; }, 15s))
+      << "the killed broker still looks up";
   auto [heal_code, heal_out] = faultline(dir, {"fault", "heal", "--run", run, "--all"});
   ASSERT_EQ(heal_code, 0) << heal_out;
   // The restarted broker has the same address: the same target, now scraping the new process.
-  EXPECT_TRUE(eventually([&] { return scalar(prom, "up{node=\"b2\"}") == 1; }, 20s)) << "the restarted broker is not scraped";
-  EXPECT_TRUE(eventually([&] {
-    return by_label(prom, "sum by (reason) (faultline_elections_total)", "reason").count("demotion") == 1;
-  }, 10s)) << "no demotion election scraped";
+  EXPECT_TRUE(eventually([&] { return scalar(prom, "up{node=\"b2\"}") == 1; }, 20s))
+      << "the restarted broker is not scraped";
+  EXPECT_TRUE(eventually(
+      [&] {
+        return by_label(prom, "sum by (reason) (faultline_elections_total)", "reason")
+                   .count("demotion") == 1;
+      },
+      10s))
+      << "no demotion election scraped";
 
   // Every expression of the dashboard is valid PromQL, and every cluster series it reads has been
   // scraped. The harness's series come from `faultline run` (previous test); the probe's are
@@ -295,7 +327,8 @@ TEST(ClusterUpWithPrometheus, ScrapesARestartedBrokerAgainAndEveryDashboardSerie
     EXPECT_TRUE(r) << expr << ": " << (r ? "" : r.error());
   }
   for (const auto& s : dashboard.cluster_series())
-    EXPECT_GT(scalar(prom, "count(last_over_time(" + s + "[10m]))"), 0) << s << " is on the dashboard but not in the scrape";
+    EXPECT_GT(scalar(prom, "count(last_over_time(" + s + "[10m]))"), 0)
+        << s << " is on the dashboard but not in the scrape";
   if (targets["probe"] > 0) {
     // A probe runs: what it exports from its first round is scraped too (decisions only appear
     // once it has decided something, which a healthy cluster never makes it do).
@@ -307,7 +340,8 @@ TEST(ClusterUpWithPrometheus, ScrapesARestartedBrokerAgainAndEveryDashboardSerie
   EXPECT_EQ(down_code, 0) << down_out;
   EXPECT_EQ(harness.wait_for(30s), 0) << harness.log();
   EXPECT_FALSE(prom.query("up")) << "prometheus outlived its cluster";
-  EXPECT_TRUE(fs::exists(run_dir / "prometheus" / "data" / "wal")) << "the TSDB is kept in the run directory";
+  EXPECT_TRUE(fs::exists(run_dir / "prometheus" / "data" / "wal"))
+      << "the TSDB is kept in the run directory";
   std::error_code ec;
   fs::remove_all(run_dir / "prometheus", ec);
 }

@@ -69,7 +69,8 @@ TEST(PrometheusApi, ParsesVectorScalarAndMatrixAnswers) {
   EXPECT_DOUBLE_EQ((*v)[0].value, 1.25);
   EXPECT_TRUE(std::isnan((*v)[1].value));
 
-  auto s = parse_instant_vector(R"({"status":"success","data":{"resultType":"scalar","result":[1.0,"+Inf"]}})");
+  auto s = parse_instant_vector(
+      R"({"status":"success","data":{"resultType":"scalar","result":[1.0,"+Inf"]}})");
   ASSERT_TRUE(s) << s.error();
   ASSERT_EQ(s->size(), 1u);
   EXPECT_TRUE(std::isinf(s->front().value));
@@ -91,8 +92,10 @@ TEST(PrometheusApi, ErrorsAndUnexpectedShapesAreReportedNotGuessed) {
   EXPECT_NE(bad.error().find("bad_data"), std::string::npos) << bad.error();
   EXPECT_NE(bad.error().find("parse error"), std::string::npos) << bad.error();
   EXPECT_FALSE(parse_instant_vector("<html>502</html>"));
-  EXPECT_FALSE(parse_instant_vector(R"({"status":"success","data":{"resultType":"matrix","result":[]}})"));
-  EXPECT_FALSE(parse_range_vector(R"({"status":"success","data":{"resultType":"vector","result":[]}})"));
+  EXPECT_FALSE(
+      parse_instant_vector(R"({"status":"success","data":{"resultType":"matrix","result":[]}})"));
+  EXPECT_FALSE(
+      parse_range_vector(R"({"status":"success","data":{"resultType":"vector","result":[]}})"));
 }
 
 TEST(FreeLoopbackPort, IsANonZeroPortNobodyListensOn) {
@@ -117,9 +120,11 @@ std::string scrape(prometheus::Registry& registry) {
 bool has_series(const std::string& text, const std::string& series) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
+    if (line.empty() || line[0] == '#')
+      continue;
     auto end = line.find_first_of("{ ");
-    if (line.substr(0, end) == series) return true;
+    if (line.substr(0, end) == series)
+      return true;
   }
   return false;
 }
@@ -130,17 +135,20 @@ TEST(GrafanaDashboard, EveryPanelQueriesSomethingAndEveryExpressionNamesAFaultli
   EXPECT_EQ(d.json["__inputs"][0]["pluginId"], "prometheus");
   int panels = 0;
   for (const auto& panel : d.json["panels"]) {
-    if (panel["type"] == "row") continue;
+    if (panel["type"] == "row")
+      continue;
     ++panels;
     ASSERT_FALSE(panel["targets"].empty()) << panel["title"];
-    for (const auto& t : panel["targets"]) EXPECT_FALSE(t["expr"].get<std::string>().empty()) << panel["title"];
+    for (const auto& t : panel["targets"])
+      EXPECT_FALSE(t["expr"].get<std::string>().empty()) << panel["title"];
   }
   EXPECT_GE(panels, 12);
   // What the issue asks the dashboard to show.
-  for (const char* s : {"faultline_partition_unavailable_seconds_bucket", "faultline_elections_total",
-                        "faultline_isr_shrinks_total", "faultline_isr_expands_total",
-                        "faultline_under_replicated_partitions", "faultline_offline_partitions",
-                        "faultline_probe_up", "faultline_broker_demoted"})
+  for (const char* s :
+       {"faultline_partition_unavailable_seconds_bucket", "faultline_elections_total",
+        "faultline_isr_shrinks_total", "faultline_isr_expands_total",
+        "faultline_under_replicated_partitions", "faultline_offline_partitions",
+        "faultline_probe_up", "faultline_broker_demoted"})
     EXPECT_TRUE(d.series.count(s)) << s << " is not on the dashboard";
 }
 
@@ -163,21 +171,26 @@ TEST(GrafanaDashboard, EveryClusterAndHarnessSeriesItReadsIsInAScrapeOfTheRealMe
   std::string cluster_text = scrape(controller_registry) + scrape(broker_registry);
   std::string harness_text = scrape(harness_registry);
   for (const auto& s : d.cluster_series())
-    EXPECT_TRUE(has_series(cluster_text, s)) << s << " is on the dashboard but no cluster process exports it";
+    EXPECT_TRUE(has_series(cluster_text, s))
+        << s << " is on the dashboard but no cluster process exports it";
   for (const auto& s : d.series) {
-    if (!testing::kHarnessSeries.count(s)) continue;
-    EXPECT_TRUE(has_series(harness_text, s)) << s << " is on the dashboard but the harness does not export it";
+    if (!testing::kHarnessSeries.count(s))
+      continue;
+    EXPECT_TRUE(has_series(harness_text, s))
+        << s << " is on the dashboard but the harness does not export it";
   }
-  for (const auto& s : testing::kHarnessSeries) EXPECT_TRUE(has_series(harness_text, s)) << s;
+  for (const auto& s : testing::kHarnessSeries)
+    EXPECT_TRUE(has_series(harness_text, s)) << s;
 }
 
 TEST(GrafanaDashboard, ReadsExactlyTheProbeSeriesTheProbeProcessIsSpecifiedToExport) {
-  // The probe process is not built yet: its series are checked by name against ARCHITECTURE.md §6 and
-  // the probes/ plan, so a rename on either side shows up here.
+  // The probe process is not built yet: its series are checked by name against ARCHITECTURE.md §6
+  // and the probes/ plan, so a rename on either side shows up here.
   auto d = testing::load_dashboard();
   std::set<std::string> probe_on_dashboard;
   for (const auto& s : d.series)
-    if (s.rfind("faultline_probe_", 0) == 0 || s.rfind("faultline_health_", 0) == 0) probe_on_dashboard.insert(s);
+    if (s.rfind("faultline_probe_", 0) == 0 || s.rfind("faultline_health_", 0) == 0)
+      probe_on_dashboard.insert(s);
   EXPECT_EQ(probe_on_dashboard, testing::kProbeSeries);
 }
 

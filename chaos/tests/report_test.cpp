@@ -132,8 +132,9 @@ TEST(RunReport, TheMetadataLogVerdictIsShownWhenTheRunHadOne) {
   auto input = run.input();
   EXPECT_EQ(render_run_report(input).find("id=\"metadata-log\""), std::string::npos);
   input.verdict["metadata_log"] = {
-      {"summary", "metadata log: invalid: 40 writes acknowledged, 2 unknown, 0 failed; 9 reads; "
-                  "final read of c1, c2, c3; the controllers' final logs disagree"}};
+      {"summary",
+       "metadata log: invalid: 40 writes acknowledged, 2 unknown, 0 failed; 9 reads; "
+       "final read of c1, c2, c3; the controllers' final logs disagree"}};
   const auto html = render_run_report(input);
   const auto at = html.find("<p id=\"metadata-log\">");
   ASSERT_NE(at, std::string::npos);

@@ -1,8 +1,8 @@
 // Target resolution against cluster snapshots: every selector, and the states that make one match
 // nothing (a skip, never a crash).
-#include "faultline/chaos/runner/schedule.h"
-
 #include <gtest/gtest.h>
+
+#include "faultline/chaos/runner/schedule.h"
 
 namespace faultline::chaos {
 namespace {
@@ -63,9 +63,11 @@ FaultStep step(FaultKind kind, const char* target, const char* peers = nullptr) 
   FaultStep st;
   st.kind = kind;
   st.target = *parse_selector(target);
-  if (peers) st.peers = *parse_selector(peers);
+  if (peers)
+    st.peers = *parse_selector(peers);
   st.params = default_params(kind);
-  if (auto* p = std::get_if<PacketParams>(&st.params)) p->delay = std::chrono::milliseconds(50);
+  if (auto* p = std::get_if<PacketParams>(&st.params))
+    p->delay = std::chrono::milliseconds(50);
   return st;
 }
 
@@ -82,7 +84,8 @@ struct Case {
 
 std::string join(const std::vector<NodeName>& v) {
   std::string out;
-  for (const auto& n : v) out += (out.empty() ? "" : " ") + n;
+  for (const auto& n : v)
+    out += (out.empty() ? "" : " ") + n;
   return out;
 }
 
@@ -98,13 +101,15 @@ TEST_P(Resolve, SelectsWhatTheSnapshotSays) {
   }
   ASSERT_TRUE(r.skipped.empty()) << r.skipped;
   std::vector<std::string> got;
-  for (const auto& s : r.specs) got.push_back(join(s.targets));
+  for (const auto& s : r.specs)
+    got.push_back(join(s.targets));
   if (c.kind == FaultKind::halves || c.target == std::string("minority") ||
       c.target == std::string("majority") || c.target == std::string("random-broker") ||
       std::string(c.target).rfind("follower(", 0) == 0) {
     // Seeded picks and orders: check the size and membership, not the order.
     ASSERT_EQ(got.size(), c.specs.size());
-    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].size(), c.specs[i].size()) << got[i];
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_EQ(got[i].size(), c.specs[i].size()) << got[i];
   } else {
     EXPECT_EQ(got, c.specs);
   }
@@ -116,77 +121,219 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"leader", healthy, FaultKind::kill, "leader(0)", nullptr, {"b1"}, nullptr},
         Case{"leader_all", healthy, FaultKind::kill, "leader(all)", nullptr, {"b1", "b2"}, nullptr},
         Case{"leaderless", healthy, FaultKind::kill, "leader(2)", nullptr, {}, "matches nothing"},
-        Case{"unknown_partition", healthy, FaultKind::kill, "leader(9)", nullptr, {},
+        Case{"unknown_partition",
+             healthy,
+             FaultKind::kill,
+             "leader(9)",
+             nullptr,
+             {},
              "partition 9 is not in the metadata"},
-        Case{"followers", healthy, FaultKind::pause, "followers(0)", nullptr, {"b2", "b3"}, nullptr},
+        Case{
+            "followers", healthy, FaultKind::pause, "followers(0)", nullptr, {"b2", "b3"}, nullptr},
         Case{"follower", healthy, FaultKind::pause, "follower(0)", nullptr, {"b2"}, nullptr},
-        Case{"followers_leaderless", healthy, FaultKind::pause, "followers(2)", nullptr, {},
+        Case{"followers_leaderless",
+             healthy,
+             FaultKind::pause,
+             "followers(2)",
+             nullptr,
+             {},
              "matches nothing"},
         Case{"lagging", healthy, FaultKind::kill, "lagging-follower(1)", nullptr, {"b1"}, nullptr},
-        Case{"none_lagging", healthy, FaultKind::kill, "lagging-follower(0)", nullptr, {},
+        Case{"none_lagging",
+             healthy,
+             FaultKind::kill,
+             "lagging-follower(0)",
+             nullptr,
+             {},
              "matches nothing"},
-        Case{"preferred", healthy, FaultKind::kill, "preferred-leader(1)", nullptr, {"b3"}, nullptr},
+        Case{
+            "preferred", healthy, FaultKind::kill, "preferred-leader(1)", nullptr, {"b3"}, nullptr},
         Case{"controller", healthy, FaultKind::kill, "controller", nullptr, {"c1"}, nullptr},
-        Case{"controller_down", controller_down, FaultKind::kill, "controller", nullptr, {},
+        Case{"controller_down",
+             controller_down,
+             FaultKind::kill,
+             "controller",
+             nullptr,
+             {},
              "the controller is down"},
         Case{"broker", healthy, FaultKind::stop, "broker(3)", nullptr, {"b3"}, nullptr},
-        Case{"no_such_broker", healthy, FaultKind::stop, "broker(4)", nullptr, {},
+        Case{"no_such_broker",
+             healthy,
+             FaultKind::stop,
+             "broker(4)",
+             nullptr,
+             {},
              "there is no broker 4"},
-        Case{"random_broker_one_alive", one_alive, FaultKind::kill, "random-broker", nullptr, {"b2"},
+        Case{"random_broker_one_alive",
+             one_alive,
+             FaultKind::kill,
+             "random-broker",
+             nullptr,
+             {"b2"},
              nullptr},
         Case{"minority", healthy, FaultKind::kill, "minority", nullptr, {"b1"}, nullptr},
         Case{"majority", healthy, FaultKind::kill, "majority", nullptr, {"b1", "b2"}, nullptr},
-        Case{"all_brokers", healthy, FaultKind::packets, "all-brokers", nullptr, {"b1", "b2", "b3"},
+        Case{"all_brokers",
+             healthy,
+             FaultKind::packets,
+             "all-brokers",
+             nullptr,
+             {"b1", "b2", "b3"},
              nullptr},
-        Case{"halves_all_nodes", healthy, FaultKind::halves, "all-nodes", nullptr, {"c1 b1 b2 b3"},
+        Case{"halves_all_nodes",
+             healthy,
+             FaultKind::halves,
+             "all-nodes",
+             nullptr,
+             {"c1 b1 b2 b3"},
              nullptr},
-        Case{"halves_controller_down", controller_down, FaultKind::halves, "all-nodes", nullptr,
-             {"b1 b2 b3"}, nullptr},
-        Case{"isolate_leader_default_peers", healthy, FaultKind::isolate_leader, "leader(1)", nullptr,
-             {"b2 b3 b1"}, nullptr},
-        Case{"controller_from_minority", healthy, FaultKind::isolate_leader, "controller", "broker(2)",
-             {"c1 b2"}, nullptr},
+        Case{"halves_controller_down",
+             controller_down,
+             FaultKind::halves,
+             "all-nodes",
+             nullptr,
+             {"b1 b2 b3"},
+             nullptr},
+        Case{"isolate_leader_default_peers",
+             healthy,
+             FaultKind::isolate_leader,
+             "leader(1)",
+             nullptr,
+             {"b2 b3 b1"},
+             nullptr},
+        Case{"controller_from_minority",
+             healthy,
+             FaultKind::isolate_leader,
+             "controller",
+             "broker(2)",
+             {"c1 b2"},
+             nullptr},
         Case{"one_way", healthy, FaultKind::one_way, "leader(0)", "broker(3)", {"b1 b3"}, nullptr},
-        Case{"one_way_to_itself", healthy, FaultKind::one_way, "leader(0)", "broker(1)", {},
+        Case{"one_way_to_itself",
+             healthy,
+             FaultKind::one_way,
+             "leader(0)",
+             "broker(1)",
+             {},
              "peers broker(1) match nothing"},
-        Case{"halves_one_node", one_alive, FaultKind::halves, "broker(2)", nullptr, {},
+        Case{"halves_one_node",
+             one_alive,
+             FaultKind::halves,
+             "broker(2)",
+             nullptr,
+             {},
              "halves needs at least two nodes"},
         // The quorum: `controller` and `active-controller` are the active one, c2 here.
-        Case{"quorum_controller", quorum_of_three, FaultKind::kill, "controller", nullptr, {"c2"},
+        Case{"quorum_controller",
+             quorum_of_three,
+             FaultKind::kill,
+             "controller",
+             nullptr,
+             {"c2"},
              nullptr},
-        Case{"quorum_active_controller", quorum_of_three, FaultKind::kill, "active-controller",
-             nullptr, {"c2"}, nullptr},
+        Case{"quorum_active_controller",
+             quorum_of_three,
+             FaultKind::kill,
+             "active-controller",
+             nullptr,
+             {"c2"},
+             nullptr},
         // The only live controller besides the active one (c3 does not answer).
-        Case{"quorum_controller_follower", quorum_of_three, FaultKind::pause,
-             "controller-follower", nullptr, {"c1"}, nullptr},
+        Case{"quorum_controller_follower",
+             quorum_of_three,
+             FaultKind::pause,
+             "controller-follower",
+             nullptr,
+             {"c1"},
+             nullptr},
         // (3-1)/2 = 1 controller: the active one alone.
-        Case{"quorum_controller_minority", quorum_of_three, FaultKind::kill, "controller-minority",
-             nullptr, {"c2"}, nullptr},
+        Case{"quorum_controller_minority",
+             quorum_of_three,
+             FaultKind::kill,
+             "controller-minority",
+             nullptr,
+             {"c2"},
+             nullptr},
         // Every controller, the one that does not answer too (a partition must cut it as well).
-        Case{"quorum_all_controllers", quorum_of_three, FaultKind::kill, "all-controllers", nullptr,
-             {"c1", "c2", "c3"}, nullptr},
+        Case{"quorum_all_controllers",
+             quorum_of_three,
+             FaultKind::kill,
+             "all-controllers",
+             nullptr,
+             {"c1", "c2", "c3"},
+             nullptr},
         // all-nodes: the live controllers and every broker.
-        Case{"quorum_all_nodes", quorum_of_three, FaultKind::packets, "all-nodes", nullptr,
-             {"c1", "c2", "b1", "b2", "b3"}, nullptr},
-        Case{"quorum_halves_all_nodes", quorum_of_three, FaultKind::halves, "all-nodes", nullptr,
-             {"c1 c2 b1 b2 b3"}, nullptr},
+        Case{"quorum_all_nodes",
+             quorum_of_three,
+             FaultKind::packets,
+             "all-nodes",
+             nullptr,
+             {"c1", "c2", "b1", "b2", "b3"},
+             nullptr},
+        Case{"quorum_halves_all_nodes",
+             quorum_of_three,
+             FaultKind::halves,
+             "all-nodes",
+             nullptr,
+             {"c1 c2 b1 b2 b3"},
+             nullptr},
         // The active controller cut off from the other controllers, not from the brokers.
-        Case{"quorum_isolate_active", quorum_of_three, FaultKind::isolate_leader,
-             "active-controller", "all-controllers", {"c2 c1 c3"}, nullptr},
-        Case{"quorum_one_way_to_a_follower", quorum_of_three, FaultKind::one_way,
-             "active-controller", "controller-follower", {"c2 c1"}, nullptr},
-        Case{"quorum_electing_active", quorum_electing, FaultKind::kill, "active-controller",
-             nullptr, {}, "no controller is active"},
-        Case{"quorum_electing_minority", quorum_electing, FaultKind::kill, "controller-minority",
-             nullptr, {}, "no controller is active"},
-        Case{"one_controller_minority", quorum_of_one, FaultKind::kill, "controller-minority",
-             nullptr, {}, "a quorum of 1 controller has no minority"},
-        Case{"one_controller_follower", quorum_of_one, FaultKind::kill, "controller-follower",
-             nullptr, {}, "a quorum of one controller has no follower"},
-        Case{"one_controller_active", quorum_of_one, FaultKind::kill, "active-controller", nullptr,
-             {"c1"}, nullptr},
-        Case{"one_controller_down_all_controllers", controller_down, FaultKind::kill,
-             "all-controllers", nullptr, {"c1"}, nullptr}),
+        Case{"quorum_isolate_active",
+             quorum_of_three,
+             FaultKind::isolate_leader,
+             "active-controller",
+             "all-controllers",
+             {"c2 c1 c3"},
+             nullptr},
+        Case{"quorum_one_way_to_a_follower",
+             quorum_of_three,
+             FaultKind::one_way,
+             "active-controller",
+             "controller-follower",
+             {"c2 c1"},
+             nullptr},
+        Case{"quorum_electing_active",
+             quorum_electing,
+             FaultKind::kill,
+             "active-controller",
+             nullptr,
+             {},
+             "no controller is active"},
+        Case{"quorum_electing_minority",
+             quorum_electing,
+             FaultKind::kill,
+             "controller-minority",
+             nullptr,
+             {},
+             "no controller is active"},
+        Case{"one_controller_minority",
+             quorum_of_one,
+             FaultKind::kill,
+             "controller-minority",
+             nullptr,
+             {},
+             "a quorum of 1 controller has no minority"},
+        Case{"one_controller_follower",
+             quorum_of_one,
+             FaultKind::kill,
+             "controller-follower",
+             nullptr,
+             {},
+             "a quorum of one controller has no follower"},
+        Case{"one_controller_active",
+             quorum_of_one,
+             FaultKind::kill,
+             "active-controller",
+             nullptr,
+             {"c1"},
+             nullptr},
+        Case{"one_controller_down_all_controllers",
+             controller_down,
+             FaultKind::kill,
+             "all-controllers",
+             nullptr,
+             {"c1"},
+             nullptr}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Resolve, LeadersHitAreRecordedForTheLeadershipCheck) {
@@ -195,7 +342,8 @@ TEST(Resolve, LeadersHitAreRecordedForTheLeadershipCheck) {
   auto preferred = resolve(step(FaultKind::kill, "preferred-leader(0)"), healthy(), 1);
   EXPECT_EQ(preferred.leaders_hit, (std::map<int, int>{{0, 1}}));
   // The preferred replica of p1 (b3) is not its leader: no leadership hit.
-  EXPECT_TRUE(resolve(step(FaultKind::kill, "preferred-leader(1)"), healthy(), 1).leaders_hit.empty());
+  EXPECT_TRUE(
+      resolve(step(FaultKind::kill, "preferred-leader(1)"), healthy(), 1).leaders_hit.empty());
   EXPECT_TRUE(resolve(step(FaultKind::kill, "broker(1)"), healthy(), 1).leaders_hit.empty());
 }
 
@@ -230,19 +378,25 @@ TEST_P(Untouched, LeavesAloneWhatTheFaultDoesNotReach) {
 INSTANTIATE_TEST_SUITE_P(
     Faults, Untouched,
     ::testing::Values(
-        // p0 keeps b1 and b2; p1 (ISR 2,3) is left with b2 alone, below min ISR 2; p2 has no leader.
+        // p0 keeps b1 and b2; p1 (ISR 2,3) is left with b2 alone, below min ISR 2; p2 has no
+        // leader.
         UntouchedCase{"kill_a_follower", FaultKind::kill, "broker(3)", nullptr, 2, {0}},
-        UntouchedCase{"kill_a_follower_min_isr_1", FaultKind::kill, "broker(3)", nullptr, 1, {0, 1}},
+        UntouchedCase{
+            "kill_a_follower_min_isr_1", FaultKind::kill, "broker(3)", nullptr, 1, {0, 1}},
         UntouchedCase{"kill_a_leader", FaultKind::kill, "broker(1)", nullptr, 2, {1}},
         // A link cut between b3 and b1 only: both leaders keep the controller and one follower.
-        UntouchedCase{"cut_follower_from_leader", FaultKind::isolate_leader, "broker(3)", "broker(1)", 2,
+        UntouchedCase{"cut_follower_from_leader",
+                      FaultKind::isolate_leader,
+                      "broker(3)",
+                      "broker(1)",
+                      2,
                       {0, 1}},
         // b2 cut from everyone, the controller included: its partition p1 is hit, p0 is not.
         UntouchedCase{"isolate_a_broker", FaultKind::isolate, "broker(2)", nullptr, 2, {0}},
         UntouchedCase{"controller_down", FaultKind::kill, "controller", nullptr, 1, {}},
         // Packet peers count as touched: p0's leader b1 is one.
-        UntouchedCase{"packets_towards_the_leader", FaultKind::packets, "followers(0)", "leader(0)", 1,
-                      {}}),
+        UntouchedCase{
+            "packets_towards_the_leader", FaultKind::packets, "followers(0)", "leader(0)", 1, {}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // Five controllers, c4 active: the minority is c4 and one seeded other controller, never more.

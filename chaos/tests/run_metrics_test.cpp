@@ -26,11 +26,17 @@ TEST(RunMetrics, FaultsAndUnavailabilityAreExportedUnderTheirContractNames) {
   EXPECT_NE(text.find("faultline_faults_total{kind=\"kill-leader\"} 2"), std::string::npos) << text;
   EXPECT_NE(text.find("faultline_faults_total{kind=\"pause-leader\"} 1"), std::string::npos);
   EXPECT_NE(text.find("faultline_partition_unavailable_seconds_count{fault=\"kill-leader\"} 2"),
-            std::string::npos) << text;
-  EXPECT_NE(text.find("faultline_partition_unavailable_seconds_bucket{fault=\"kill-leader\",le=\"0.05\"} 1"),
-            std::string::npos) << text;
-  EXPECT_NE(text.find("faultline_partition_unavailable_seconds_bucket{fault=\"kill-leader\",le=\"1.5\"} 2"),
-            std::string::npos);
+            std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find(
+          "faultline_partition_unavailable_seconds_bucket{fault=\"kill-leader\",le=\"0.05\"} 1"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find(
+          "faultline_partition_unavailable_seconds_bucket{fault=\"kill-leader\",le=\"1.5\"} 2"),
+      std::string::npos);
 }
 
 }  // namespace

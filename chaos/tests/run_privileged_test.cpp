@@ -1,12 +1,12 @@
 // `faultline run` end to end as a user runs it (the real binary, the cluster in namespaces):
-// every built-in scenario gives the verdict it expects (planted bugs: ci/mutants.sh) — the negative control included, which must
-// find lost writes — the same seed gives the same schedule, replay works, and bad input exits 2.
+// every built-in scenario gives the verdict it expects (planted bugs: ci/mutants.sh) — the negative
+// control included, which must find lost writes — the same seed gives the same schedule, replay
+// works, and bad input exits 2.
 #include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "child_process.h"
 #include "faultline_test_support.h"
@@ -25,14 +25,16 @@ struct RunOutcome {
   nlohmann::json verdict;
 };
 
-RunOutcome faultline_run(const TempDir& dir, const std::string& name, std::vector<std::string> args) {
+RunOutcome faultline_run(const TempDir& dir, const std::string& name,
+                         std::vector<std::string> args) {
   args.insert(args.begin(), (binary_dir() / "faultline").string());
   ChildProcess p(args, dir.path() / (name + ".log"));
   RunOutcome r;
   r.code = p.wait_for(180s);
   r.output = p.log();
   std::ifstream in(dir.path() / name / "verdict.json");
-  if (in) r.verdict = nlohmann::json::parse(in, nullptr, false);
+  if (in)
+    r.verdict = nlohmann::json::parse(in, nullptr, false);
   return r;
 }
 
@@ -49,7 +51,8 @@ std::string nemesis_timeline(const std::filesystem::path& run) {
   std::string line, out;
   int kept = 0;
   while (std::getline(in, line) && kept < 300) {
-    if (line.find("\"type\":\"nemesis\"") == std::string::npos) continue;
+    if (line.find("\"type\":\"nemesis\"") == std::string::npos)
+      continue;
     out += line + "\n";
     ++kept;
   }
@@ -69,7 +72,8 @@ struct Case {
 };
 
 std::filesystem::path source_dir() {
-  if (const char* s = std::getenv("FAULTLINE_SOURCE_DIR")) return s;
+  if (const char* s = std::getenv("FAULTLINE_SOURCE_DIR"))
+    return s;
   return FAULTLINE_DEFAULT_SOURCE_DIR;
 }
 
@@ -80,10 +84,17 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
   TempDir dir("faultline-run");
   const Case c = GetParam();
   auto out = dir.path() / "run";
-  std::vector<std::string> args = {"run", "--scenario", c.scenario, "--seed",
-                                   std::to_string(c.seed), "--duration",
-                                   std::to_string(c.duration_s), "--out", out.string()};
-  if (c.librdkafka) args.insert(args.end(), {"--client", "librdkafka"});
+  std::vector<std::string> args = {"run",
+                                   "--scenario",
+                                   c.scenario,
+                                   "--seed",
+                                   std::to_string(c.seed),
+                                   "--duration",
+                                   std::to_string(c.duration_s),
+                                   "--out",
+                                   out.string()};
+  if (c.librdkafka)
+    args.insert(args.end(), {"--client", "librdkafka"});
   if (c.definition)
     args.insert(args.end(), {"--cluster-definition",
                              (source_dir() / "chaos/definitions" / c.definition).string()});
@@ -95,13 +106,16 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
   EXPECT_GT(checker["acked"].get<int>(), 100) << "the workload barely ran";
   EXPECT_TRUE(checker["final_read"].get<bool>());
   ASSERT_FALSE(r.verdict["faults"].empty()) << "no fault was injected";
-  for (const auto& f : r.verdict["faults"]) EXPECT_TRUE(f["injected"].get<bool>()) << f.dump();
+  for (const auto& f : r.verdict["faults"])
+    EXPECT_TRUE(f["injected"].get<bool>()) << f.dump();
   if (r.verdict["expected"] == "invalid") {
     // Acknowledged writes are gone: never read (lost-write), or read from the old leader and
     // then replaced at their offsets after the unclean election (uncommitted-read).
-    const int vanished = checker["lost"].get<int>() + checker["anomalies"].value("uncommitted-read", 0);
+    const int vanished =
+        checker["lost"].get<int>() + checker["anomalies"].value("uncommitted-read", 0);
     EXPECT_GT(vanished, 0) << "the negative control must find lost writes\n"
-                           << checker.dump(2) << "\n" << nemesis_timeline(out);
+                           << checker.dump(2) << "\n"
+                           << nemesis_timeline(out);
   } else {
     EXPECT_EQ(checker["lost"].get<int>(), 0);
   }
@@ -110,7 +124,8 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
     EXPECT_GT(failover["count"].get<int>(), 0) << failover.dump(2);
     EXPECT_EQ(failover["not_moved"].get<int>(), 0) << failover.dump(2);
     for (const auto& f : r.verdict["faults"]) {
-      if (!f.contains("controller_before")) continue;
+      if (!f.contains("controller_before"))
+        continue;
       EXPECT_TRUE(f["controller_after"].is_string()) << f.dump();
       if (f["controller_after"].is_string()) {
         EXPECT_NE(f["controller_after"], f["controller_before"]) << f.dump();
@@ -133,45 +148,33 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
 // Every built-in once; ci/nightly.sh runs the whole library with more seeds.
 INSTANTIATE_TEST_SUITE_P(
     Scenarios, BuiltInScenario,
-    ::testing::Values(Case{"leader-kill", 1, 14}, Case{"controlled-shutdown", 1, 14},
-                      Case{"leader-pause", 1, 14},
-                      Case{"controller-kill", 1, 14},
-                      Case{"active-controller-kill", 1, 22, false, nullptr, true},
-                      Case{"controller-quorum-partition", 1, 22, false, nullptr, true},
-                      Case{"controller-pause", 1, 22, false, nullptr, true},
-                      Case{"controller-and-leader-kill", 1, 22, false, nullptr, true},
-                      Case{"active-controller-kill", 2, 22, false, nullptr, true},
-                      Case{"controller-quorum-partition", 2, 22, false, nullptr, true},
-                      Case{"controller-pause", 2, 22, false, nullptr, true},
-                      Case{"controller-and-leader-kill", 2, 22, false, nullptr, true},
-                      Case{"isolate-leader", 1, 14},
-                      Case{"disk-throttle-leader", 1, 14},
-                      Case{"double-failover", 2, 22},
-                      Case{"rolling-restart", 1, 22},
-                      Case{"partition-halves", 1, 16},
-                      Case{"cluster-netem", 1, 14},
-                      Case{"lagging-follower-leader-kill", 2, 22},
-                      Case{"leader-and-follower-kill", 1, 20},
-                      Case{"nemesis-mix", 2, 20},
-                      Case{"isolate-leader-then-kill", 1, 20},
-                      Case{"kill-new-leader-on-election", 1, 20},
-                      Case{"controller-minority-partition", 1, 20},
-                      Case{"follower-cut-from-leader", 1, 20},
-                      Case{"out-of-sync-follower-leader-kill", 1, 22},
-                      Case{"leader-cut-from-controller-and-follower", 1, 20},
-                      Case{"kill-leader-on-follower-rejoin", 1, 22},
-                      Case{"neg-acks1-leader-kill", 1, 14},
-                      Case{"preferred-rebalance", 1, 22},
-                      Case{"gray-failure-external", 2, 22},
-                      Case{"slow-disk-demotion", 1, 24},
-                      Case{"neg-unclean-isolated-leader", 1, 22},
-                      Case{"leader-power-loss", 1, 16},
-                      Case{"neg-all-replicas-power-loss", 1, 16},
-                      Case{"all-replicas-power-loss-fsync", 2, 16},
-                      Case{"leader-disk-errors", 1, 16},
-                      Case{"torn-tail-restart", 2, 16}),
+    ::testing::Values(
+        Case{"leader-kill", 1, 14}, Case{"controlled-shutdown", 1, 14}, Case{"leader-pause", 1, 14},
+        Case{"controller-kill", 1, 14}, Case{"active-controller-kill", 1, 22, false, nullptr, true},
+        Case{"controller-quorum-partition", 1, 22, false, nullptr, true},
+        Case{"controller-pause", 1, 22, false, nullptr, true},
+        Case{"controller-and-leader-kill", 1, 22, false, nullptr, true},
+        Case{"active-controller-kill", 2, 22, false, nullptr, true},
+        Case{"controller-quorum-partition", 2, 22, false, nullptr, true},
+        Case{"controller-pause", 2, 22, false, nullptr, true},
+        Case{"controller-and-leader-kill", 2, 22, false, nullptr, true},
+        Case{"isolate-leader", 1, 14}, Case{"disk-throttle-leader", 1, 14},
+        Case{"double-failover", 2, 22}, Case{"rolling-restart", 1, 22},
+        Case{"partition-halves", 1, 16}, Case{"cluster-netem", 1, 14},
+        Case{"lagging-follower-leader-kill", 2, 22}, Case{"leader-and-follower-kill", 1, 20},
+        Case{"nemesis-mix", 2, 20}, Case{"isolate-leader-then-kill", 1, 20},
+        Case{"kill-new-leader-on-election", 1, 20}, Case{"controller-minority-partition", 1, 20},
+        Case{"follower-cut-from-leader", 1, 20}, Case{"out-of-sync-follower-leader-kill", 1, 22},
+        Case{"leader-cut-from-controller-and-follower", 1, 20},
+        Case{"kill-leader-on-follower-rejoin", 1, 22}, Case{"neg-acks1-leader-kill", 1, 14},
+        Case{"preferred-rebalance", 1, 22}, Case{"gray-failure-external", 2, 22},
+        Case{"slow-disk-demotion", 1, 24}, Case{"neg-unclean-isolated-leader", 1, 22},
+        Case{"leader-power-loss", 1, 16}, Case{"neg-all-replicas-power-loss", 1, 16},
+        Case{"all-replicas-power-loss-fsync", 2, 16}, Case{"leader-disk-errors", 1, 16},
+        Case{"torn-tail-restart", 2, 16}),
     [](const auto& info) {
-      std::string name = std::string(info.param.scenario) + "_seed" + std::to_string(info.param.seed);
+      std::string name =
+          std::string(info.param.scenario) + "_seed" + std::to_string(info.param.seed);
       std::replace(name.begin(), name.end(), '-', '_');
       return name;
     });
@@ -186,7 +189,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"neg-acks1-leader-kill", 1, 12, true},
                       Case{"controlled-shutdown", 2, 12, true, "mini-cluster.toml"}),
     [](const auto& info) {
-      std::string name = std::string(info.param.scenario) + "_seed" + std::to_string(info.param.seed) +
+      std::string name = std::string(info.param.scenario) + "_seed" +
+                         std::to_string(info.param.seed) +
                          (info.param.definition ? "_defined_cluster" : "_librdkafka");
       std::replace(name.begin(), name.end(), '-', '_');
       return name;
@@ -200,13 +204,15 @@ TEST(FaultlineRun, TheSameSeedReproducesTheScheduleAndReplayRunsItAgain) {
   auto a = dir.path() / "a";
   auto b = dir.path() / "b";
   const auto definition = source_dir() / "chaos/definitions/mini-cluster.toml";
-  RunOutcome ra = faultline_run(dir, "a", {"run", "--scenario", "leader-kill", "--seed", "9",
-                                    "--duration", "14", "--out", a.string(),
-                                    "--cluster-definition", definition.string()});
+  RunOutcome ra =
+      faultline_run(dir, "a",
+                    {"run", "--scenario", "leader-kill", "--seed", "9", "--duration", "14", "--out",
+                     a.string(), "--cluster-definition", definition.string()});
   ASSERT_EQ(ra.code, 0) << ra.output;
   EXPECT_NE(ra.output.find("client=librdkafka cluster="), std::string::npos) << ra.output;
-  RunOutcome rb = faultline_run(dir, "b", {"run", "--scenario", "leader-kill", "--seed", "9",
-                                    "--duration", "14", "--out", b.string()});
+  RunOutcome rb = faultline_run(
+      dir, "b",
+      {"run", "--scenario", "leader-kill", "--seed", "9", "--duration", "14", "--out", b.string()});
   ASSERT_EQ(rb.code, 0) << rb.output;
   EXPECT_EQ(read(a / "schedule.jsonl"), read(b / "schedule.jsonl"));
   EXPECT_FALSE(read(a / "schedule.jsonl").empty());
@@ -239,8 +245,9 @@ leader_moved_within_s = 8
 preferred_leaders_within_s = 5
 )toml";
   auto out = dir.path() / "slow";
-  RunOutcome r = faultline_run(dir, "slow", {"run", "--scenario", file.string(), "--seed", "1",
-                                             "--duration", "20", "--out", out.string()});
+  RunOutcome r = faultline_run(dir, "slow",
+                               {"run", "--scenario", file.string(), "--seed", "1", "--duration",
+                                "20", "--out", out.string()});
   EXPECT_EQ(r.code, 1) << r.output;
   ASSERT_TRUE(r.verdict.is_object()) << r.output;
   EXPECT_EQ(r.verdict["verdict"], "invalid");
@@ -269,24 +276,24 @@ TEST(FaultlineRun, ABrokenClusterDefinitionOrAProbeScenarioWithOneExitsTwo) {
   TempDir dir("faultline-run");
   auto file = dir.path() / "cluster.toml";
   std::ofstream(file) << "[broker]\ncommand = [\"b\", \"{nope}\"]\n[topic]\ncreate = [\"t\"]\n";
-  ChildProcess bad({(binary_dir() / "faultline").string(), "run", "--cluster-definition",
-                    file.string()},
-                   dir.path() / "bad.log");
+  ChildProcess bad(
+      {(binary_dir() / "faultline").string(), "run", "--cluster-definition", file.string()},
+      dir.path() / "bad.log");
   EXPECT_EQ(bad.wait_for(30s), 2);
   EXPECT_NE(bad.log().find(file.string() + ":2: unknown placeholder {nope}"), std::string::npos)
       << bad.log();
   // The probe demotes brokers through the mini-cluster's own controller API.
-  ChildProcess probe({(binary_dir() / "faultline").string(), "run", "--scenario",
-                      "gray-failure-external", "--cluster-definition",
-                      (source_dir() / "chaos/definitions/mini-cluster.toml").string()},
-                     dir.path() / "probe.log");
+  ChildProcess probe(
+      {(binary_dir() / "faultline").string(), "run", "--scenario", "gray-failure-external",
+       "--cluster-definition", (source_dir() / "chaos/definitions/mini-cluster.toml").string()},
+      dir.path() / "probe.log");
   EXPECT_EQ(probe.wait_for(30s), 2);
   EXPECT_NE(probe.log().find("needs faultline-probe"), std::string::npos) << probe.log();
   // A definition starts one controller node: no quorum to aim at.
-  ChildProcess quorum({(binary_dir() / "faultline").string(), "run", "--scenario",
-                       "active-controller-kill", "--cluster-definition",
-                       (source_dir() / "chaos/definitions/mini-cluster.toml").string()},
-                      dir.path() / "quorum.log");
+  ChildProcess quorum(
+      {(binary_dir() / "faultline").string(), "run", "--scenario", "active-controller-kill",
+       "--cluster-definition", (source_dir() / "chaos/definitions/mini-cluster.toml").string()},
+      dir.path() / "quorum.log");
   EXPECT_EQ(quorum.wait_for(30s), 2);
   EXPECT_NE(quorum.log().find("needs a quorum of 3 controllers"), std::string::npos)
       << quorum.log();
@@ -295,7 +302,8 @@ TEST(FaultlineRun, ABrokenClusterDefinitionOrAProbeScenarioWithOneExitsTwo) {
 TEST(FaultlineRun, ABrokenScenarioFileExitsTwoWithItsLine) {
   TempDir dir("faultline-run");
   auto file = dir.path() / "broken.toml";
-  std::ofstream(file) << "name = \"broken\"\n[nemesis]\nrepeat = { fault = \"meteor\", target = \"leader(0)\" }\n";
+  std::ofstream(file)
+      << "name = \"broken\"\n[nemesis]\nrepeat = { fault = \"meteor\", target = \"leader(0)\" }\n";
   ChildProcess p({(binary_dir() / "faultline").string(), "run", "--scenario", file.string()},
                  dir.path() / "broken.log");
   EXPECT_EQ(p.wait_for(30s), 2);

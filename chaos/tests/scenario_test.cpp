@@ -1,13 +1,14 @@
 #include "faultline/chaos/runner/scenario.h"
-#include "faultline/chaos/runner/runner.h"
-#include "faultline/chaos/runner/schedule.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "faultline/chaos/runner/runner.h"
+#include "faultline/chaos/runner/schedule.h"
 
 namespace faultline::chaos {
 namespace {
@@ -16,17 +17,35 @@ using namespace std::chrono_literals;
 
 TEST(Scenario, EveryBuiltInParsesUnderItsContractName) {
   auto names = builtin_scenario_names();
-  for (const char* contract :
-       {"leader-kill", "controlled-shutdown", "leader-pause", "controller-kill", "isolate-leader",
-        "disk-throttle-leader", "double-failover", "rolling-restart", "partition-halves",
-        "cluster-netem", "preferred-rebalance", "neg-acks1-leader-kill",
-        "neg-unclean-isolated-leader", "gray-failure-external", "slow-disk-demotion",
-        "lagging-follower-leader-kill", "leader-and-follower-kill", "isolate-leader-then-kill",
-        "kill-new-leader-on-election", "controller-minority-partition", "nemesis-mix",
-        "follower-cut-from-leader", "out-of-sync-follower-leader-kill",
-        "leader-cut-from-controller-and-follower", "kill-leader-on-follower-rejoin",
-        "active-controller-kill", "controller-quorum-partition", "controller-pause",
-        "controller-and-leader-kill"}) {
+  for (const char* contract : {"leader-kill",
+                               "controlled-shutdown",
+                               "leader-pause",
+                               "controller-kill",
+                               "isolate-leader",
+                               "disk-throttle-leader",
+                               "double-failover",
+                               "rolling-restart",
+                               "partition-halves",
+                               "cluster-netem",
+                               "preferred-rebalance",
+                               "neg-acks1-leader-kill",
+                               "neg-unclean-isolated-leader",
+                               "gray-failure-external",
+                               "slow-disk-demotion",
+                               "lagging-follower-leader-kill",
+                               "leader-and-follower-kill",
+                               "isolate-leader-then-kill",
+                               "kill-new-leader-on-election",
+                               "controller-minority-partition",
+                               "nemesis-mix",
+                               "follower-cut-from-leader",
+                               "out-of-sync-follower-leader-kill",
+                               "leader-cut-from-controller-and-follower",
+                               "kill-leader-on-follower-rejoin",
+                               "active-controller-kill",
+                               "controller-quorum-partition",
+                               "controller-pause",
+                               "controller-and-leader-kill"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), contract), names.end()) << contract;
   }
   // The controller-quorum scenarios run three controllers and aim at the active one.
@@ -80,7 +99,8 @@ TEST(Scenario, AShownBuiltInSavedAsAFileGivesTheSameSchedule) {
     for (uint64_t seed : {1, 7, 1234}) {
       auto a = make_schedule(*builtin, seed), b = make_schedule(*from_file, seed);
       ASSERT_EQ(a.size(), b.size()) << name;
-      for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(to_json(a[i]), to_json(b[i])) << name;
+      for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_EQ(to_json(a[i]), to_json(b[i])) << name;
     }
   }
 }
@@ -115,9 +135,10 @@ TEST(Scenario, TheProbeBoundIsDerivedFromTheProbeSettings) {
   EXPECT_EQ(probe_demotion_bound(gray->cluster, FaultKind::cut_link, &why), 3250ms);
   EXPECT_EQ(why, "probe: K=3 x 200 ms + 150 ms timeout + 2.5 s slack");
   ScenarioError error;
-  auto k5 = parse_scenario("name = \"k5\"\n[cluster]\nprobe = true\nprobe_interval_ms = 1000\n"
-                           "probe_failures_to_demote = 5\n[checks]\nleader_moved_within_s = \"probe\"\n",
-                           "k5.toml", error);
+  auto k5 = parse_scenario(
+      "name = \"k5\"\n[cluster]\nprobe = true\nprobe_interval_ms = 1000\n"
+      "probe_failures_to_demote = 5\n[checks]\nleader_moved_within_s = \"probe\"\n",
+      "k5.toml", error);
   ASSERT_TRUE(k5) << error.str();
   EXPECT_TRUE(k5->leader_moved_within_probe_bound);
   EXPECT_FALSE(k5->leader_moved_within);
@@ -130,9 +151,10 @@ TEST(Scenario, TheProbeBoundIsDerivedFromTheProbeSettings) {
 
 TEST(Scenario, ChecksAreReadInSeconds) {
   ScenarioError error;
-  auto s = parse_scenario("name = \"c\"\n[checks]\nleader_moved_within_s = 7\n"
-                          "preferred_leaders_within_s = 20.5\n",
-                          "c.toml", error);
+  auto s = parse_scenario(
+      "name = \"c\"\n[checks]\nleader_moved_within_s = 7\n"
+      "preferred_leaders_within_s = 20.5\n",
+      "c.toml", error);
   ASSERT_TRUE(s) << error.str();
   EXPECT_EQ(s->leader_moved_within, 7s);
   EXPECT_EQ(s->preferred_leaders_within, 20500ms);
@@ -257,28 +279,32 @@ INSTANTIATE_TEST_SUITE_P(
                 3, "controller-change takes no argument"},
         BadFile{"name = \"x\"\n\n[nemesis]\nfaults = [\"kill-leader\"]\n", 4,
                 "fixed fault list is gone"},
-        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"meteor\", target = \"leader(0)\" }\n",
-                3, "unknown kind \"meteor\""},
-        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"leder(0)\" }\n", 3,
-                "unknown selector"},
+        BadFile{
+            "name = \"x\"\n[nemesis]\nrepeat = { fault = \"meteor\", target = \"leader(0)\" }\n", 3,
+            "unknown kind \"meteor\""},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"leder(0)\" }\n",
+                3, "unknown selector"},
         BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"leader\" }\n", 3,
                 "needs a partition"},
-        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"broker(0)\" }\n", 3,
-                "broker id >= 1"},
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"broker(0)\" }\n",
+                3, "broker id >= 1"},
         BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\" }\n", 3, "target missing"},
         BadFile{"name = \"x\"\n[nemesis]\nsequence = [\n  { fault = \"kill\", target = "
-                "\"controller\" },\n  { after_s = -1, fault = \"kill\", target = \"controller\" },\n]\n",
+                "\"controller\" },\n  { after_s = -1, fault = \"kill\", target = \"controller\" "
+                "},\n]\n",
                 5, "after_s: -1 is outside"},
         BadFile{"name = \"x\"\n[nemesis]\nconcurrent = []\n", 3, "concurrent: empty"},
-        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"packets\", target = \"all-brokers\", "
-                "delay_us = -5 }\n",
-                3, "negative delay"},
+        BadFile{
+            "name = \"x\"\n[nemesis]\nrepeat = { fault = \"packets\", target = \"all-brokers\", "
+            "delay_us = -5 }\n",
+            3, "negative delay"},
         BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"kill\", target = \"controller\", "
                 "delay_us = 5 }\n",
                 3, "unknown parameter delay_us"},
-        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"packets\", target = \"all-brokers\", "
-                "loss_pct = 140 }\n",
-                3, "percentages"},
+        BadFile{
+            "name = \"x\"\n[nemesis]\nrepeat = { fault = \"packets\", target = \"all-brokers\", "
+            "loss_pct = 140 }\n",
+            3, "percentages"},
         BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"restart\", target = \"broker(1)\", "
                 "hold_s = 3 }\n",
                 3, "one-off"},
@@ -288,10 +314,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"name = \"x\"\n[nemesis]\nfault = \"kill\"\ntarget = \"controller\"\nrepeat = "
                 "{ fault = \"kill\", target = \"controller\" }\n",
                 2, "fault and repeat in one node"},
-        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"disk-stall\", target = \"leader(0)\" }\n",
+        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"disk-stall\", target = "
+                "\"leader(0)\" }\n",
                 3, "needs cluster.disks = true"},
-        BadFile{"name = \"x\"\n[nemesis]\nrepeat = { fault = \"one-way\", target = \"broker(1)\" }\n",
-                3, "peers missing"},
+        BadFile{
+            "name = \"x\"\n[nemesis]\nrepeat = { fault = \"one-way\", target = \"broker(1)\" }\n",
+            3, "peers missing"},
         BadFile{"name = \"x\"\n[nemesis]\nevery_s = 0\nrepeat = { fault = \"kill\", target = "
                 "\"controller\" }\n",
                 3, "every_s"},
@@ -305,8 +333,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"name = \"x\"\n[checks]\nleader_moved = 3\n", 3, "unknown key checks.leader_moved"},
         BadFile{"name = \"x\"\n[checks]\nleader_moved_within_s = \"probe\"\n", 3,
                 "needs cluster.probe = true"},
-        BadFile{"name = \"x\"\n[cluster]\nprobe = true\n[checks]\nleader_moved_within_s = \"soon\"\n",
-                5, "expected seconds or \"probe\""}));
+        BadFile{
+            "name = \"x\"\n[cluster]\nprobe = true\n[checks]\nleader_moved_within_s = \"soon\"\n",
+            5, "expected seconds or \"probe\""}));
 
 TEST(Schedule, TheSameSeedGivesTheSameScheduleAndAnotherSeedAnother) {
   auto s = *builtin_scenario("nemesis-mix");
@@ -318,7 +347,8 @@ TEST(Schedule, TheSameSeedGivesTheSameScheduleAndAnotherSeedAnother) {
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(to_json(a[i]), to_json(b[i]));
     EXPECT_EQ(a[i].variant, b[i].variant);
-    if (i < c.size() && to_json(a[i]) != to_json(c[i])) differs = true;
+    if (i < c.size() && to_json(a[i]) != to_json(c[i]))
+      differs = true;
   }
   EXPECT_TRUE(differs);
 }
@@ -345,7 +375,8 @@ TEST(Schedule, AMixDrawsEveryKindOverManySeeds) {
   auto s = *builtin_scenario("nemesis-mix");
   std::set<std::string> kinds;
   for (uint64_t seed = 0; seed < 40; ++seed)
-    for (const auto& p : make_schedule(s, seed)) kinds.insert(std::string(to_string(p.step.kind)));
+    for (const auto& p : make_schedule(s, seed))
+      kinds.insert(std::string(to_string(p.step.kind)));
   for (const char* k : {"kill", "pause", "stop", "restart", "isolate-leader", "halves", "packets"})
     EXPECT_TRUE(kinds.count(k)) << k;
 }

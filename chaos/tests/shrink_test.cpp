@@ -2,15 +2,15 @@
 // failing set is found, every step of it is needed, and the run budget is respected.
 #include "faultline/chaos/runner/shrink.h"
 
-#include "faultline/chaos/runner/scenario.h"
-#include "faultline/chaos/runner/schedule.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <set>
+
+#include "faultline/chaos/runner/scenario.h"
+#include "faultline/chaos/runner/schedule.h"
 
 namespace faultline::chaos {
 namespace {
@@ -107,7 +107,8 @@ TEST(Ddmin, StopsAtTheRunBudgetWithAFailingSet) {
 
 TEST(Ddmin, AFailureThatNeedsNoParticularStepKeepsOne) {
   // Any non-empty schedule fails (the bug shows with any fault): one step is enough.
-  auto r = ddmin(range(6), [](const StepSet& s) { return !s.empty(); }, 100);
+  auto r = ddmin(
+      range(6), [](const StepSet& s) { return !s.empty(); }, 100);
   EXPECT_EQ(r.minimal.size(), 1u);
 }
 

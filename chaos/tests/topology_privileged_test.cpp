@@ -179,13 +179,17 @@ TEST_F(TopologyTest, AQuorumOfControllersReachesEachOtherTheBrokersAndTheProbe) 
   ASSERT_EQ(topo->nodes().size(), 7u);
   std::vector<const NodeInfo*> controllers, brokers;
   for (const auto& n : topo->nodes()) {
-    if (n.role == NodeRole::controller) controllers.push_back(&n);
-    if (n.role == NodeRole::broker) brokers.push_back(&n);
+    if (n.role == NodeRole::controller)
+      controllers.push_back(&n);
+    if (n.role == NodeRole::broker)
+      brokers.push_back(&n);
   }
   ASSERT_EQ(controllers.size(), 3u);
   std::vector<int> fds;
-  for (const auto* n : controllers) fds.push_back(listen_in(n->netns, n->int_address->str(), kPort));
-  for (const auto* n : brokers) fds.push_back(listen_in(n->netns, n->int_address->str(), kPort));
+  for (const auto* n : controllers)
+    fds.push_back(listen_in(n->netns, n->int_address->str(), kPort));
+  for (const auto* n : brokers)
+    fds.push_back(listen_in(n->netns, n->int_address->str(), kPort));
   const NodeInfo* pr = topo->find("pr");
   const NodeInfo* cl = topo->find("cl");
   for (const auto* c : controllers) {
@@ -204,7 +208,8 @@ TEST_F(TopologyTest, AQuorumOfControllersReachesEachOtherTheBrokersAndTheProbe) 
   }
   EXPECT_TRUE(tcp_connect_once(pr->netns, {brokers[0]->int_address->str(), kPort}, 500ms))
       << "probe must not reach broker int";
-  for (int fd : fds) ::close(fd);
+  for (int fd : fds)
+    ::close(fd);
   EXPECT_FALSE(topo->teardown());
 }
 

@@ -53,8 +53,8 @@ std::string violation_counts(const InvariantResult& r) {
   for (std::size_t k = 0; k < kInvariantKinds; ++k) {
     if (!r.counts[k])
       continue;
-    out += fmt::format("{}{} {}", out.empty() ? "" : ", ",
-                       to_string(static_cast<InvariantKind>(k)), r.counts[k]);
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", to_string(static_cast<InvariantKind>(k)),
+                       r.counts[k]);
   }
   return out;
 }
@@ -69,13 +69,12 @@ CheckExit exit_for(Verdict v) {
 // violation counts (invalid), the first violations, or why the history proves nothing (unknown).
 std::string kafka_line(const std::string& file, const KafkaVerdict& v) {
   const KafkaResult& r = v.kafka;
-  std::string line = fmt::format("{}: {} ({} ops, {} acked", file, to_string(v.verdict), r.ops,
-                                 r.sends_acked);
+  std::string line =
+      fmt::format("{}: {} ({} ops, {} acked", file, to_string(v.verdict), r.ops, r.sends_acked);
   if (!r.valid)
     line += ": " + anomaly_counts(r);
   if (!v.invariants.valid)
-    line += fmt::format("{}invariants: {}", r.valid ? ": " : "; ",
-                        violation_counts(v.invariants));
+    line += fmt::format("{}invariants: {}", r.valid ? ": " : "; ", violation_counts(v.invariants));
   line += ")";
   if (!r.unclean_partitions.empty()) {
     line += fmt::format(" expected loss on unclean partition(s) {}",

@@ -36,7 +36,9 @@ std::string html_escape(std::string_view s) {
 
 namespace {
 
-std::string escape(std::string_view s) { return html_escape(s); }
+std::string escape(std::string_view s) {
+  return html_escape(s);
+}
 
 struct Bar {
   ProcessId process;

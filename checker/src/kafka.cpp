@@ -385,8 +385,8 @@ class Checker {
       if (op.outcome != Outcome::ok || info->read)
         continue;
       const bool below_reads = op.offset && op.offset->value() <= part.max_read_offset;
-      const bool tail_judged = options_.unseen_needs_end_of_log ? part.final_read_reached_end
-                                                                : part.final_read;
+      const bool tail_judged =
+          options_.unseen_needs_end_of_log ? part.final_read_reached_end : part.final_read;
       if (!below_reads && !tail_judged)
         continue;  // may simply not have been read yet
       KafkaAnomaly a;
@@ -572,9 +572,10 @@ std::string KafkaResult::summary() const {
       out += fmt::format("  expected loss: unclean election on partition(s) {}: {} anomalies\n",
                          fmt::join(unclean_partitions, ", "), expected_total);
     else
-      out += fmt::format("  unclean election on partition(s) {}: acknowledged writes there may be "
-                         "lost (unclean.leader.election.enable)\n",
-                         fmt::join(unclean_partitions, ", "));
+      out += fmt::format(
+          "  unclean election on partition(s) {}: acknowledged writes there may be "
+          "lost (unclean.leader.election.enable)\n",
+          fmt::join(unclean_partitions, ", "));
   }
   return out;
 }

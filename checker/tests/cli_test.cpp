@@ -79,8 +79,7 @@ TEST_F(CheckCli, EmptyHistoryIsUnknownAndExitsThree) {
   auto r = run({"check", "--model", "kafka", file});
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_EQ(r.out.rfind(file + ": unknown", 0), 0u) << r.out;
-  EXPECT_NE(r.out.find("proves nothing: empty history: no operations"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("proves nothing: empty history: no operations"), std::string::npos) << r.out;
 }
 
 TEST_F(CheckCli, PartitionWithNothingAcknowledgedIsUnknownAndNamed) {

@@ -102,7 +102,8 @@ class HistoryBuilder {
     e.unclean = unclean;
     push(std::move(e));
   }
-  void cluster_state(std::initializer_list<int32_t> alive, std::initializer_list<int32_t> fenced = {},
+  void cluster_state(std::initializer_list<int32_t> alive,
+                     std::initializer_list<int32_t> fenced = {},
                      std::initializer_list<int32_t> demoted = {},
                      std::initializer_list<int32_t> shutting_down = {}) {
     Event e;

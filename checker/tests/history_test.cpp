@@ -121,7 +121,8 @@ TEST(HistoryFormat, TimelineEventsParseAndRoundTrip) {
 }
 
 TEST(HistoryFormat, OldHistoriesStillParseWithAcksUnknown) {
-  auto h = parse_jsonl(doc({R"({"type":"nemesis","f":"leader-change","time_ns":1,"partition":0,"epoch":1,"leader":1})"}));
+  auto h = parse_jsonl(doc(
+      {R"({"type":"nemesis","f":"leader-change","time_ns":1,"partition":0,"epoch":1,"leader":1})"}));
   ASSERT_TRUE(h) << h.error().to_string();
   EXPECT_EQ(h->acks, Acks::unknown);
   EXPECT_TRUE(h->nemesis[0].isr.empty());
@@ -168,7 +169,9 @@ struct Malformed {
   std::string why;  // a fragment of the message
 };
 
-void PrintTo(const Malformed& m, std::ostream* os) { *os << m.name; }
+void PrintTo(const Malformed& m, std::ostream* os) {
+  *os << m.name;
+}
 
 class MalformedHistory : public ::testing::TestWithParam<Malformed> {};
 
@@ -196,9 +199,10 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"not json", doc({kSendInvoke, "{oops"}), 3, "not valid JSON"},
         Malformed{"array", doc({"[1,2]"}), 2, "JSON object"},
         // Found by history_fuzz: a number JSON cannot hold is an error, not an exception.
-        Malformed{"number out of range",
-                  doc({R"({"type":"invoke","process":1,"f":"send","partition":0,"value":5,"time_ns":1e999, "x":[)"}),
-                  2, "not valid JSON"},
+        Malformed{
+            "number out of range",
+            doc({R"({"type":"invoke","process":1,"f":"send","partition":0,"value":5,"time_ns":1e999, "x":[)"}),
+            2, "not valid JSON"},
         Malformed{
             "wrong type of process",
             doc({R"({"type":"invoke","process":"a","f":"send","partition":0,"value":5,"time_ns":1})"}),
@@ -237,33 +241,40 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"send without partition",
                   doc({R"({"type":"invoke","process":1,"f":"send","value":5,"time_ns":1})"}), 2,
                   "partition"},
-        Malformed{"partition-state without isr",
-                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"replicas":[1]})"}),
-                  2, "partition-state needs"},
-        Malformed{"partition-state without leader",
-                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"isr":[],"replicas":[1]})"}),
-                  2, "partition-state needs"},
-        Malformed{"isr of strings",
-                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"isr":["1"],"replicas":[1]})"}),
-                  2, "\"isr\" must hold integer broker ids"},
-        Malformed{"broker id out of range",
-                  doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"alive":[4294967296]})"}),
-                  2, "\"alive\" must hold integer broker ids"},
-        Malformed{"fenced not an array",
-                  doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"alive":[],"fenced":2})"}),
-                  2, "\"fenced\" must be an array"},
+        Malformed{
+            "partition-state without isr",
+            doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"replicas":[1]})"}),
+            2, "partition-state needs"},
+        Malformed{
+            "partition-state without leader",
+            doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"isr":[],"replicas":[1]})"}),
+            2, "partition-state needs"},
+        Malformed{
+            "isr of strings",
+            doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"isr":["1"],"replicas":[1]})"}),
+            2, "\"isr\" must hold integer broker ids"},
+        Malformed{
+            "broker id out of range",
+            doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"alive":[4294967296]})"}), 2,
+            "\"alive\" must hold integer broker ids"},
+        Malformed{
+            "fenced not an array",
+            doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"alive":[],"fenced":2})"}), 2,
+            "\"fenced\" must be an array"},
         Malformed{"cluster-state without alive",
                   doc({R"({"type":"nemesis","f":"cluster-state","time_ns":1,"fenced":[1]})"}), 2,
                   "cluster-state needs \"alive\""},
         Malformed{"process-exit without broker",
                   doc({R"({"type":"nemesis","f":"process-exit","time_ns":1,"graceful":true})"}), 2,
                   "process-exit needs \"leader\""},
-        Malformed{"graceful not a bool",
-                  doc({R"({"type":"nemesis","f":"process-exit","time_ns":1,"leader":1,"graceful":1})"}),
-                  2, "\"graceful\" must be true or false"},
-        Malformed{"unclean not a bool",
-                  doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"isr":[1],"replicas":[1],"unclean":"yes"})"}),
-                  2, "\"unclean\" must be true or false"},
+        Malformed{
+            "graceful not a bool",
+            doc({R"({"type":"nemesis","f":"process-exit","time_ns":1,"leader":1,"graceful":1})"}),
+            2, "\"graceful\" must be true or false"},
+        Malformed{
+            "unclean not a bool",
+            doc({R"({"type":"nemesis","f":"partition-state","time_ns":1,"partition":0,"epoch":1,"leader":1,"isr":[1],"replicas":[1],"unclean":"yes"})"}),
+            2, "\"unclean\" must be true or false"},
         Malformed{"unknown acks", "{\"faultline_history\":1,\"acks\":\"0\"}\n", 1,
                   "header \"acks\" must be \"all\" or \"1\""},
         Malformed{"acks as a number", "{\"faultline_history\":1,\"acks\":1}\n", 1,

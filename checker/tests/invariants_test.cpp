@@ -151,14 +151,16 @@ TEST(Invariants, AcksWithoutALeaderEpochLeaveBothAckChecksUncheckedAndSayWhy) {
   auto r = check(b);
   EXPECT_TRUE(r.valid);
   std::string all;
-  for (const auto& u : r.unchecked) all += u + "\n";
+  for (const auto& u : r.unchecked)
+    all += u + "\n";
   EXPECT_NE(all.find("split-brain-ack was not checked"), std::string::npos) << all;
   EXPECT_NE(all.find("no send ack names its leader epoch: zombie-ack was not checked"),
             std::string::npos)
       << all;
   // With an epoch the zombie check runs (and fires), and the note is gone.
   auto judged = check(leadership_moved_then_old_leader_acks(Acks::all));
-  for (const auto& u : judged.unchecked) EXPECT_EQ(u.find("zombie-ack"), std::string::npos) << u;
+  for (const auto& u : judged.unchecked)
+    EXPECT_EQ(u.find("zombie-ack"), std::string::npos) << u;
 }
 
 TEST(Invariants, ZombieAckNeedsAcksAllOrTheOption) {

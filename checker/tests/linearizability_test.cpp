@@ -59,7 +59,9 @@ struct Case {
 };
 
 // Test names in ctest are the case names, not the bytes of the parameter.
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class Linearizability : public ::testing::TestWithParam<Case> {};
 

@@ -60,7 +60,9 @@ struct KvCase {
   bool also_unpartitioned;  // c50 unpartitioned is far beyond a unit test's budget
 };
 
-void PrintTo(const KvCase& c, std::ostream* os) { *os << c.file; }
+void PrintTo(const KvCase& c, std::ostream* os) {
+  *os << c.file;
+}
 
 class OracleKv : public ::testing::TestWithParam<KvCase> {};
 
@@ -89,7 +91,8 @@ TEST(Oracle, ReportedPartitionDoesNotDependOnThreads) {
     o.threads = threads;
     auto r = check_linearizable(*h, ModelKind::kv, o);
     ASSERT_EQ(r.verdict, Verdict::invalid);
-    if (!key) key = r.failing->key;
+    if (!key)
+      key = r.failing->key;
     EXPECT_EQ(r.failing->key, *key) << threads << " threads";
   }
 }

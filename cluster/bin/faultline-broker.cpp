@@ -1,6 +1,7 @@
 // faultline-broker: a broker of the mini-cluster (ARCHITECTURE.md §2 items 1-7, 9, 13).
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 
 #include "faultline/cluster/server/broker_process.h"
 
@@ -31,9 +32,10 @@ int main(int argc, char** argv) {
   app.add_option("--kafka", kafka,
                  "Kafka-protocol listener host:port for Kafka clients (librdkafka, kcat); none "
                  "when not given");
-  app.add_option("--controller", controller,
-                 "controller host:port, or every controller of the quorum as host:port,host:port,... "
-                 "(an id@ prefix on each is ignored); the broker follows the active one")
+  app.add_option(
+         "--controller", controller,
+         "controller host:port, or every controller of the quorum as host:port,host:port,... "
+         "(an id@ prefix on each is ignored); the broker follows the active one")
       ->required();
   app.add_option("--metrics-port", config.metrics_port, "Prometheus port on the internal host");
   app.add_option("--heartbeat-interval-ms", heartbeat_ms, "broker.heartbeat.interval.ms");
@@ -53,7 +55,8 @@ int main(int argc, char** argv) {
                "print the planted bugs FAULTLINE_MUTANT can enable and exit");
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--list-mutants") {
-      for (auto name : mutant_names()) fmt::print("{}\n", name);
+      for (auto name : mutant_names())
+        fmt::print("{}\n", name);
       return 0;
     }
   }
@@ -67,18 +70,21 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 #ifdef FAULTLINE_MUTANTS
-  if (!enable_mutant_from_environment()) return 2;
+  if (!enable_mutant_from_environment())
+    return 2;
 #endif
   config.broker_id = BrokerId{id};
   if (!flush_policy.empty() && !parse_flush_policy(flush_policy, config)) {
-    spdlog::error("event=bad_config reason=\"--flush-policy: every-batch, interval:<ms> or never\"");
+    spdlog::error(
+        "event=bad_config reason=\"--flush-policy: every-batch, interval:<ms> or never\"");
     return 2;
   }
   if (!parse_endpoint(internal, config.internal_listener) ||
       !parse_endpoint(client, config.client_listener) ||
       !parse_endpoints(controller, config.controllers)) {
-    spdlog::error("event=bad_config reason=\"endpoints must be host:port (--controller: a "
-                  "comma-separated list of them)\"");
+    spdlog::error(
+        "event=bad_config reason=\"endpoints must be host:port (--controller: a "
+        "comma-separated list of them)\"");
     return 2;
   }
   if (!kafka.empty()) {

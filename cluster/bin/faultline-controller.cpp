@@ -1,7 +1,7 @@
 // faultline-controller: the cluster's controller process (ARCHITECTURE.md §2 items 8-17).
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 
 #include "faultline/cluster/server/controller_process.h"
@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
                  "min.insync.replicas");
   app.add_flag("--unclean-leader-election,!--no-unclean-leader-election",
                config.unclean_leader_election, "unclean.leader.election.enable");
-  app.add_flag("--auto-leader-rebalance,!--no-auto-leader-rebalance",
-               config.auto_leader_rebalance, "auto.leader.rebalance.enable");
+  app.add_flag("--auto-leader-rebalance,!--no-auto-leader-rebalance", config.auto_leader_rebalance,
+               "auto.leader.rebalance.enable");
   app.add_option("--leader-imbalance-check-interval-s", rebalance_interval_s,
                  "leader.imbalance.check.interval.seconds");
   app.add_option("--leader-imbalance-per-broker-percentage",
@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 #ifdef FAULTLINE_MUTANTS
-  if (!enable_mutant_from_environment()) return 2;
+  if (!enable_mutant_from_environment())
+    return 2;
 #endif
   if (!parse_endpoint(listen, config.listener)) {
     spdlog::error("event=bad_config option=--listen value={}", listen);
@@ -64,16 +65,18 @@ int main(int argc, char** argv) {
     ok = ok && std::any_of(config.quorum.begin(), config.quorum.end(),
                            [&](const QuorumVoter& v) { return v.id == config.node_id; });
     if (!ok) {
-      spdlog::error("event=bad_config option=--quorum value={} node_id={} (want id@host:port,... "
-                    "with this --node-id among them)",
-                    quorum, config.node_id);
+      spdlog::error(
+          "event=bad_config option=--quorum value={} node_id={} (want id@host:port,... "
+          "with this --node-id among them)",
+          quorum, config.node_id);
       return 2;
     }
   }
   if (election_timeout_ms <= 0 || quorum_heartbeat_ms <= 0 ||
       quorum_heartbeat_ms >= election_timeout_ms) {
-    spdlog::error("event=bad_config option=--quorum-election-timeout-ms/--quorum-heartbeat-ms "
-                  "(want 0 < heartbeat < election timeout)");
+    spdlog::error(
+        "event=bad_config option=--quorum-election-timeout-ms/--quorum-heartbeat-ms "
+        "(want 0 < heartbeat < election timeout)");
     return 2;
   }
   config.quorum_election_timeout = std::chrono::milliseconds(election_timeout_ms);

@@ -19,7 +19,8 @@ MetricsEndpoint::MetricsEndpoint(const std::string& host, uint16_t port)
 }
 
 uint16_t MetricsEndpoint::port() const {
-  if (!exposer_) return 0;
+  if (!exposer_)
+    return 0;
   auto ports = exposer_->GetListeningPorts();
   return ports.empty() ? 0 : static_cast<uint16_t>(ports.front());
 }
@@ -82,7 +83,8 @@ QuorumMetrics::QuorumMetrics(prometheus::Registry& registry)
                  .Add({})) {}
 
 void ControllerMetrics::set_broker_storage_canary(BrokerId broker, int64_t canary_us) {
-  if (canary_us < 0) return;
+  if (canary_us < 0)
+    return;
   broker_storage_canary_.Add({{"broker", std::to_string(broker.value())}})
       .Set(static_cast<double>(canary_us) / 1e6);
 }

@@ -37,13 +37,15 @@ std::atomic<Mutant> g_active{Mutant::none};
 
 std::vector<std::string_view> mutant_names() {
   std::vector<std::string_view> names;
-  for (const auto& [m, name] : kMutants) names.push_back(name);
+  for (const auto& [m, name] : kMutants)
+    names.push_back(name);
   return names;
 }
 
 bool enable_mutant_from_environment() {
   const char* value = std::getenv("FAULTLINE_MUTANT");
-  if (value == nullptr || *value == '\0') return true;
+  if (value == nullptr || *value == '\0')
+    return true;
   for (const auto& [m, name] : kMutants) {
     if (name == value) {
       g_active.store(m, std::memory_order_relaxed);
@@ -55,7 +57,9 @@ bool enable_mutant_from_environment() {
   return false;
 }
 
-bool mutant_active(Mutant m) noexcept { return g_active.load(std::memory_order_relaxed) == m; }
+bool mutant_active(Mutant m) noexcept {
+  return g_active.load(std::memory_order_relaxed) == m;
+}
 
 }  // namespace faultline::cluster
 

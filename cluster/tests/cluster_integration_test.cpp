@@ -25,16 +25,16 @@ const TopicPartition kTp{"events", PartitionIndex{0}};
 void create_and_wait(SyncClient& client, const std::string& topic, int partitions, int rf) {
   auto created = client.create_topic(topic, partitions, rf);
   ASSERT_EQ(created.error, errc::none) << errc_name(created.error);
-  auto leader = client.wait_for_leader({topic, PartitionIndex{0}}, 10s,
-                                       [&](const PartitionMetadata& p) {
-                                         return static_cast<int>(p.isr.size()) == rf;
-                                       });
+  auto leader = client.wait_for_leader(
+      {topic, PartitionIndex{0}}, 10s,
+      [&](const PartitionMetadata& p) { return static_cast<int>(p.isr.size()) == rf; });
   ASSERT_TRUE(leader) << "no leader with a full ISR";
 }
 
 std::vector<std::string> values_of(const std::vector<Record>& records) {
   std::vector<std::string> out;
-  for (const auto& r : records) out.push_back(r.value.value_or(""));
+  for (const auto& r : records)
+    out.push_back(r.value.value_or(""));
   return out;
 }
 
@@ -48,7 +48,8 @@ std::vector<std::vector<Record>> replica_logs(const LocalCluster& cluster, const
                fmt::format("{}-{}", tp.topic, tp.partition.value());
     auto log = PartitionLog::open(dir, LogConfig{}, ec);
     EXPECT_TRUE(log) << dir << ": " << ec.message();
-    if (!log) continue;
+    if (!log)
+      continue;
     std::string bytes = log->read(Offset{0}, size_t{1} << 30, end, ec);
     std::vector<Record> records;
     EXPECT_EQ(decode_records(std::span<const char>(bytes.data(), bytes.size()), records),
@@ -66,7 +67,8 @@ void expect_no_loss(LocalCluster& cluster, SyncClient& client, const TestProduce
   auto records = client.read_all(kTp);
   ASSERT_TRUE(records);
   std::map<std::string, std::vector<int64_t>> offsets_of;
-  for (const auto& r : *records) offsets_of[r.value.value_or("")].push_back(r.offset.value());
+  for (const auto& r : *records)
+    offsets_of[r.value.value_or("")].push_back(r.offset.value());
   int checked = 0;
   for (const auto& o : producer.outcomes()) {
     const auto& at = offsets_of[o.value];
@@ -79,7 +81,8 @@ void expect_no_loss(LocalCluster& cluster, SyncClient& client, const TestProduce
     }
   }
   EXPECT_GT(checked, 0);
-  for (size_t i = 0; i < records->size(); ++i) EXPECT_EQ((*records)[i].offset.value(), int64_t(i));
+  for (size_t i = 0; i < records->size(); ++i)
+    EXPECT_EQ((*records)[i].offset.value(), int64_t(i));
 
   Offset end{static_cast<int64_t>(records->size())};
   for (int id = 1; id <= 3; ++id) {
@@ -104,15 +107,15 @@ TEST(ClusterIntegration, RepeatedLeaderKillsLoseNoAcknowledgedWriteAndReplicasAg
     int leader = admin.wait_for_leader(kTp, 10s)->leader.value();
     cluster.broker(leader).signal(SIGKILL);
     cluster.broker(leader).wait_for(5s);
-    auto moved = admin.wait_for_leader(kTp, 15s, [&](const PartitionMetadata& p) {
-      return p.leader.value() != leader;
-    });
+    auto moved = admin.wait_for_leader(
+        kTp, 15s, [&](const PartitionMetadata& p) { return p.leader.value() != leader; });
     ASSERT_TRUE(moved) << "leadership did not move off broker " << leader << "\n" << cluster.logs();
     ASSERT_TRUE(producer.wait_for_more(30, 20s)) << "writes did not resume\n" << cluster.logs();
     cluster.start_broker(leader);
-    ASSERT_TRUE(admin.wait_for_leader(kTp, 20s, [](const PartitionMetadata& p) {
-      return p.isr.size() == 3;
-    })) << "broker " << leader << " did not rejoin the ISR\n" << cluster.logs();
+    ASSERT_TRUE(admin.wait_for_leader(kTp, 20s,
+                                      [](const PartitionMetadata& p) { return p.isr.size() == 3; }))
+        << "broker " << leader << " did not rejoin the ISR\n"
+        << cluster.logs();
   }
   producer.stop();
   expect_no_loss(cluster, admin, producer);
@@ -138,9 +141,8 @@ TEST(ClusterIntegration, ControllerKilledAndRestartedMidRunLosesNothing) {
   })) << cluster.logs();
   ASSERT_TRUE(producer.wait_for_more(30, 20s));
   cluster.start_broker(leader);
-  ASSERT_TRUE(admin.wait_for_leader(kTp, 20s, [](const PartitionMetadata& p) {
-    return p.isr.size() == 3;
-  }));
+  ASSERT_TRUE(admin.wait_for_leader(kTp, 20s,
+                                    [](const PartitionMetadata& p) { return p.isr.size() == 3; }));
   producer.stop();
   expect_no_loss(cluster, admin, producer);
 }
@@ -166,7 +168,8 @@ TEST(ClusterIntegration, BrokersKeepServingWhileTheControllerIsDownAndItReplaysO
   std::optional<MetadataResponse> md;
   for (int i = 0; i < 100 && !md; ++i) {
     md = client.controller_metadata();
-    if (!md) std::this_thread::sleep_for(50ms);
+    if (!md)
+      std::this_thread::sleep_for(50ms);
   }
   ASSERT_TRUE(md);
   EXPECT_EQ(md->partitions.size(), 2u);
@@ -204,20 +207,21 @@ TEST(ClusterIntegration, BrokersAndTheControllerCatchUpFromACompactedMetadataLog
   auto applied_snapshot = [&] {
     return cluster.broker(away).log().find("event=metadata_snapshot_applied") != std::string::npos;
   };
-  for (int i = 0; i < 200 && !applied_snapshot(); ++i) std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 200 && !applied_snapshot(); ++i)
+    std::this_thread::sleep_for(50ms);
   ASSERT_TRUE(applied_snapshot()) << cluster.broker(away).log();
   // Longer than replica.lag.time.max: a replica that did not fetch would have left the ISRs.
   std::this_thread::sleep_for(std::chrono::milliseconds(options.replica_lag_time_max_ms + 1000));
   for (int p = 0; p < 3; ++p) {
     TopicPartition tp{"later-all", PartitionIndex{p}};
-    EXPECT_TRUE(admin.wait_for_leader(tp, 20s, [](const PartitionMetadata& m) {
-      return m.isr.size() == 3;
-    })) << "later-all-" << p << " lost the restarted broker from its ISR\n" << cluster.logs();
+    EXPECT_TRUE(admin.wait_for_leader(tp, 20s,
+                                      [](const PartitionMetadata& m) { return m.isr.size() == 3; }))
+        << "later-all-" << p << " lost the restarted broker from its ISR\n"
+        << cluster.logs();
     EXPECT_TRUE(admin.send(tp, {"x"}, Acks::all).acknowledged()) << "later-all-" << p;
   }
-  EXPECT_TRUE(admin.wait_for_leader(kTp, 20s, [](const PartitionMetadata& m) {
-    return m.isr.size() == 3;
-  }));
+  EXPECT_TRUE(admin.wait_for_leader(kTp, 20s,
+                                    [](const PartitionMetadata& m) { return m.isr.size() == 3; }));
   ASSERT_TRUE(producer.wait_for_more(20, 20s));
 
   // The controller restarts from its snapshot and the records after it.
@@ -239,9 +243,8 @@ TEST(ClusterIntegration, BrokersAndTheControllerCatchUpFromACompactedMetadataLog
       return p.leader.value() != leader->leader.value();
     })) << cluster.logs();
     cluster.start_broker(leader->leader.value());
-    ASSERT_TRUE(admin.wait_for_leader(kTp, 20s, [](const PartitionMetadata& p) {
-      return p.isr.size() == 3;
-    }));
+    ASSERT_TRUE(admin.wait_for_leader(
+        kTp, 20s, [](const PartitionMetadata& p) { return p.isr.size() == 3; }));
   }
   ASSERT_TRUE(producer.wait_for_more(20, 20s));
   producer.stop();
@@ -256,20 +259,25 @@ TEST(ClusterIntegration, EveryBrokerKilledAtOnceRecoversItsLog) {
     create_and_wait(client, "events", 1, 3);
     for (int i = 0; i < 100; ++i) {
       std::string v = "v" + std::to_string(i);
-      if (client.send(kTp, {v}, Acks::all).acknowledged()) acked.push_back(v);
+      if (client.send(kTp, {v}, Acks::all).acknowledged())
+        acked.push_back(v);
     }
   }
   ASSERT_EQ(acked.size(), 100u);
-  for (int id = 1; id <= 3; ++id) cluster.broker(id).signal(SIGKILL);
-  for (int id = 1; id <= 3; ++id) cluster.broker(id).wait_for(5s);
-  for (int id = 1; id <= 3; ++id) cluster.start_broker(id);
+  for (int id = 1; id <= 3; ++id)
+    cluster.broker(id).signal(SIGKILL);
+  for (int id = 1; id <= 3; ++id)
+    cluster.broker(id).wait_for(5s);
+  for (int id = 1; id <= 3; ++id)
+    cluster.start_broker(id);
 
   SyncClient client(cluster.client_config());
   ASSERT_TRUE(client.wait_for_leader(kTp, 20s)) << cluster.logs();
   std::optional<std::vector<Record>> records;
   for (int i = 0; i < 100; ++i) {
     records = client.read_all(kTp);
-    if (records && records->size() >= acked.size()) break;
+    if (records && records->size() >= acked.size())
+      break;
     std::this_thread::sleep_for(100ms);
   }
   ASSERT_TRUE(records);
@@ -322,7 +330,8 @@ TEST(ClusterIntegration, AcksOneLosesAcknowledgedWritesWhereAcksAllDoesNot) {
     int leader = client.wait_for_leader(kTp, 5s)->leader.value();
     auto paused_at = std::chrono::steady_clock::now();
     for (int id = 1; id <= 3; ++id) {
-      if (id != leader) cluster.broker(id).signal(SIGSTOP);
+      if (id != leader)
+        cluster.broker(id).signal(SIGSTOP);
     }
     // A follower's fetch long-poll already waiting at the leader would carry the first write into
     // the paused follower's socket, to be appended when it resumes: wait until those polls have
@@ -332,13 +341,15 @@ TEST(ClusterIntegration, AcksOneLosesAcknowledgedWritesWhereAcksAllDoesNot) {
     for (int i = 0; i < 5; ++i) {
       std::string v = "only-on-leader-" + std::to_string(i);
       auto r = client.send(kTp, {v}, acks);
-      if (r.acknowledged()) acked.push_back(v);
+      if (r.acknowledged())
+        acked.push_back(v);
     }
     ASSERT_LT(std::chrono::steady_clock::now() - paused_at, 5s) << "the pause outlived the session";
     cluster.broker(leader).signal(SIGKILL);
     cluster.broker(leader).wait_for(5s);
     for (int id = 1; id <= 3; ++id) {
-      if (id != leader) cluster.broker(id).signal(SIGCONT);
+      if (id != leader)
+        cluster.broker(id).signal(SIGCONT);
     }
     ASSERT_TRUE(client.wait_for_leader(kTp, 15s, [&](const PartitionMetadata& p) {
       return p.leader.value() != leader;
@@ -351,10 +362,12 @@ TEST(ClusterIntegration, AcksOneLosesAcknowledgedWritesWhereAcksAllDoesNot) {
         auto read = values_of(*records);
         seen = std::set<std::string>(read.begin(), read.end());
       }
-      if (!seen.contains("replicated")) std::this_thread::sleep_for(50ms);
+      if (!seen.contains("replicated"))
+        std::this_thread::sleep_for(50ms);
     }
     size_t lost = 0;
-    for (const auto& v : acked) lost += seen.count(v) == 0;
+    for (const auto& v : acked)
+      lost += seen.count(v) == 0;
     if (acks == Acks::leader) {
       EXPECT_EQ(acked.size(), 5u);
       EXPECT_EQ(lost, 5u) << "acks=1 writes only the dead leader had should be gone";

@@ -1,11 +1,11 @@
 // The controller lists of the command lines: --controller (one endpoint or the quorum's) and the
 // quorum's voters ("id@host:port,...").
+#include "faultline/cluster/config.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
-
-#include "faultline/cluster/config.h"
 
 namespace faultline::cluster {
 namespace {

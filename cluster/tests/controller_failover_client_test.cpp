@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <asio.hpp>
-
 #include <atomic>
 #include <memory>
 #include <thread>

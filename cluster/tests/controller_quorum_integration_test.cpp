@@ -26,7 +26,8 @@ class ControllerQuorumTest : public ::testing::Test {
   }
   // Dumps every voter's log when a test fails.
   void TearDown() override {
-    if (!HasFailure()) return;
+    if (!HasFailure())
+      return;
     for (int i = 0; i < quorum_.size(); ++i)
       std::cerr << "---- controller " << i << "\n" << quorum_.process(i).log();
   }
@@ -35,7 +36,8 @@ class ControllerQuorumTest : public ::testing::Test {
     cluster::FetchMetadataLogRequest req;
     req.from = cluster::MetadataOffset{0};
     auto res = quorum_.call(voter, req, 1s);
-    if (auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response)) return r->entries;
+    if (auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response))
+      return r->entries;
     return {};
   }
 
@@ -55,14 +57,16 @@ TEST_F(ControllerQuorumTest, ElectsOneActiveControllerThatEveryVoterFollows) {
     ASSERT_TRUE(d) << "voter " << i;
     leaders += d->role == "leader" ? 1 : 0;
     EXPECT_EQ(d->leader, *leader) << "voter " << i;
-    if (epoch < 0) epoch = d->epoch;
+    if (epoch < 0)
+      epoch = d->epoch;
     EXPECT_EQ(d->epoch, epoch) << "voter " << i;
     EXPECT_EQ(d->voters.size(), 3u);
   }
   EXPECT_EQ(leaders, 1);
   // The others refuse broker and admin requests, naming no data: NOT_CONTROLLER.
   for (int i = 0; i < quorum_.size(); ++i) {
-    if (i == *leader) continue;
+    if (i == *leader)
+      continue;
     cluster::ClientConfig c;
     c.controllers = {quorum_.endpoint(i)};
     c.request_timeout = 1s;
@@ -115,8 +119,10 @@ TEST_F(ControllerQuorumTest, KillOfTheActiveControllerElectsAnotherThatKeepsComm
     auto back = quorum_.describe(*first);
     auto lead = quorum_.describe(*second);
     caught_up = back && lead && back->role == "follower" && back->leader == *second &&
-                back->last_offset == lead->last_offset && back->commit_offset == lead->commit_offset;
-    if (!caught_up) std::this_thread::sleep_for(50ms);
+                back->last_offset == lead->last_offset &&
+                back->commit_offset == lead->commit_offset;
+    if (!caught_up)
+      std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(caught_up);
 }
@@ -127,7 +133,8 @@ TEST_F(ControllerQuorumTest, KillOfTheActiveControllerElectsAnotherThatKeepsComm
 class ControllerQuorumSnapshotTest : public ::testing::Test {
  protected:
   void TearDown() override {
-    if (!HasFailure()) return;
+    if (!HasFailure())
+      return;
     for (int i = 0; i < snapshots_.size(); ++i)
       std::cerr << "---- controller " << i << "\n" << snapshots_.process(i).log();
   }
@@ -144,19 +151,24 @@ class ControllerQuorumSnapshotTest : public ::testing::Test {
     req.any_voter = true;
     auto res = snapshots_.call(voter, req, 2s);
     auto* r = std::get_if<cluster::FetchMetadataLogResponse>(&res.response);
-    if (res.error || r == nullptr || r->error != errc::none) return std::nullopt;
+    if (res.error || r == nullptr || r->error != errc::none)
+      return std::nullopt;
     Read read;
     if (!r->snapshot.empty()) {
       auto snapshot = cluster::decode_metadata_snapshot(r->snapshot);
-      if (!snapshot) return std::nullopt;
+      if (!snapshot)
+        return std::nullopt;
       read.snapshot_offset = snapshot->last_offset;
-      for (const auto& m : snapshot->image.marker_history()) read.markers.push_back(m.value);
+      for (const auto& m : snapshot->image.marker_history())
+        read.markers.push_back(m.value);
     }
     for (const auto& e : r->entries) {
-      if (auto* c = std::get_if<cluster::ConfigChanged>(&e.record); c && c->key == cluster::kMarkerKey)
+      if (auto* c = std::get_if<cluster::ConfigChanged>(&e.record);
+          c && c->key == cluster::kMarkerKey)
         read.markers.push_back(c->value);
     }
-    if (!r->entries.empty()) read.first_entry = r->entries.front().offset;
+    if (!r->entries.empty())
+      read.first_entry = r->entries.front().offset;
     return read;
   }
   bool caught_up(int voter, int leader, std::chrono::milliseconds within) {
@@ -243,7 +255,8 @@ TEST_F(ControllerQuorumTest, PausedActiveControllerIsReplacedAndStepsDownWhenRes
   std::optional<cluster::DescribeQuorumResponse> old;
   while (std::chrono::steady_clock::now() < deadline) {
     old = quorum_.describe(*first);
-    if (old && old->role == "follower" && old->leader == *second) break;
+    if (old && old->role == "follower" && old->leader == *second)
+      break;
     std::this_thread::sleep_for(50ms);
   }
   ASSERT_TRUE(old);
@@ -301,7 +314,8 @@ TEST_F(ControllerQuorumTest, NoActiveControllerWithoutAMajority) {
   ASSERT_TRUE(first);
   int survivor = (*first + 1) % quorum_.size();
   for (int i = 0; i < quorum_.size(); ++i)
-    if (i != survivor) quorum_.process(i).kill_and_reap();
+    if (i != survivor)
+      quorum_.process(i).kill_and_reap();
   // The survivor campaigns but cannot win; with pre-vote it does not even raise its term.
   std::this_thread::sleep_for(2500ms);
   auto d = quorum_.describe(survivor);

@@ -44,7 +44,8 @@ class ControllerTest : public ::testing::Test {
 
   BrokerEpoch register_broker(int32_t id, uint64_t incarnation = 1) {
     auto r = controller_.register_broker(
-        {BrokerId{id}, incarnation, {"10.0.0.1", static_cast<uint16_t>(9000 + id)}, {}, {}, {}}, now_);
+        {BrokerId{id}, incarnation, {"10.0.0.1", static_cast<uint16_t>(9000 + id)}, {}, {}, {}},
+        now_);
     EXPECT_EQ(r.error, errc::none);
     epochs_[id] = r.broker_epoch;
     commit();
@@ -275,7 +276,8 @@ TEST_F(ControllerTest, AnOfflineLogDirFencesTheBrokerUntilItRestarts) {
   // Its heartbeat says the log directory failed: out of every ISR, leaderships elsewhere, at once
   // (no session timeout to wait for).
   auto r = controller_.heartbeat(
-      {BrokerId{1}, epochs_[1], controller_.durable_offset(), false, /*log_dir_offline=*/true}, now_);
+      {BrokerId{1}, epochs_[1], controller_.durable_offset(), false, /*log_dir_offline=*/true},
+      now_);
   commit();
   EXPECT_TRUE(r.fenced);
   EXPECT_TRUE(controller_.image().partitions_led_by(BrokerId{1}).empty());

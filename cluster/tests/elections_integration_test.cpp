@@ -23,10 +23,9 @@ void create_and_wait(SyncClient& client, const std::string& topic, int partition
   auto created = client.create_topic(topic, partitions, rf);
   ASSERT_EQ(created.error, errc::none) << errc_name(created.error);
   for (int p = 0; p < partitions; ++p) {
-    ASSERT_TRUE(client.wait_for_leader({topic, PartitionIndex{p}}, 10s,
-                                       [&](const PartitionMetadata& m) {
-                                         return static_cast<int>(m.isr.size()) == rf;
-                                       }));
+    ASSERT_TRUE(client.wait_for_leader(
+        {topic, PartitionIndex{p}}, 10s,
+        [&](const PartitionMetadata& m) { return static_cast<int>(m.isr.size()) == rf; }));
   }
 }
 
@@ -34,7 +33,8 @@ std::map<int, int> leaders_of(SyncClient& client, const std::string& topic) {
   std::map<int, int> out;
   if (auto md = client.controller_metadata()) {
     for (const auto& p : md->partitions) {
-      if (p.tp.topic == topic) out[p.tp.partition.value()] = p.leader.value();
+      if (p.tp.topic == topic)
+        out[p.tp.partition.value()] = p.leader.value();
     }
   }
   return out;
@@ -46,7 +46,8 @@ bool wait_for_leaders(SyncClient& client, const std::string& topic,
                       std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (pred(leaders_of(client, topic))) return true;
+    if (pred(leaders_of(client, topic)))
+      return true;
     std::this_thread::sleep_for(20ms);
   }
   return false;
@@ -56,9 +57,12 @@ void expect_every_ack_read_once(SyncClient& client, const TestProducer& producer
   auto records = client.read_all(kTp);
   ASSERT_TRUE(records);
   std::multiset<std::string> seen;
-  for (const auto& r : *records) seen.insert(r.value.value_or(""));
-  for (const auto& v : producer.values(true)) EXPECT_EQ(seen.count(v), 1u) << v;
-  for (const auto& o : producer.definite_failures()) EXPECT_EQ(seen.count(o.value), 0u) << o.value;
+  for (const auto& r : *records)
+    seen.insert(r.value.value_or(""));
+  for (const auto& v : producer.values(true))
+    EXPECT_EQ(seen.count(v), 1u) << v;
+  for (const auto& o : producer.definite_failures())
+    EXPECT_EQ(seen.count(o.value), 0u) << o.value;
 }
 
 TEST(ElectionsIntegration, RollingControlledRestartLosesNothingAndMovesLeadershipQuickly) {
@@ -77,7 +81,8 @@ TEST(ElectionsIntegration, RollingControlledRestartLosesNothingAndMovesLeadershi
     ASSERT_EQ(status, 0) << "broker " << id << " did not finish its controlled shutdown\n"
                          << cluster.logs();
     ASSERT_TRUE(producer.wait_for_more(20, 20s));
-    if (led) gaps.push_back(producer.longest_gap(before, std::chrono::steady_clock::now()));
+    if (led)
+      gaps.push_back(producer.longest_gap(before, std::chrono::steady_clock::now()));
     cluster.start_broker(id);
     ASSERT_TRUE(admin.wait_for_leader(kTp, 20s, [](const PartitionMetadata& p) {
       return p.isr.size() == 3;
@@ -88,7 +93,8 @@ TEST(ElectionsIntegration, RollingControlledRestartLosesNothingAndMovesLeadershi
   // A controlled move is a handover, not a failure detection: far below the session timeout
   // (2 s here). The figures themselves come from the benchmark; this bound only catches a move
   // that waited for fencing.
-  for (auto gap : gaps) EXPECT_LT(gap, 1500ms) << "a controlled move took " << gap.count() << " ms";
+  for (auto gap : gaps)
+    EXPECT_LT(gap, 1500ms) << "a controlled move took " << gap.count() << " ms";
   EXPECT_FALSE(gaps.empty()) << "no stopped broker was leading: nothing was measured";
 }
 
@@ -105,12 +111,17 @@ TEST(ElectionsIntegration, DemotionMovesLeadershipOffAndPromotionBringsItBack) {
   ASSERT_TRUE(producer.wait_for_more(10, 20s));
   ASSERT_EQ(admin.demote(BrokerId{2}, "test"), errc::none);
   ASSERT_EQ(admin.demote(BrokerId{3}, "test"), errc::none);
-  ASSERT_TRUE(wait_for_leaders(admin, "events", [](const std::map<int, int>& l) {
-    return l.size() == 3 && l.at(0) == 1 && l.at(1) == 1 && l.at(2) == 1;
-  }, 10s)) << cluster.logs();
+  ASSERT_TRUE(wait_for_leaders(
+      admin, "events",
+      [](const std::map<int, int>& l) {
+        return l.size() == 3 && l.at(0) == 1 && l.at(1) == 1 && l.at(2) == 1;
+      },
+      10s))
+      << cluster.logs();
   auto md = admin.controller_metadata();
   ASSERT_TRUE(md);
-  for (const auto& p : md->partitions) EXPECT_EQ(p.isr.size(), 3u) << "demotion shrank the ISR";
+  for (const auto& p : md->partitions)
+    EXPECT_EQ(p.isr.size(), 3u) << "demotion shrank the ISR";
 
   // A preferred election never puts leadership back on a demoted broker.
   admin.elect_leaders(ElectionType::preferred, {});
@@ -120,18 +131,17 @@ TEST(ElectionsIntegration, DemotionMovesLeadershipOffAndPromotionBringsItBack) {
   // Promotion returns each broker's preferred partitions to it.
   ASSERT_EQ(admin.promote(BrokerId{2}), errc::none);
   ASSERT_EQ(admin.promote(BrokerId{3}), errc::none);
-  ASSERT_TRUE(wait_for_leaders(admin, "events", [&](const std::map<int, int>& l) {
-    return l == preferred;
-  }, 10s)) << cluster.logs();
+  ASSERT_TRUE(wait_for_leaders(
+      admin, "events", [&](const std::map<int, int>& l) { return l == preferred; }, 10s))
+      << cluster.logs();
 
   // Now demote the leader of the partition being written to, with writes running.
   int leader = leaders_of(admin, "events").at(0);
   ASSERT_TRUE(producer.wait_for_more(10, 20s));
   auto before = std::chrono::steady_clock::now();
   ASSERT_EQ(admin.demote(BrokerId{leader}, "unreachable from clients"), errc::none);
-  ASSERT_TRUE(wait_for_leaders(admin, "events", [&](const std::map<int, int>& l) {
-    return l.at(0) != leader;
-  }, 10s));
+  ASSERT_TRUE(wait_for_leaders(
+      admin, "events", [&](const std::map<int, int>& l) { return l.at(0) != leader; }, 10s));
   ASSERT_TRUE(producer.wait_for_more(20, 20s));
   auto gap = producer.longest_gap(before, std::chrono::steady_clock::now());
   producer.stop();
@@ -139,7 +149,8 @@ TEST(ElectionsIntegration, DemotionMovesLeadershipOffAndPromotionBringsItBack) {
   md = admin.controller_metadata();
   bool shown = false;
   for (const auto& b : md->brokers) {
-    if (b.id.value() == leader) shown = b.demoted && b.demotion_reason == "unreachable from clients";
+    if (b.id.value() == leader)
+      shown = b.demoted && b.demotion_reason == "unreachable from clients";
   }
   EXPECT_TRUE(shown) << "the demotion and its reason are in the metadata";
   expect_every_ack_read_once(admin, producer);
@@ -155,7 +166,8 @@ TEST(ElectionsIntegration, AnUncleanElectionIsRecordedInThePartitionMetadata) {
   int leader = admin.wait_for_leader(kTp, 5s)->leader.value();
   // Followers paused: the leader shrinks the ISR to itself, then dies. No clean leader remains.
   for (int id = 1; id <= 3; ++id) {
-    if (id != leader) cluster.broker(id).signal(SIGSTOP);
+    if (id != leader)
+      cluster.broker(id).signal(SIGSTOP);
   }
   ASSERT_TRUE(admin.wait_for_leader(kTp, 10s, [](const PartitionMetadata& p) {
     return p.isr.size() == 1;
@@ -164,7 +176,8 @@ TEST(ElectionsIntegration, AnUncleanElectionIsRecordedInThePartitionMetadata) {
   cluster.broker(leader).signal(SIGKILL);
   cluster.broker(leader).wait_for(5s);
   for (int id = 1; id <= 3; ++id) {
-    if (id != leader) cluster.broker(id).signal(SIGCONT);
+    if (id != leader)
+      cluster.broker(id).signal(SIGCONT);
   }
   // Offline: the only ISR member is gone and unclean election is off.
   std::this_thread::sleep_for(3s);
@@ -196,7 +209,8 @@ TEST(ElectionsIntegration, AdminRequestsAreRefusedOnTheClientListener) {
   EXPECT_NE(confused.elect_leaders(ElectionType::unclean, {kTp}).error, errc::none);
   auto md = admin.controller_metadata();
   ASSERT_TRUE(md);
-  for (const auto& b : md->brokers) EXPECT_FALSE(b.demoted);
+  for (const auto& b : md->brokers)
+    EXPECT_FALSE(b.demoted);
   EXPECT_EQ(md->partitions.size(), 1u);
 }
 

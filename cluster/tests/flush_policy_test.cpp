@@ -33,8 +33,8 @@ TEST(FlushPolicy, Never) {
 }
 
 TEST(FlushPolicy, RefusesTheRest) {
-  for (const char* bad : {"", "interval:", "interval:0", "interval:-5", "interval:5ms", "always",
-                          "every_batch"}) {
+  for (const char* bad :
+       {"", "interval:", "interval:0", "interval:-5", "interval:5ms", "always", "every_batch"}) {
     BrokerConfig c;
     EXPECT_FALSE(parse_flush_policy(bad, c)) << bad;
   }

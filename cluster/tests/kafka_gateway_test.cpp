@@ -30,8 +30,9 @@ class FakeBroker : public KafkaBackend {
     seen.push_back(request);
     if (auto* p = std::get_if<ProduceRequest>(&request)) {
       ProduceResponse r;
-      r.error = produce_errors.count(p->tp.partition.value()) ? produce_errors[p->tp.partition.value()]
-                                                               : errc::none;
+      r.error = produce_errors.count(p->tp.partition.value())
+                    ? produce_errors[p->tp.partition.value()]
+                    : errc::none;
       r.base_offset = Offset{100};
       co_return r;
     }
@@ -84,7 +85,8 @@ class FakeBroker : public KafkaBackend {
   asio::awaitable<void> wait_for_any(const std::vector<TopicPartition>& tps,
                                      std::chrono::milliseconds max_wait) override {
     ++waits;
-    for (auto& [p, bytes] : arriving) logs[p] += bytes;
+    for (auto& [p, bytes] : arriving)
+      logs[p] += bytes;
     arriving.clear();
     co_return;
   }
@@ -94,8 +96,9 @@ template <typename T>
 T run(KafkaGateway& gateway, kafka::Request request) {
   asio::io_context io;
   std::optional<kafka::Response> out;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> { out = co_await gateway.handle(std::move(request)); },
-                 asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { out = co_await gateway.handle(std::move(request)); },
+      asio::detached);
   io.run();
   EXPECT_TRUE(out);
   return out ? std::get<T>(*out) : T{};
@@ -104,7 +107,8 @@ T run(KafkaGateway& gateway, kafka::Request request) {
 // An internal batch of `values` stamped at `base`.
 std::string internal_batch(int64_t base, const std::vector<std::string>& values) {
   BatchBuilder b(1700000000000);
-  for (const auto& v : values) b.add(std::nullopt, v);
+  for (const auto& v : values)
+    b.add(std::nullopt, v);
   std::string batch = b.finish();
   stamp_batch(std::span<char>(batch.data(), batch.size()), Offset{base}, LeaderEpoch{4});
   return batch;
@@ -228,9 +232,9 @@ TEST(KafkaProduce, AcksZeroGetsNoAnswer) {
   req.topics.push_back({"t", {{0, kafka_records({"a"})}}});
   asio::io_context io;
   bool answered = true;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    answered = (co_await gateway.handle(req)).has_value();
-  }, asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { answered = (co_await gateway.handle(req)).has_value(); },
+      asio::detached);
   io.run();
   EXPECT_FALSE(answered);
   ASSERT_EQ(broker.seen.size(), 1u);
@@ -265,7 +269,8 @@ TEST(KafkaFetch, DataOrAnErrorAnswersAtOnceAndTheBudgetCapsLaterPartitions) {
   kafka::FetchRequest req;
   req.max_wait_ms = 500;
   req.max_bytes = 100;  // smaller than the first batch: KIP-74 serves it whole anyway
-  req.topics.push_back({"t", {{0, -1, 0, -1, 1 << 20}, {1, -1, 0, -1, 1 << 20}, {2, -1, 0, -1, 1 << 20}}});
+  req.topics.push_back(
+      {"t", {{0, -1, 0, -1, 1 << 20}, {1, -1, 0, -1, 1 << 20}, {2, -1, 0, -1, 1 << 20}}});
   auto resp = run<kafka::FetchResponse>(gateway, req);
   EXPECT_EQ(broker.waits, 0);
   EXPECT_FALSE(resp.topics[0].partitions[0].records.empty());
@@ -301,8 +306,11 @@ TEST(KafkaCreateTopics, WhatTheControllerCanDoIsForwardedAndTheRestRefusedWithAR
   FakeBroker broker;
   KafkaGateway gateway(broker);
   kafka::CreateTopicsRequest req;
-  req.topics = {{"ok", 6, 3, 0, 0},       {"placed", 3, 3, 3, 0}, {"configured", 3, 3, 0, 1},
-                {"default-size", -1, 3, 0, 0}, {"default-rf", 3, -1, 0, 0}};
+  req.topics = {{"ok", 6, 3, 0, 0},
+                {"placed", 3, 3, 3, 0},
+                {"configured", 3, 3, 0, 1},
+                {"default-size", -1, 3, 0, 0},
+                {"default-rf", 3, -1, 0, 0}};
   auto resp = run<kafka::CreateTopicsResponse>(gateway, req);
   ASSERT_EQ(resp.topics.size(), 5u);
   EXPECT_EQ(resp.topics[0].error_code, 0);
@@ -310,7 +318,8 @@ TEST(KafkaCreateTopics, WhatTheControllerCanDoIsForwardedAndTheRestRefusedWithAR
   EXPECT_EQ(resp.topics[2].error_code, 40);  // INVALID_CONFIG
   EXPECT_EQ(resp.topics[3].error_code, 37);  // INVALID_PARTITIONS
   EXPECT_EQ(resp.topics[4].error_code, 38);  // INVALID_REPLICATION_FACTOR
-  for (size_t i = 1; i < 5; ++i) EXPECT_TRUE(resp.topics[i].error_message) << i;
+  for (size_t i = 1; i < 5; ++i)
+    EXPECT_TRUE(resp.topics[i].error_message) << i;
   ASSERT_EQ(broker.created.size(), 1u);
   EXPECT_EQ(broker.created[0], std::make_tuple(std::string("ok"), 6, 3));
 

@@ -31,7 +31,8 @@ std::string run(const std::string& command, int& status) {
   }
   char buf[4096];
   size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0)
+    out.append(buf, n);
   status = ::pclose(pipe);
   return out;
 }
@@ -40,9 +41,9 @@ void create_topic(LocalCluster& cluster, const std::string& topic, int partition
   SyncClient admin(cluster.client_config());
   ASSERT_EQ(admin.create_topic(topic, partitions, 3).error, errc::none);
   for (int p = 0; p < partitions; ++p)
-    ASSERT_TRUE(admin.wait_for_leader({topic, PartitionIndex{p}}, 10s, [](const auto& m) {
-      return m.isr.size() == 3;
-    })) << "partition " << p << " has no leader with a full ISR";
+    ASSERT_TRUE(admin.wait_for_leader({topic, PartitionIndex{p}}, 10s,
+                                      [](const auto& m) { return m.isr.size() == 3; }))
+        << "partition " << p << " has no leader with a full ISR";
 }
 
 // A librdkafka handle with the given settings (aborts the test on a bad setting).
@@ -51,7 +52,8 @@ struct RdKafkaDeleter {
 };
 using RdKafka = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
 
-RdKafka make_client(rd_kafka_type_t type, const std::vector<std::pair<std::string, std::string>>& settings) {
+RdKafka make_client(rd_kafka_type_t type,
+                    const std::vector<std::pair<std::string, std::string>>& settings) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   for (const auto& [k, v] : settings) {
@@ -72,8 +74,7 @@ class SyncProducer {
     int64_t offset = -1;
     int32_t broker = -1;
   };
-  explicit SyncProducer(const std::string& bootstrap)
-      : rk_(make_producer(bootstrap, this)) {}
+  explicit SyncProducer(const std::string& bootstrap) : rk_(make_producer(bootstrap, this)) {}
 
   Delivery send(const std::string& topic, int32_t partition, const std::string& value) {
     done_ = false;
@@ -81,8 +82,10 @@ class SyncProducer {
         rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return {e, -1, -1};
-    while (!done_) rd_kafka_poll(rk_.get(), 50);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return {e, -1, -1};
+    while (!done_)
+      rd_kafka_poll(rk_.get(), 50);
     return last_;
   }
 
@@ -123,7 +126,8 @@ std::vector<std::string> consume_all(const std::string& bootstrap, const std::st
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (values.size() < expected && std::chrono::steady_clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consume(rkt, partition, 200);
-    if (m == nullptr) continue;
+    if (m == nullptr)
+      continue;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
       values.emplace_back(static_cast<const char*>(m->payload), m->len);
     rd_kafka_message_destroy(m);
@@ -138,7 +142,8 @@ TEST(KafkaListener, KcatProducesWithAcksAllAndConsumesFromExplicitPartitions) {
   create_topic(cluster, "kcat", 3);
   const std::string bootstrap = cluster.kafka_bootstrap();
   std::map<int, std::vector<std::string>> sent;
-  for (int i = 0; i < 1000; ++i) sent[i % 3].push_back("value-" + std::to_string(i));
+  for (int i = 0; i < 1000; ++i)
+    sent[i % 3].push_back("value-" + std::to_string(i));
   for (const auto& [p, values] : sent) {
     auto file = cluster.dir() / ("input-" + std::to_string(p));
     std::ofstream(file) << fmt::format("{}\n", fmt::join(values, "\n"));
@@ -183,10 +188,12 @@ TEST(KafkaListener, LibrdkafkaProducerKeepsWritingThroughALeaderKillAndLosesNoth
   auto send = [&] {
     std::string value = "v" + std::to_string(n++);
     auto d = producer.send("rd", 0, value);
-    if (d.error == RD_KAFKA_RESP_ERR_NO_ERROR) acked.push_back(value);
+    if (d.error == RD_KAFKA_RESP_ERR_NO_ERROR)
+      acked.push_back(value);
     return d;
   };
-  for (int i = 0; i < 50; ++i) ASSERT_EQ(send().error, RD_KAFKA_RESP_ERR_NO_ERROR);
+  for (int i = 0; i < 50; ++i)
+    ASSERT_EQ(send().error, RD_KAFKA_RESP_ERR_NO_ERROR);
   SyncClient admin(cluster.client_config());
   auto leader = admin.wait_for_leader({"rd", PartitionIndex{0}}, 5s);
   ASSERT_TRUE(leader);
@@ -203,7 +210,8 @@ TEST(KafkaListener, LibrdkafkaProducerKeepsWritingThroughALeaderKillAndLosesNoth
   }
   auto values = consume_all(bootstrap, "rd", 0, acked.size());
   std::set<std::string> read(values.begin(), values.end());
-  for (const auto& v : acked) EXPECT_TRUE(read.contains(v)) << v << " was acknowledged, then lost";
+  for (const auto& v : acked)
+    EXPECT_TRUE(read.contains(v)) << v << " was acknowledged, then lost";
 }
 
 TEST(KafkaListener, LibrdkafkaAdminCreatesATopicThroughAnyBroker) {
@@ -253,11 +261,13 @@ class RawConnection {
   // The next answer frame's body, or nullopt when the broker closed the connection.
   std::optional<std::string> receive() {
     std::string size = read_exactly(4);
-    if (size.size() < 4) return std::nullopt;
+    if (size.size() < 4)
+      return std::nullopt;
     uint32_t n = (uint32_t(uint8_t(size[0])) << 24) | (uint32_t(uint8_t(size[1])) << 16) |
                  (uint32_t(uint8_t(size[2])) << 8) | uint32_t(uint8_t(size[3]));
     std::string body = read_exactly(n);
-    if (body.size() < n) return std::nullopt;
+    if (body.size() < n)
+      return std::nullopt;
     return body;
   }
 
@@ -267,7 +277,8 @@ class RawConnection {
     size_t got = 0;
     while (got < n) {
       ssize_t r = ::read(fd_, out.data() + got, n - got);
-      if (r <= 0) break;
+      if (r <= 0)
+        break;
       got += static_cast<size_t>(r);
     }
     out.resize(got);
@@ -280,8 +291,14 @@ class RawConnection {
 // A request frame: size, api key, version, correlation id, client id "t", then `body`.
 std::string frame(int16_t key, int16_t version, int32_t correlation, const std::string& body) {
   std::string h;
-  auto be16 = [&](int16_t v) { h += char(v >> 8); h += char(v & 0xff); };
-  auto be32 = [&](int32_t v) { for (int s = 24; s >= 0; s -= 8) h += char((v >> s) & 0xff); };
+  auto be16 = [&](int16_t v) {
+    h += char(v >> 8);
+    h += char(v & 0xff);
+  };
+  auto be32 = [&](int32_t v) {
+    for (int s = 24; s >= 0; s -= 8)
+      h += char((v >> s) & 0xff);
+  };
   be16(key);
   be16(version);
   be32(correlation);
@@ -290,7 +307,8 @@ std::string frame(int16_t key, int16_t version, int32_t correlation, const std::
   h += body;
   std::string out;
   uint32_t n = static_cast<uint32_t>(h.size());
-  for (int s = 24; s >= 0; s -= 8) out += char((n >> s) & 0xff);
+  for (int s = 24; s >= 0; s -= 8)
+    out += char((n >> s) & 0xff);
   return out + h;
 }
 

@@ -145,7 +145,8 @@ std::vector<std::string> valid_frames() {
 // ---- supported versions and headers ------------------------------------------------------------
 
 TEST(KafkaSupportedApis, AdvertisesTheServedRanges) {
-  const std::vector<ApiRange> expected{{0, 3, 7}, {1, 4, 11}, {2, 1, 4}, {3, 1, 8}, {18, 0, 3}, {19, 0, 4}};
+  const std::vector<ApiRange> expected{{0, 3, 7}, {1, 4, 11}, {2, 1, 4},
+                                       {3, 1, 8}, {18, 0, 3}, {19, 0, 4}};
   const auto apis = supported_apis();
   EXPECT_EQ(std::vector<ApiRange>(apis.begin(), apis.end()), expected);
   EXPECT_EQ(supported(1), (ApiRange{1, 4, 11}));
@@ -893,10 +894,21 @@ namespace {
 std::string create_topics(int16_t version) {
   Bytes b;
   b.header(ApiKey::create_topics, version).i32(2);
-  b.str("placed").i32(-1).i16(-1).i32(1).i32(0).i32(2).i32(1).i32(2).i32(1).str("cleanup.policy").str("compact");
+  b.str("placed")
+      .i32(-1)
+      .i16(-1)
+      .i32(1)
+      .i32(0)
+      .i32(2)
+      .i32(1)
+      .i32(2)
+      .i32(1)
+      .str("cleanup.policy")
+      .str("compact");
   b.str("plain").i32(6).i16(3).i32(0).i32(0);
   b.i32(5000);
-  if (version >= 1) b.i8(1);
+  if (version >= 1)
+    b.i8(1);
   return b.s;
 }
 

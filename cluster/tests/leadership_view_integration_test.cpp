@@ -27,7 +27,8 @@ PartitionMetadata create_and_wait(SyncClient& client) {
 
 std::optional<PartitionMetadata> partition_in(const MetadataResponse& md) {
   for (const auto& p : md.partitions) {
-    if (p.tp == kTp) return p;
+    if (p.tp == kTp)
+      return p;
   }
   return std::nullopt;
 }
@@ -74,10 +75,12 @@ TEST(LeadershipView, AWatchAnswersSoonAfterALeaderChange) {
     int64_t offset = seen;
     while (true) {
       auto next = watcher.watch_metadata(offset, 10s);
-      if (!next || next->metadata_offset == offset) return std::make_pair(next, Clock::now());
+      if (!next || next->metadata_offset == offset)
+        return std::make_pair(next, Clock::now());
       offset = next->metadata_offset;
       auto p = partition_in(*next);
-      if (p && p->leader != first.leader) return std::make_pair(next, Clock::now());
+      if (p && p->leader != first.leader)
+        return std::make_pair(next, Clock::now());
     }
   });
   std::this_thread::sleep_for(300ms);
@@ -126,7 +129,8 @@ TEST(LeadershipView, TheControllerShowsABrokerInControlledShutdown) {
   create_and_wait(admin);
   auto md = admin.controller_metadata();
   ASSERT_TRUE(md);
-  for (const auto& b : md->brokers) EXPECT_FALSE(b.shutting_down);
+  for (const auto& b : md->brokers)
+    EXPECT_FALSE(b.shutting_down);
 
   cluster.broker(2).signal(SIGTERM);
   bool seen = false;
@@ -134,9 +138,11 @@ TEST(LeadershipView, TheControllerShowsABrokerInControlledShutdown) {
   auto deadline = Clock::now() + 10s;
   while (!seen && Clock::now() < deadline) {
     auto next = admin.watch_metadata(offset, 2s);
-    if (!next) break;
+    if (!next)
+      break;
     offset = next->metadata_offset;
-    for (const auto& b : next->brokers) seen = seen || (b.id == BrokerId{2} && b.shutting_down);
+    for (const auto& b : next->brokers)
+      seen = seen || (b.id == BrokerId{2} && b.shutting_down);
   }
   EXPECT_TRUE(seen) << cluster.logs();
 }

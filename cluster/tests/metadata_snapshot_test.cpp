@@ -58,7 +58,9 @@ PartitionChanged change(std::string topic, int32_t partition, int32_t leader, Re
   return c;
 }
 
-ConfigChanged marker(std::string value) { return {std::string(kMarkerKey), std::move(value)}; }
+ConfigChanged marker(std::string value) {
+  return {std::string(kMarkerKey), std::move(value)};
+}
 
 // Two controller terms of a five-broker cluster: racks and Kafka listeners, a demotion, a fenced
 // broker, one shutting down, one never unfenced, a reassignment half done, an unclean election,
@@ -97,8 +99,7 @@ Log realistic_log() {
   log.term = 2;
   log.add(ControllerElected{2, 2, {1, 2, 3}});
   log.add(ConfigChanged{"unclean.leader.election.enable", "true"});
-  PartitionChanged unclean =
-      change("payments", 1, 2, {2}, 2, 3, {3, 2}, ElectionReason::unclean);
+  PartitionChanged unclean = change("payments", 1, 2, {2}, 2, 3, {3, 2}, ElectionReason::unclean);
   unclean.leader_recovery = LeaderRecovery::recovering;
   log.add(unclean);
   log.add(ConfigChanged{"unclean.leader.election.enable", "false"});
@@ -117,8 +118,13 @@ std::vector<MetadataEntry> continuation(int64_t from) {
   log.add(marker("w1-1"));
   log.add(change("orders", 0, 1, {1, 2, 4}, 0, 3, {1, 2, 4}, ElectionReason::reassignment));
   int64_t epoch = log.next();
-  log.add(BrokerRegistered{BrokerId{3}, BrokerEpoch{epoch}, 2003, {"10.0.0.3", 9000},
-                           {"10.0.1.3", 9092}, "rack-a", std::nullopt});
+  log.add(BrokerRegistered{BrokerId{3},
+                           BrokerEpoch{epoch},
+                           2003,
+                           {"10.0.0.3", 9000},
+                           {"10.0.1.3", 9092},
+                           "rack-a",
+                           std::nullopt});
   log.add(BrokerUnfenced{BrokerId{3}, BrokerEpoch{epoch}});
   log.add(change("orders", 1, 3, {3}, 3, 3, {2, 3, 4}, ElectionReason::broker_returned));
   log.add(BrokerPriorityChanged{BrokerId{2}, false, ""});
@@ -187,9 +193,9 @@ void expect_same_derived(const MetadataImage& original, const MetadataImage& dec
       ASSERT_NE(decoded.partition(tp), nullptr);
       EXPECT_EQ(*decoded.partition(tp), topic.partitions[p]);
     }
-    EXPECT_EQ(decoded.ref({topic.name, PartitionIndex{static_cast<int32_t>(
-                                           topic.partitions.size())}}),
-              std::nullopt);
+    EXPECT_EQ(
+        decoded.ref({topic.name, PartitionIndex{static_cast<int32_t>(topic.partitions.size())}}),
+        std::nullopt);
   }
   EXPECT_EQ(decoded.topic_index("missing"), std::nullopt);
   EXPECT_EQ(decoded.marker_history(), original.marker_history());
@@ -337,7 +343,8 @@ void replace_once(std::vector<uint8_t>& bytes, const std::vector<uint8_t>& from,
 // The blob around an edited payload, with a CRC that matches it: only the decoder's own checks
 // stand between the edit and the image.
 std::vector<uint8_t> sealed(const std::vector<uint8_t>& payload) {
-  auto blob = cat({be32(static_cast<int32_t>(kMetadataSnapshotMagic)), {kMetadataSnapshotVersion},
+  auto blob = cat({be32(static_cast<int32_t>(kMetadataSnapshotMagic)),
+                   {kMetadataSnapshotVersion},
                    be32(static_cast<int32_t>(payload.size())),
                    be32(static_cast<int32_t>(metadata_crc32c(payload)))});
   blob.insert(blob.end(), payload.begin(), payload.end());
@@ -349,8 +356,13 @@ std::vector<uint8_t> sealed(const std::vector<uint8_t>& payload) {
 MetadataImage small_image() {
   Log log;
   for (int32_t b = 101; b <= 103; ++b) {
-    log.add(BrokerRegistered{BrokerId{b}, BrokerEpoch{log.next()}, 1, {"h" + std::to_string(b), 1},
-                             {"c" + std::to_string(b), 2}, std::nullopt, std::nullopt});
+    log.add(BrokerRegistered{BrokerId{b},
+                             BrokerEpoch{log.next()},
+                             1,
+                             {"h" + std::to_string(b), 1},
+                             {"c" + std::to_string(b), 2},
+                             std::nullopt,
+                             std::nullopt});
   }
   log.add(TopicCreated{"alpha", {{101, 102}}});
   log.add(TopicCreated{"bravo", {{102, 103}}});
@@ -375,13 +387,19 @@ TEST(MetadataSnapshot, CrcValidPayloadsBreakingTheImageAreRejected) {
       {"a host renamed (the edits themselves are sound)",
        [](auto& p) { replace_once(p, str("h102"), str("h109")); }, nullptr},
       {"leader outside the ISR",
-       [&](auto& p) { replace_once(p, alpha, cat({list({101, 102}), list({101, 102}), be32(103)})); },
+       [&](auto& p) {
+         replace_once(p, alpha, cat({list({101, 102}), list({101, 102}), be32(103)}));
+       },
        "leader outside the ISR"},
       {"ISR outside the replicas",
-       [&](auto& p) { replace_once(p, alpha, cat({list({101, 102}), list({101, 103}), be32(101)})); },
+       [&](auto& p) {
+         replace_once(p, alpha, cat({list({101, 102}), list({101, 103}), be32(101)}));
+       },
        "ISR outside the replicas"},
       {"empty ISR",
-       [&](auto& p) { replace_once(p, alpha, cat({list({101, 102}), list({}), be32(-1)})); },
+       [&](auto& p) {
+         replace_once(p, alpha, cat({list({101, 102}), list({}), be32(-1)}));
+       },
        "empty ISR"},
       {"leader recovery out of range",
        [&](auto& p) {
@@ -390,11 +408,15 @@ TEST(MetadataSnapshot, CrcValidPayloadsBreakingTheImageAreRejected) {
        },
        "malformed"},
       {"duplicate broker id",
-       [](auto& p) { replace_once(p, cat({be32(102), be64(1)}), cat({be32(101), be64(1)})); },
+       [](auto& p) {
+         replace_once(p, cat({be32(102), be64(1)}), cat({be32(101), be64(1)}));
+       },
        "duplicate broker id 101"},
       // One image, one encoding: brokers and configs in ascending order only.
       {"brokers out of order",
-       [](auto& p) { replace_once(p, cat({be32(102), be64(1)}), cat({be32(99), be64(1)})); },
+       [](auto& p) {
+         replace_once(p, cat({be32(102), be64(1)}), cat({be32(99), be64(1)}));
+       },
        "broker id 99 out of order"},
       {"configs out of order", [](auto& p) { replace_once(p, str("b.key"), str("0.key")); },
        "config key 0.key out of order"},
@@ -409,21 +431,32 @@ TEST(MetadataSnapshot, CrcValidPayloadsBreakingTheImageAreRejected) {
       {"negative term", [](auto& p) { std::copy_n(be64(-1).begin(), 8, p.begin() + 8); },
        "negative"},
       {"markers out of order",
-       [](auto& p) { replace_once(p, cat({be64(6), str("m2")}), cat({be64(4), str("m2")})); },
+       [](auto& p) {
+         replace_once(p, cat({be64(6), str("m2")}), cat({be64(4), str("m2")}));
+       },
        "out of order"},
       {"marker beyond the image",
-       [](auto& p) { replace_once(p, cat({be64(6), str("m2")}), cat({be64(9), str("m2")})); },
+       [](auto& p) {
+         replace_once(p, cat({be64(6), str("m2")}), cat({be64(9), str("m2")}));
+       },
        "out of order"},
       {"marker history disagreeing with the config",
-       [](auto& p) { replace_once(p, cat({be64(6), str("m2")}), cat({be64(6), str("m3")})); },
+       [](auto& p) {
+         replace_once(p, cat({be64(6), str("m2")}), cat({be64(6), str("m3")}));
+       },
        "marker history"},
       {"broker count the payload cannot hold",
        [](auto& p) { std::copy_n(be32(-1).begin(), 4, p.begin() + 36); }, "malformed"},
       {"partition count the payload cannot hold",
-       [](auto& p) { replace_once(p, cat({str("bravo"), be32(1)}), cat({str("bravo"), be32(1000)})); },
+       [](auto& p) {
+         replace_once(p, cat({str("bravo"), be32(1)}), cat({str("bravo"), be32(1000)}));
+       },
        "malformed"},
       {"a string longer than the payload",
-       [](auto& p) { replace_once(p, str("m1"), {0xff, 0xff, 'm', '1'}); }, "malformed"},
+       [](auto& p) {
+         replace_once(p, str("m1"), {0xff, 0xff, 'm', '1'});
+       },
+       "malformed"},
       {"trailing bytes in the payload", [](auto& p) { p.push_back(0); }, "trailing bytes"},
       {"payload cut short", [](auto& p) { p.pop_back(); }, "malformed"},
   };

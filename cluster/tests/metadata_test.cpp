@@ -33,7 +33,8 @@ std::vector<MetadataRecord> one_of_each() {
                        0xfeedbeefcafe,
                        {"198.18.0.2", 9092},
                        {"198.18.1.2", 9093},
-                       std::string("rack-a"), {}},
+                       std::string("rack-a"),
+                       {}},
       BrokerRegistered{BrokerId{2}, BrokerEpoch{1}, 7, {"b2", 1}, {"b2", 2}, std::nullopt, {}},
       BrokerFenced{BrokerId{1}, BrokerEpoch{0}},
       BrokerUnfenced{BrokerId{1}, BrokerEpoch{0}},
@@ -195,7 +196,8 @@ TEST(MetadataImage, TracksBrokersTopicsAndPartitions) {
   // A re-registration (new process start) keeps the demotion: priority is per broker id.
   entries.push_back(
       {MetadataOffset{o++},
-       BrokerRegistered{BrokerId{2}, BrokerEpoch{o - 1}, 23, {"h2", 1}, {"h2", 2}, std::nullopt, {}}});
+       BrokerRegistered{
+           BrokerId{2}, BrokerEpoch{o - 1}, 23, {"h2", 1}, {"h2", 2}, std::nullopt, {}}});
   ASSERT_FALSE(image.apply(entries.back()));
   EXPECT_TRUE(image.broker(BrokerId{2})->demoted);
   EXPECT_EQ(image.broker(BrokerId{2})->epoch, BrokerEpoch{6});

@@ -790,16 +790,14 @@ TEST(RaftReadLease, RunsAnElectionTimeoutFromTheSendOfWhatAMajorityAnswered) {
   EXPECT_TRUE(leader->has_read_lease(at(2005) + kElectionTimeout - milliseconds(1)));
   EXPECT_FALSE(leader->has_read_lease(at(2005) + kElectionTimeout));
   // A refusal in its term (a follower still catching up) took it as leader too.
-  leader->on_append_response(2, AppendResponse{2, false, MetadataOffset{-1}}, at(2600),
-                             at(2590));
+  leader->on_append_response(2, AppendResponse{2, false, MetadataOffset{-1}}, at(2600), at(2590));
   EXPECT_TRUE(leader->has_read_lease(at(2590) + kElectionTimeout - milliseconds(1)));
   EXPECT_FALSE(leader->has_read_lease(at(2590) + kElectionTimeout));
 }
 
 TEST(RaftReadLease, AnswersToRequestsOfAnEarlierLeadershipOrAHigherTermGiveNone) {
   auto leader = make_leader({0, 1, 2}, {1}, 2);  // leader since at(2000)
-  leader->on_append_response(1, AppendResponse{2, true, leader->last_offset()}, at(2010),
-                             at(1990));
+  leader->on_append_response(1, AppendResponse{2, true, leader->last_offset()}, at(2010), at(1990));
   EXPECT_FALSE(leader->has_read_lease(at(2010))) << "sent before it led";
   leader->on_append_response(2, AppendResponse{5, false, MetadataOffset{0}}, at(2020), at(2015));
   EXPECT_FALSE(leader->is_leader());
@@ -944,10 +942,24 @@ TEST(RaftInstallSnapshot, Table) {
   const std::vector<Case> cases{
       {"empty log: install", {}, -1, at5, 3, true, true, 5, 5},
       {"shorter log: install", {1, 1}, 1, at5, 3, true, true, 5, 5},
-      {"conflicting entry at the point: install", {1, 1, 1, 1, 1, 2, 2}, 1, at5, 3, true, true, 5,
+      {"conflicting entry at the point: install",
+       {1, 1, 1, 1, 1, 2, 2},
+       1,
+       at5,
+       3,
+       true,
+       true,
+       5,
        5},
       {"holds the point: keeps its log", {1, 1, 3, 3, 3, 3, 3}, 1, at5, 3, true, false, 6, 5},
-      {"committed past the point: nothing to do", {1, 1, 3, 3, 3, 3, 3}, 6, at5, 3, true, false, 6,
+      {"committed past the point: nothing to do",
+       {1, 1, 3, 3, 3, 3, 3},
+       6,
+       at5,
+       3,
+       true,
+       false,
+       6,
        6},
       {"stale leader: refused", {1, 1}, 1, at5, 2, false, false, 1, 1},
   };
@@ -955,8 +967,8 @@ TEST(RaftInstallSnapshot, Table) {
     SCOPED_TRACE(c.name);
     auto follower = make_voter(c.log_terms, RaftHardState{3, kNoNode});
     if (c.commit >= 0) {
-      AppendRequest commit{3, 0, follower->last_offset(), follower->last_term(), {},
-                           MetadataOffset{c.commit}};
+      AppendRequest commit{
+          3, 0, follower->last_offset(), follower->last_term(), {}, MetadataOffset{c.commit}};
       ASSERT_TRUE(follower->on_append(commit, at(100)).success);
       ASSERT_EQ(follower->commit_offset(), MetadataOffset{c.commit});
       follower->take_ready();
@@ -1004,8 +1016,8 @@ TEST(RaftInstallSnapshot, AppendsReachingBelowTheSnapshotMatchThere) {
   EXPECT_EQ(follower.last_offset(), MetadataOffset{5});
   // A retried append from offset 1: the compacted part is committed, so it matches; the entries
   // the log holds are skipped and the new one appended.
-  AppendRequest retried{2, 0, MetadataOffset{1}, 1, entries_from(2, {2, 2, 2, 2, 2}),
-                        MetadataOffset{6}};
+  AppendRequest retried{
+      2, 0, MetadataOffset{1}, 1, entries_from(2, {2, 2, 2, 2, 2}), MetadataOffset{6}};
   AppendResponse answer = follower.on_append(retried, at(10));
   EXPECT_TRUE(answer.success);
   EXPECT_EQ(answer.match_offset, MetadataOffset{6});
@@ -1017,8 +1029,8 @@ TEST(RaftInstallSnapshot, AppendsReachingBelowTheSnapshotMatchThere) {
 
 TEST(RaftInstallSnapshot, RestartValidatesTheLogAgainstItsSnapshot) {
   auto make = [](RaftSnapshotPoint point, std::vector<MetadataEntry> log) {
-    return RaftNode(config_for(1, {0, 1, 2}), RaftHardState{3, kNoNode}, point, std::move(log),
-                    1, at(0));
+    return RaftNode(config_for(1, {0, 1, 2}), RaftHardState{3, kNoNode}, point, std::move(log), 1,
+                    at(0));
   };
   EXPECT_NO_THROW(make({MetadataOffset{3}, 2}, entries_from(4, {2, 3})));
   EXPECT_THROW(make({MetadataOffset{3}, 2}, entries_from(5, {2})), std::invalid_argument)

@@ -1,5 +1,5 @@
-// Leader-side replication rules (ARCHITECTURE.md §2 items 3-5): high watermark, min ISR, ISR shrink and
-// expand, the single in-flight AlterPartition, and acks=all outcomes.
+// Leader-side replication rules (ARCHITECTURE.md §2 items 3-5): high watermark, min ISR, ISR shrink
+// and expand, the single in-flight AlterPartition, and acks=all outcomes.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -201,8 +201,8 @@ TEST(AlterPartition, AnAnswerTheMetadataOvertookDoesNotWaitForMetadataAgain) {
 }
 
 TEST(AlterPartition, ALateAnswerLeavesTheNewerProposalInFlight) {
-  for (errc late : {errc::none, errc::invalid_update_version, errc::not_controller,
-                    errc::request_timed_out}) {
+  for (errc late :
+       {errc::none, errc::invalid_update_version, errc::not_controller, errc::request_timed_out}) {
     SCOPED_TRACE(errc_name(late));
     Overtaken o;
     ASSERT_TRUE(o.expand.has_value());

@@ -1,11 +1,10 @@
 // The RPC layer over real loopback sockets in one process.
+#include "faultline/cluster/net/rpc.h"
+
 #include <gtest/gtest.h>
 
 #include <asio.hpp>
-
 #include <thread>
-
-#include "faultline/cluster/net/rpc.h"
 
 namespace faultline::cluster {
 namespace {
@@ -90,7 +89,8 @@ awaitable<void> call_and_record(RpcClient& client, std::string delay,
   CallResult r = co_await client.call(delayed(delay), 5s);
   answered.push_back(r.error ? "error: " + r.error.message()
                              : std::get<MetadataResponse>(r.response).partitions.at(0).tp.topic);
-  if (--remaining == 0) all_done.cancel();
+  if (--remaining == 0)
+    all_done.cancel();
 }
 
 TEST_F(Rpc, ConcurrentCallsOnOneConnectionAreAnsweredOutOfOrder) {
@@ -127,7 +127,8 @@ TEST_F(Rpc, AMalformedFrameClosesOnlyItsConnection) {
   run([&]() -> awaitable<void> {
     first = co_await good.call(delayed("0"), 5s);
     // A plausible size, then an api key no server knows.
-    bad = co_await send_raw(io_, server_->port(), std::string("\0\0\0\x08\x7f\x7f\0\0\0\0\0\x01", 12));
+    bad = co_await send_raw(io_, server_->port(),
+                            std::string("\0\0\0\x08\x7f\x7f\0\0\0\0\0\x01", 12));
     second = co_await good.call(delayed("0"), 5s);
   });
   EXPECT_FALSE(first.error);
@@ -177,8 +178,8 @@ TEST_F(Rpc, CallsInFlightFailWhenTheServerGoesAndTheClientReconnectsWhenItReturn
     stop_soon.async_wait([&](std::error_code) { server_->stop(); });
     cut = co_await client.call(delayed("never"), 5s);
     cut_after = std::chrono::steady_clock::now() - started;
-    server_ = std::make_unique<RpcServer>(io_, Endpoint{"127.0.0.1", port},
-                                          ListenerKind::internal, handler_);
+    server_ = std::make_unique<RpcServer>(io_, Endpoint{"127.0.0.1", port}, ListenerKind::internal,
+                                          handler_);
     server_->start();
     again = co_await client.call(delayed("0"), 5s);
   });

@@ -23,10 +23,13 @@ ProduceRequest sample_produce() {
 FetchMetadataLogResponse sample_metadata_log() {
   FetchMetadataLogResponse r;
   r.durable_offset = MetadataOffset{7};
-  r.entries.push_back({MetadataOffset{6},
-                       BrokerRegistered{BrokerId{2}, BrokerEpoch{6}, 42,
-                                        Endpoint{"198.18.0.2", 9093}, Endpoint{"198.19.0.2", 9092},
-                                        std::nullopt, {}}});
+  r.entries.push_back({MetadataOffset{6}, BrokerRegistered{BrokerId{2},
+                                                           BrokerEpoch{6},
+                                                           42,
+                                                           Endpoint{"198.18.0.2", 9093},
+                                                           Endpoint{"198.19.0.2", 9092},
+                                                           std::nullopt,
+                                                           {}}});
   r.entries.push_back(
       {MetadataOffset{7}, TopicCreated{"orders", {ReplicaList{1, 2, 3}, ReplicaList{2, 3, 1}}}});
   r.snapshot = {1, 2, 3, 0, 255};
@@ -75,9 +78,12 @@ TEST(Wire, EveryRequestRoundTrips) {
       BrokerHeartbeatRequest{BrokerId{3}, BrokerEpoch{12}, MetadataOffset{40}, true, 8123,
                              "fsync: Input/output error"},
       FetchMetadataLogRequest{MetadataOffset{41}, 4096, 500},
-      AlterPartitionRequestMsg(AlterPartitionRequest{{"t", PartitionIndex{0}}, BrokerId{1},
-                                                     BrokerEpoch{5}, LeaderEpoch{2},
-                                                     PartitionEpoch{9}, ReplicaList{1, 2}}),
+      AlterPartitionRequestMsg(AlterPartitionRequest{{"t", PartitionIndex{0}},
+                                                     BrokerId{1},
+                                                     BrokerEpoch{5},
+                                                     LeaderEpoch{2},
+                                                     PartitionEpoch{9},
+                                                     ReplicaList{1, 2}}),
       CreateTopicRequest{"orders", 6, 3},
       ElectLeadersRequest{ElectionType::unclean, {{"t", PartitionIndex{0}}}},
       DemoteBrokerRequest{BrokerId{2}, "unreachable from clients"},
@@ -88,17 +94,27 @@ TEST(Wire, EveryRequestRoundTrips) {
       sample_replica_fetch(),
       QuorumVoteRequest(VoteRequest{7, 2, MetadataOffset{41}, 6, true}),
       QuorumAppendRequest(AppendRequest{
-          7, 2, MetadataOffset{40}, 6,
+          7,
+          2,
+          MetadataOffset{40},
+          6,
           {MetadataEntry{MetadataOffset{41}, ConfigChanged{"faultline.marker", "w1-1"}, 7}},
           MetadataOffset{40}}),
       DescribeQuorumRequest{},
       QuorumInstallSnapshotRequest{7, 2, MetadataOffset{99}, 6, {0x46, 0x4c, 0x00, 0xff, 0x7f}},
-      AlterPartitionsRequest{{AlterPartitionRequestMsg(AlterPartitionRequest{
-                                  {"t", PartitionIndex{0}}, BrokerId{1}, BrokerEpoch{3},
-                                  LeaderEpoch{2}, PartitionEpoch{5}, ReplicaList{1, 2}}),
-                              AlterPartitionRequestMsg(AlterPartitionRequest{
-                                  {"u", PartitionIndex{7}}, BrokerId{1}, BrokerEpoch{3},
-                                  LeaderEpoch{0}, PartitionEpoch{1}, ReplicaList{1, 3, 2}})}},
+      AlterPartitionsRequest{
+          {AlterPartitionRequestMsg(AlterPartitionRequest{{"t", PartitionIndex{0}},
+                                                          BrokerId{1},
+                                                          BrokerEpoch{3},
+                                                          LeaderEpoch{2},
+                                                          PartitionEpoch{5},
+                                                          ReplicaList{1, 2}}),
+           AlterPartitionRequestMsg(AlterPartitionRequest{{"u", PartitionIndex{7}},
+                                                          BrokerId{1},
+                                                          BrokerEpoch{3},
+                                                          LeaderEpoch{0},
+                                                          PartitionEpoch{1},
+                                                          ReplicaList{1, 3, 2}})}},
   };
   ASSERT_EQ(requests.size(), std::variant_size_v<Request>) << "a request type has no test";
   for (const auto& request : requests) {
@@ -259,7 +275,8 @@ TEST(Wire, ReplicaFetchCarriesEveryPartition) {
     }
     auto full = body(frame);
     for (size_t n = 0; n < full.size(); ++n) {
-      auto error = request ? decode_request(full.first(n)).error : decode_response(full.first(n)).error;
+      auto error =
+          request ? decode_request(full.first(n)).error : decode_response(full.first(n)).error;
       EXPECT_NE(error, errc::none) << (request ? "request" : "response") << " cut at " << n;
     }
     std::string longer(full.begin(), full.end());

@@ -1,10 +1,10 @@
 // `faultline-probe`: command line, logging and signals around ProbeService.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <charconv>
 #include <csignal>
@@ -19,7 +19,8 @@ namespace faultline::probes {
 std::optional<std::vector<BrokerTarget>> parse_broker_targets(std::string_view text,
                                                               std::string* why) {
   auto fail = [&](std::string reason) -> std::optional<std::vector<BrokerTarget>> {
-    if (why) *why = std::move(reason);
+    if (why)
+      *why = std::move(reason);
     return std::nullopt;
   };
   std::vector<BrokerTarget> out;
@@ -29,7 +30,8 @@ std::optional<std::vector<BrokerTarget>> parse_broker_targets(std::string_view t
     std::string_view item = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     auto eq = item.find('=');
-    if (eq == std::string_view::npos) return fail(fmt::format("\"{}\" is not ID=HOST:PORT", item));
+    if (eq == std::string_view::npos)
+      return fail(fmt::format("\"{}\" is not ID=HOST:PORT", item));
     int32_t id = 0;
     auto id_text = item.substr(0, eq);
     auto [ptr, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
@@ -39,10 +41,12 @@ std::optional<std::vector<BrokerTarget>> parse_broker_targets(std::string_view t
     t.id = BrokerId{id};
     if (!cluster::parse_endpoint(item.substr(eq + 1), t.client) || t.client.port == 0)
       return fail(fmt::format("\"{}\" is not HOST:PORT", item.substr(eq + 1)));
-    if (!seen.insert(t.id).second) return fail(fmt::format("broker {} is listed twice", id));
+    if (!seen.insert(t.id).second)
+      return fail(fmt::format("broker {} is listed twice", id));
     out.push_back(std::move(t));
   }
-  if (out.empty()) return fail("no brokers");
+  if (out.empty())
+    return fail("no brokers");
   return out;
 }
 
@@ -56,16 +60,22 @@ std::chrono::milliseconds slow_storage_demotion_bound(const ProbeOptions& option
 }
 
 std::string ProbeOptions::validate() const {
-  if (brokers.empty()) return "no brokers to probe";
-  if (interval.count() <= 0) return "the interval must be positive";
+  if (brokers.empty())
+    return "no brokers to probe";
+  if (interval.count() <= 0)
+    return "the interval must be positive";
   if (effective_probe_timeout().count() <= 0 || effective_probe_timeout() >= interval)
     return "the probe timeout must be positive and shorter than the interval";
-  if (controller_timeout.count() <= 0) return "the controller timeout must be positive";
-  if (controllers.empty()) return "no controller";
+  if (controller_timeout.count() <= 0)
+    return "the controller timeout must be positive";
+  if (controllers.empty())
+    return "no controller";
   for (const auto& c : controllers) {
-    if (c.port == 0) return "the controller's port is missing";
+    if (c.port == 0)
+      return "the controller's port is missing";
   }
-  if (auto problem = health.validate(); !problem.empty()) return problem;
+  if (auto problem = health.validate(); !problem.empty())
+    return problem;
   return {};
 }
 
@@ -79,8 +89,9 @@ int probe_main(int argc, char** argv) {
   int64_t hold_ms = h.recovery_hold.count(), max_age_ms = h.storage_max_age.count();
   double floor_ms = static_cast<double>(h.storage_floor.count()) / 1000.0;
 
-  CLI::App app{"faultline-probe: probes brokers from the client network and asks the controller "
-               "to demote the ones clients cannot use (probes/README.md)"};
+  CLI::App app{
+      "faultline-probe: probes brokers from the client network and asks the controller "
+      "to demote the ones clients cannot use (probes/README.md)"};
   app.add_option("--brokers", brokers, "ID=HOST:PORT,... every broker's client listener")
       ->required();
   app.add_option("--controller", controller,
@@ -159,9 +170,8 @@ int probe_main(int argc, char** argv) {
   }
 
   try {
-    auto logger = o.log_file.empty()
-                      ? spdlog::stderr_logger_mt("probe")
-                      : spdlog::basic_logger_mt("probe", o.log_file.string());
+    auto logger = o.log_file.empty() ? spdlog::stderr_logger_mt("probe")
+                                     : spdlog::basic_logger_mt("probe", o.log_file.string());
     spdlog::set_default_logger(logger);
     spdlog::flush_on(spdlog::level::info);
   } catch (const spdlog::spdlog_ex& e) {
@@ -181,7 +191,8 @@ int probe_main(int argc, char** argv) {
   }
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const std::error_code& ec, int sig) {
-    if (ec) return;
+    if (ec)
+      return;
     spdlog::info("event=stopping signal={}", sig);
     service->stop();
   });

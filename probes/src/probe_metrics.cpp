@@ -6,7 +6,9 @@ namespace faultline::probes {
 
 namespace {
 
-std::string label(BrokerId b) { return std::to_string(b.value()); }
+std::string label(BrokerId b) {
+  return std::to_string(b.value());
+}
 
 // 100 µs .. 5 s: a probe on a quiet network answers in well under a millisecond; a timed out one
 // is not observed at all (faultline_probe_up says so).
@@ -55,7 +57,8 @@ ProbeMetrics::ProbeMetrics(prometheus::Registry& registry)
 void ProbeMetrics::probe(BrokerId broker, bool ok, std::chrono::microseconds latency) {
   up_.Add({{"broker", label(broker)}}).Set(ok ? 1 : 0);
   auto& failures = failures_.Add({{"broker", label(broker)}});  // present from the first round
-  if (!ok) failures.Increment();
+  if (!ok)
+    failures.Increment();
   if (ok) {
     latency_.Add({{"broker", label(broker)}}, probe_buckets())
         .Observe(std::chrono::duration<double>(latency).count());

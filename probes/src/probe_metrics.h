@@ -1,5 +1,5 @@
-// faultline-probe's Prometheus metrics (ARCHITECTURE.md §6): what it saw of every broker and what it
-// decided. Names start with faultline_ and carry their unit.
+// faultline-probe's Prometheus metrics (ARCHITECTURE.md §6): what it saw of every broker and what
+// it decided. Names start with faultline_ and carry their unit.
 //
 // Threading: prometheus-cpp metrics are thread-safe; the exposer serves scrapes on its own threads.
 #pragma once

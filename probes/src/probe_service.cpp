@@ -21,14 +21,16 @@ constexpr auto kHeldLogEvery = 5s;
 
 std::vector<BrokerId> ids_of(const std::vector<BrokerTarget>& targets) {
   std::vector<BrokerId> ids;
-  for (const auto& t : targets) ids.push_back(t.id);
+  for (const auto& t : targets)
+    ids.push_back(t.id);
   return ids;
 }
 
 // "host:port,host:port" for the logs.
 std::string endpoints_str(const std::vector<cluster::Endpoint>& endpoints) {
   std::string out;
-  for (const auto& e : endpoints) out += (out.empty() ? "" : ",") + e.str();
+  for (const auto& e : endpoints)
+    out += (out.empty() ? "" : ",") + e.str();
   return out;
 }
 
@@ -46,12 +48,13 @@ int64_t monotonic_ns(TimePoint t) {
 std::string wall_time_now() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)),
-                     ms.count());
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z",
+                     fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms.count());
 }
 
 std::optional<Reason> own_reason(std::string_view controller_reason_text) {
-  if (controller_reason_text == controller_reason(Reason::unreachable)) return Reason::unreachable;
+  if (controller_reason_text == controller_reason(Reason::unreachable))
+    return Reason::unreachable;
   if (controller_reason_text == controller_reason(Reason::slow_storage))
     return Reason::slow_storage;
   return std::nullopt;
@@ -86,16 +89,19 @@ ProbeService::ProbeService(asio::io_context& io, ProbeOptions options,
 
 void ProbeService::start() {
   std::string targets;
-  for (const auto& b : options_.brokers) targets += fmt::format(" {}={}", b.id, b.client.str());
-  spdlog::info("event=probe_started interval_ms={} probe_timeout_ms={} controller={} brokers=[{} ] "
-               "config={}",
-               options_.interval.count(), options_.effective_probe_timeout().count(),
-               endpoints_str(options_.controllers), targets, options_.health.to_json().dump());
+  for (const auto& b : options_.brokers)
+    targets += fmt::format(" {}={}", b.id, b.client.str());
+  spdlog::info(
+      "event=probe_started interval_ms={} probe_timeout_ms={} controller={} brokers=[{} ] "
+      "config={}",
+      options_.interval.count(), options_.effective_probe_timeout().count(),
+      endpoints_str(options_.controllers), targets, options_.health.to_json().dump());
   asio::co_spawn(io_, loop(), asio::detached);
 }
 
 void ProbeService::stop() {
-  if (stopping_) return;
+  if (stopping_)
+    return;
   stopping_ = true;
   tick_.cancel();
 }
@@ -107,11 +113,13 @@ awaitable<void> ProbeService::loop() {
   auto next = Clock::now();
   while (!stopping_) {
     // Later looks run beside the rounds, so an unreachable controller never delays probing.
-    if (!refresh_in_flight_ && Clock::now() - last_refresh_attempt_ >= options_.controller_refresh) {
+    if (!refresh_in_flight_ &&
+        Clock::now() - last_refresh_attempt_ >= options_.controller_refresh) {
       asio::co_spawn(io_, refresh_controller_view(), asio::detached);
     }
     ProbeRound round = co_await probe_round();
-    if (stopping_) break;
+    if (stopping_)
+      break;
     RoundOutcome outcome = policy_.step(round);
     co_await act_on(std::move(outcome), round.now);
     // Fixed-rate rounds; a round that overran (a slow controller) is not made up for in a burst.
@@ -136,9 +144,11 @@ awaitable<ProbeRound> ProbeService::probe_round() {
     asio::co_spawn(io_, probe_into(state, i), asio::detached);
   }
   // Single-threaded: every probe finishing after this check cancels a wait already in place.
-  while (state->remaining > 0) co_await state->done.async_wait(use_tuple);
+  while (state->remaining > 0)
+    co_await state->done.async_wait(use_tuple);
   ProbeRound round;
-  for (auto& r : state->results) note_probe(*r, round);
+  for (auto& r : state->results)
+    note_probe(*r, round);
   round.now = Clock::now();
   co_return round;
 }
@@ -157,11 +167,10 @@ awaitable<void> ProbeService::probe_into(std::shared_ptr<RoundState> round, size
   Probed p;
   p.observation.broker = target.id;
   p.observation.at = finished;
-  p.observation.latency =
-      std::chrono::duration_cast<std::chrono::microseconds>(finished - started);
+  p.observation.latency = std::chrono::duration_cast<std::chrono::microseconds>(finished - started);
   if (result.error) {
-    p.observation.error = result.error == asio::error::timed_out ? "timed out"
-                                                                   : result.error.message();
+    p.observation.error =
+        result.error == asio::error::timed_out ? "timed out" : result.error.message();
   } else {
     auto& answer = std::get<cluster::BrokerHealthResponse>(result.response);
     if (answer.error != cluster::errc::none) {
@@ -174,7 +183,8 @@ awaitable<void> ProbeService::probe_into(std::shared_ptr<RoundState> round, size
     }
   }
   round->results[index] = std::move(p);
-  if (--round->remaining == 0) round->done.cancel();
+  if (--round->remaining == 0)
+    round->done.cancel();
 }
 
 void ProbeService::note_probe(const Probed& p, ProbeRound& round) {
@@ -193,7 +203,8 @@ void ProbeService::note_probe(const Probed& p, ProbeRound& round) {
     last = obs.error;
   }
   round.reachability.push_back(obs);
-  if (!p.answer) return;
+  if (!p.answer)
+    return;
   auto read = storage_.read(obs.broker, *p.answer, obs.at);
   if (!read.problem.empty()) {
     spdlog::warn("event=storage_report_ignored broker={} problem=\"{}\"", obs.broker, read.problem);
@@ -201,7 +212,8 @@ void ProbeService::note_probe(const Probed& p, ProbeRound& round) {
   if (!read.observations.empty()) {
     metrics_.storage(obs.broker, read.observations.back().append_fsync_latency);
   }
-  for (auto& s : read.observations) round.storage.push_back(s);
+  for (auto& s : read.observations)
+    round.storage.push_back(s);
   auto& canary_error = canary_error_[obs.broker];
   if (p.answer->canary_error != canary_error) {
     if (p.answer->canary_error.empty()) {
@@ -259,7 +271,8 @@ awaitable<void> ProbeService::act_on(RoundOutcome outcome, TimePoint now) {
 
   for (const HeldDemotion& h : outcome.held) {
     auto it = held_logged_at_.find(h.broker);
-    if (it != held_logged_at_.end() && now - it->second < kHeldLogEvery) continue;
+    if (it != held_logged_at_.end() && now - it->second < kHeldLogEvery)
+      continue;
     held_logged_at_[h.broker] = now;
     spdlog::warn("event=health_{}", h.to_string());
     auto line = h.to_json();
@@ -273,11 +286,14 @@ awaitable<void> ProbeService::act_on(RoundOutcome outcome, TimePoint now) {
   });
 
   std::set<BrokerId> demoted;
-  for (BrokerId b : policy_.demoted_by_policy()) demoted.insert(b);
+  for (BrokerId b : policy_.demoted_by_policy())
+    demoted.insert(b);
   for (BrokerId b : demoted_shown_)
-    if (!demoted.contains(b)) metrics_.demoted(b, false);
+    if (!demoted.contains(b))
+      metrics_.demoted(b, false);
   for (BrokerId b : demoted)
-    if (!demoted_shown_.contains(b)) metrics_.demoted(b, true);
+    if (!demoted_shown_.contains(b))
+      metrics_.demoted(b, true);
   demoted_shown_ = std::move(demoted);
 }
 
@@ -301,16 +317,19 @@ awaitable<void> ProbeService::refresh_controller_view() {
   }
   // Unreachable: the policy keeps the last view. A view older than a decision carried out since
   // it was asked for would undo that decision's effect on the policy: ask again instead.
-  if (!reachable) co_return;
+  if (!reachable)
+    co_return;
   if (generation != decisions_made_) {
     last_refresh_attempt_ = {};
     co_return;
   }
   std::vector<BrokerId> demoted;
   for (const auto& b : md->brokers) {
-    if (!b.demoted) continue;
+    if (!b.demoted)
+      continue;
     demoted.push_back(b.id);
-    if (adopted_) continue;
+    if (adopted_)
+      continue;
     if (auto reason = own_reason(b.demotion_reason)) {
       policy_.adopt_demotion(b.id, *reason, now);
       spdlog::info("event=adopted_demotion broker={} reason={}", b.id, b.demotion_reason);
@@ -319,16 +338,17 @@ awaitable<void> ProbeService::refresh_controller_view() {
   }
   adopted_ = true;
   for (BrokerId b : policy_.set_demoted_elsewhere(demoted, now)) {
-    spdlog::warn("event=promoted_elsewhere broker={} not_demoted_again_for_ms={}", b,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     policy_.config().recovery_hold)
-                     .count());
+    spdlog::warn(
+        "event=promoted_elsewhere broker={} not_demoted_again_for_ms={}", b,
+        std::chrono::duration_cast<std::chrono::milliseconds>(policy_.config().recovery_hold)
+            .count());
     record({{"type", "promoted_elsewhere"}, {"broker", b.value()}}, now);
   }
 }
 
 void ProbeService::record(nlohmann::json line, TimePoint at) {
-  if (!decisions_.is_open()) return;
+  if (!decisions_.is_open())
+    return;
   line["monotonic_ns"] = monotonic_ns(at);
   line["wall_time"] = wall_time_now();
   decisions_ << line.dump() << '\n';

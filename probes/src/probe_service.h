@@ -1,7 +1,7 @@
-// The prober's I/O shell around HealthPolicy (ARCHITECTURE.md §4): once per interval it probes every
-// broker's client listener (fresh connection + BrokerHealth, concurrently, each bounded by the
-// probe timeout), reads the storage canary figures from the answers, steps the policy, logs every
-// decision and held demotion with its evidence, and carries the decisions out through the
+// The prober's I/O shell around HealthPolicy (ARCHITECTURE.md §4): once per interval it probes
+// every broker's client listener (fresh connection + BrokerHealth, concurrently, each bounded by
+// the probe timeout), reads the storage canary figures from the answers, steps the policy, logs
+// every decision and held demotion with its evidence, and carries the decisions out through the
 // controller's admin API. It also keeps the policy's view of demotions made by others current.
 //
 // Lifecycle: construct, start(), run the io_context; stop() ends the loop after the round in
@@ -11,7 +11,6 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -69,10 +68,10 @@ class ProbeService {
   // decision not applied yet).
   uint64_t decisions_made_ = 0;
   bool vantage_suspect_ = false;
-  std::map<BrokerId, std::string> last_error_;      // "" while the broker answers
-  std::map<BrokerId, std::string> canary_error_;    // the canary's reported failure, if any
-  std::map<BrokerId, TimePoint> held_logged_at_;    // held demotions are repeated every round
-  std::set<BrokerId> demoted_shown_;                // faultline_health_demoted series set to 1
+  std::map<BrokerId, std::string> last_error_;    // "" while the broker answers
+  std::map<BrokerId, std::string> canary_error_;  // the canary's reported failure, if any
+  std::map<BrokerId, TimePoint> held_logged_at_;  // held demotions are repeated every round
+  std::set<BrokerId> demoted_shown_;              // faultline_health_demoted series set to 1
 };
 
 }  // namespace faultline::probes

@@ -520,7 +520,8 @@ TEST(HealthPolicyOwnership, AnOperatorPromotionOfItsDemotionIsRespectedForTheHol
   std::vector<std::string> seen;
   std::vector<HeldBack> held;
   for (size_t r = 3; r < 10; ++r) {
-    auto out = policy.step(reach_round(r, {{1, "xxxxxxxxxx"}, {2, ".........."}, {3, ".........."}}));
+    auto out =
+        policy.step(reach_round(r, {{1, "xxxxxxxxxx"}, {2, ".........."}, {3, ".........."}}));
     for (const auto& d : out.decisions)
       seen.push_back(describe(r, d));
     for (const auto& h : out.held)
@@ -532,8 +533,9 @@ TEST(HealthPolicyOwnership, AnOperatorPromotionOfItsDemotionIsRespectedForTheHol
                                 HeldBack::promoted_by_operator));
   // Promoted again once healthy, as usual.
   const std::string healthy_from_r10 = std::string(10, '-') + std::string(10, '.');
-  EXPECT_THAT(play(policy, {{1, healthy_from_r10}, {2, healthy_from_r10}, {3, healthy_from_r10}}, 10),
-              ElementsAre("r14 promote 1 recovered"));
+  EXPECT_THAT(
+      play(policy, {{1, healthy_from_r10}, {2, healthy_from_r10}, {3, healthy_from_r10}}, 10),
+      ElementsAre("r14 promote 1 recovered"));
 }
 
 TEST(HealthPolicyOwnership, AnAdoptedDemotionIsPromotedAfterTheHoldAndCountsAgainstTheCap) {
@@ -545,8 +547,7 @@ TEST(HealthPolicyOwnership, AnAdoptedDemotionIsPromotedAfterTheHoldAndCountsAgai
   EXPECT_THAT(policy.demoted_by_policy(), ElementsAre(BrokerId{1}));
   // Broker 2 fails meanwhile: the cap (1) is taken by the adopted demotion until it is promoted.
   std::vector<std::string> seen;
-  std::map<int32_t, std::string> timeline = {
-      {1, "........"}, {2, "xxxxxxxx"}, {3, "........"}};
+  std::map<int32_t, std::string> timeline = {{1, "........"}, {2, "xxxxxxxx"}, {3, "........"}};
   for (size_t r = 0; r < 8; ++r) {
     auto out = policy.step(reach_round(r, timeline));
     for (const auto& d : out.decisions)

@@ -35,7 +35,8 @@ struct Probe {
   std::vector<nlohmann::json> lines() const {
     std::vector<nlohmann::json> out;
     std::ifstream in(decisions);
-    for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+    for (std::string line; std::getline(in, line);)
+      out.push_back(nlohmann::json::parse(line));
     return out;
   }
 };
@@ -94,9 +95,8 @@ TEST(ProbeProcess, DemotesABrokerClientsCannotReachAndReadsEveryCanary) {
   ASSERT_TRUE(wait_until(
       [&] {
         auto m = admin.controller_metadata();
-        return m && std::none_of(m->partitions.begin(), m->partitions.end(), [](const auto& p) {
-                 return p.leader == cluster::BrokerId{2};
-               });
+        return m && std::none_of(m->partitions.begin(), m->partitions.end(),
+                                 [](const auto& p) { return p.leader == cluster::BrokerId{2}; });
       },
       5s));
 
@@ -120,10 +120,14 @@ TEST(ProbeProcess, DemotesABrokerClientsCannotReachAndReadsEveryCanary) {
   std::string metrics = probe->metrics();
   EXPECT_EQ(metric_value(metrics, R"(faultline_probe_up{broker="2"})"), 0) << metrics;
   EXPECT_EQ(metric_value(metrics, R"(faultline_probe_up{broker="1"})"), 1);
-  EXPECT_EQ(metric_value(metrics, R"(faultline_health_decisions_total{action="demote",reason="unreachable"})"), 1);
+  EXPECT_EQ(
+      metric_value(metrics,
+                   R"(faultline_health_decisions_total{action="demote",reason="unreachable"})"),
+      1);
   EXPECT_EQ(metric_value(metrics, R"(faultline_health_demoted{broker="2"})"), 1);
   for (const char* b : {"1", "3"}) {
-    auto fsync = metric_value(metrics, std::string("faultline_probe_storage_fsync_seconds{broker=\"") + b + "\"}");
+    auto fsync = metric_value(
+        metrics, std::string("faultline_probe_storage_fsync_seconds{broker=\"") + b + "\"}");
     ASSERT_TRUE(fsync) << "no canary read from broker " << b << "\n" << metrics;
     EXPECT_GT(*fsync, 0);
     EXPECT_LT(*fsync, 1.0);
@@ -163,8 +167,7 @@ TEST(ProbeProcess, DemotesABrokerClientsCannotReachAndReadsEveryCanary) {
   };
   auto demoted_again = [&] {
     auto l = after_first();
-    return std::any_of(l.begin(), l.end(),
-                       [](const auto& j) { return j["type"] == "decision"; });
+    return std::any_of(l.begin(), l.end(), [](const auto& j) { return j["type"] == "decision"; });
   };
   ASSERT_TRUE(wait_until(demoted_again, 10s)) << probe->process.log();
   const auto redemoted_after = std::chrono::steady_clock::now() - promoted_at;
@@ -196,7 +199,8 @@ TEST(ProbeProcess, AProbeThatReachesNoBrokerDemotesNobody) {
   auto probe = start_probe(dir, cluster, targets);
   ASSERT_TRUE(wait_until(
       [&] {
-        return metric_value(probe->metrics(), R"(faultline_probe_rounds_total{vantage_point="suspect"})")
+        return metric_value(probe->metrics(),
+                            R"(faultline_probe_rounds_total{vantage_point="suspect"})")
                    .value_or(0) >= 15;
       },
       10s))
@@ -204,11 +208,13 @@ TEST(ProbeProcess, AProbeThatReachesNoBrokerDemotesNobody) {
   cluster::SyncClient admin(cluster.client_config());
   auto md = admin.controller_metadata();
   ASSERT_TRUE(md);
-  for (const auto& b : md->brokers) EXPECT_FALSE(b.demoted) << "broker " << b.id.value();
+  for (const auto& b : md->brokers)
+    EXPECT_FALSE(b.demoted) << "broker " << b.id.value();
   auto lines = probe->lines();
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines[0]["type"], "vantage_point_suspect");
-  for (const auto& l : lines) EXPECT_NE(l["type"], "decision");
+  for (const auto& l : lines)
+    EXPECT_NE(l["type"], "decision");
 }
 
 TEST(ProbeProcess, RefusesNonsenseOnTheCommandLine) {
@@ -218,8 +224,8 @@ TEST(ProbeProcess, RefusesNonsenseOnTheCommandLine) {
     ChildProcess p(args, dir.path() / "usage.log");
     return p.wait_for(5s);
   };
-  EXPECT_EQ(run({"--brokers", "1=127.0.0.1:1", "--controller", "127.0.0.1:2", "--interval-ms", "100",
-                 "--probe-timeout-ms", "100"}),
+  EXPECT_EQ(run({"--brokers", "1=127.0.0.1:1", "--controller", "127.0.0.1:2", "--interval-ms",
+                 "100", "--probe-timeout-ms", "100"}),
             2);  // a probe must give up before the next round
   EXPECT_EQ(run({"--brokers", "1=127.0.0.1:1,1=127.0.0.1:2", "--controller", "127.0.0.1:2"}), 2);
   EXPECT_EQ(run({"--brokers", "x=127.0.0.1:1", "--controller", "127.0.0.1:2"}), 2);

@@ -33,13 +33,15 @@ BrokerHealthResponse answer(std::vector<StorageSample> samples, int64_t pending_
 
 std::vector<int64_t> latencies_ms(const StorageReportReader::Result& r) {
   std::vector<int64_t> out;
-  for (const auto& o : r.observations) out.push_back(o.append_fsync_latency.count() / 1000);
+  for (const auto& o : r.observations)
+    out.push_back(o.append_fsync_latency.count() / 1000);
   return out;
 }
 
 bool in_time_order(const std::vector<StorageObservation>& obs) {
   for (size_t i = 1; i < obs.size(); ++i)
-    if (obs[i].at < obs[i - 1].at) return false;
+    if (obs[i].at < obs[i - 1].at)
+      return false;
   return true;
 }
 
@@ -53,8 +55,9 @@ TEST(StorageReports, EachSampleIsPassedOnOnceAtTheTimeItCompleted) {
   EXPECT_EQ(first.observations[0].at, kT0 - 400ms);
   EXPECT_EQ(first.observations[1].at, kT0 - 200ms);
   // The next answer repeats samples 1-2 (the broker keeps its last few) and adds 3.
-  auto second = reader.read(
-      kBroker, answer({{1, 1'000, 500'000}, {2, 2'000, 300'000}, {3, 3'000, 100'000}}), kT0 + 100ms);
+  auto second =
+      reader.read(kBroker, answer({{1, 1'000, 500'000}, {2, 2'000, 300'000}, {3, 3'000, 100'000}}),
+                  kT0 + 100ms);
   ASSERT_EQ(second.observations.size(), 1u);
   EXPECT_EQ(second.observations[0].append_fsync_latency, 3ms);
   EXPECT_THAT(reader.read(kBroker, answer({{3, 3'000, 150'000}}), kT0 + 150ms).observations,
@@ -72,8 +75,8 @@ TEST(StorageReports, AStuckFsyncYieldsOneSlowSamplePerSlotItOverran) {
   auto r2 = reader.read(kBroker, answer({{1, 1'000, 1'550'000}}, 2, 1'500'000), kT0 + 500ms);
   EXPECT_THAT(latencies_ms(r2), ElementsAre(1200, 1400));
   // It completes after 1.65 s: the slot at 1.6 s, then the sample itself.
-  auto r3 = reader.read(kBroker, answer({{1, 1'000, 1'800'000}, {2, 1'650'000, 100'000}}, 3, 50'000),
-                        kT0 + 750ms);
+  auto r3 = reader.read(
+      kBroker, answer({{1, 1'000, 1'800'000}, {2, 1'650'000, 100'000}}, 3, 50'000), kT0 + 750ms);
   EXPECT_THAT(latencies_ms(r3), ElementsAre(1600, 1650));
   EXPECT_TRUE(in_time_order(r1.observations));
   EXPECT_LE(r2.observations.back().at, r3.observations.front().at);

@@ -202,16 +202,19 @@ void BM_KafkaJsonlEndToEnd(benchmark::State& state) {
   std::string text = history_header_line("kafka") + "\n";
   {
     const auto events = faultline::checker::testing::simulate_kafka(42, o);
-    for (const auto& e : events) text += to_jsonl_line(e) + "\n";
+    for (const auto& e : events)
+      text += to_jsonl_line(e) + "\n";
   }
   std::size_t peak = 0;
   for (auto _ : state) {
     const std::size_t base = heap::current;
     heap::peak = base;
     auto h = parse_jsonl(text);
-    if (!h) state.SkipWithError("parse failed");
+    if (!h)
+      state.SkipWithError("parse failed");
     auto r = check_kafka(*h);
-    if (!r.valid) state.SkipWithError("judged invalid");
+    if (!r.valid)
+      state.SkipWithError("judged invalid");
     peak = std::max(peak, heap::peak - base);
   }
   state.counters["MB"] = static_cast<double>(text.size()) / 1e6;
@@ -314,8 +317,8 @@ class HourRun {
       publish(p);
     } else {
       // Demote a broker (or lift the demotion); the controller then moves its leaderships.
-      demoted_ = demoted_ == BrokerId(-1) ? BrokerId(1 + static_cast<int32_t>(rng_() % 3))
-                                          : BrokerId(-1);
+      demoted_ =
+          demoted_ == BrokerId(-1) ? BrokerId(1 + static_cast<int32_t>(rng_() % 3)) : BrokerId(-1);
       NemesisEvent n = event(NemesisKind::cluster_state);
       n.alive = {BrokerId(1), BrokerId(2), BrokerId(3)};
       if (demoted_ != BrokerId(-1))

@@ -27,14 +27,16 @@ using testing::LocalClusterOptions;
 using Clock = std::chrono::steady_clock;
 
 double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
+  if (v.empty())
+    return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
 }
 
 bool create_topic(LocalCluster& cluster, const std::string& topic, int partitions) {
   SyncClient admin(cluster.client_config());
-  if (admin.create_topic(topic, partitions, 3).error != errc::none) return false;
+  if (admin.create_topic(topic, partitions, 3).error != errc::none)
+    return false;
   for (int p = 0; p < partitions; ++p) {
     if (!admin.wait_for_leader({topic, PartitionIndex{p}}, 10s,
                                [](const PartitionMetadata& m) { return m.isr.size() == 3; }))
@@ -48,7 +50,8 @@ asio::awaitable<void> send_one(Client& client, TopicPartition tp, std::vector<st
   auto started = Clock::now();
   SendResult r = co_await client.send(tp, std::move(values), Acks::all);
   latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
-  if (!r.acknowledged()) ++failures;
+  if (!r.acknowledged())
+    ++failures;
   --outstanding;
 }
 
@@ -74,7 +77,8 @@ void produce_acks_all(benchmark::State& state, const LocalClusterOptions& option
       asio::co_spawn(io, send_one(client, tp, batch, latencies, failures, outstanding),
                      asio::detached);
     }
-    while (outstanding > 0) io.run_one();
+    while (outstanding > 0)
+      io.run_one();
   }
   client.close();
   io.run_for(100ms);
@@ -84,8 +88,15 @@ void produce_acks_all(benchmark::State& state, const LocalClusterOptions& option
   state.counters["failed_sends"] = failures;
 }
 
-void BM_ProduceAcksAll(benchmark::State& state) { produce_acks_all(state, {}); }
-BENCHMARK(BM_ProduceAcksAll)->Arg(1)->Arg(4)->Arg(16)->MinTime(5.0)->Unit(benchmark::kMillisecond)
+void BM_ProduceAcksAll(benchmark::State& state) {
+  produce_acks_all(state, {});
+}
+BENCHMARK(BM_ProduceAcksAll)
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->MinTime(5.0)
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 // The same with every broker's data directory on faultline-lazyfs (root, /dev/fuse), side by
@@ -97,13 +108,25 @@ void BM_ProduceAcksAllFlush(benchmark::State& state, bool lazyfs, std::string po
   produce_acks_all(state, options);
 }
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, plain_every_batch, false, "every-batch")
-    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->Arg(16)
+    ->MinTime(5.0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, lazyfs_every_batch, true, "every-batch")
-    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->Arg(16)
+    ->MinTime(5.0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, plain_never, false, "never")
-    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->Arg(16)
+    ->MinTime(5.0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ProduceAcksAllFlush, lazyfs_never, true, "never")
-    ->Arg(16)->MinTime(5.0)->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->Arg(16)
+    ->MinTime(5.0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_FailoverAfterKill(benchmark::State& state) {
   LocalClusterOptions options;
@@ -174,9 +197,8 @@ void BM_Handover(benchmark::State& state) {
     } else {
       admin.demote(BrokerId{leader}, "bench");
     }
-    admin.wait_for_leader(tp, 20s, [&](const PartitionMetadata& p) {
-      return p.leader.value() != leader;
-    });
+    admin.wait_for_leader(tp, 20s,
+                          [&](const PartitionMetadata& p) { return p.leader.value() != leader; });
     producer.wait_for_more(20, 20s);
     producer.stop();
     auto gap = producer.longest_gap(moved_at, Clock::now());
@@ -196,8 +218,12 @@ void BM_Handover(benchmark::State& state) {
   state.counters["p99_ms"] = percentile(samples, 0.99);
   state.counters["max_ms"] = percentile(samples, 1.0);
 }
-BENCHMARK(BM_Handover)->Arg(0)->Arg(1)->Iterations(20)->UseManualTime()->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_Handover)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(20)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace faultline::cluster

@@ -29,14 +29,16 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
+  if (v.empty())
+    return 0;
   std::sort(v.begin(), v.end());
   auto i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
   return v[std::min(i, v.size() - 1)];
 }
 
 int kills() {
-  if (const char* k = std::getenv("FAULTLINE_BENCH_KILLS")) return std::max(1, std::atoi(k));
+  if (const char* k = std::getenv("FAULTLINE_BENCH_KILLS"))
+    return std::max(1, std::atoi(k));
   return 20;
 }
 
@@ -46,7 +48,8 @@ bool caught_up(const ControllerQuorum& q, int i, int leader, std::chrono::millis
   while (Clock::now() < deadline) {
     auto d = q.describe(i);
     auto l = q.describe(leader);
-    if (d && l && d->leader == leader && d->last_offset == l->last_offset) return true;
+    if (d && l && d->leader == leader && d->last_offset == l->last_offset)
+      return true;
     std::this_thread::sleep_for(10ms);
   }
   return false;
@@ -73,16 +76,18 @@ void BM_ActiveControllerFailover(benchmark::State& state) {
       std::optional<int> next;
       while (!next && Clock::now() - killed_at < 20s) {
         next = quorum.agreed_leader({*leader});
-        if (!next) std::this_thread::sleep_for(5ms);
+        if (!next)
+          std::this_thread::sleep_for(5ms);
       }
       if (!next) {
         ++unrecovered;
       } else {
-        samples_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - killed_at)
-                                 .count());
+        samples_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count());
       }
       quorum.start(*leader);
-      if (next && !caught_up(quorum, *leader, *next, 20s)) ++unrecovered;
+      if (next && !caught_up(quorum, *leader, *next, 20s))
+        ++unrecovered;
     }
     state.SetIterationTime(percentile(samples_ms, 0.5) / 1000);
   }
@@ -119,7 +124,8 @@ void BM_MetadataCommit(benchmark::State& state) {
   for (auto _ : state) {
     auto started = Clock::now();
     auto e = admin.set_config("auto.leader.rebalance.enable", flip ? "true" : "false");
-    latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
+    latencies_ms.push_back(
+        std::chrono::duration<double, std::milli>(Clock::now() - started).count());
     failed += e == cluster::errc::none ? 0 : 1;
     flip = !flip;
   }

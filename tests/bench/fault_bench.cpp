@@ -1,7 +1,7 @@
-// Fault backend costs (ARCHITECTURE.md §9): inject+heal latency per fault kind (target <= 10 ms each way)
-// and the NFQUEUE shaper's throughput and CPU at 0 ms and 50 ms delay. Needs root; builds its own
-// two-namespace topology (hub namespace with a bridge, nodes a and b) and removes it at exit.
-// Run once: build/bench/fault_bench
+// Fault backend costs (ARCHITECTURE.md §9): inject+heal latency per fault kind (target <= 10 ms
+// each way) and the NFQUEUE shaper's throughput and CPU at 0 ms and 50 ms delay. Needs root; builds
+// its own two-namespace topology (hub namespace with a bridge, nodes a and b) and removes it at
+// exit. Run once: build/bench/fault_bench
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <fcntl.h>

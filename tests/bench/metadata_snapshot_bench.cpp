@@ -30,14 +30,16 @@ std::vector<MetadataEntry> build_log(int32_t partitions) {
   std::vector<MetadataEntry> log;
   auto drain = [&] {
     auto records = c.take_new_records();
-    if (!records.empty()) c.mark_durable(records.back().offset);
+    if (!records.empty())
+      c.mark_durable(records.back().offset);
     log.insert(log.end(), records.begin(), records.end());
     c.take_election_events();
   };
   std::map<int32_t, BrokerEpoch> epochs;
   auto heartbeat_all = [&](int32_t except) {
     for (int32_t b = 1; b <= kBrokers; ++b) {
-      if (b == except) continue;
+      if (b == except)
+        continue;
       c.heartbeat({BrokerId{b}, epochs[b], c.durable_offset(), false}, now);
       drain();
     }
@@ -68,7 +70,8 @@ std::vector<MetadataEntry> build_log(int32_t partitions) {
 MetadataImage replay(const std::vector<MetadataEntry>& log) {
   MetadataImage image;
   for (const MetadataEntry& e : log) {
-    if (image.apply(e)) std::abort();
+    if (image.apply(e))
+      std::abort();
   }
   return image;
 }
@@ -92,7 +95,8 @@ void BM_DecodeSnapshot(benchmark::State& state) {
   encode_metadata_snapshot(image, 1, bytes);
   for (auto _ : state) {
     auto snapshot = decode_metadata_snapshot(bytes);
-    if (!snapshot || !(snapshot->image == image)) state.SkipWithError("round trip failed");
+    if (!snapshot || !(snapshot->image == image))
+      state.SkipWithError("round trip failed");
     benchmark::DoNotOptimize(snapshot);
   }
   state.counters["bytes"] = static_cast<double>(bytes.size());

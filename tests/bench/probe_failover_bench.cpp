@@ -1,5 +1,5 @@
-// Gray-failure failover with faultline-probe (ARCHITECTURE.md §4, §9), as root: a 3-broker cluster in
-// namespaces, the probe at a given interval (K = 3 failed probes to demote). Each trial cuts the
+// Gray-failure failover with faultline-probe (ARCHITECTURE.md §4, §9), as root: a 3-broker cluster
+// in namespaces, the probe at a given interval (K = 3 failed probes to demote). Each trial cuts the
 // client (`ext`) link of a partition leader and measures the time until every partition it led
 // acknowledges an acks=all write on another broker (a client that learns leaders from the
 // controller, so the figure is the probe's and the cluster's, not a client's refresh policy),
@@ -42,15 +42,17 @@ double cpu_seconds(pid_t pid) {
   std::string field;
   double ticks = 0;
   for (int i = 3; rest >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stod(field);
-    if (i == 15) break;
+    if (i == 14 || i == 15)
+      ticks += std::stod(field);
+    if (i == 15)
+      break;
   }
   return ticks / double(::sysconf(_SC_CLK_TCK));
 }
 
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
-  size_t i = size_t(std::ceil(q * double(v.size()))) ;
+  size_t i = size_t(std::ceil(q * double(v.size())));
   return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
 }
 
@@ -60,13 +62,13 @@ int run(int interval_ms, int trials, int cpu_window_s) {
   shape.binaries_dir = binaries();
   shape.probe = true;
   shape.probe_interval = std::chrono::milliseconds(interval_ms);
-  shape.probe_args = {"--failures-to-demote", "3", "--successes-to-promote", "3",
-                      "--recovery-hold-ms", "1000"};
+  shape.probe_args = {"--failures-to-demote", "3",   "--successes-to-promote", "3",
+                      "--recovery-hold-ms",   "1000"};
   TempDir logs("faultline-probe-bench");
   std::unique_ptr<ProbeRig> rig;
   try {
-    rig = std::make_unique<ProbeRig>(shape, fmt::format("probe-bench-{}-{}", interval_ms, ::getpid()),
-                                     logs.path(), 6);
+    rig = std::make_unique<ProbeRig>(
+        shape, fmt::format("probe-bench-{}-{}", interval_ms, ::getpid()), logs.path(), 6);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
@@ -90,7 +92,8 @@ int run(int interval_ms, int trials, int cpu_window_s) {
     }
     auto writable = rig->wait_writable_elsewhere(led, leader, 30s);
     Clock::duration worst{};
-    for (auto& [p, at] : writable) worst = std::max(worst, at - cut_at);
+    for (auto& [p, at] : writable)
+      worst = std::max(worst, at - cut_at);
     if (writable.size() != led.size()) {
       std::fprintf(stderr, "trial %d: partitions of broker %d never writable elsewhere\n", t,
                    leader.value());
@@ -100,7 +103,8 @@ int run(int interval_ms, int trials, int cpu_window_s) {
     rig->heal(cut.id);
     bool back = wait_until(
         [&] {
-          if (rig->decisions("promote", leader).size() <= promotions) return false;
+          if (rig->decisions("promote", leader).size() <= promotions)
+            return false;
           auto now_led = rig->led_by(leader);
           return std::all_of(preferred.begin(), preferred.end(), [&](int p) {
             return std::find(now_led.begin(), now_led.end(), p) != now_led.end();
@@ -111,8 +115,10 @@ int run(int interval_ms, int trials, int cpu_window_s) {
       std::fprintf(stderr, "trial %d: broker %d not promoted back\n", t, leader.value());
       return 1;
     }
-    std::fprintf(stderr, "interval %d ms trial %d: broker %d, %zu partitions writable elsewhere "
-                 "after %.3f s\n", interval_ms, t, leader.value(), led.size(), times.back());
+    std::fprintf(stderr,
+                 "interval %d ms trial %d: broker %d, %zu partitions writable elsewhere "
+                 "after %.3f s\n",
+                 interval_ms, t, leader.value(), led.size(), times.back());
   }
   std::this_thread::sleep_for(2s);
   auto pid = rig->probe_pid();
@@ -123,11 +129,12 @@ int run(int interval_ms, int trials, int cpu_window_s) {
     const double used = cpu_seconds(*pid) - before;
     cpu_per_broker_pct = 100.0 * used / double(cpu_window_s) / double(shape.brokers);
   }
-  std::printf("probe interval %5d ms, K=3, %d trials: cut leader's ext -> all its partitions "
-              "writable elsewhere p50 %.3f s  p99 %.3f s  max %.3f s | probe CPU %.3f%% of a core "
-              "per broker (%d s idle)\n",
-              interval_ms, trials, percentile(times, 0.5), percentile(times, 0.99),
-              *std::max_element(times.begin(), times.end()), cpu_per_broker_pct, cpu_window_s);
+  std::printf(
+      "probe interval %5d ms, K=3, %d trials: cut leader's ext -> all its partitions "
+      "writable elsewhere p50 %.3f s  p99 %.3f s  max %.3f s | probe CPU %.3f%% of a core "
+      "per broker (%d s idle)\n",
+      interval_ms, trials, percentile(times, 0.5), percentile(times, 0.99),
+      *std::max_element(times.begin(), times.end()), cpu_per_broker_pct, cpu_window_s);
   std::fflush(stdout);
   return 0;
 }
@@ -146,7 +153,8 @@ int main(int argc, char** argv) {
     } else if (flag == "--intervals") {
       intervals.clear();
       std::stringstream ss(value);
-      for (std::string item; std::getline(ss, item, ',');) intervals.push_back(std::stoi(item));
+      for (std::string item; std::getline(ss, item, ',');)
+        intervals.push_back(std::stoi(item));
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -158,6 +166,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (int interval : intervals)
-    if (int rc = run(interval, trials, cpu_window_s); rc != 0) return rc;
+    if (int rc = run(interval, trials, cpu_window_s); rc != 0)
+      return rc;
   return 0;
 }

@@ -44,7 +44,8 @@ constexpr int kBrokers = 5;
 constexpr auto kIdleWindow = 10s;
 
 double median(std::vector<double> v) {
-  if (v.empty()) return -1;
+  if (v.empty())
+    return -1;
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
@@ -58,10 +59,12 @@ double cpu_seconds(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos)
+    return 0;
   std::istringstream fields(stat.substr(close + 2));
   std::string skip;
-  for (int i = 3; i < 14; ++i) fields >> skip;  // state .. cmajflt
+  for (int i = 3; i < 14; ++i)
+    fields >> skip;  // state .. cmajflt
   double utime = 0, stime = 0;
   fields >> utime >> stime;
   return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
@@ -79,13 +82,15 @@ struct TopicView {
 
 std::optional<TopicView> view_topic(SyncClient& admin, const std::string& topic, int partitions) {
   auto md = admin.controller_metadata();
-  if (!md) return std::nullopt;
+  if (!md)
+    return std::nullopt;
   TopicView v;
   v.metadata_offset = md->metadata_offset;
   v.leader_of.assign(static_cast<size_t>(partitions), -1);
   int seen = 0;
   for (const auto& p : md->partitions) {
-    if (p.tp.topic != topic || p.tp.partition.value() >= partitions) continue;
+    if (p.tp.topic != topic || p.tp.partition.value() >= partitions)
+      continue;
     ++seen;
     if (p.leader == kNoBroker) {
       ++v.offline;
@@ -93,9 +98,11 @@ std::optional<TopicView> view_topic(SyncClient& admin, const std::string& topic,
     }
     v.leader_of[static_cast<size_t>(p.tp.partition.value())] = p.leader.value();
     ++v.leaders[p.leader.value()];
-    if (p.isr.size() < 3) ++v.under_replicated;
+    if (p.isr.size() < 3)
+      ++v.under_replicated;
   }
-  for (const auto& b : md->brokers) v.fenced_brokers += b.fenced ? 1 : 0;
+  for (const auto& b : md->brokers)
+    v.fenced_brokers += b.fenced ? 1 : 0;
   v.complete = seen == partitions && v.offline == 0 && v.under_replicated == 0;
   return v;
 }
@@ -107,7 +114,8 @@ bool brokers_applied(LocalCluster& cluster, const std::vector<int>& ids, int64_t
     c.bootstrap = {cluster.client_endpoint(id)};
     SyncClient client(c);
     auto md = client.metadata({"no-such-topic-probe"});
-    if (!md || md->metadata_offset < offset) return false;
+    if (!md || md->metadata_offset < offset)
+      return false;
   }
   return true;
 }
@@ -133,7 +141,8 @@ asio::awaitable<void> send_one(Client& client, TopicPartition tp, int& acknowled
                                int& outstanding) {
   std::vector<std::string> values{"scale-" + std::to_string(tp.partition.value())};
   SendResult r = co_await client.send(tp, std::move(values), Acks::all);
-  if (r.acknowledged()) ++acknowledged;
+  if (r.acknowledged())
+    ++acknowledged;
   --outstanding;
 }
 
@@ -151,7 +160,8 @@ int write_sample(LocalCluster& cluster, const std::string& topic, int partitions
     asio::co_spawn(io, send_one(client, {topic, PartitionIndex{p}}, acknowledged, outstanding),
                    asio::detached);
   }
-  while (outstanding > 0) io.run_one();
+  while (outstanding > 0)
+    io.run_one();
   client.close();
   io.run_for(50ms);
   return acknowledged;
@@ -179,7 +189,8 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
   options.replica_lag_time_max_ms = 5000;
   LocalCluster cluster(options);
   std::vector<int> all_brokers;
-  for (int id = 1; id <= kBrokers; ++id) all_brokers.push_back(id);
+  for (int id = 1; id <= kBrokers; ++id)
+    all_brokers.push_back(id);
   SyncClient admin(cluster.client_config());
 
   auto created_at = Clock::now();
@@ -197,7 +208,8 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
 
   // Idle: nothing produced; followers long-poll, leaders check ISRs, brokers heartbeat.
   std::map<int, double> cpu_before;
-  for (int id : all_brokers) cpu_before[id] = cpu_seconds(cluster.broker(id).pid());
+  for (int id : all_brokers)
+    cpu_before[id] = cpu_seconds(cluster.broker(id).pid());
   double controller_before = cpu_seconds(cluster.controller().pid());
   auto idle_from = Clock::now();
   std::this_thread::sleep_for(kIdleWindow);
@@ -208,7 +220,8 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
   }
   state.counters["idle_cpu_pct_broker_avg"] =
       std::accumulate(broker_cpu.begin(), broker_cpu.end(), 0.0) / kBrokers;
-  state.counters["idle_cpu_pct_broker_max"] = *std::max_element(broker_cpu.begin(), broker_cpu.end());
+  state.counters["idle_cpu_pct_broker_max"] =
+      *std::max_element(broker_cpu.begin(), broker_cpu.end());
   state.counters["idle_cpu_pct_controller"] =
       100 * (cpu_seconds(cluster.controller().pid()) - controller_before) / idle_s;
   auto after_idle = view_topic(admin, topic, partitions);
@@ -238,16 +251,19 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
     double exited = -1, moved = -1;
     auto deadline = sigterm_at + 120s;
     while ((exited < 0 || moved < 0) && Clock::now() < deadline) {
-      if (exited < 0 && cluster.broker(victim).wait_for(0ms) >= 0) exited = seconds_since(sigterm_at);
+      if (exited < 0 && cluster.broker(victim).wait_for(0ms) >= 0)
+        exited = seconds_since(sigterm_at);
       if (moved < 0) {
         if (auto v = view_topic(admin, topic, partitions)) {
           bool all_moved = true;
           for (int p = 0; p < partitions && all_moved; ++p) {
-            if (before->leader_of[static_cast<size_t>(p)] != victim) continue;
+            if (before->leader_of[static_cast<size_t>(p)] != victim)
+              continue;
             int now_leader = v->leader_of[static_cast<size_t>(p)];
             all_moved = now_leader != -1 && now_leader != victim;
           }
-          if (all_moved) moved = seconds_since(sigterm_at);
+          if (all_moved)
+            moved = seconds_since(sigterm_at);
         }
       }
       std::this_thread::sleep_for(10ms);

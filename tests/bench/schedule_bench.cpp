@@ -46,7 +46,8 @@ void BM_ScheduleAndResolveOneHour(benchmark::State& state) {
   for (auto _ : state) {
     auto plan = make_schedule(s, ++seed);
     size_t specs = 0;
-    for (const auto& p : plan) specs += resolve(p.step, snap, p.variant).specs.size();
+    for (const auto& p : plan)
+      specs += resolve(p.step, snap, p.variant).specs.size();
     benchmark::DoNotOptimize(specs);
   }
 }

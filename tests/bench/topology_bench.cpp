@@ -1,5 +1,5 @@
-// Harness bring-up and tear-down (ARCHITECTURE.md §9: a 5-broker cluster with controller, clients and
-// probe namespaces up and serving in <= 1.5 s, torn down in <= 1 s). Every node runs a stand-in
+// Harness bring-up and tear-down (ARCHITECTURE.md §9: a 5-broker cluster with controller, clients
+// and probe namespaces up and serving in <= 1.5 s, torn down in <= 1 s). Every node runs a stand-in
 // TCP listener (this binary re-exec'd) since what matters here is namespaces, links and process
 // start-up; "up" ends when every listener accepts a connection made from inside its namespace.
 // Needs root. Run once: build/bench/topology_bench

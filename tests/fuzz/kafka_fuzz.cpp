@@ -142,7 +142,8 @@ Response answer(const Request& request) {
     }
     Response operator()(const CreateTopicsRequest& r) const {
       CreateTopicsResponse out;
-      for (const CreatableTopic& t : r.topics) out.topics.push_back({t.name, 0, std::nullopt});
+      for (const CreatableTopic& t : r.topics)
+        out.topics.push_back({t.name, 0, std::nullopt});
       return out;
     }
   };

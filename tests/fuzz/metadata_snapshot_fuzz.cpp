@@ -16,7 +16,8 @@ using namespace faultline::cluster;
 namespace {
 
 void put_u32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<uint8_t>(v >> shift));
 }
 
 }  // namespace
@@ -30,12 +31,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   put_u32(blob, metadata_crc32c(payload));
   blob.insert(blob.end(), payload.begin(), payload.end());
   auto snapshot = decode_metadata_snapshot(blob);
-  if (!snapshot) return 0;
+  if (!snapshot)
+    return 0;
   std::vector<uint8_t> again;
   encode_metadata_snapshot(snapshot->image, snapshot->last_term, again);
   if (again != blob) {
     size_t at = kMetadataSnapshotHeaderBytes;  // the CRC differs whenever the payload does
-    while (at < again.size() && at < blob.size() && again[at] == blob[at]) ++at;
+    while (at < again.size() && at < blob.size() && again[at] == blob[at])
+      ++at;
     std::fprintf(stderr, "re-encoded differently at byte %zu of %zu (payload byte %zu)\n", at,
                  blob.size(), at - kMetadataSnapshotHeaderBytes);
     std::abort();

@@ -15,12 +15,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto req = decode_request(frame); req.error == errc::none) {
     std::string again;
     encode_request(req.header.correlation_id, req.request, again);
-    if (again.substr(kFrameSizeBytes) != std::string(frame.begin(), frame.end())) std::abort();
+    if (again.substr(kFrameSizeBytes) != std::string(frame.begin(), frame.end()))
+      std::abort();
   }
   if (auto resp = decode_response(frame); resp.error == errc::none) {
     std::string again;
     encode_response(resp.correlation_id, resp.response, again);
-    if (again.substr(kFrameSizeBytes) != std::string(frame.begin(), frame.end())) std::abort();
+    if (again.substr(kFrameSizeBytes) != std::string(frame.begin(), frame.end()))
+      std::abort();
   }
   return 0;
 }

@@ -1,5 +1,5 @@
-// faultline-probe end to end (ARCHITECTURE.md §4): a real cluster in namespaces, the probe in the `probe`
-// namespace, faults from the injector. What a user would notice:
+// faultline-probe end to end (ARCHITECTURE.md §4): a real cluster in namespaces, the probe in the
+// `probe` namespace, faults from the injector. What a user would notice:
 //   - a leader that clients cannot reach (its client link cut, the cluster link fine) loses every
 //     partition it leads within a bound set by the probe's settings, no acknowledged write is lost,
 //     and once healed it is promoted and leads its preferred partitions again;
@@ -8,9 +8,8 @@
 //   - a broker with a throttled disk is demoted, and promoted once the disk is healed;
 //   - without the probe the same gray failure keeps those partitions unwritable for the whole
 //     fault (the reason the probe exists), measured and printed.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,9 +39,9 @@ ClusterShape probed_shape() {
   s.binaries_dir = binary_dir();
   s.probe = true;
   s.probe_interval = std::chrono::duration_cast<std::chrono::milliseconds>(kInterval);
-  s.probe_args = {"--failures-to-demote", std::to_string(kFailuresToDemote),
+  s.probe_args = {"--failures-to-demote",   std::to_string(kFailuresToDemote),
                   "--successes-to-promote", "5",
-                  "--recovery-hold-ms", std::to_string(kRecoveryHold.count())};
+                  "--recovery-hold-ms",     std::to_string(kRecoveryHold.count())};
   return s;
 }
 
@@ -64,13 +63,15 @@ class ProbePrivileged : public ::testing::Test {
       auto to = std::filesystem::path(keep) /
                 ::testing::UnitTest::GetInstance()->current_test_info()->name();
       std::filesystem::create_directories(to, ec);
-      std::filesystem::copy(logs_.path(), to, std::filesystem::copy_options::recursive |
-                                                  std::filesystem::copy_options::overwrite_existing,
+      std::filesystem::copy(logs_.path(), to,
+                            std::filesystem::copy_options::recursive |
+                                std::filesystem::copy_options::overwrite_existing,
                             ec);
     }
     if (HasFailure() && rig_) {
       std::string log = rig_->probe_log();
-      if (log.size() > 6000) log = "...\n" + log.substr(log.size() - 6000);
+      if (log.size() > 6000)
+        log = "...\n" + log.substr(log.size() - 6000);
       std::printf("--- probe log (tail)\n%s\n", log.c_str());
     }
     rig_.reset();
@@ -98,13 +99,15 @@ TEST_F(ProbePrivileged, UnreachableLeaderIsDemotedInTimeLosesNothingAndComesBack
   auto cut = rig.cut_link(chaos::ClusterHarness::broker_node(gray.value()), "ext");
   ASSERT_FALSE(cut.error) << cut.error.message();
   auto writable = rig.wait_writable_elsewhere(led, gray, 20s);
-  ASSERT_EQ(writable.size(), led.size()) << "some partitions of broker " << gray.value()
-                                         << " never became writable elsewhere";
+  ASSERT_EQ(writable.size(), led.size())
+      << "some partitions of broker " << gray.value() << " never became writable elsewhere";
   Clock::duration worst{};
-  for (auto& [p, at] : writable) worst = std::max(worst, at - cut_at);
-  std::printf("gray failure with the probe: all %zu partitions of broker %d writable elsewhere "
-              "%.3f s after the cut (bound %.3f s)\n",
-              led.size(), gray.value(), seconds(worst), seconds(kDemotionBound));
+  for (auto& [p, at] : writable)
+    worst = std::max(worst, at - cut_at);
+  std::printf(
+      "gray failure with the probe: all %zu partitions of broker %d writable elsewhere "
+      "%.3f s after the cut (bound %.3f s)\n",
+      led.size(), gray.value(), seconds(worst), seconds(kDemotionBound));
   EXPECT_LE(worst, kDemotionBound);
   EXPECT_TRUE(rig.led_by(gray).empty());
   EXPECT_EQ(rig.demoted(gray), true);
@@ -121,8 +124,8 @@ TEST_F(ProbePrivileged, UnreachableLeaderIsDemotedInTimeLosesNothingAndComesBack
   for (int p : led) {
     auto gap = producers.longest_gap(p, cut_at - 1s, Clock::now());
     EXPECT_LT(gap, kClientBound) << "producers did not get to write to partition " << p;
-    std::printf("  partition %d: producers (1 s request timeout) could not write for %.3f s\n",
-                p, seconds(gap));
+    std::printf("  partition %d: producers (1 s request timeout) could not write for %.3f s\n", p,
+                seconds(gap));
   }
 
   const auto healed_at = Clock::now();
@@ -151,11 +154,13 @@ TEST_F(ProbePrivileged, UnreachableLeaderIsDemotedInTimeLosesNothingAndComesBack
   auto lost = lost_writes(reader, acks, kPartitions);
   EXPECT_TRUE(lost.empty()) << lost.size() << " acknowledged writes lost, first " << lost.front();
   auto metrics = rig.probe_metrics();
-  EXPECT_GE(metric_value(metrics, R"(faultline_health_decisions_total{action="demote",reason="unreachable"})")
-                .value_or(0),
-            1);
-  EXPECT_EQ(metric_value(metrics, fmt::format(R"(faultline_probe_up{{broker="{}"}})", gray.value())),
-            1);
+  EXPECT_GE(
+      metric_value(metrics,
+                   R"(faultline_health_decisions_total{action="demote",reason="unreachable"})")
+          .value_or(0),
+      1);
+  EXPECT_EQ(
+      metric_value(metrics, fmt::format(R"(faultline_probe_up{{broker="{}"}})", gray.value())), 1);
 }
 
 TEST_F(ProbePrivileged, CuttingTheProbeOffDemotesNobody) {
@@ -176,17 +181,18 @@ TEST_F(ProbePrivileged, CuttingTheProbeOffDemotesNobody) {
   }
   EXPECT_EQ(demotions, 0);
   EXPECT_GE(suspect, 1) << "the probe never noticed it was cut off";
-  EXPECT_GE(metric_value(rig.probe_metrics(), R"(faultline_probe_rounds_total{vantage_point="suspect"})")
-                .value_or(0),
-            20);
+  EXPECT_GE(
+      metric_value(rig.probe_metrics(), R"(faultline_probe_rounds_total{vantage_point="suspect"})")
+          .value_or(0),
+      20);
 }
 
 TEST_F(ProbePrivileged, ALostProbeOrTwoDemoteNobody) {
   FAULTLINE_REQUIRE_ROOT();
   ProbeRig& rig = up(probed_shape(), "blip");
   const BrokerId leader = rig.leader_of(0);
-  const std::string series = fmt::format(R"(faultline_probe_failures_total{{broker="{}"}})",
-                                         leader.value());
+  const std::string series =
+      fmt::format(R"(faultline_probe_failures_total{{broker="{}"}})", leader.value());
   // The counter of a broker appears with its first failure: none yet is 0.
   const double failures_before = metric_value(rig.probe_metrics(), series).value_or(0);
   // A blip of about one probing interval: one or two probes fail, fewer than K.
@@ -218,17 +224,19 @@ TEST_F(ProbePrivileged, ThrottledDiskIsDemotedAndPromotedWhenHealed) {
   limits.write_bytes_per_second = 1 << 20;
   const auto throttled_at = Clock::now();
   auto throttle = rig.inject({chaos::FaultKind::disk_throttle,
-                              {chaos::ClusterHarness::broker_node(slow.value())}, limits});
+                              {chaos::ClusterHarness::broker_node(slow.value())},
+                              limits});
   ASSERT_FALSE(throttle.error) << throttle.error.message();
   ASSERT_TRUE(wait_until([&] { return !rig.decisions("demote", slow).empty(); }, 40s))
       << "broker " << slow.value() << " with a throttled disk was not demoted";
   auto demotion = rig.decisions("demote", slow).front();
-  std::printf("throttled disk: broker %d demoted %.3f s after the throttle, reason %s, "
-              "fsync median %.1f ms vs threshold %.1f ms\n",
-              slow.value(), seconds(Clock::now() - throttled_at),
-              demotion["reason"].get<std::string>().c_str(),
-              demotion["evidence"]["broker_fsync_median_us"].get<double>() / 1000.0,
-              demotion["evidence"]["fsync_threshold_us"].get<double>() / 1000.0);
+  std::printf(
+      "throttled disk: broker %d demoted %.3f s after the throttle, reason %s, "
+      "fsync median %.1f ms vs threshold %.1f ms\n",
+      slow.value(), seconds(Clock::now() - throttled_at),
+      demotion["reason"].get<std::string>().c_str(),
+      demotion["evidence"]["broker_fsync_median_us"].get<double>() / 1000.0,
+      demotion["evidence"]["fsync_threshold_us"].get<double>() / 1000.0);
   // Slow, not unreachable: the broker's log fsyncs run on a flusher thread, so its io thread
   // goes on answering the probes while its disk crawls.
   EXPECT_EQ(demotion["reason"], "slow_storage");
@@ -273,30 +281,33 @@ TEST_F(ProbePrivileged, ThrottledDiskIsCaughtByTheStorageCanary) {
   limits.write_bytes_per_second = 1 << 20;
   const auto throttled_at = Clock::now();
   auto throttle = rig.inject({chaos::FaultKind::disk_throttle,
-                              {chaos::ClusterHarness::broker_node(slow.value())}, limits});
+                              {chaos::ClusterHarness::broker_node(slow.value())},
+                              limits});
   ASSERT_FALSE(throttle.error) << throttle.error.message();
   ASSERT_TRUE(wait_until([&] { return !rig.decisions("demote", slow).empty(); }, 40s))
       << "broker " << slow.value() << " with a throttled disk was not demoted";
   auto demotion = rig.decisions("demote", slow).front();
   const double median_ms = demotion["evidence"]["broker_fsync_median_us"].get<double>() / 1000.0;
   const double threshold_ms = demotion["evidence"]["fsync_threshold_us"].get<double>() / 1000.0;
-  std::printf("throttled disk, storage path: broker %d demoted %.3f s after the throttle, "
-              "canary median %.1f ms, cluster median %.1f ms, threshold %.1f ms\n",
-              slow.value(), seconds(Clock::now() - throttled_at), median_ms,
-              demotion["evidence"]["cluster_fsync_median_us"].get<double>() / 1000.0, threshold_ms);
+  std::printf(
+      "throttled disk, storage path: broker %d demoted %.3f s after the throttle, "
+      "canary median %.1f ms, cluster median %.1f ms, threshold %.1f ms\n",
+      slow.value(), seconds(Clock::now() - throttled_at), median_ms,
+      demotion["evidence"]["cluster_fsync_median_us"].get<double>() / 1000.0, threshold_ms);
   EXPECT_EQ(demotion["reason"], "slow_storage");
   EXPECT_GT(median_ms, threshold_ms);
   EXPECT_EQ(rig.demoted(slow), true);
-  EXPECT_EQ(metric_value(rig.probe_metrics(),
-                         R"(faultline_health_decisions_total{action="demote",reason="slow_storage"})"),
-            1);
+  EXPECT_EQ(
+      metric_value(rig.probe_metrics(),
+                   R"(faultline_health_decisions_total{action="demote",reason="slow_storage"})"),
+      1);
 
   const auto healed_at = Clock::now();
   ASSERT_FALSE(rig.heal(throttle.id).error);
   ASSERT_TRUE(wait_until([&] { return !rig.decisions("promote", slow).empty(); }, 40s))
       << "broker " << slow.value() << " was not promoted after its disk was healed";
-  std::printf("healed disk, storage path: broker %d promoted %.3f s after the heal\n",
-              slow.value(), seconds(Clock::now() - healed_at));
+  std::printf("healed disk, storage path: broker %d promoted %.3f s after the heal\n", slow.value(),
+              seconds(Clock::now() - healed_at));
   for (const auto& d : rig.decisions())
     if (d.value("type", "") == "decision") {
       EXPECT_EQ(d["broker"], slow.value()) << d.dump();
@@ -333,8 +344,9 @@ TEST_F(ProbePrivileged, WithoutTheProbeTheGrayFailureLastsTheWholeFault) {
     for (int p : led) {
       client.controller_metadata();
       ++attempts;
-      during_ok += client.send(ProbeRig::tp(p), {"noprobe-during-" + std::to_string(attempts)},
-                               cluster::Acks::all)
+      during_ok += client
+                       .send(ProbeRig::tp(p), {"noprobe-during-" + std::to_string(attempts)},
+                             cluster::Acks::all)
                        .acknowledged();
     }
   }
@@ -349,7 +361,8 @@ TEST_F(ProbePrivileged, WithoutTheProbeTheGrayFailureLastsTheWholeFault) {
   ASSERT_TRUE(wait_until(
       [&] {
         for (int p : led) {
-          if (first_ok.contains(p)) continue;
+          if (first_ok.contains(p))
+            continue;
           client.controller_metadata();
           if (client.send(ProbeRig::tp(p), {"noprobe-after"}, cluster::Acks::all).acknowledged())
             first_ok[p] = Clock::now();
@@ -359,9 +372,10 @@ TEST_F(ProbePrivileged, WithoutTheProbeTheGrayFailureLastsTheWholeFault) {
       20s));
   for (int p : led) {
     auto unavailable = first_ok[p] - last_ok[p];
-    std::printf("gray failure without the probe: partition %d unwritable for %.3f s "
-                "(fault %.3f s)\n",
-                p, seconds(unavailable), seconds(healed_at - cut_at));
+    std::printf(
+        "gray failure without the probe: partition %d unwritable for %.3f s "
+        "(fault %.3f s)\n",
+        p, seconds(unavailable), seconds(healed_at - cut_at));
     EXPECT_GE(unavailable, healed_at - cut_at - 100ms);
   }
 }

@@ -62,12 +62,14 @@ class ChildProcess {
                                      0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     std::vector<char*> args;
-    for (auto& a : argv_) args.push_back(a.data());
+    for (auto& a : argv_)
+      args.push_back(a.data());
     args.push_back(nullptr);
     pid_t pid = -1;
     int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) throw std::runtime_error("posix_spawn " + argv_[0] + ": " + std::to_string(rc));
+    if (rc != 0)
+      throw std::runtime_error("posix_spawn " + argv_[0] + ": " + std::to_string(rc));
     pid_ = pid;
   }
 
@@ -75,7 +77,8 @@ class ChildProcess {
   bool running() const { return pid_ > 0; }
 
   void signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
+    if (pid_ > 0)
+      ::kill(pid_, sig);
   }
 
   // Waits for the child to exit; returns its exit status (or 128+signal), -1 on timeout.
@@ -88,7 +91,8 @@ class ChildProcess {
         pid_ = -1;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       }
-      if (std::chrono::steady_clock::now() > deadline) return -1;
+      if (std::chrono::steady_clock::now() > deadline)
+        return -1;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return -1;
@@ -121,7 +125,8 @@ class TempDir {
  public:
   explicit TempDir(const std::string& stem = "faultline-test") {
     std::string tmpl = (std::filesystem::temp_directory_path() / (stem + "-XXXXXX")).string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }
   TempDir(const TempDir&) = delete;

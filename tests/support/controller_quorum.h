@@ -4,7 +4,6 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -33,9 +32,11 @@ class ControllerQuorum {
  public:
   ControllerQuorum(std::filesystem::path dir, ControllerQuorumOptions options)
       : dir_(std::move(dir)), options_(options) {
-    for (int i = 0; i < options_.voters; ++i) ports_.push_back(free_port());
+    for (int i = 0; i < options_.voters; ++i)
+      ports_.push_back(free_port());
     processes_.resize(static_cast<size_t>(options_.voters));
-    for (int i = 0; i < options_.voters; ++i) start(i);
+    for (int i = 0; i < options_.voters; ++i)
+      start(i);
   }
 
   int size() const { return options_.voters; }
@@ -43,32 +44,44 @@ class ControllerQuorum {
   // "h:p,h:p,..." as brokers and clients take it.
   std::string endpoints() const {
     std::string out;
-    for (int i = 0; i < size(); ++i) out += (i ? "," : "") + endpoint(i).str();
+    for (int i = 0; i < size(); ++i)
+      out += (i ? "," : "") + endpoint(i).str();
     return out;
   }
   std::vector<cluster::Endpoint> endpoint_list() const {
     std::vector<cluster::Endpoint> out;
-    for (int i = 0; i < size(); ++i) out.push_back(endpoint(i));
+    for (int i = 0; i < size(); ++i)
+      out.push_back(endpoint(i));
     return out;
   }
-  std::filesystem::path log(int i) const { return dir_ / ("controller-" + std::to_string(i) + ".log"); }
+  std::filesystem::path log(int i) const {
+    return dir_ / ("controller-" + std::to_string(i) + ".log");
+  }
   std::filesystem::path data(int i) const { return dir_ / ("controller-" + std::to_string(i)); }
 
   void start(int i) {
     std::string quorum;
     for (int v = 0; v < size(); ++v)
       quorum += (v ? "," : "") + std::to_string(v) + "@" + endpoint(v).str();
-    std::vector<std::string> argv = {
-        (binary_dir() / "faultline-controller").string(),
-        "--data-dir", data(i).string(),
-        "--listen", endpoint(i).str(),
-        "--node-id", std::to_string(i),
-        "--quorum", quorum,
-        "--quorum-election-timeout-ms", std::to_string(options_.election_timeout_ms),
-        "--quorum-heartbeat-ms", std::to_string(options_.heartbeat_ms),
-        "--session-timeout-ms", std::to_string(options_.session_timeout_ms),
-        "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
-    if (options_.unclean_leader_election) argv.push_back("--unclean-leader-election");
+    std::vector<std::string> argv = {(binary_dir() / "faultline-controller").string(),
+                                     "--data-dir",
+                                     data(i).string(),
+                                     "--listen",
+                                     endpoint(i).str(),
+                                     "--node-id",
+                                     std::to_string(i),
+                                     "--quorum",
+                                     quorum,
+                                     "--quorum-election-timeout-ms",
+                                     std::to_string(options_.election_timeout_ms),
+                                     "--quorum-heartbeat-ms",
+                                     std::to_string(options_.heartbeat_ms),
+                                     "--session-timeout-ms",
+                                     std::to_string(options_.session_timeout_ms),
+                                     "--min-insync-replicas",
+                                     std::to_string(options_.min_insync_replicas)};
+    if (options_.unclean_leader_election)
+      argv.push_back("--unclean-leader-election");
     if (options_.snapshot_records > 0) {
       argv.push_back("--metadata-snapshot-records");
       argv.push_back(std::to_string(options_.snapshot_records));
@@ -100,8 +113,10 @@ class ControllerQuorum {
   std::optional<cluster::DescribeQuorumResponse> describe(
       int i, std::chrono::milliseconds timeout = std::chrono::milliseconds(300)) const {
     auto res = call(i, cluster::DescribeQuorumRequest{}, timeout);
-    if (res.error) return std::nullopt;
-    if (auto* d = std::get_if<cluster::DescribeQuorumResponse>(&res.response)) return *d;
+    if (res.error)
+      return std::nullopt;
+    if (auto* d = std::get_if<cluster::DescribeQuorumResponse>(&res.response))
+      return *d;
     return std::nullopt;
   }
 
@@ -112,7 +127,8 @@ class ControllerQuorum {
                                      std::vector<int> skip = {}) const {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (auto leader = agreed_leader(skip)) return leader;
+      if (auto leader = agreed_leader(skip))
+        return leader;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return std::nullopt;
@@ -122,9 +138,11 @@ class ControllerQuorum {
     std::optional<int> leader;
     int64_t epoch = -1;
     for (int i = 0; i < size(); ++i) {
-      if (std::find(skip.begin(), skip.end(), i) != skip.end()) continue;
+      if (std::find(skip.begin(), skip.end(), i) != skip.end())
+        continue;
       auto d = describe(i);
-      if (!d) continue;
+      if (!d)
+        continue;
       if (d->epoch > epoch) {
         epoch = d->epoch;
         leader = d->role == "leader" ? std::optional<int>(d->node_id) : std::nullopt;

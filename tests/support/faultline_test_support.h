@@ -1,7 +1,7 @@
 // Shared helpers for faultline's tests.
 //
-// Privileged tests (namespaces, cgroups, loop devices) call FAULTLINE_REQUIRE_ROOT() first. When the
-// process is not root they skip with a reason, unless FAULTLINE_REQUIRE_PRIVILEGED=1 is set (as
+// Privileged tests (namespaces, cgroups, loop devices) call FAULTLINE_REQUIRE_ROOT() first. When
+// the process is not root they skip with a reason, unless FAULTLINE_REQUIRE_PRIVILEGED=1 is set (as
 // ci/test.sh does): then the missing privilege is a failure, so CI can never pass by skipping.
 #pragma once
 
@@ -20,12 +20,12 @@ inline bool privileged_required() {
 
 }  // namespace faultline::testing
 
-#define FAULTLINE_REQUIRE_ROOT()                                                     \
-  do {                                                                               \
-    if (::geteuid() != 0) {                                                          \
-      if (::faultline::testing::privileged_required()) {                            \
-        FAIL() << "privileged test needs root (FAULTLINE_REQUIRE_PRIVILEGED=1)";    \
-      }                                                                              \
-      GTEST_SKIP() << "needs root: run as root or via sudo ./ci/test.sh";            \
-    }                                                                                \
+#define FAULTLINE_REQUIRE_ROOT()                                                 \
+  do {                                                                           \
+    if (::geteuid() != 0) {                                                      \
+      if (::faultline::testing::privileged_required()) {                         \
+        FAIL() << "privileged test needs root (FAULTLINE_REQUIRE_PRIVILEGED=1)"; \
+      }                                                                          \
+      GTEST_SKIP() << "needs root: run as root or via sudo ./ci/test.sh";        \
+    }                                                                            \
   } while (0)

@@ -12,16 +12,16 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "child_process.h"
 #include "controller_quorum.h"
-#include "local_ports.h"
 #include "faultline/cluster/client/client.h"
+#include "local_ports.h"
 
 namespace faultline::testing {
 
@@ -46,11 +46,11 @@ class LocalCluster {
   explicit LocalCluster(LocalClusterOptions options = {})
       : options_(options), dir_("faultline-cluster") {
     if (options_.controllers > 1) {
-      quorum_.emplace(dir_.path(), ControllerQuorumOptions{options_.controllers, 1000, 100,
-                                                           options_.session_timeout_ms,
-                                                           options_.min_insync_replicas,
-                                                           options_.unclean_leader_election,
-                                                           options_.metadata_snapshot_records});
+      quorum_.emplace(
+          dir_.path(),
+          ControllerQuorumOptions{options_.controllers, 1000, 100, options_.session_timeout_ms,
+                                  options_.min_insync_replicas, options_.unclean_leader_election,
+                                  options_.metadata_snapshot_records});
     } else {
       controller_port_ = free_port();
       start_controller();
@@ -61,7 +61,8 @@ class LocalCluster {
       kafka_ports_[id] = free_port();
     }
     for (int id = 1; id <= options_.brokers; ++id) {
-      if (options_.lazyfs) mount_lazyfs(id);
+      if (options_.lazyfs)
+        mount_lazyfs(id);
       start_broker(id);
     }
     if (!wait_until_brokers_unfenced(std::chrono::seconds(20))) {
@@ -71,7 +72,8 @@ class LocalCluster {
 
   ~LocalCluster() {
     brokers_.clear();  // nothing may hold a file on a mount that goes away
-    for (const auto& [id, fs] : filesystems_) ::umount2(broker_dir(id).c_str(), MNT_DETACH);
+    for (const auto& [id, fs] : filesystems_)
+      ::umount2(broker_dir(id).c_str(), MNT_DETACH);
   }
   LocalCluster(const LocalCluster&) = delete;
   LocalCluster& operator=(const LocalCluster&) = delete;
@@ -83,8 +85,10 @@ class LocalCluster {
     while (std::chrono::steady_clock::now() < deadline) {
       if (auto md = admin.controller_metadata()) {
         int unfenced = 0;
-        for (const auto& b : md->brokers) unfenced += b.fenced ? 0 : 1;
-        if (unfenced == options_.brokers) return true;
+        for (const auto& b : md->brokers)
+          unfenced += b.fenced ? 0 : 1;
+        if (unfenced == options_.brokers)
+          return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -97,13 +101,17 @@ class LocalCluster {
       quorum_->start(i);
       return;
     }
-    std::vector<std::string> argv = {
-        (binary_dir() / "faultline-controller").string(),
-        "--data-dir", (dir_.path() / "controller").string(),
-        "--listen", "127.0.0.1:" + std::to_string(controller_port_),
-        "--session-timeout-ms", std::to_string(options_.session_timeout_ms),
-        "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
-    if (options_.unclean_leader_election) argv.push_back("--unclean-leader-election");
+    std::vector<std::string> argv = {(binary_dir() / "faultline-controller").string(),
+                                     "--data-dir",
+                                     (dir_.path() / "controller").string(),
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(controller_port_),
+                                     "--session-timeout-ms",
+                                     std::to_string(options_.session_timeout_ms),
+                                     "--min-insync-replicas",
+                                     std::to_string(options_.min_insync_replicas)};
+    if (options_.unclean_leader_election)
+      argv.push_back("--unclean-leader-election");
     if (options_.metadata_snapshot_records > 0) {
       argv.push_back("--metadata-snapshot-records");
       argv.push_back(std::to_string(options_.metadata_snapshot_records));
@@ -112,7 +120,8 @@ class LocalCluster {
   }
   // Every controller, as brokers and clients take them.
   std::vector<cluster::Endpoint> controller_endpoints() const {
-    if (quorum_) return quorum_->endpoint_list();
+    if (quorum_)
+      return quorum_->endpoint_list();
     return {{"127.0.0.1", controller_port_}};
   }
 
@@ -124,7 +133,8 @@ class LocalCluster {
     std::ifstream mounts("/proc/self/mounts");
     std::string device, point, rest;
     while (mounts >> device >> point && std::getline(mounts, rest))
-      if (point == at.string()) return true;
+      if (point == at.string())
+        return true;
     return false;
   }
 
@@ -145,16 +155,24 @@ class LocalCluster {
   void start_broker(int id) {
     std::vector<std::string> argv = {
         (binary_dir() / "faultline-broker").string(),
-        "--id", std::to_string(id),
-        "--data-dir", broker_dir(id).string(),
-        "--internal", "127.0.0.1:" + std::to_string(internal_ports_[id]),
-        "--client", "127.0.0.1:" + std::to_string(client_ports_[id]),
-        "--kafka", "127.0.0.1:" + std::to_string(kafka_ports_[id]),
+        "--id",
+        std::to_string(id),
+        "--data-dir",
+        broker_dir(id).string(),
+        "--internal",
+        "127.0.0.1:" + std::to_string(internal_ports_[id]),
+        "--client",
+        "127.0.0.1:" + std::to_string(client_ports_[id]),
+        "--kafka",
+        "127.0.0.1:" + std::to_string(kafka_ports_[id]),
         "--controller",
         quorum_ ? quorum_->endpoints() : "127.0.0.1:" + std::to_string(controller_port_),
-        "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
-        "--replica-lag-time-max-ms", std::to_string(options_.replica_lag_time_max_ms),
-        "--min-insync-replicas", std::to_string(options_.min_insync_replicas)};
+        "--heartbeat-interval-ms",
+        std::to_string(options_.heartbeat_interval_ms),
+        "--replica-lag-time-max-ms",
+        std::to_string(options_.replica_lag_time_max_ms),
+        "--min-insync-replicas",
+        std::to_string(options_.min_insync_replicas)};
     if (!options_.flush_policy.empty()) {
       argv.push_back("--flush-policy");
       argv.push_back(options_.flush_policy);
@@ -175,7 +193,8 @@ class LocalCluster {
 
   cluster::ClientConfig client_config() const {
     cluster::ClientConfig c;
-    for (const auto& [id, port] : client_ports_) c.bootstrap.push_back({"127.0.0.1", port});
+    for (const auto& [id, port] : client_ports_)
+      c.bootstrap.push_back({"127.0.0.1", port});
     c.controllers = controller_endpoints();
     c.request_timeout = std::chrono::milliseconds(3000);
     c.delivery_timeout = std::chrono::milliseconds(15000);
@@ -186,7 +205,8 @@ class LocalCluster {
   // Every process's log, for a failing test's output.
   std::string logs() const {
     std::string out;
-    if (!quorum_) out = "--- controller\n" + controller_.log();
+    if (!quorum_)
+      out = "--- controller\n" + controller_.log();
     for (int i = 0; quorum_ && i < quorum_->size(); ++i)
       out += "--- controller " + std::to_string(i) + "\n" + quorum_->process(i).log();
     for (const auto& [id, b] : brokers_) {
@@ -205,7 +225,7 @@ class LocalCluster {
   std::map<int, uint16_t> internal_ports_;
   std::map<int, uint16_t> kafka_ports_;
   ChildProcess controller_;
-  std::optional<ControllerQuorum> quorum_;  // controllers > 1
+  std::optional<ControllerQuorum> quorum_;   // controllers > 1
   std::map<int, ChildProcess> filesystems_;  // before brokers_: destroyed after them
   std::map<int, ChildProcess> brokers_;
 };

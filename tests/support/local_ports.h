@@ -21,7 +21,8 @@ inline uint16_t free_port() {
   static std::mt19937 rng{std::random_device{}()};
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const auto port = static_cast<uint16_t>(std::uniform_int_distribution<int>(20000, 32000)(rng));
-    if (given.contains(port)) continue;
+    if (given.contains(port))
+      continue;
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -29,7 +30,8 @@ inline uint16_t free_port() {
     addr.sin_port = htons(port);
     const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(fd);
-    if (!free) continue;
+    if (!free)
+      continue;
     given.insert(port);
     return port;
   }

@@ -36,7 +36,8 @@ class ProbeRig {
       : partitions_(partitions) {
     chaos::ClusterHarness::UpError error;
     harness_ = chaos::ClusterHarness::up(shape, run_id, error, logs_dir);
-    if (!harness_) throw std::runtime_error("cluster up failed: " + error.why);
+    if (!harness_)
+      throw std::runtime_error("cluster up failed: " + error.why);
     topology_ = harness_->fault_topology();
     recorder_ = std::make_unique<chaos::JournalRecorder>(harness_->journal());
     processes_ = std::make_unique<chaos::SupervisorProcessControl>(harness_->supervisor());
@@ -57,13 +58,16 @@ class ProbeRig {
                                           [&](const cluster::PartitionMetadata& m) {
                                             return int(m.isr.size()) == std::min(3, shape.brokers);
                                           });
-      if (!full) throw std::runtime_error("partition " + std::to_string(p) + " never got its ISR");
+      if (!full)
+        throw std::runtime_error("partition " + std::to_string(p) + " never got its ISR");
     }
   }
   ~ProbeRig() {
     admin_.reset();
-    if (injector_) injector_->heal_all(false);
-    if (harness_) harness_->down();
+    if (injector_)
+      injector_->heal_all(false);
+    if (harness_)
+      harness_->down();
   }
 
   static constexpr const char* kTopic = "probed";
@@ -76,14 +80,16 @@ class ProbeRig {
   cluster::BrokerId leader_of(int partition) {
     if (auto md = metadata())
       for (const auto& p : md->partitions)
-        if (p.tp == tp(partition)) return p.leader;
+        if (p.tp == tp(partition))
+          return p.leader;
     return cluster::kNoBroker;
   }
   std::vector<int> led_by(cluster::BrokerId b) {
     std::vector<int> out;
     if (auto md = metadata())
       for (const auto& p : md->partitions)
-        if (p.leader == b) out.push_back(p.tp.partition.value());
+        if (p.leader == b)
+          out.push_back(p.tp.partition.value());
     return out;
   }
   // Partitions whose preferred (first) replica is `b`.
@@ -91,22 +97,26 @@ class ProbeRig {
     std::vector<int> out;
     if (auto md = metadata())
       for (const auto& p : md->partitions)
-        if (!p.replicas.empty() && *p.replicas.begin() == b) out.push_back(p.tp.partition.value());
+        if (!p.replicas.empty() && *p.replicas.begin() == b)
+          out.push_back(p.tp.partition.value());
     return out;
   }
   // nullopt when the controller did not answer.
   std::optional<bool> demoted(cluster::BrokerId b) {
     auto md = metadata();
-    if (!md) return std::nullopt;
+    if (!md)
+      return std::nullopt;
     for (const auto& m : md->brokers)
-      if (m.id == b) return m.demoted;
+      if (m.id == b)
+        return m.demoted;
     return false;
   }
   std::vector<cluster::BrokerId> demoted_brokers() {
     std::vector<cluster::BrokerId> out;
     if (auto md = metadata())
       for (const auto& m : md->brokers)
-        if (m.demoted) out.push_back(m.id);
+        if (m.demoted)
+          out.push_back(m.id);
     return out;
   }
 
@@ -122,7 +132,8 @@ class ProbeRig {
     std::ifstream in(harness_->probe_decisions());
     for (std::string line; std::getline(in, line);) {
       auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded()) out.push_back(std::move(j));
+      if (!j.is_discarded())
+        out.push_back(std::move(j));
     }
     return out;
   }
@@ -170,14 +181,16 @@ class ProbeRig {
     while (writable.size() < partitions.size() && Clock::now() < deadline) {
       auto md = client.controller_metadata();  // also updates the client's leader cache
       for (int p : partitions) {
-        if (writable.contains(p) || !md) continue;
+        if (writable.contains(p) || !md)
+          continue;
         auto it = std::find_if(md->partitions.begin(), md->partitions.end(),
                                [&](const auto& m) { return m.tp == tp(p); });
         if (it == md->partitions.end() || it->leader == away_from ||
             it->leader == cluster::kNoBroker)
           continue;
         auto r = client.send(tp(p), {"writable-check-" + std::to_string(n++)}, cluster::Acks::all);
-        if (r.acknowledged() && r.leader != away_from) writable[p] = Clock::now();
+        if (r.acknowledged() && r.leader != away_from)
+          writable[p] = Clock::now();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -232,7 +245,8 @@ class Producers {
   void stop() {
     stop_ = true;
     for (auto& t : threads_)
-      if (t.joinable()) t.join();
+      if (t.joinable())
+        t.join();
   }
   std::vector<Ack> acks() {
     std::lock_guard lock(mu_);
@@ -242,7 +256,8 @@ class Producers {
   std::optional<Clock::time_point> first_ack_after(int partition, Clock::time_point since) {
     std::lock_guard lock(mu_);
     for (const auto& a : acks_)
-      if (a.partition == partition && a.at >= since) return a.at;
+      if (a.partition == partition && a.at >= since)
+        return a.at;
     return std::nullopt;
   }
   // The longest stretch without an acknowledgement on `partition` between `from` and `to` (the
@@ -252,7 +267,8 @@ class Producers {
     Clock::time_point last = from;
     Clock::duration gap{};
     for (const auto& a : acks_) {
-      if (a.partition != partition || a.at < from || a.at > to) continue;
+      if (a.partition != partition || a.at < from || a.at > to)
+        continue;
       gap = std::max(gap, a.at - last);
       last = a.at;
     }
@@ -263,7 +279,8 @@ class Producers {
     std::lock_guard lock(mu_);
     std::optional<Clock::time_point> out;
     for (const auto& a : acks_)
-      if (a.partition == partition && a.at < until) out = a.at;
+      if (a.partition == partition && a.at < until)
+        out = a.at;
     return out;
   }
 
@@ -281,8 +298,10 @@ inline std::vector<std::string> lost_writes(cluster::SyncClient& reader,
   std::vector<std::map<int64_t, std::string>> logs(static_cast<size_t>(partitions));
   for (int p = 0; p < partitions; ++p) {
     auto records = reader.read_all(ProbeRig::tp(p));
-    if (!records) return {"partition " + std::to_string(p) + " could not be read"};
-    for (const auto& r : *records) logs[size_t(p)][r.offset.value()] = r.value.value_or("");
+    if (!records)
+      return {"partition " + std::to_string(p) + " could not be read"};
+    for (const auto& r : *records)
+      logs[size_t(p)][r.offset.value()] = r.value.value_or("");
   }
   std::vector<std::string> lost;
   for (const auto& a : acks) {

@@ -18,15 +18,19 @@ namespace faultline::testing {
 
 using Clock = std::chrono::steady_clock;
 
-inline double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+inline double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 // Polls `done` every `every` until it holds or `timeout` passes; true when it held.
 inline bool wait_until(const std::function<bool()>& done, Clock::duration timeout,
                        Clock::duration every = std::chrono::milliseconds(10)) {
   const auto deadline = Clock::now() + timeout;
   while (true) {
-    if (done()) return true;
-    if (Clock::now() >= deadline) return false;
+    if (done())
+      return true;
+    if (Clock::now() >= deadline)
+      return false;
     std::this_thread::sleep_for(every);
   }
 }
@@ -34,7 +38,8 @@ inline bool wait_until(const std::function<bool()>& done, Clock::duration timeou
 // The body of GET http://host:port/path (HTTP/1.0), or empty on any failure.
 inline std::string http_get(const std::string& host, uint16_t port, const std::string& path) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
+  if (fd < 0)
+    return {};
   timeval tv{2, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -47,7 +52,8 @@ inline std::string http_get(const std::string& host, uint16_t port, const std::s
     std::string request = "GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n";
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size())) {
       char buf[8192];
-      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, size_t(n));
+      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+        response.append(buf, size_t(n));
     }
   }
   ::close(fd);
@@ -59,7 +65,8 @@ inline std::string http_get(const std::string& host, uint16_t port, const std::s
 inline std::optional<double> metric_value(const std::string& text, const std::string& series) {
   size_t at = 0;
   while ((at = text.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+    if (at == 0 || text[at - 1] == '\n')
+      return std::stod(text.substr(at + series.size() + 1));
     at += series.size();
   }
   return std::nullopt;

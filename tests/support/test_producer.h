@@ -33,7 +33,8 @@ class TestProducer {
 
   void stop() {
     stop_ = true;
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+      thread_.join();
   }
 
   int acknowledged_count() const { return acked_.load(); }
@@ -42,7 +43,8 @@ class TestProducer {
     int target = acked_.load() + n;
     auto deadline = Clock::now() + timeout;
     while (acked_.load() < target) {
-      if (Clock::now() > deadline) return false;
+      if (Clock::now() > deadline)
+        return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return true;
@@ -53,14 +55,16 @@ class TestProducer {
   std::vector<std::string> values(bool acknowledged) const {
     std::vector<std::string> out;
     for (const auto& o : outcomes_) {
-      if (o.result.acknowledged() == acknowledged) out.push_back(o.value);
+      if (o.result.acknowledged() == acknowledged)
+        out.push_back(o.value);
     }
     return out;
   }
   std::vector<Outcome> definite_failures() const {
     std::vector<Outcome> out;
     for (const auto& o : outcomes_) {
-      if (!o.result.acknowledged() && o.result.definite) out.push_back(o);
+      if (!o.result.acknowledged() && o.result.definite)
+        out.push_back(o);
     }
     return out;
   }
@@ -70,8 +74,10 @@ class TestProducer {
     Clock::time_point last = from;
     Clock::duration longest{};
     for (const auto& o : outcomes_) {
-      if (!o.result.acknowledged() || o.completed < from) continue;
-      if (o.completed > to) break;
+      if (!o.result.acknowledged() || o.completed < from)
+        continue;
+      if (o.completed > to)
+        break;
       longest = std::max(longest, o.completed - last);
       last = o.completed;
     }
@@ -87,7 +93,8 @@ class TestProducer {
       std::vector<std::string> batch{o.value};
       o.result = client_.send(tp_, std::move(batch), acks_);
       o.completed = Clock::now();
-      if (o.result.acknowledged()) ++acked_;
+      if (o.result.acknowledged())
+        ++acked_;
       outcomes_.push_back(std::move(o));
     }
   }

@@ -454,7 +454,8 @@ class PacketFault final : public Fault {
     pid_t pid = 0;
     if (auto ec = spawn_shaper(ctx_.shaper_binary, receiver.netns, args, log, pid))
       return ec;
-    if (queue_rule_ == "nft" && nft_queue_missing.load()) queue_rule_ = "iptables";
+    if (queue_rule_ == "nft" && nft_queue_missing.load())
+      queue_rule_ = "iptables";
     if (queue_rule_ == "nft") {
       if (auto ec = ctx_.recorder->will_create("nft-table", res_name(receiver.netns, table_),
                                                {{"netns", receiver.netns}, {"table", table_}})) {

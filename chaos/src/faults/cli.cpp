@@ -1,9 +1,5 @@
 #include "faultline/chaos/faults/cli.h"
 
-#include "faultline/chaos/binaries.h"
-
-#include "faultline/chaos/cluster_cli.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -11,6 +7,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "faultline/chaos/binaries.h"
+#include "faultline/chaos/cluster_cli.h"
 #include "faultline/chaos/faults/injector.h"
 #include "faultline/chaos/journal.h"
 
@@ -243,8 +241,10 @@ void add_fault_commands(CLI::App& app, int& exit_code) {
     }
     // Process faults go to the `cluster up` harness of this run, when there is one.
     std::optional<RunDirProcessControl> processes;
-    if (fs::exists(run_dir / "processes.json")) processes.emplace(run_dir);
-    exit_code = run_fault_command(cmd, *topo, run_dir, processes ? &*processes : nullptr, std::cout);
+    if (fs::exists(run_dir / "processes.json"))
+      processes.emplace(run_dir);
+    exit_code =
+        run_fault_command(cmd, *topo, run_dir, processes ? &*processes : nullptr, std::cout);
   };
 
   auto* inject = fault->add_subcommand("inject", "inject a fault (kinds: see ARCHITECTURE.md §3)");

@@ -1,7 +1,5 @@
 #include "faultline/chaos/faults/injector.h"
 
-#include "faultline/chaos/faults/storage.h"
-
 #include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -15,6 +13,7 @@
 #include <sstream>
 
 #include "faultline/chaos/faults/disk.h"
+#include "faultline/chaos/faults/storage.h"
 #include "kernel.h"
 
 namespace faultline::chaos {
@@ -129,9 +128,8 @@ std::error_code FaultInjector::heal_all(bool verify) {
 }
 
 std::vector<std::string> fault_resource_kinds() {
-  return {"nft-table",   "iptables-chain", "qdisc",      "link-down",   "shaper",
-          "io-throttle", "io-cgroup",      "disk-mount", "loop-device", "disk-image",
-          "fuse-mount",  "lazyfs-fault"};
+  return {"nft-table", "iptables-chain", "qdisc",       "link-down",  "shaper",     "io-throttle",
+          "io-cgroup", "disk-mount",     "loop-device", "disk-image", "fuse-mount", "lazyfs-fault"};
 }
 
 std::error_code clean_fault_resource(const std::string& kind, const nlohmann::json& d) {

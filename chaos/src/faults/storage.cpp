@@ -59,7 +59,8 @@ std::vector<pid_t> find_lazyfs_daemons(const fs::path& mount_point) {
       continue;
     std::ifstream in(entry.path() / "cmdline", std::ios::binary);
     const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
-    if (cmdline.find("faultline-lazyfs") != std::string::npos && cmdline.find(want) != std::string::npos)
+    if (cmdline.find("faultline-lazyfs") != std::string::npos &&
+        cmdline.find(want) != std::string::npos)
       out.push_back(static_cast<pid_t>(std::stol(name)));
   }
   return out;
@@ -129,8 +130,9 @@ std::optional<LazyFsMount> LazyFsMount::create(Supervisor& supervisor, ResourceR
     fs::create_directories(mount_point, ec);
   if (ec)
     return std::nullopt;
-  if ((ec = recorder.will_create("fuse-mount", mount_point.string(),
-                                 {{"path", mount_point.string()}, {"backing", backing.string()}}))) {
+  if ((ec =
+           recorder.will_create("fuse-mount", mount_point.string(),
+                                {{"path", mount_point.string()}, {"backing", backing.string()}}))) {
     return std::nullopt;
   }
   LazyFsMount m;
@@ -211,8 +213,8 @@ std::string fault_command(const FaultParams& params) {
   using namespace storage;
   if (const auto* e = std::get_if<DiskErrorParams>(&params)) {
     bool any = false;
-    ErrorRule rule{*parse_errno_name(e->error), parse_io_op(e->op, any), e->rate_pct,
-                   e->after_ops, e->path};
+    ErrorRule rule{*parse_errno_name(e->error), parse_io_op(e->op, any), e->rate_pct, e->after_ops,
+                   e->path};
     return render_control_command(rule);
   }
   const auto& s = std::get<SlowFsyncParams>(params);
@@ -283,7 +285,9 @@ class StorageFault final : public Fault {
   bool crash() const {
     return spec_.kind == FaultKind::power_loss || spec_.kind == FaultKind::torn_write;
   }
-  std::string mode_key() const { return spec_.kind == FaultKind::disk_error ? "error" : "slow_fsync"; }
+  std::string mode_key() const {
+    return spec_.kind == FaultKind::disk_error ? "error" : "slow_fsync";
+  }
   std::string resource(const FaultNode& n) const {
     return n.lazyfs_control->string() + "#f" + std::to_string(id_);
   }
@@ -309,7 +313,8 @@ class StorageFault final : public Fault {
     for (const auto& n : nodes_) {
       if (spec_.kind == FaultKind::torn_write) {
         const auto keep = std::get<TornWriteParams>(spec_.params).keep_pct;
-        if (auto ec = lazyfs_command(*n.lazyfs_control, render_control_command(storage::TornWrite{keep})))
+        if (auto ec =
+                lazyfs_command(*n.lazyfs_control, render_control_command(storage::TornWrite{keep})))
           return ec;
       }
       const auto before = lazyfs_status(*n.lazyfs_control);
@@ -328,7 +333,8 @@ class StorageFault final : public Fault {
   std::error_code inject_mode() {
     for (const auto& n : nodes_) {
       // One stream of decisions per (run seed, fault, node): a seed replays the same errors.
-      const uint64_t seed = ctx_.seed ^ (id_ * 0x9e3779b97f4a7c15ULL) ^ std::hash<std::string>{}(n.name);
+      const uint64_t seed =
+          ctx_.seed ^ (id_ * 0x9e3779b97f4a7c15ULL) ^ std::hash<std::string>{}(n.name);
       if (auto ec = lazyfs_command(*n.lazyfs_control, "seed " + std::to_string(seed)))
         return ec;
       if (auto ec = lazyfs_command(*n.lazyfs_control, fault_command(spec_.params)))

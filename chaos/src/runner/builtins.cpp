@@ -325,7 +325,8 @@ repeat.sequence = [
   { after_s = 2.5, on = "isr-expand(any)", within_s = 4, fault = "kill", target = "leader(any)", hold_s = 3 },
 ]
 )toml"},
-      {"leader-cut-from-controller-and-follower", R"toml(name = "leader-cut-from-controller-and-follower"
+      {"leader-cut-from-controller-and-follower",
+       R"toml(name = "leader-cut-from-controller-and-follower"
 description = "cut a leader off from the controller and from one follower: it cannot shrink its ISR alone, it is fenced, and a replica with every acknowledged write leads"
 expect = "valid"
 [nemesis]
@@ -418,19 +419,22 @@ mix = [
 
 std::vector<std::string> builtin_scenario_names() {
   std::vector<std::string> out;
-  for (const auto& [name, text] : builtins()) out.emplace_back(name);
+  for (const auto& [name, text] : builtins())
+    out.emplace_back(name);
   return out;
 }
 
 std::optional<std::string> builtin_scenario_toml(std::string_view name) {
   auto it = builtins().find(name);
-  if (it == builtins().end()) return std::nullopt;
+  if (it == builtins().end())
+    return std::nullopt;
   return std::string(it->second);
 }
 
 std::optional<Scenario> builtin_scenario(std::string_view name) {
   auto text = builtin_scenario_toml(name);
-  if (!text) return std::nullopt;
+  if (!text)
+    return std::nullopt;
   ScenarioError ignored;
   return parse_scenario(*text, fmt::format("<built-in {}>", name), ignored);
 }

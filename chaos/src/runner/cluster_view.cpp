@@ -17,7 +17,8 @@ ClusterWatcher::ClusterWatcher(cluster::ClientConfig config, int brokers,
   fetch_now_ = [this] { return client_->controller_metadata(); };
   snapshot_.brokers = brokers;
   snapshot_.controllers = static_cast<int>(config.controllers.size());
-  if (!config.controllers.empty()) quorum_ = std::make_unique<QuorumClient>(config.controllers);
+  if (!config.controllers.empty())
+    quorum_ = std::make_unique<QuorumClient>(config.controllers);
 }
 
 ClusterWatcher::ClusterWatcher(std::vector<cluster::Endpoint> kafka_bootstrap, int brokers,
@@ -26,7 +27,8 @@ ClusterWatcher::ClusterWatcher(std::vector<cluster::Endpoint> kafka_bootstrap, i
   kafka_ = std::make_unique<cluster::KafkaMetadataClient>(std::move(kafka_bootstrap), 500ms);
   fetch_now_ = [this]() -> std::optional<cluster::MetadataResponse> {
     auto md = kafka_->fetch(std::nullopt);
-    if (!md) return std::nullopt;
+    if (!md)
+      return std::nullopt;
     return cluster::from_kafka_metadata(*md, brokers_);
   };
   // Kafka has no metadata watch: look every 50 ms.
@@ -37,25 +39,31 @@ ClusterWatcher::ClusterWatcher(std::vector<cluster::Endpoint> kafka_bootstrap, i
   snapshot_.brokers = brokers;
 }
 
-ClusterWatcher::~ClusterWatcher() { stop(); }
+ClusterWatcher::~ClusterWatcher() {
+  stop();
+}
 
 void ClusterWatcher::start() {
   stop_ = false;
   thread_ = std::thread([this] { loop(); });
-  if (quorum_) quorum_thread_ = std::thread([this] { quorum_loop(); });
+  if (quorum_)
+    quorum_thread_ = std::thread([this] { quorum_loop(); });
 }
 
 void ClusterWatcher::stop() {
   stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  if (quorum_thread_.joinable()) quorum_thread_.join();
+  if (thread_.joinable())
+    thread_.join();
+  if (quorum_thread_.joinable())
+    quorum_thread_.join();
 }
 
 void ClusterWatcher::loop() {
   while (!stop_) {
     auto md = fetch_(seen_offset_);
     apply(md);
-    if (!md) std::this_thread::sleep_for(50ms);
+    if (!md)
+      std::this_thread::sleep_for(50ms);
   }
 }
 
@@ -67,7 +75,8 @@ void ClusterWatcher::quorum_loop() {
 }
 
 void ClusterWatcher::refresh() {
-  if (quorum_) apply_quorum(quorum_->describe(kQuorumTimeout));
+  if (quorum_)
+    apply_quorum(quorum_->describe(kQuorumTimeout));
   apply(fetch_now_());
 }
 
@@ -109,14 +118,17 @@ void ClusterWatcher::apply(const std::optional<cluster::MetadataResponse>& md) {
   next.controllers_up = snapshot_.controllers_up;
   for (const auto& b : md->brokers) {
     (b.fenced ? next.fenced : next.alive).insert(b.id.value());
-    if (b.demoted) next.demoted.insert(b.id.value());
+    if (b.demoted)
+      next.demoted.insert(b.id.value());
   }
   for (const auto& p : md->partitions) {
     PartitionView v;
     v.leader = p.leader == cluster::kNoBroker ? -1 : p.leader.value();
     v.epoch = p.leader_epoch.value();
-    for (auto r : p.replicas) v.replicas.push_back(r.value());
-    for (auto r : p.isr) v.isr.push_back(r.value());
+    for (auto r : p.replicas)
+      v.replicas.push_back(r.value());
+    for (auto r : p.isr)
+      v.isr.push_back(r.value());
     next.partitions[p.tp.partition.value()] = v;
     record_partition(p, v);
   }
@@ -146,8 +158,10 @@ void ClusterWatcher::record_partition(const cluster::PartitionMetadata& p,
   }
   if (auto it = recorded_.find(idx); it == recorded_.end() || it->second != view) {
     checker::NemesisFields state = f;
-    for (int b : view.isr) state.isr.push_back(checker::BrokerId{b});
-    for (int b : view.replicas) state.replicas.push_back(checker::BrokerId{b});
+    for (int b : view.isr)
+      state.isr.push_back(checker::BrokerId{b});
+    for (int b : view.replicas)
+      state.replicas.push_back(checker::BrokerId{b});
     auto u = unclean_epoch_.find(idx);
     state.unclean = u != unclean_epoch_.end() && u->second == p.leader_epoch.value();
     history_.nemesis(checker::NemesisKind::partition_state, state);
@@ -172,7 +186,8 @@ void ClusterWatcher::apply_quorum(const QuorumLook& look) {
       controller_samples_.back().epoch == look.epoch)
     return;
   controller_samples_.push_back({Clock::now(), look.active, look.epoch});
-  if (look.active == 0) return;
+  if (look.active == 0)
+    return;
   checker::NemesisFields f;
   f.fault = "controller-change";
   f.target = fmt::format("{} epoch {}", controller_node(look.active), look.epoch);
@@ -189,14 +204,17 @@ void ClusterWatcher::record_brokers(const cluster::MetadataResponse& md) {
   for (const auto& b : md.brokers) {
     const checker::BrokerId id{b.id.value()};
     (b.fenced ? f.fenced : f.alive).push_back(id);
-    if (b.demoted) f.demoted.push_back(id);
-    if (b.shutting_down) f.shutting_down.push_back(id);
+    if (b.demoted)
+      f.demoted.push_back(id);
+    if (b.shutting_down)
+      f.shutting_down.push_back(id);
   }
   auto same = [](const checker::NemesisFields& a, const checker::NemesisFields& b) {
     return a.alive == b.alive && a.fenced == b.fenced && a.demoted == b.demoted &&
            a.shutting_down == b.shutting_down;
   };
-  if (recorded_brokers_ && same(*recorded_brokers_, f)) return;
+  if (recorded_brokers_ && same(*recorded_brokers_, f))
+    return;
   history_.nemesis(checker::NemesisKind::cluster_state, f);
   recorded_brokers_ = f;
 }

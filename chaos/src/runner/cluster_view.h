@@ -24,9 +24,9 @@
 #include <thread>
 #include <vector>
 
-#include "faultline/checker/recorder.h"
 #include "faultline/chaos/controller_quorum.h"
 #include "faultline/chaos/runner/schedule.h"
+#include "faultline/checker/recorder.h"
 #include "faultline/cluster/client/client.h"
 #include "faultline/cluster/kafka/metadata_client.h"
 
@@ -95,10 +95,10 @@ class ClusterWatcher {
   std::vector<LeaderSample> leaders_;
   std::vector<ControllerSample> controller_samples_;
   std::map<int, std::pair<int32_t, int32_t>> seen_;  // partition -> (epoch, unclean elections)
-  std::map<int, PartitionView> recorded_;             // the last partition-state written
-  std::map<int, int32_t> unclean_epoch_;              // the epoch of a partition's unclean election
+  std::map<int, PartitionView> recorded_;            // the last partition-state written
+  std::map<int, int32_t> unclean_epoch_;             // the epoch of a partition's unclean election
   std::optional<checker::NemesisFields> recorded_brokers_;  // the last cluster-state written
-  int64_t seen_offset_ = -1;                          // the controller's metadata offset seen
+  int64_t seen_offset_ = -1;                                // the controller's metadata offset seen
 };
 
 }  // namespace faultline::chaos

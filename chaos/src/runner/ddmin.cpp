@@ -39,7 +39,8 @@ DdminResult ddmin(const StepSet& failing, const std::function<bool(const StepSet
   std::set<StepSet> tested{r.minimal};
   // nullopt: out of tests. A subset tested before passed (a failing one became `minimal`).
   auto test = [&](const StepSet& s) -> std::optional<bool> {
-    if (s.empty() || tested.count(s)) return false;
+    if (s.empty() || tested.count(s))
+      return false;
     if (r.tests >= max_tests) {
       r.exhausted = true;
       return std::nullopt;
@@ -55,7 +56,8 @@ DdminResult ddmin(const StepSet& failing, const std::function<bool(const StepSet
     size_t next_n = 2;
     for (const auto& chunk : chunks) {
       auto f = test(chunk);
-      if (!f) return r;
+      if (!f)
+        return r;
       if (*f) {
         smaller = chunk;
         break;
@@ -65,7 +67,8 @@ DdminResult ddmin(const StepSet& failing, const std::function<bool(const StepSet
       for (const auto& chunk : chunks) {
         const StepSet rest = without(r.minimal, chunk);
         auto f = test(rest);
-        if (!f) return r;
+        if (!f)
+          return r;
         if (*f) {
           smaller = rest;
           next_n = std::max<size_t>(chunks.size() - 1, 2);
@@ -78,7 +81,8 @@ DdminResult ddmin(const StepSet& failing, const std::function<bool(const StepSet
       n = next_n;
       continue;
     }
-    if (chunks.size() >= r.minimal.size()) break;  // every single step is needed
+    if (chunks.size() >= r.minimal.size())
+      break;  // every single step is needed
     n = std::min(chunks.size() * 2, r.minimal.size());
   }
   return r;

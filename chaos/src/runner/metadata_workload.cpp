@@ -126,8 +126,8 @@ std::span<const cluster::MetadataEntry> entries_between(const MetadataLogRead& r
   const int64_t end = std::min<int64_t>(to - first + 1, static_cast<int64_t>(read.entries.size()));
   if (begin >= end)
     return {};
-  return std::span(read.entries).subspan(static_cast<size_t>(begin),
-                                         static_cast<size_t>(end - begin));
+  return std::span(read.entries)
+      .subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin));
 }
 
 }  // namespace
@@ -138,9 +138,8 @@ bool final_logs_agree(const std::vector<MetadataLogRead>& logs) {
     const MetadataLogRead& b = logs[i];
     // The offsets both hold as records: after both snapshots, up to the shorter log's end.
     const int64_t from = std::max(a.snapshot_offset, b.snapshot_offset).value() + 1;
-    const int64_t to =
-        std::min(a.snapshot_offset.value() + static_cast<int64_t>(a.entries.size()),
-                 b.snapshot_offset.value() + static_cast<int64_t>(b.entries.size()));
+    const int64_t to = std::min(a.snapshot_offset.value() + static_cast<int64_t>(a.entries.size()),
+                                b.snapshot_offset.value() + static_cast<int64_t>(b.entries.size()));
     auto common_a = entries_between(a, from, to);
     auto common_b = entries_between(b, from, to);
     if (!std::equal(common_a.begin(), common_a.end(), common_b.begin(), common_b.end()))
@@ -410,7 +409,7 @@ void MetadataWorkload::write_loop(int writer) {
 }
 
 std::optional<MetadataLogRead> MetadataWorkload::read_log(size_t controller, bool any_voter,
-                                                         std::string& error) {
+                                                          std::string& error) {
   MetadataLogRead log;
   cluster::FetchMetadataLogRequest request;
   request.max_records = kPageRecords;

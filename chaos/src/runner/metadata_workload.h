@@ -185,9 +185,7 @@ class MetadataWorkload {
 
   const MetadataFinalRead& final_read() const { return final_; }
   // The final reads' logs by controller (1-based), for tests and reports.
-  const std::vector<std::pair<int, MetadataLogRead>>& final_logs() const {
-    return final_logs_;
-  }
+  const std::vector<std::pair<int, MetadataLogRead>>& final_logs() const { return final_logs_; }
 
  private:
   class Calls;  // the io thread and its connections (metadata_workload.cpp)

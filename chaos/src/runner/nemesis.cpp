@@ -29,15 +29,18 @@ void Nemesis::run(Clock::time_point start) {
     // Arm every trigger due now before injecting the plain steps due at the same time: a step
     // that waits for an election must see the one its sibling is about to cause.
     size_t due_end = next;
-    while (due_end < schedule_.size() && start_ + schedule_[due_end].at <= now) ++due_end;
+    while (due_end < schedule_.size() && start_ + schedule_[due_end].at <= now)
+      ++due_end;
     for (size_t i = next; i < due_end; ++i)
       if (schedule_[i].step.on)
         armed_.push_back({i, watcher_.snapshot(), now + schedule_[i].step.on->within});
     for (size_t i = next; i < due_end; ++i)
-      if (!schedule_[i].step.on) inject(schedule_[i], Clock::now());
+      if (!schedule_[i].step.on)
+        inject(schedule_[i], Clock::now());
     next = due_end;
     check_triggers(Clock::now());
-    if (next == schedule_.size() && armed_.empty() && active_.empty()) break;
+    if (next == schedule_.size() && armed_.empty() && active_.empty())
+      break;
     hooks_.tick();
     std::this_thread::sleep_for(10ms);
   }
@@ -45,7 +48,8 @@ void Nemesis::run(Clock::time_point start) {
 }
 
 void Nemesis::check_triggers(Clock::time_point now) {
-  if (armed_.empty()) return;
+  if (armed_.empty())
+    return;
   auto snapshot = watcher_.snapshot();
   std::vector<Armed> waiting;
   for (auto& a : armed_) {
@@ -89,21 +93,26 @@ checker::NemesisFields Nemesis::fields(const StepOutcome& o) const {
 void Nemesis::inject(const PlannedStep& p, Clock::time_point now) {
   const auto began = Clock::now();
   auto resolution = resolve(p.step, watcher_.snapshot(), p.variant);
-  if (!resolution.skipped.empty()) return skip(p, resolution.skipped);
+  if (!resolution.skipped.empty())
+    return skip(p, resolution.skipped);
   StepOutcome o;
   o.planned = p;
   o.resolution = std::move(resolution);
   o.injected_at = now;
   for (const auto& spec : o.resolution.specs) {
     auto r = injector_.inject(spec);
-    if (r.error && o.error.empty()) o.error = r.error.message();
-    if (o.backend.empty()) o.backend = r.backend;
+    if (r.error && o.error.empty())
+      o.error = r.error.message();
+    if (o.backend.empty())
+      o.backend = r.backend;
     o.faults.push_back(r);
-    if (!r.error) record_exits(spec);
+    if (!r.error)
+      record_exits(spec);
   }
   o.injected = o.error.empty();
   o.resolve_and_inject = Clock::now() - began;
-  if (o.injected) metrics_.fault_injected(std::string(to_string(p.step.kind)));
+  if (o.injected)
+    metrics_.fault_injected(std::string(to_string(p.step.kind)));
   history_.nemesis(checker::NemesisKind::fault_start, fields(o));
   hooks_.say(fmt::format("+{:.1f}s {} {} {}",
                          std::chrono::duration<double>(o.injected_at - start_).count(),
@@ -111,7 +120,8 @@ void Nemesis::inject(const PlannedStep& p, Clock::time_point now) {
                          o.injected ? "injected" : "FAILED: " + o.error));
   injected_.push_back(std::move(o));
   // A one-off (restart) is over once injected; its window closes at once.
-  active_.push_back({injected_.size() - 1, is_one_off(p.step.kind) ? Clock::now() : now + p.step.hold});
+  active_.push_back(
+      {injected_.size() - 1, is_one_off(p.step.kind) ? Clock::now() : now + p.step.hold});
 }
 
 // A broker process the fault ended, for the invariant pass (a graceful exit must have handed its
@@ -132,7 +142,8 @@ void Nemesis::record_exits(const FaultSpec& spec) {
       return;
   }
   for (const auto& node : spec.targets) {
-    if (node.size() < 2 || node[0] != 'b') continue;
+    if (node.size() < 2 || node[0] != 'b')
+      continue;
     checker::NemesisFields f;
     f.leader = checker::BrokerId{std::atoi(node.c_str() + 1)};
     f.graceful = graceful;
@@ -145,7 +156,8 @@ void Nemesis::heal(Active a) {
   // Healed in reverse; one-offs have nothing to heal.
   if (!is_one_off(o.planned.step.kind))
     for (auto it = o.faults.rbegin(); it != o.faults.rend(); ++it)
-      if (!it->error) injector_.heal(it->id);
+      if (!it->error)
+        injector_.heal(it->id);
   o.healed_at = Clock::now();
   last_heal_ = o.healed_at;
   hooks_.after_heal();
@@ -155,7 +167,8 @@ void Nemesis::heal(Active a) {
 void Nemesis::heal_due(Clock::time_point now, bool all) {
   std::vector<Active> still;
   // Everything at once (the end, an interrupt): newest first, as faults were layered.
-  if (all) std::reverse(active_.begin(), active_.end());
+  if (all)
+    std::reverse(active_.begin(), active_.end());
   for (const auto& a : active_) {
     if (all || a.heal_at <= now) {
       heal(a);
@@ -170,7 +183,8 @@ std::string Nemesis::active() const {
   std::string out;
   for (const auto& a : active_) {
     const auto& o = injected_[a.outcome];
-    if (!out.empty()) out += "; ";
+    if (!out.empty())
+      out += "; ";
     out += fmt::format("{} {}", to_string(o.planned.step.kind), o.resolution.targets_desc);
   }
   return out.empty() ? "none" : out;

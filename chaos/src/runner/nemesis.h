@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "cluster_view.h"
-#include "faultline/checker/recorder.h"
 #include "faultline/chaos/faults/injector.h"
 #include "faultline/chaos/runner/run_metrics.h"
 #include "faultline/chaos/runner/schedule.h"
+#include "faultline/checker/recorder.h"
 
 namespace faultline::chaos {
 
@@ -40,9 +40,9 @@ class Nemesis {
   using Clock = std::chrono::steady_clock;
   struct Hooks {
     std::function<bool()> interrupted = [] { return false; };
-    std::function<void()> tick = [] {};                          // while waiting
+    std::function<void()> tick = [] {};                                       // while waiting
     std::function<void(const std::string&)> say = [](const std::string&) {};  // a console line
-    std::function<void()> after_heal = [] {};                    // processes may have changed
+    std::function<void()> after_heal = [] {};  // processes may have changed
   };
 
   Nemesis(std::vector<PlannedStep> schedule, FaultInjector& injector, ClusterWatcher& watcher,

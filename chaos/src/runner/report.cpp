@@ -1,7 +1,6 @@
 #include "faultline/chaos/runner/report.h"
 
 #include <faultline/checker/html.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,7 +22,9 @@ namespace {
 
 // ---------------------------------------------------------------- small helpers
 
-std::string esc(std::string_view s) { return checker::html_escape(s); }
+std::string esc(std::string_view s) {
+  return checker::html_escape(s);
+}
 
 // A relative href for a run-directory path: every byte outside the unreserved set and '/' is
 // percent-encoded, so a file name can neither leave the attribute nor become a scheme.
@@ -162,8 +163,8 @@ struct Model {
   bool records_placed = false;
   std::map<int, std::vector<LeaderSegment>> leaders;  // partition -> segments
   std::vector<ControllerSegment> controllers;
-  std::vector<std::pair<double, int>> unclean;        // (time, partition)
-  double bucket = 1;                                  // seconds
+  std::vector<std::pair<double, int>> unclean;  // (time, partition)
+  double bucket = 1;                            // seconds
   std::vector<Bucket> buckets;
   std::optional<double> final_read;
   std::vector<std::pair<double, std::string>> anomaly_marks;  // (time, kind)

@@ -1,6 +1,6 @@
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -34,10 +34,12 @@ void add_run_commands(CLI::App& app, int& exit_code) {
   run->add_option("--out", o->out, "run directory (default faultline-runs/<scenario>-<seed>)");
   run->add_option("--metrics-port", o->metrics_port,
                   "serve faultline_faults_total and faultline_partition_unavailable_seconds");
-  run->add_flag("--prometheus", o->prometheus,
-                "run Prometheus (/usr/bin/prometheus) scraping every process into <out>/prometheus");
-  run->add_option("--only-steps", o->only_steps,
-                  "inject only these steps of the planned schedule (0-based lines of schedule.jsonl)")
+  run->add_flag(
+      "--prometheus", o->prometheus,
+      "run Prometheus (/usr/bin/prometheus) scraping every process into <out>/prometheus");
+  run->add_option(
+         "--only-steps", o->only_steps,
+         "inject only these steps of the planned schedule (0-based lines of schedule.jsonl)")
       ->delimiter(',');
   run->add_option("--client", o->client,
                   "the workload's client, overriding the scenario's: faultline or librdkafka")
@@ -55,7 +57,8 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     } else {
       std::ifstream in(o->scenario);
       if (!in) {
-        std::cerr << o->scenario << ": no such built-in scenario or file (see `faultline scenarios`)\n";
+        std::cerr << o->scenario
+                  << ": no such built-in scenario or file (see `faultline scenarios`)\n";
         exit_code = 2;
         return;
       }
@@ -71,11 +74,13 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     }
     RunOptions ro;
     ro.seed = o->seed;
-    if (o->duration_s > 0) ro.duration = std::chrono::seconds(o->duration_s);
+    if (o->duration_s > 0)
+      ro.duration = std::chrono::seconds(o->duration_s);
     ro.out_dir = o->out;
     ro.metrics_port = o->metrics_port;
     ro.prometheus = o->prometheus;
-    if (!o->only_steps.empty()) ro.only_steps = o->only_steps;
+    if (!o->only_steps.empty())
+      ro.only_steps = o->only_steps;
     if (!o->client.empty())
       ro.client = o->client == "librdkafka" ? WorkloadClientKind::librdkafka
                                             : WorkloadClientKind::faultline;
@@ -100,10 +105,12 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     }
     const auto names = builtin_scenario_names();
     size_t width = 0;
-    for (const auto& name : names) width = std::max(width, name.size());
+    for (const auto& name : names)
+      width = std::max(width, name.size());
     for (const auto& name : names) {
       auto s = builtin_scenario(name);
-      fmt::print("{:{}} {:8} {}\n", name, width, s->expect_valid ? "valid" : "invalid", s->description);
+      fmt::print("{:{}} {:8} {}\n", name, width, s->expect_valid ? "valid" : "invalid",
+                 s->description);
     }
     exit_code = 0;
   });
@@ -117,7 +124,8 @@ void add_run_commands(CLI::App& app, int& exit_code) {
     exit_code = shrink_run(o->replay_dir, ShrinkOptions{o->max_runs}, std::cout);
   });
 
-  auto* replay = app.add_subcommand("replay", "run a recorded run again (same scenario, seed, schedule)");
+  auto* replay =
+      app.add_subcommand("replay", "run a recorded run again (same scenario, seed, schedule)");
   replay->add_option("dir", o->replay_dir, "a run directory")->required();
   replay->callback([o, &exit_code] { exit_code = replay_run(o->replay_dir, std::cout); });
 }

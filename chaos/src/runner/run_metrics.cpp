@@ -14,7 +14,9 @@ RunMetrics::RunMetrics(prometheus::Registry& registry)
                              "the heal")
                        .Register(registry)) {}
 
-void RunMetrics::fault_injected(const std::string& kind) { faults_.Add({{"kind", kind}}).Increment(); }
+void RunMetrics::fault_injected(const std::string& kind) {
+  faults_.Add({{"kind", kind}}).Increment();
+}
 
 void RunMetrics::unavailability(const std::string& fault, double seconds) {
   // Buckets from a quick handover (tens of ms) to a failover after a long session timeout.

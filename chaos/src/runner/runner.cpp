@@ -1,7 +1,7 @@
 #include "faultline/chaos/runner/runner.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,18 +9,13 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
 
-#include <unistd.h>
-
 #include "cluster_view.h"
-#include "metadata_workload.h"
 #include "faultline/chaos/binaries.h"
-#include "faultline/checker/kafka.h"
-#include "faultline/checker/verdict.h"
-#include "faultline/checker/recorder.h"
 #include "faultline/chaos/cluster_harness.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/injector.h"
@@ -28,7 +23,11 @@
 #include "faultline/chaos/runner/report.h"
 #include "faultline/chaos/runner/run_metrics.h"
 #include "faultline/chaos/runner/schedule.h"
+#include "faultline/checker/kafka.h"
+#include "faultline/checker/recorder.h"
+#include "faultline/checker/verdict.h"
 #include "faultline/cluster/metrics.h"
+#include "metadata_workload.h"
 #include "nemesis.h"
 #include "rdkafka_client.h"
 #include "workload.h"
@@ -45,14 +44,17 @@ namespace {
 // SIGINT/SIGTERM end the workload early; the run then heals, tears down and exits 4, leaving
 // nothing behind (an interrupted run has no verdict).
 std::atomic<bool> g_interrupted{false};
-void on_interrupt(int) { g_interrupted = true; }
+void on_interrupt(int) {
+  g_interrupted = true;
+}
 
 // The effective capability set (CapEff of /proc/self/status); all bits when it cannot be read,
 // so that the real operation reports what is missing instead.
 uint64_t effective_capabilities() {
   std::ifstream in("/proc/self/status");
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+    if (line.rfind("CapEff:", 0) == 0)
+      return std::stoull(line.substr(7), nullptr, 16);
   return ~uint64_t{0};
 }
 
@@ -62,14 +64,18 @@ std::vector<std::string> missing_run_capabilities(uint64_t cap_eff) {
   constexpr int kCapNetAdmin = 12;
   constexpr int kCapSysAdmin = 21;
   std::vector<std::string> missing;
-  if (!(cap_eff >> kCapNetAdmin & 1)) missing.emplace_back("CAP_NET_ADMIN");
-  if (!(cap_eff >> kCapSysAdmin & 1)) missing.emplace_back("CAP_SYS_ADMIN");
+  if (!(cap_eff >> kCapNetAdmin & 1))
+    missing.emplace_back("CAP_NET_ADMIN");
+  if (!(cap_eff >> kCapSysAdmin & 1))
+    missing.emplace_back("CAP_SYS_ADMIN");
   return missing;
 }
 
 namespace {
 
-double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double secs(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p);
@@ -88,8 +94,11 @@ nlohmann::json failover_summary(const nlohmann::json& fault_results) {
   nlohmann::json out = nlohmann::json::object();
   for (auto& [kind, v] : by_kind) {
     std::sort(v.begin(), v.end());
-    auto rank = [&](double q) { return v[std::min(v.size() - 1, size_t(std::ceil(q * v.size())) - 1)]; };
-    out[kind] = {{"count", v.size()}, {"p50_s", rank(0.5)}, {"p99_s", rank(0.99)}, {"max_s", v.back()}};
+    auto rank = [&](double q) {
+      return v[std::min(v.size() - 1, size_t(std::ceil(q * v.size())) - 1)];
+    };
+    out[kind] = {
+        {"count", v.size()}, {"p50_s", rank(0.5)}, {"p99_s", rank(0.99)}, {"max_s", v.back()}};
   }
   return out;
 }
@@ -104,7 +113,8 @@ nlohmann::json controller_failover_summary(
   std::vector<double> moved;
   int without = 0;
   for (const auto& f : fault_results) {
-    if (!f.contains("controller_before") || !f.value("injected", false)) continue;
+    if (!f.contains("controller_before") || !f.value("injected", false))
+      continue;
     if (f["controller_moved_after_ms"].is_number())
       moved.push_back(f["controller_moved_after_ms"].get<double>() / 1000);
     else
@@ -131,8 +141,9 @@ std::optional<fs::path> prepare_run_dir(const Scenario& s, const std::string& sc
                                         const RunOptions& o,
                                         const std::vector<PlannedStep>& schedule,
                                         std::ostream& out) {
-  fs::path dir = o.out_dir.empty() ? fs::path("faultline-runs") / fmt::format("{}-{}", s.name, o.seed)
-                                   : o.out_dir;
+  fs::path dir = o.out_dir.empty()
+                     ? fs::path("faultline-runs") / fmt::format("{}-{}", s.name, o.seed)
+                     : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
@@ -144,13 +155,16 @@ std::optional<fs::path> prepare_run_dir(const Scenario& s, const std::string& sc
                      {"scenario_text", scenario_text},
                      {"seed", o.seed},
                      {"duration_s", s.duration.count()}};
-  if (o.only_steps) run["only_steps"] = *o.only_steps;
-  if (o.client) run["client"] = std::string(to_string(*o.client));
+  if (o.only_steps)
+    run["only_steps"] = *o.only_steps;
+  if (o.client)
+    run["client"] = std::string(to_string(*o.client));
   if (!o.cluster_definition.empty())
     run["cluster_definition"] = fs::absolute(o.cluster_definition).string();
   std::ofstream(dir / "run.json") << run.dump(2);
   std::ofstream plan(dir / "schedule.jsonl");
-  for (const auto& p : schedule) plan << to_json(p).dump() << "\n";
+  for (const auto& p : schedule)
+    plan << to_json(p).dump() << "\n";
   return dir;
 }
 
@@ -177,15 +191,17 @@ void wait_full_isr(const Scenario& s, const Setup& setup, std::chrono::seconds t
         for (const auto& t : md->topics)
           for (const auto& p : t.partitions)
             ready += p.leader_id >= 0 && int(p.isr_nodes.size()) == rf ? 1 : 0;
-      if (ready == s.workload.partitions) return;
+      if (ready == s.workload.partitions)
+        return;
       std::this_thread::sleep_for(100ms);
     }
     return;
   }
   cluster::SyncClient admin(setup.config);
   for (int p = 0; p < s.workload.partitions && !g_interrupted; ++p)
-    admin.wait_for_leader({kRunTopic, cluster::PartitionIndex{p}}, timeout,
-                          [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
+    admin.wait_for_leader(
+        {kRunTopic, cluster::PartitionIndex{p}}, timeout,
+        [&](const cluster::PartitionMetadata& m) { return int(m.isr.size()) == rf; });
 }
 
 int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16_t metrics_port,
@@ -202,8 +218,9 @@ int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16
     std::string why;
     PrometheusOptions options;
     options.dir = dir / "prometheus";
-    setup.prometheus = PrometheusServer::start(setup.harness->supervisor(), options,
-                                               cluster_scrape_targets(*setup.harness, metrics_port), why);
+    setup.prometheus =
+        PrometheusServer::start(setup.harness->supervisor(), options,
+                                cluster_scrape_targets(*setup.harness, metrics_port), why);
     if (!setup.prometheus) {
       out << "run: prometheus: " << why << "\n";
       return fs::exists(PrometheusOptions{}.binary) ? 4 : 3;
@@ -217,8 +234,8 @@ int bring_up(const Scenario& s, const RunOptions& o, const fs::path& dir, uint16
   setup.config.delivery_timeout = 6s;
   setup.config.retry_backoff = 50ms;
   setup.replication_factor = std::min(3, s.cluster.brokers);
-  if (auto why = setup.harness->create_topic(kRunTopic, s.workload.partitions,
-                                             setup.replication_factor);
+  if (auto why =
+          setup.harness->create_topic(kRunTopic, s.workload.partitions, setup.replication_factor);
       !why.empty()) {
     out << "run: creating the topic failed: " << why << "\n";
     return 4;
@@ -254,11 +271,16 @@ WorkloadClientFactory workload_clients(const Scenario& s, const Setup& setup, st
 class Progress {
  public:
   Progress(std::ostream& out, const Scenario& s, const Workload& w, const ClusterWatcher& view)
-      : out_(out), s_(s), w_(w), view_(view), tty_(::isatty(STDOUT_FILENO) == 1 && &out == &std::cout) {}
+      : out_(out),
+        s_(s),
+        w_(w),
+        view_(view),
+        tty_(::isatty(STDOUT_FILENO) == 1 && &out == &std::cout) {}
   void start() { start_ = last_ = Clock::now(); }
   void tick(const std::string& active) {
     auto now = Clock::now();
-    if (now - last_ < (tty_ ? 1s : 5s)) return;
+    if (now - last_ < (tty_ ? 1s : 5s))
+      return;
     last_ = now;
     const auto snapshot = view_.snapshot();
     std::string leaders;
@@ -266,7 +288,8 @@ class Progress {
       leaders += snapshot.active_controller > 0
                      ? fmt::format(" controller={}", controller_node(snapshot.active_controller))
                      : " controller=none";
-    for (const auto& [p, v] : snapshot.partitions) leaders += fmt::format(" p{}=b{}", p, v.leader);
+    for (const auto& [p, v] : snapshot.partitions)
+      leaders += fmt::format(" p{}=b{}", p, v.leader);
     std::string line =
         fmt::format("[{:5.1f}/{}s] sends ok={} fail={} info={} | fault: {} | leaders:{}",
                     secs(now - start_), s_.duration.count(), w_.counts().ok.load(),
@@ -279,7 +302,8 @@ class Progress {
     out_.flush();
   }
   void end() {
-    if (tty_) out_ << "\n";
+    if (tty_)
+      out_ << "\n";
   }
 
  private:
@@ -303,7 +327,8 @@ struct Timeline {
 std::map<int, int> process_faults_per_round(const Nemesis& nemesis) {
   std::map<int, int> count;
   for (const auto& o : nemesis.injected())
-    if (fault_class(o.planned.step.kind) == FaultClass::process) ++count[o.planned.round];
+    if (fault_class(o.planned.step.kind) == FaultClass::process)
+      ++count[o.planned.round];
   return count;
 }
 
@@ -389,15 +414,19 @@ std::optional<ControllerFailover> controller_failover(
     const std::vector<ClusterWatcher::ControllerSample>& samples, const StepOutcome& o) {
   const std::string& active = o.resolution.active_controller;
   bool hit = !active.empty() && o.resolution.touched.count(active) > 0;
-  for (const auto& [from, to] : o.resolution.cut) hit = hit || from == active || to == active;
-  if (!hit) return std::nullopt;
+  for (const auto& [from, to] : o.resolution.cut)
+    hit = hit || from == active || to == active;
+  if (!hit)
+    return std::nullopt;
   const ClusterWatcher::ControllerSample* before = nullptr;
   for (const auto& sample : samples)
-    if (sample.at <= o.injected_at) before = &sample;
+    if (sample.at <= o.injected_at)
+      before = &sample;
   ControllerFailover f;
   f.before = active;
   for (const auto& sample : samples) {
-    if (sample.at <= o.injected_at || sample.active == 0) continue;
+    if (sample.at <= o.injected_at || sample.active == 0)
+      continue;
     if (before != nullptr && sample.active == before->active && sample.epoch == before->epoch)
       continue;
     f.after = controller_node(sample.active);
@@ -422,8 +451,10 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
     const std::string kind(to_string(o.planned.step.kind));
     const double at_s = secs(o.injected_at - t.workload_start);
     std::vector<int> partitions;
-    for (auto [p, b] : o.resolution.leaders_hit) partitions.push_back(p);
-    const double gap_ms = workload.longest_gap_ms(partitions, o.injected_at, window_end(nemesis, o, t));
+    for (auto [p, b] : o.resolution.leaders_hit)
+      partitions.push_back(p);
+    const double gap_ms =
+        workload.longest_gap_ms(partitions, o.injected_at, window_end(nemesis, o, t));
     metrics.unavailability(kind, gap_ms / 1000);
     auto healed = o.healed_at == Clock::time_point{} ? t.workload_done : o.healed_at;
     nlohmann::json r = {{"fault", kind},
@@ -437,7 +468,8 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
                         {"backend", o.backend},
                         {"inject_ms", secs(o.resolve_and_inject) * 1000},
                         {"unavailable_ms", gap_ms}};
-    if (!o.error.empty()) r["error"] = o.error;
+    if (!o.error.empty())
+      r["error"] = o.error;
     if (auto failover = controller_failover(controllers, o)) {
       r["controller_before"] = failover->before;
       r["controller_after"] =
@@ -451,7 +483,8 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
       r["unavailable_bound_ms"] = bounds.unavailable_max->count();
       if (o.injected && gap_ms > double(bounds.unavailable_max->count()))
         failures.availability.push_back(fmt::format(
-            "availability: {} on {} at +{:.1f}s left {} without an acknowledged write for {:.2f} s, "
+            "availability: {} on {} at +{:.1f}s left {} without an acknowledged write for {:.2f} "
+            "s, "
             "more than {:.2f} s ({})",
             kind, o.resolution.targets_desc, at_s,
             partitions.empty() ? std::string("every partition")
@@ -460,20 +493,23 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
     }
     for (auto [partition, leader] : o.resolution.leaders_hit) {
       auto moved = leader_moved_ms(leaders, partition, leader, o.injected_at);
-      r["leaders_hit"].push_back({{"partition", partition},
-                                  {"leader_before", leader},
-                                  {"moved_after_ms", moved ? nlohmann::json(*moved) : nlohmann::json()}});
-      if (!r.contains("leader_moved_after_ms") && moved) r["leader_moved_after_ms"] = *moved;
+      r["leaders_hit"].push_back(
+          {{"partition", partition},
+           {"leader_before", leader},
+           {"moved_after_ms", moved ? nlohmann::json(*moved) : nlohmann::json()}});
+      if (!r.contains("leader_moved_after_ms") && moved)
+        r["leader_moved_after_ms"] = *moved;
       // A bound derived from timeouts needs somewhere for leadership to go.
       if (!bounds.leader_moved_within || !o.injected ||
           (bounds.leader_bound_derived && !o.resolution.successor_available.count(partition)))
         continue;
       r["leader_moved_bound_ms"] = bounds.leader_moved_within->count();
       if (!moved || *moved > double(bounds.leader_moved_within->count()))
-        failures.leadership.push_back(fmt::format(
-            "leadership of partition {} stayed on b{} for more than {:.2f} s ({}) after {} at +{:.1f}s",
-            partition, leader, bounds.leader_moved_within->count() / 1000.0, bounds.leader_why,
-            kind, at_s));
+        failures.leadership.push_back(
+            fmt::format("leadership of partition {} stayed on b{} for more than {:.2f} s ({}) "
+                        "after {} at +{:.1f}s",
+                        partition, leader, bounds.leader_moved_within->count() / 1000.0,
+                        bounds.leader_why, kind, at_s));
     }
     results.push_back(std::move(r));
   }
@@ -488,13 +524,16 @@ nlohmann::json step_results(const Scenario& s, const Nemesis& nemesis, const Wor
 // stall that spread from the partitions the faults did hit.
 constexpr auto kUntouchedMargin = 2000ms;
 
-nlohmann::json untouched_availability(const Scenario& s, const Nemesis& nemesis, const Workload& workload,
-                                      const Timeline& t, std::vector<std::string>& failures) {
+nlohmann::json untouched_availability(const Scenario& s, const Nemesis& nemesis,
+                                      const Workload& workload, const Timeline& t,
+                                      std::vector<std::string>& failures) {
   auto results = nlohmann::json::array();
-  if (!s.derived_checks) return results;
+  if (!s.derived_checks)
+    return results;
   std::map<int, std::vector<const StepOutcome*>> rounds;
   for (const auto& o : nemesis.injected())
-    if (o.injected) rounds[o.planned.round].push_back(&o);
+    if (o.injected)
+      rounds[o.planned.round].push_back(&o);
   const auto bound = s.cluster.replica_lag_time_max + kUntouchedMargin;
   for (const auto& [round, steps] : rounds) {
     const StepOutcome& first = *steps.front();
@@ -506,15 +545,18 @@ nlohmann::json untouched_availability(const Scenario& s, const Nemesis& nemesis,
       reach.cut.insert(o->resolution.cut.begin(), o->resolution.cut.end());
     }
     auto end = t.workload_done;
-    for (const auto* o : steps) end = std::min(end, window_end(nemesis, *o, t));
+    for (const auto* o : steps)
+      end = std::min(end, window_end(nemesis, *o, t));
     const auto partitions =
         untouched_partitions(s.cluster.min_insync_replicas, reach, first.resolution.partitions);
-    if (partitions.empty()) continue;
+    if (partitions.empty())
+      continue;
     double worst_ms = 0;
     int worst_partition = -1;
     for (int p : partitions) {
       const double gap = workload.longest_gap_ms({p}, first.injected_at, end);
-      if (gap > worst_ms) worst_ms = gap, worst_partition = p;
+      if (gap > worst_ms)
+        worst_ms = gap, worst_partition = p;
     }
     results.push_back({{"round", round},
                        {"at_s", secs(first.injected_at - t.workload_start)},
@@ -527,8 +569,8 @@ nlohmann::json untouched_availability(const Scenario& s, const Nemesis& nemesis,
           "although the faults of round {} left its leader, the controller and {} of its ISR alone "
           "(derived: replica.lag.time.max {} ms + {} ms)",
           worst_partition, worst_ms / 1000, secs(first.injected_at - t.workload_start), round,
-          s.cluster.min_insync_replicas,
-          s.cluster.replica_lag_time_max.count(), kUntouchedMargin.count()));
+          s.cluster.min_insync_replicas, s.cluster.replica_lag_time_max.count(),
+          kUntouchedMargin.count()));
   }
   return results;
 }
@@ -545,9 +587,11 @@ nlohmann::json skipped_steps(const Nemesis& nemesis) {
 
 // After the last heal: every partition back to a full ISR, then (if the scenario asks) led by
 // its preferred replica within the bound.
-nlohmann::json preferred_leadership(const Scenario& s, ClusterWatcher& view, Clock::time_point last_heal,
+nlohmann::json preferred_leadership(const Scenario& s, ClusterWatcher& view,
+                                    Clock::time_point last_heal,
                                     std::vector<std::string>& failures) {
-  if (!s.preferred_leaders_within || g_interrupted || last_heal == Clock::time_point{}) return {};
+  if (!s.preferred_leaders_within || g_interrupted || last_heal == Clock::time_point{})
+    return {};
   auto deadline = last_heal + *s.preferred_leaders_within;
   std::optional<double> restored_s;
   std::string still;
@@ -566,29 +610,32 @@ nlohmann::json preferred_leadership(const Scenario& s, ClusterWatcher& view, Clo
         break;
       }
     }
-    if (now > deadline) break;
+    if (now > deadline)
+      break;
     std::this_thread::sleep_for(100ms);
   }
   if (!restored_s || *restored_s > s.preferred_leaders_within->count() / 1000.0)
-    failures.push_back(fmt::format("preferred leadership not restored within {} s of the last heal:{}",
-                                   s.preferred_leaders_within->count() / 1000.0, still));
+    failures.push_back(
+        fmt::format("preferred leadership not restored within {} s of the last heal:{}",
+                    s.preferred_leaders_within->count() / 1000.0, still));
   return {{"within_s", s.preferred_leaders_within->count() / 1000.0},
           {"restored_after_s", restored_s ? nlohmann::json(*restored_s) : nlohmann::json()}};
 }
 
-
 // ---- stage 5: the verdict ----
 
-void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed,
-                 const std::string& verdict, bool matches, double seconds) {
+void write_junit(const fs::path& dir, const Scenario& s, uint64_t seed, const std::string& verdict,
+                 bool matches, double seconds) {
   std::ofstream junit(dir / "junit.xml");
   junit << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        << fmt::format("<testsuite name=\"faultline\" tests=\"1\" failures=\"{}\">\n", matches ? 0 : 1)
+        << fmt::format("<testsuite name=\"faultline\" tests=\"1\" failures=\"{}\">\n",
+                       matches ? 0 : 1)
         << fmt::format("  <testcase classname=\"faultline.{}\" name=\"seed-{}\" time=\"{:.3f}\">\n",
                        s.name, seed, seconds);
   if (!matches)
-    junit << fmt::format("    <failure message=\"expected {}, got {}\">replay: faultline replay {}</failure>\n",
-                         s.expect_valid ? "valid" : "invalid", verdict, dir.string());
+    junit << fmt::format(
+        "    <failure message=\"expected {}, got {}\">replay: faultline replay {}</failure>\n",
+        s.expect_valid ? "valid" : "invalid", verdict, dir.string());
   junit << "  </testcase>\n</testsuite>\n";
 }
 
@@ -610,13 +657,15 @@ struct RunFacts {
 checker::KafkaVerdict judge(const checker::History& history, const Timeline& t) {
   checker::InvariantOptions options;
   if (t.last_heal != Clock::time_point{})
-    options.recovery_from = std::chrono::duration_cast<std::chrono::nanoseconds>(t.last_heal - t.history_start);
+    options.recovery_from =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t.last_heal - t.history_start);
   return checker::judge_kafka(history, {}, options);
 }
 
 int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts& facts,
            Timeline& t, std::ostream& out) {
-  auto parsed = checker::parse_jsonl(read_file(dir / "history.jsonl"), (dir / "history.jsonl").string());
+  auto parsed =
+      checker::parse_jsonl(read_file(dir / "history.jsonl"), (dir / "history.jsonl").string());
   if (!parsed) {
     out << "run: the history does not parse: " << parsed.error().to_string() << "\n";
     return 4;
@@ -630,7 +679,8 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
   std::vector<std::string> vacuity = judged.vacuity;
   vacuity.insert(vacuity.end(), facts.vacuity.begin(), facts.vacuity.end());
   if (metadata_log) {
-    for (const auto& why : metadata_log->vacuity) vacuity.push_back("metadata log: " + why);
+    for (const auto& why : metadata_log->vacuity)
+      vacuity.push_back("metadata log: " + why);
     // Unknown without a reason of its own (the search ran out of budget) is still unknown.
     if (metadata_log->vacuity.empty() && !metadata_log->invalid() && !metadata_log->valid())
       vacuity.push_back(metadata_log->summary);
@@ -668,7 +718,8 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
         {"heal_and_final_read", secs(t.final_done - t.workload_done)},
         {"check", secs(t.check_done - t.final_done)}}},
       {"replay", fmt::format("faultline replay {}", dir.string())}};
-  if (!facts.prometheus.is_null()) verdict["prometheus"] = facts.prometheus;
+  if (!facts.prometheus.is_null())
+    verdict["prometheus"] = facts.prometheus;
   if (metadata_log) {
     verdict["metadata_log"] = metadata_log->to_json();
     if (!metadata_log->anomalies.empty())
@@ -684,7 +735,8 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
   const nlohmann::json violations =
       checker_json["invariants"].value("violations", nlohmann::json::object());
   for (const auto& [kind, count] : violations.items())
-    if (count.is_number() && count.get<int>() > 0) verdict["anomalies"][kind] = count;
+    if (count.is_number() && count.get<int>() > 0)
+      verdict["anomalies"][kind] = count;
   std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   write_junit(dir, s, o.seed, verdict_name, matches, secs(t.check_done - t.started));
   // report.html is drawn from the files just written; its own time goes into verdict.json after.
@@ -695,17 +747,22 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
     std::ofstream(dir / "verdict.json") << verdict.dump(2) << "\n";
   }
   out << judged.summary() << "\n";
-  if (metadata_log) out << metadata_log->summary << "\n";
-  for (const auto& f : facts.failures.all()) out << "leadership: " << f << "\n";
-  for (const auto& why : vacuity) out << "proves nothing: " << why << "\n";
+  if (metadata_log)
+    out << metadata_log->summary << "\n";
+  for (const auto& f : facts.failures.all())
+    out << "leadership: " << f << "\n";
+  for (const auto& why : vacuity)
+    out << "proves nothing: " << why << "\n";
   out << fmt::format("verdict: {} (expected {}) -> {}\n", verdict_name,
                      s.expect_valid ? "valid" : "invalid", (dir / "verdict.json").string());
   if (report_error)
     out << "run: report.html could not be written: " << report_error.message() << "\n";
   else
     out << "report: " << (dir / "report.html").string() << "\n";
-  if (!matches) out << "replay: faultline replay " << dir.string() << "\n";
-  if (verdict_name == "unknown") return 3;
+  if (!matches)
+    out << "replay: faultline replay " << dir.string() << "\n";
+  if (verdict_name == "unknown")
+    return 3;
   return matches ? 0 : 1;
 }
 
@@ -716,8 +773,10 @@ int decide(const Scenario& s, const RunOptions& o, const fs::path& dir, RunFacts
 // with it, nor a controller quorum (a definition has one controller node). Exit 2 (bad input)
 // when the definition does not parse or the scenario needs the probe or a quorum.
 int apply_cluster_options(Scenario& s, const RunOptions& o, std::ostream& out) {
-  if (o.client) s.workload.client = *o.client;
-  if (o.cluster_definition.empty()) return 0;
+  if (o.client)
+    s.workload.client = *o.client;
+  if (o.cluster_definition.empty())
+    return 0;
   DefinitionError error;
   s.cluster.definition = load_cluster_definition(o.cluster_definition, error);
   if (!s.cluster.definition) {
@@ -725,15 +784,17 @@ int apply_cluster_options(Scenario& s, const RunOptions& o, std::ostream& out) {
     return 2;
   }
   if (s.cluster.probe) {
-    out << fmt::format("run: {} needs faultline-probe, which demotes brokers through the "
-                       "mini-cluster's controller: not available with --cluster-definition\n",
-                       s.name);
+    out << fmt::format(
+        "run: {} needs faultline-probe, which demotes brokers through the "
+        "mini-cluster's controller: not available with --cluster-definition\n",
+        s.name);
     return 2;
   }
   if (s.cluster.controllers > 1) {
-    out << fmt::format("run: {} needs a quorum of {} controllers; a cluster definition starts "
-                       "one controller node: not available with --cluster-definition\n",
-                       s.name, s.cluster.controllers);
+    out << fmt::format(
+        "run: {} needs a quorum of {} controllers; a cluster definition starts "
+        "one controller node: not available with --cluster-definition\n",
+        s.name, s.cluster.controllers);
     return 2;
   }
   s.workload.client = WorkloadClientKind::librdkafka;
@@ -742,23 +803,28 @@ int apply_cluster_options(Scenario& s, const RunOptions& o, std::ostream& out) {
 
 int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions& o,
                  std::ostream& out) {
-  if (o.duration) s.duration = *o.duration;
-  if (int rc = apply_cluster_options(s, o, out); rc != 0) return rc;
+  if (o.duration)
+    s.duration = *o.duration;
+  if (int rc = apply_cluster_options(s, o, out); rc != 0)
+    return rc;
   if (auto missing = missing_run_capabilities(effective_capabilities()); !missing.empty()) {
-    out << fmt::format("run: this process lacks {}, needed to build the run's network namespaces, "
-                       "bridges and nftables rules (run as root; `faultline doctor` lists the rest)\n",
-                       fmt::join(missing, " and "));
+    out << fmt::format(
+        "run: this process lacks {}, needed to build the run's network namespaces, "
+        "bridges and nftables rules (run as root; `faultline doctor` lists the rest)\n",
+        fmt::join(missing, " and "));
     return 3;
   }
   auto schedule = make_schedule(s, o.seed);
   if (o.only_steps) {
     std::vector<PlannedStep> kept;
     for (size_t i : *o.only_steps)
-      if (i < schedule.size()) kept.push_back(schedule[i]);
+      if (i < schedule.size())
+        kept.push_back(schedule[i]);
     schedule = std::move(kept);
   }
   auto dir_or = prepare_run_dir(s, scenario_text, o, schedule, out);
-  if (!dir_or) return 4;
+  if (!dir_or)
+    return 4;
   const fs::path dir = *dir_or;
   const bool rdkafka = s.workload.client == WorkloadClientKind::librdkafka;
   out << fmt::format("run: {} seed={} duration={}s steps={}{}{} -> {}\n", s.name, o.seed,
@@ -776,7 +842,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   if (o.metrics_port != 0)
     out << fmt::format("run: metrics on http://127.0.0.1:{}/metrics\n", metrics_endpoint.port());
   Setup setup;
-  if (int rc = bring_up(s, o, dir, metrics_endpoint.port(), setup, out); rc != 0) return rc;
+  if (int rc = bring_up(s, o, dir, metrics_endpoint.port(), setup, out); rc != 0)
+    return rc;
   std::string clients_error;
   WorkloadClientFactory clients = workload_clients(s, setup, clients_error);
   if (!clients) {
@@ -787,7 +854,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   t.history_start = Clock::now();
   auto recorder = checker::HistoryRecorder::open(
       (dir / "history.jsonl").string(),
-      checker::HistoryHeader{"kafka", s.workload.acks_all ? checker::Acks::all : checker::Acks::one},
+      checker::HistoryHeader{"kafka",
+                             s.workload.acks_all ? checker::Acks::all : checker::Acks::one},
       [start = t.history_start] { return Clock::now() - start; });
   if (!recorder) {
     out << "run: cannot write the history: " << recorder.error().message() << "\n";
@@ -808,8 +876,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   SupervisorProcessControl processes(setup.harness->supervisor());
   FaultTopology topology = setup.harness->fault_topology();
   FaultLog fault_log(dir / "faults.jsonl");
-  FaultInjector injector(FaultContext{&topology, &journal_recorder, &processes, sibling_binary("faultline-shaper"), dir,
-                                      o.seed},
+  FaultInjector injector(FaultContext{&topology, &journal_recorder, &processes,
+                                      sibling_binary("faultline-shaper"), dir, o.seed},
                          &fault_log);
   Progress progress(out, s, workload, view);
   Nemesis::Hooks hooks;
@@ -832,8 +900,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
     metadata = std::make_unique<MetadataWorkload>();
     MetadataWorkloadOptions options;
     options.history_clock = [start = t.history_start] { return Clock::now() - start; };
-    if (auto ec = metadata->start(setup.config.controllers, dir / "metadata-history.jsonl",
-                                  options)) {
+    if (auto ec =
+            metadata->start(setup.config.controllers, dir / "metadata-history.jsonl", options)) {
       out << "run: cannot write the metadata history: " << ec.message() << "\n";
       workload.stop();
       return 4;
@@ -858,7 +926,8 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   facts.untouched = untouched_availability(s, nemesis, workload, t, facts.failures.availability);
   facts.skipped = skipped_steps(nemesis);
   wait_full_isr(s, setup, 30s);
-  if (!g_interrupted) workload.final_read();
+  if (!g_interrupted)
+    workload.final_read();
   // After the heal: the final reads need every controller back to read the quorum's log.
   if (metadata && !g_interrupted) {
     metadata->stop();
@@ -869,17 +938,19 @@ int run_scenario(Scenario s, const std::string& scenario_text, const RunOptions&
   facts.preferred = preferred_leadership(s, view, nemesis.last_heal(), facts.failures.leadership);
   t.last_heal = nemesis.last_heal();
   if (!schedule.empty() && nemesis.injected().empty())
-    facts.vacuity.push_back(fmt::format("no fault was injected ({} planned, every one skipped)",
-                                        schedule.size()));
+    facts.vacuity.push_back(
+        fmt::format("no fault was injected ({} planned, every one skipped)", schedule.size()));
   if (s.nemesis && schedule.empty())
-    facts.vacuity.push_back(fmt::format(
-        "no fault fits in {} s: the first round would heal after the run ends (a longer --duration)",
-        s.duration.count()));
+    facts.vacuity.push_back(
+        fmt::format("no fault fits in {} s: the first round would heal after the run ends (a "
+                    "longer --duration)",
+                    s.duration.count()));
   view.stop();
   view.refresh();
   if (setup.prometheus) {
     facts.prometheus = final_failover_report(
-        *setup.prometheus, std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - t.started) + 60s);
+        *setup.prometheus,
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - t.started) + 60s);
     setup.prometheus.reset();
   }
   setup.harness->down();
@@ -914,7 +985,8 @@ std::optional<RecordedRun> read_recorded_run(const fs::path& dir, std::string& w
   r.scenario = std::move(*s);
   r.options.seed = run.value("seed", uint64_t{1});
   r.options.duration = std::chrono::seconds(run.value("duration_s", 30));
-  if (run.contains("only_steps")) r.options.only_steps = run["only_steps"].get<std::vector<size_t>>();
+  if (run.contains("only_steps"))
+    r.options.only_steps = run["only_steps"].get<std::vector<size_t>>();
   if (run.contains("client"))
     r.options.client = run["client"] == "librdkafka" ? WorkloadClientKind::librdkafka
                                                      : WorkloadClientKind::faultline;
@@ -931,7 +1003,8 @@ int replay_run(const fs::path& dir, std::ostream& out) {
   }
   RunOptions o = recorded->options;
   int n = 1;
-  while (fs::exists(dir / fmt::format("replay-{}", n))) ++n;
+  while (fs::exists(dir / fmt::format("replay-{}", n)))
+    ++n;
   o.out_dir = dir / fmt::format("replay-{}", n);
   return run_scenario(recorded->scenario, recorded->scenario_text, o, out);
 }

@@ -1,11 +1,11 @@
 #include "faultline/chaos/runner/scenario.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "faultline/probes/probe_options.h"
 
@@ -23,7 +23,8 @@ struct Reader {
     return fail_at(static_cast<int>(where.source().begin.line), std::move(why));
   }
   bool fail_at(int line, std::string why) {
-    if (!failed) error = {file, line, std::move(why)};
+    if (!failed)
+      error = {file, line, std::move(why)};
     failed = true;
     return false;
   }
@@ -31,12 +32,15 @@ struct Reader {
   template <typename T>
   bool read(const toml::table& t, std::string_view key, T& out, T min, T max) {
     const toml::node* n = t.get(key);
-    if (n == nullptr) return true;
+    if (n == nullptr)
+      return true;
     if constexpr (std::is_same_v<T, bool>) {
-      if (!n->is_boolean()) return fail(*n, fmt::format("{}: expected true or false", key));
+      if (!n->is_boolean())
+        return fail(*n, fmt::format("{}: expected true or false", key));
       out = n->as_boolean()->get();
     } else {
-      if (!n->is_integer()) return fail(*n, fmt::format("{}: expected an integer", key));
+      if (!n->is_integer())
+        return fail(*n, fmt::format("{}: expected an integer", key));
       auto v = n->as_integer()->get();
       if (v < static_cast<int64_t>(min) || v > static_cast<int64_t>(max))
         return fail(*n, fmt::format("{}: {} is outside {}..{}", key, v, min, max));
@@ -49,7 +53,8 @@ struct Reader {
   bool read_seconds(const toml::table& t, std::string_view key, std::chrono::milliseconds& out,
                     double min_s, double max_s) {
     const toml::node* n = t.get(key);
-    if (n == nullptr) return true;
+    if (n == nullptr)
+      return true;
     double v = 0;
     if (n->is_integer())
       v = static_cast<double>(n->as_integer()->get());
@@ -65,8 +70,10 @@ struct Reader {
 
   bool read_string(const toml::table& t, std::string_view key, std::string& out) {
     const toml::node* n = t.get(key);
-    if (n == nullptr) return true;
-    if (!n->is_string()) return fail(*n, fmt::format("{}: expected a string", key));
+    if (n == nullptr)
+      return true;
+    if (!n->is_string())
+      return fail(*n, fmt::format("{}: expected a string", key));
     out = n->as_string()->get();
     return true;
   }
@@ -85,14 +92,16 @@ struct Reader {
   bool read_ms(const toml::table& t, std::string_view key, std::chrono::milliseconds& out, int min,
                int max) {
     int v = static_cast<int>(out.count());
-    if (!read(t, key, v, min, max)) return false;
+    if (!read(t, key, v, min, max))
+      return false;
     out = std::chrono::milliseconds(v);
     return true;
   }
 
   const toml::table* table(const toml::table& root, std::string_view key) {
     const toml::node* n = root.get(key);
-    if (n == nullptr) return nullptr;
+    if (n == nullptr)
+      return nullptr;
     if (!n->is_table()) {
       fail(*n, fmt::format("{}: expected a table", key));
       return nullptr;
@@ -109,7 +118,8 @@ bool split_call(std::string_view text, std::string_view& name, std::string_view&
     arg = {};
     return true;
   }
-  if (text.back() != ')') return false;
+  if (text.back() != ')')
+    return false;
   name = text.substr(0, open);
   arg = text.substr(open + 1, text.size() - open - 2);
   return !arg.empty();
@@ -118,15 +128,19 @@ bool split_call(std::string_view text, std::string_view& name, std::string_view&
 std::optional<int> parse_int(std::string_view s) {
   int v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  if (ec != std::errc() || end != s.data() + s.size())
+    return std::nullopt;
   return v;
 }
 
 std::optional<PartitionRef> parse_partition(std::string_view arg) {
-  if (arg == "any") return PartitionRef{PartitionRef::Kind::any, 0};
-  if (arg == "all") return PartitionRef{PartitionRef::Kind::all, 0};
+  if (arg == "any")
+    return PartitionRef{PartitionRef::Kind::any, 0};
+  if (arg == "all")
+    return PartitionRef{PartitionRef::Kind::all, 0};
   auto v = parse_int(arg);
-  if (!v || *v < 0) return std::nullopt;
+  if (!v || *v < 0)
+    return std::nullopt;
   return PartitionRef{PartitionRef::Kind::index, *v};
 }
 
@@ -186,8 +200,8 @@ bool takes_partition(TriggerKind kind) {
 
 // Keys of a nemesis node that are not fault parameters.
 constexpr std::string_view kStructuralKeys[] = {
-    "fault", "target", "peers", "hold_s", "on", "within_s", "after_s", "weight",
-    "sequence", "concurrent", "choice", "repeat", "mix", "every_s", "jitter_s", "times"};
+    "fault",    "target",     "peers",  "hold_s", "on",  "within_s", "after_s",  "weight",
+    "sequence", "concurrent", "choice", "repeat", "mix", "every_s",  "jitter_s", "times"};
 bool is_structural(std::string_view key) {
   return std::find(std::begin(kStructuralKeys), std::end(kStructuralKeys), key) !=
          std::end(kStructuralKeys);
@@ -214,15 +228,20 @@ bool is_partition_shape(FaultKind k) {
 }
 
 std::optional<nlohmann::json> toml_to_json(const toml::node& n) {
-  if (n.is_integer()) return nlohmann::json(n.as_integer()->get());
-  if (n.is_floating_point()) return nlohmann::json(n.as_floating_point()->get());
-  if (n.is_string()) return nlohmann::json(n.as_string()->get());
-  if (n.is_boolean()) return nlohmann::json(n.as_boolean()->get());
+  if (n.is_integer())
+    return nlohmann::json(n.as_integer()->get());
+  if (n.is_floating_point())
+    return nlohmann::json(n.as_floating_point()->get());
+  if (n.is_string())
+    return nlohmann::json(n.as_string()->get());
+  if (n.is_boolean())
+    return nlohmann::json(n.as_boolean()->get());
   if (n.is_array()) {
     auto out = nlohmann::json::array();
     for (const auto& e : *n.as_array()) {
       auto v = toml_to_json(e);
-      if (!v) return std::nullopt;
+      if (!v)
+        return std::nullopt;
       out.push_back(*v);
     }
     return out;
@@ -246,7 +265,8 @@ struct NemesisParser {
                                                    "choice", "repeat",   "mix"};
     std::vector<std::string_view> present;
     for (auto shape : kShapes)
-      if (t.contains(shape)) present.push_back(shape);
+      if (t.contains(shape))
+        present.push_back(shape);
     if (present.size() != 1) {
       r.fail(n, present.empty()
                     ? fmt::format("{}: a node needs one of fault, sequence, concurrent, choice, "
@@ -258,7 +278,8 @@ struct NemesisParser {
     }
     NemesisNode out;
     out.line = static_cast<int>(n.source().begin.line);
-    if (!r.read_seconds(t, "after_s", out.after, 0, 86400)) return std::nullopt;
+    if (!r.read_seconds(t, "after_s", out.after, 0, 86400))
+      return std::nullopt;
     if (const toml::node* w = t.get("weight")) {
       auto v = w->value<double>();
       if (!v || *v <= 0) {
@@ -267,15 +288,18 @@ struct NemesisParser {
       }
       out.weight = *v;
     }
-    if (present[0] == "fault") return step_node(t, std::move(out));
-    if (present[0] == "repeat" || present[0] == "mix") return repeat_node(t, present[0], std::move(out));
+    if (present[0] == "fault")
+      return step_node(t, std::move(out));
+    if (present[0] == "repeat" || present[0] == "mix")
+      return repeat_node(t, present[0], std::move(out));
     return group_node(t, present[0], std::move(out));
   }
 
   bool only_keys(const toml::table& t, std::initializer_list<std::string_view> extra,
                  std::string_view shape) {
     for (const auto& [k, v] : t) {
-      if (k.str() == shape || k.str() == "after_s" || k.str() == "weight") continue;
+      if (k.str() == shape || k.str() == "after_s" || k.str() == "weight")
+        continue;
       if (std::find(extra.begin(), extra.end(), k.str()) == extra.end())
         return r.fail(v, fmt::format("{}: unknown key {} (a fault step's keys go in the step)",
                                      shape, k.str()));
@@ -285,7 +309,8 @@ struct NemesisParser {
 
   std::optional<NemesisNode> group_node(const toml::table& t, std::string_view shape,
                                         NemesisNode out) {
-    if (!only_keys(t, {}, shape)) return std::nullopt;
+    if (!only_keys(t, {}, shape))
+      return std::nullopt;
     const toml::node& list = *t.get(shape);
     if (!list.is_array()) {
       r.fail(list, fmt::format("{}: expected a list of nodes", shape));
@@ -300,7 +325,8 @@ struct NemesisParser {
                                        : NemesisNode::Type::choice;
     for (const auto& child : *list.as_array()) {
       auto c = node(child, shape);
-      if (!c) return std::nullopt;
+      if (!c)
+        return std::nullopt;
       out.children.push_back(std::move(*c));
     }
     return out;
@@ -308,7 +334,8 @@ struct NemesisParser {
 
   std::optional<NemesisNode> repeat_node(const toml::table& t, std::string_view shape,
                                          NemesisNode out) {
-    if (!only_keys(t, {"every_s", "jitter_s", "times"}, shape)) return std::nullopt;
+    if (!only_keys(t, {"every_s", "jitter_s", "times"}, shape))
+      return std::nullopt;
     out.type = NemesisNode::Type::repeat;
     if (!r.read_seconds(t, "every_s", out.every, 0.1, 86400) ||
         !r.read_seconds(t, "jitter_s", out.jitter, 0, 86400) ||
@@ -317,7 +344,8 @@ struct NemesisParser {
     const toml::node& body = *t.get(shape);
     if (shape == "repeat") {
       auto c = node(body, "repeat");
-      if (!c) return std::nullopt;
+      if (!c)
+        return std::nullopt;
       out.children.push_back(std::move(*c));
       return out;
     }
@@ -331,7 +359,8 @@ struct NemesisParser {
     choice.line = out.line;
     for (const auto& child : *body.as_array()) {
       auto c = node(child, "mix");
-      if (!c) return std::nullopt;
+      if (!c)
+        return std::nullopt;
       choice.children.push_back(std::move(*c));
     }
     out.children.push_back(std::move(choice));
@@ -351,35 +380,41 @@ struct NemesisParser {
       }
     }
     std::string kind_name;
-    if (!r.read_string(t, "fault", kind_name)) return std::nullopt;
+    if (!r.read_string(t, "fault", kind_name))
+      return std::nullopt;
     auto kind = parse_fault_kind(kind_name);
     if (!kind) {
       r.fail(*t.get("fault"), fmt::format("fault: unknown kind \"{}\"", kind_name));
       return std::nullopt;
     }
     step.kind = *kind;
-    if (!selectors(t, step) || !params(t, step) || !timing(t, step)) return std::nullopt;
+    if (!selectors(t, step) || !params(t, step) || !timing(t, step))
+      return std::nullopt;
     return out;
   }
 
   bool selectors(const toml::table& t, FaultStep& step) {
     std::string target;
-    if (!r.read_string(t, "target", target)) return false;
+    if (!r.read_string(t, "target", target))
+      return false;
     if (target.empty()) {
       if (!is_partition_shape(step.kind))
-        return r.fail(t, fmt::format("fault {}: target missing ({})", to_string(step.kind),
-                                     kSelectorList));
+        return r.fail(
+            t, fmt::format("fault {}: target missing ({})", to_string(step.kind), kSelectorList));
       target = "all-nodes";
     }
     std::string why;
     auto sel = parse_selector(target, &why);
-    if (!sel) return r.fail(*t.get("target"), "target: " + why);
+    if (!sel)
+      return r.fail(*t.get("target"), "target: " + why);
     step.target = *sel;
     if (t.contains("peers")) {
       std::string peers;
-      if (!r.read_string(t, "peers", peers)) return false;
+      if (!r.read_string(t, "peers", peers))
+        return false;
       auto p = parse_selector(peers, &why);
-      if (!p) return r.fail(*t.get("peers"), "peers: " + why);
+      if (!p)
+        return r.fail(*t.get("peers"), "peers: " + why);
       if (step.kind != FaultKind::one_way && step.kind != FaultKind::isolate_leader &&
           step.kind != FaultKind::packets)
         return r.fail(*t.get("peers"),
@@ -400,24 +435,28 @@ struct NemesisParser {
     const nlohmann::json known =
         to_json(FaultSpec{step.kind, {}, default_params(step.kind)})["params"];
     for (const auto& [k, v] : t) {
-      if (is_structural(k.str())) continue;
+      if (is_structural(k.str()))
+        continue;
       if (!known.contains(k.str()) || k.str() == "peers") {
         std::vector<std::string> names;
         for (const auto& [name, value] : known.items())
-          if (name != "peers") names.push_back(name);
-        return r.fail(v, fmt::format("fault {}: unknown parameter {} ({})", to_string(step.kind),
-                                     k.str(),
-                                     names.empty() ? std::string("it takes none")
-                                                   : "known: " + fmt::format("{}", fmt::join(names, ", "))));
+          if (name != "peers")
+            names.push_back(name);
+        return r.fail(
+            v, fmt::format("fault {}: unknown parameter {} ({})", to_string(step.kind), k.str(),
+                           names.empty() ? std::string("it takes none")
+                                         : "known: " + fmt::format("{}", fmt::join(names, ", "))));
       }
       auto j = toml_to_json(v);
-      if (!j) return r.fail(v, fmt::format("{}: expected a number, string or list", k.str()));
+      if (!j)
+        return r.fail(v, fmt::format("{}: expected a number, string or list", k.str()));
       params[std::string(k.str())] = *j;
     }
     std::string why;
     auto spec = fault_spec_from_json(
         {{"kind", std::string(to_string(step.kind))}, {"params", params}}, &why);
-    if (!spec) return r.fail(t, fmt::format("fault {}: {}", to_string(step.kind), why));
+    if (!spec)
+      return r.fail(t, fmt::format("fault {}: {}", to_string(step.kind), why));
     spec->targets = placeholder_targets(step.kind);
     if (validate(*spec, &why))
       return r.fail(t, fmt::format("fault {}: {}", to_string(step.kind), why));
@@ -428,19 +467,22 @@ struct NemesisParser {
   bool timing(const toml::table& t, FaultStep& step) {
     if (is_one_off(step.kind)) {
       if (t.contains("hold_s"))
-        return r.fail(*t.get("hold_s"),
-                      fmt::format("hold_s: {} is a one-off, there is nothing to heal",
-                                  to_string(step.kind)));
+        return r.fail(
+            *t.get("hold_s"),
+            fmt::format("hold_s: {} is a one-off, there is nothing to heal", to_string(step.kind)));
       step.hold = std::chrono::milliseconds(0);
     } else if (!r.read_seconds(t, "hold_s", step.hold, 0.1, 86400)) {
       return false;
     }
     if (const toml::node* on = t.get("on")) {
-      if (!on->is_string()) return r.fail(*on, "on: expected a trigger");
+      if (!on->is_string())
+        return r.fail(*on, "on: expected a trigger");
       std::string why;
       auto trigger = parse_trigger(on->as_string()->get(), &why);
-      if (!trigger) return r.fail(*on, "on: " + why);
-      if (!r.read_seconds(t, "within_s", trigger->within, 0.1, 3600)) return false;
+      if (!trigger)
+        return r.fail(*on, "on: " + why);
+      if (!r.read_seconds(t, "within_s", trigger->within, 0.1, 3600))
+        return false;
       step.on = *trigger;
     } else if (t.contains("within_s")) {
       return r.fail(*t.get("within_s"), "within_s: only with a trigger (on)");
@@ -450,12 +492,12 @@ struct NemesisParser {
 };
 
 void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
-  r.only(c, {"brokers", "controllers", "controller_election_timeout_ms",
-             "metadata_snapshot_records", "session_timeout_ms",
-             "heartbeat_interval_ms", "min_insync_replicas", "replica_lag_time_max_ms",
-             "unclean_leader_election", "lazyfs", "flush_policy", "disks",
-             "leader_imbalance_check_interval_s", "probe", "probe_interval_ms",
-             "probe_failures_to_demote", "probe_recovery_hold_ms"},
+  r.only(c,
+         {"brokers", "controllers", "controller_election_timeout_ms", "metadata_snapshot_records",
+          "session_timeout_ms", "heartbeat_interval_ms", "min_insync_replicas",
+          "replica_lag_time_max_ms", "unclean_leader_election", "lazyfs", "flush_policy", "disks",
+          "leader_imbalance_check_interval_s", "probe", "probe_interval_ms",
+          "probe_failures_to_demote", "probe_recovery_hold_ms"},
          "cluster.");
   r.read(c, "brokers", s.cluster.brokers, 1, 9);
   if (r.read(c, "controllers", s.cluster.controllers, 1, 5) && s.cluster.controllers % 2 == 0)
@@ -463,8 +505,7 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
            fmt::format("cluster.controllers: {} is not 1, 3 or 5 (a quorum of an even number of "
                        "controllers survives no more failures than one less)",
                        s.cluster.controllers));
-  r.read_ms(c, "controller_election_timeout_ms", s.cluster.controller_election_timeout, 100,
-            60000);
+  r.read_ms(c, "controller_election_timeout_ms", s.cluster.controller_election_timeout, 100, 60000);
   r.read(c, "metadata_snapshot_records", s.cluster.metadata_snapshot_records, 0, 10000000);
   r.read_ms(c, "session_timeout_ms", s.cluster.session_timeout, 100, 600000);
   r.read_ms(c, "heartbeat_interval_ms", s.cluster.heartbeat_interval, 10, 60000);
@@ -475,8 +516,7 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
   r.read_string(c, "flush_policy", s.cluster.flush_policy);
   if (!s.cluster.flush_policy.empty() && s.cluster.flush_policy != "every-batch" &&
       s.cluster.flush_policy != "never" && s.cluster.flush_policy.rfind("interval:", 0) != 0)
-    r.fail(*c.get("flush_policy"),
-           "cluster.flush_policy: every-batch, interval:<ms> or never");
+    r.fail(*c.get("flush_policy"), "cluster.flush_policy: every-batch, interval:<ms> or never");
   r.read(c, "disks", s.cluster.disks, false, true);
   r.read(c, "probe", s.cluster.probe, false, true);
   r.read_ms(c, "probe_interval_ms", s.cluster.probe_interval, 20, 60000);
@@ -497,8 +537,7 @@ void read_cluster(Reader& r, const toml::table& c, Scenario& s) {
 }
 
 void read_workload(Reader& r, const toml::table& w, Scenario& s) {
-  r.only(w,
-         {"partitions", "producers", "consumers", "acks", "rate_per_s", "value_bytes", "client"},
+  r.only(w, {"partitions", "producers", "consumers", "acks", "rate_per_s", "value_bytes", "client"},
          "workload.");
   r.read(w, "consumers", s.workload.consumers, 0, 64);
   r.read(w, "partitions", s.workload.partitions, 1, 256);
@@ -507,7 +546,8 @@ void read_workload(Reader& r, const toml::table& w, Scenario& s) {
   r.read(w, "value_bytes", s.workload.value_bytes, 0, 1 << 20);
   std::string acks = "all";
   r.read_string(w, "acks", acks);
-  if (acks != "all" && acks != "1") r.fail(*w.get("acks"), "workload.acks: \"all\" or \"1\"");
+  if (acks != "all" && acks != "1")
+    r.fail(*w.get("acks"), "workload.acks: \"all\" or \"1\"");
   s.workload.acks_all = acks == "all";
   std::string client(to_string(s.workload.client));
   r.read_string(w, "client", client);
@@ -520,10 +560,12 @@ void read_workload(Reader& r, const toml::table& w, Scenario& s) {
 
 void read_unavailable_max(Reader& r, const toml::table& c, Scenario& s) {
   const toml::node* n = c.get("unavailable_max_s");
-  if (n == nullptr) return;
+  if (n == nullptr)
+    return;
   if (!n->is_table()) {
     std::chrono::milliseconds v{0};
-    if (r.read_seconds(c, "unavailable_max_s", v, 0.001, 3600)) s.unavailable_max = v;
+    if (r.read_seconds(c, "unavailable_max_s", v, 0.001, 3600))
+      s.unavailable_max = v;
     return;
   }
   for (const auto& [k, v] : *n->as_table()) {
@@ -533,7 +575,8 @@ void read_unavailable_max(Reader& r, const toml::table& c, Scenario& s) {
       return;
     }
     std::chrono::milliseconds bound{0};
-    if (!r.read_seconds(*n->as_table(), k.str(), bound, 0.001, 3600)) return;
+    if (!r.read_seconds(*n->as_table(), k.str(), bound, 0.001, 3600))
+      return;
     s.unavailable_max_by_kind[*kind] = bound;
   }
 }
@@ -551,7 +594,8 @@ void read_checks(Reader& r, const toml::table& c, Scenario& s) {
     s.leader_moved_within_probe_bound = true;
   } else if (n != nullptr) {
     std::chrono::milliseconds v{0};
-    if (r.read_seconds(c, "leader_moved_within_s", v, 0.1, 3600)) s.leader_moved_within = v;
+    if (r.read_seconds(c, "leader_moved_within_s", v, 0.1, 3600))
+      s.leader_moved_within = v;
   }
   if (c.contains("preferred_leaders_within_s")) {
     std::chrono::milliseconds v{0};
@@ -564,15 +608,16 @@ void read_checks(Reader& r, const toml::table& c, Scenario& s) {
 bool check_steps(Reader& r, const NemesisNode& n, const Scenario& s) {
   if (n.type == NemesisNode::Type::step) {
     if (fault_class(n.step.kind) == FaultClass::disk && !s.cluster.disks)
-      return r.fail_at(n.line, fmt::format("fault {}: needs cluster.disks = true",
-                                           to_string(n.step.kind)));
+      return r.fail_at(n.line,
+                       fmt::format("fault {}: needs cluster.disks = true", to_string(n.step.kind)));
     if (fault_class(n.step.kind) == FaultClass::storage && !s.cluster.lazyfs)
-      return r.fail_at(n.line, fmt::format("fault {}: needs cluster.lazyfs = true",
-                                           to_string(n.step.kind)));
+      return r.fail_at(
+          n.line, fmt::format("fault {}: needs cluster.lazyfs = true", to_string(n.step.kind)));
     return true;
   }
   for (const auto& c : n.children)
-    if (!check_steps(r, c, s)) return false;
+    if (!check_steps(r, c, s))
+      return false;
   return true;
 }
 
@@ -586,8 +631,10 @@ void read_nemesis(Reader& r, const toml::table& n, Scenario& s) {
   }
   NemesisParser parser{r};
   auto root = parser.node(n, "nemesis");
-  if (!root) return;
-  if (!check_steps(r, *root, s)) return;
+  if (!root)
+    return;
+  if (!check_steps(r, *root, s))
+    return;
   s.nemesis = std::move(*root);
 }
 
@@ -608,9 +655,12 @@ bool is_controller_selector(SelectorKind kind) {
 
 std::string Selector::str() const {
   for (const auto& e : kSelectors) {
-    if (e.kind != kind) continue;
-    if (e.takes_partition) return fmt::format("{}({})", e.name, partition_str(partition));
-    if (kind == SelectorKind::broker) return fmt::format("broker({})", broker);
+    if (e.kind != kind)
+      continue;
+    if (e.takes_partition)
+      return fmt::format("{}({})", e.name, partition_str(partition));
+    if (kind == SelectorKind::broker)
+      return fmt::format("broker({})", broker);
     return std::string(e.name);
   }
   return "?";
@@ -618,23 +668,29 @@ std::string Selector::str() const {
 
 std::optional<Selector> parse_selector(std::string_view text, std::string* why) {
   auto fail = [&](std::string reason) -> std::optional<Selector> {
-    if (why) *why = fmt::format("{}: {} ({})", text, reason, kSelectorList);
+    if (why)
+      *why = fmt::format("{}: {} ({})", text, reason, kSelectorList);
     return std::nullopt;
   };
   std::string_view name, arg;
-  if (!split_call(text, name, arg)) return fail("malformed selector");
+  if (!split_call(text, name, arg))
+    return fail("malformed selector");
   for (const auto& e : kSelectors) {
-    if (e.name != name) continue;
+    if (e.name != name)
+      continue;
     Selector s;
     s.kind = e.kind;
     if (e.takes_partition) {
-      if (arg.empty()) return fail(fmt::format("{} needs a partition", e.name));
+      if (arg.empty())
+        return fail(fmt::format("{} needs a partition", e.name));
       auto p = parse_partition(arg);
-      if (!p) return fail("the partition must be an index >= 0, any or all");
+      if (!p)
+        return fail("the partition must be an index >= 0, any or all");
       s.partition = *p;
     } else if (e.kind == SelectorKind::broker) {
       auto id = parse_int(arg);
-      if (!id || *id < 1) return fail("broker(N) needs a broker id >= 1");
+      if (!id || *id < 1)
+        return fail("broker(N) needs a broker id >= 1");
       s.broker = *id;
     } else if (!arg.empty()) {
       return fail(fmt::format("{} takes no argument", e.name));
@@ -661,18 +717,23 @@ std::optional<Trigger> parse_trigger(std::string_view text, std::string* why) {
     return std::nullopt;
   };
   std::string_view name, arg;
-  if (!split_call(text, name, arg)) return fail("malformed trigger");
+  if (!split_call(text, name, arg))
+    return fail("malformed trigger");
   for (auto [kind, trigger_name] : kTriggers) {
-    if (trigger_name != name) continue;
+    if (trigger_name != name)
+      continue;
     Trigger t;
     t.kind = kind;
     if (!takes_partition(kind)) {
-      if (!arg.empty()) return fail(fmt::format("{} takes no argument", trigger_name));
+      if (!arg.empty())
+        return fail(fmt::format("{} takes no argument", trigger_name));
       return t;
     }
-    if (arg.empty()) return fail(fmt::format("{} needs a partition", trigger_name));
+    if (arg.empty())
+      return fail(fmt::format("{} needs a partition", trigger_name));
     auto p = parse_partition(arg);
-    if (!p) return fail("the partition must be an index >= 0, any or all");
+    if (!p)
+      return fail("the partition must be an index >= 0, any or all");
     t.partition = *p;
     return t;
   }
@@ -698,9 +759,10 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
   }
   Reader r{file, error};
   Scenario s;
-  r.only(root, {"name", "description", "duration_s", "expect", "cluster", "workload", "nemesis",
-                "checks"},
-         "");
+  r.only(
+      root,
+      {"name", "description", "duration_s", "expect", "cluster", "workload", "nemesis", "checks"},
+      "");
   r.read_string(root, "name", s.name);
   r.read_string(root, "description", s.description);
   int duration = static_cast<int>(s.duration.count());
@@ -711,12 +773,18 @@ std::optional<Scenario> parse_scenario(std::string_view text, const std::string&
   if (expect != "valid" && expect != "invalid")
     r.fail(*root.get("expect"), "expect: must be \"valid\" or \"invalid\"");
   s.expect_valid = expect == "valid";
-  if (s.name.empty() && !r.failed) r.fail(root, "name: missing");
-  if (const auto* c = r.table(root, "cluster")) read_cluster(r, *c, s);
-  if (const auto* w = r.table(root, "workload")) read_workload(r, *w, s);
-  if (const auto* n = r.table(root, "nemesis"); n != nullptr && !r.failed) read_nemesis(r, *n, s);
-  if (const auto* c = r.table(root, "checks"); c != nullptr && !r.failed) read_checks(r, *c, s);
-  if (r.failed) return std::nullopt;
+  if (s.name.empty() && !r.failed)
+    r.fail(root, "name: missing");
+  if (const auto* c = r.table(root, "cluster"))
+    read_cluster(r, *c, s);
+  if (const auto* w = r.table(root, "workload"))
+    read_workload(r, *w, s);
+  if (const auto* n = r.table(root, "nemesis"); n != nullptr && !r.failed)
+    read_nemesis(r, *n, s);
+  if (const auto* c = r.table(root, "checks"); c != nullptr && !r.failed)
+    read_checks(r, *c, s);
+  if (r.failed)
+    return std::nullopt;
   return s;
 }
 
@@ -737,8 +805,9 @@ std::chrono::milliseconds probe_demotion_bound(const ClusterShape& shape, FaultK
     constexpr std::chrono::milliseconds kBrokerFlushInterval{1000};
     auto bound = kBrokerFlushInterval + probes::slow_storage_demotion_bound(o, canary);
     if (why)
-      *why = fmt::format("probe: 1 s broker flush + ({}/2 + 1) x {} ms canary + 2 x {} ms + 2.5 s slack",
-                         o.health.storage_window, canary.count(), o.interval.count());
+      *why = fmt::format(
+          "probe: 1 s broker flush + ({}/2 + 1) x {} ms canary + 2 x {} ms + 2.5 s slack",
+          o.health.storage_window, canary.count(), o.interval.count());
     return bound + kSlack;
   }
   auto bound = probes::unreachable_demotion_bound(o);
@@ -780,7 +849,8 @@ DerivedBounds derived_bounds(const ClusterShape& shape, FaultKind kind) {
 uint64_t sub_seed(uint64_t root, std::string_view stream) {
   // FNV-1a of the stream name mixed into the root with splitmix64: independent, stable streams.
   uint64_t h = 1469598103934665603ull;
-  for (char c : stream) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  for (char c : stream)
+    h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
   uint64_t z = root ^ h;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;

@@ -1,10 +1,11 @@
 #include "faultline/chaos/runner/schedule.h"
-#include "faultline/chaos/faults/partition.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+
+#include "faultline/chaos/faults/partition.h"
 
 namespace faultline::chaos {
 
@@ -30,14 +31,17 @@ struct Layout {
   }
 
   PartitionRef bind(PartitionRef p) const {
-    if (p.kind == PartitionRef::Kind::any) return {PartitionRef::Kind::index, any_partition};
+    if (p.kind == PartitionRef::Kind::any)
+      return {PartitionRef::Kind::index, any_partition};
     return p;
   }
 
   FaultStep bind(FaultStep step) const {
     step.target.partition = bind(step.target.partition);
-    if (step.peers) step.peers->partition = bind(step.peers->partition);
-    if (step.on) step.on->partition = bind(step.on->partition);
+    if (step.peers)
+      step.peers->partition = bind(step.peers->partition);
+    if (step.on)
+      step.on->partition = bind(step.on->partition);
     return step;
   }
 
@@ -59,7 +63,8 @@ struct Layout {
       }
       case NemesisNode::Type::concurrent: {
         milliseconds end = start;
-        for (const auto& c : n.children) end = std::max(end, lay(c, start + c.after, out));
+        for (const auto& c : n.children)
+          end = std::max(end, lay(c, start + c.after, out));
         return end;
       }
       case NemesisNode::Type::choice: {
@@ -74,7 +79,8 @@ struct Layout {
 
   const NemesisNode& pick(const std::vector<NemesisNode>& children) {
     std::vector<double> weights;
-    for (const auto& c : children) weights.push_back(c.weight);
+    for (const auto& c : children)
+      weights.push_back(c.weight);
     std::discrete_distribution<size_t> d(weights.begin(), weights.end());
     return children[d(rng)];
   }
@@ -87,12 +93,15 @@ struct Layout {
     for (int k = 1; n.times == 0 || k <= n.times; ++k) {
       std::uniform_int_distribution<int64_t> jitter(0, n.jitter.count());
       milliseconds at = start + n.every * k + milliseconds(jitter(rng));
-      if (k > 1) at = std::max(at, end + kSettle);
-      if (at >= duration) break;
+      if (k > 1)
+        at = std::max(at, end + kSettle);
+      if (at >= duration)
+        break;
       new_round();
       std::vector<PlannedStep> planned;
       milliseconds round_end = lay(body, at + body.after, planned);
-      if (round_end >= duration) break;
+      if (round_end >= duration)
+        break;
       out.insert(out.end(), planned.begin(), planned.end());
       end = round_end;
     }
@@ -100,11 +109,14 @@ struct Layout {
   }
 };
 
-std::string node(int broker) { return broker_node(broker); }
+std::string node(int broker) {
+  return broker_node(broker);
+}
 
 std::vector<int> all_broker_ids(const ClusterSnapshot& s) {
   std::vector<int> ids;
-  for (int b = 1; b <= s.brokers; ++b) ids.push_back(b);
+  for (int b = 1; b <= s.brokers; ++b)
+    ids.push_back(b);
   return ids;
 }
 
@@ -118,7 +130,8 @@ std::vector<const PartitionView*> partitions_of(const PartitionRef& ref, const C
         out.push_back(&it->second);
       break;
     case PartitionRef::Kind::all:
-      for (const auto& [p, view] : s.partitions) out.push_back(&view);
+      for (const auto& [p, view] : s.partitions)
+        out.push_back(&view);
       break;
     case PartitionRef::Kind::any:
       if (!s.partitions.empty()) {
@@ -133,35 +146,42 @@ std::vector<const PartitionView*> partitions_of(const PartitionRef& ref, const C
 
 std::vector<int> followers_of(const PartitionView& v) {
   std::vector<int> out;
-  if (v.leader < 1) return out;
+  if (v.leader < 1)
+    return out;
   for (int r : v.replicas)
-    if (r != v.leader) out.push_back(r);
+    if (r != v.leader)
+      out.push_back(r);
   return out;
 }
 
 void add_unique(std::vector<int>& ids, int id) {
-  if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  if (std::find(ids.begin(), ids.end(), id) == ids.end())
+    ids.push_back(id);
 }
 
 int pick_one(const std::vector<int>& ids, std::mt19937_64& rng) {
   return ids[rng() % ids.size()];
 }
 
-std::vector<int> select_brokers(const Selector& sel, const ClusterSnapshot& s, std::mt19937_64& rng) {
+std::vector<int> select_brokers(const Selector& sel, const ClusterSnapshot& s,
+                                std::mt19937_64& rng) {
   std::vector<int> ids;
   auto parts = partitions_of(sel.partition, s, rng);
   switch (sel.kind) {
     case SelectorKind::leader:
       for (const auto* v : parts)
-        if (v->leader >= 1) add_unique(ids, v->leader);
+        if (v->leader >= 1)
+          add_unique(ids, v->leader);
       break;
     case SelectorKind::followers:
       for (const auto* v : parts)
-        for (int f : followers_of(*v)) add_unique(ids, f);
+        for (int f : followers_of(*v))
+          add_unique(ids, f);
       break;
     case SelectorKind::follower:
       for (const auto* v : parts)
-        if (auto f = followers_of(*v); !f.empty()) add_unique(ids, pick_one(f, rng));
+        if (auto f = followers_of(*v); !f.empty())
+          add_unique(ids, pick_one(f, rng));
       break;
     case SelectorKind::lagging_follower:
       for (const auto* v : parts) {
@@ -169,20 +189,25 @@ std::vector<int> select_brokers(const Selector& sel, const ClusterSnapshot& s, s
         for (int r : v->replicas)
           if (r != v->leader && std::find(v->isr.begin(), v->isr.end(), r) == v->isr.end())
             lagging.push_back(r);
-        if (!lagging.empty()) add_unique(ids, pick_one(lagging, rng));
+        if (!lagging.empty())
+          add_unique(ids, pick_one(lagging, rng));
       }
       break;
     case SelectorKind::preferred_leader:
       for (const auto* v : parts)
-        if (!v->replicas.empty()) add_unique(ids, v->replicas.front());
+        if (!v->replicas.empty())
+          add_unique(ids, v->replicas.front());
       break;
     case SelectorKind::broker:
-      if (sel.broker >= 1 && sel.broker <= s.brokers) ids.push_back(sel.broker);
+      if (sel.broker >= 1 && sel.broker <= s.brokers)
+        ids.push_back(sel.broker);
       break;
     case SelectorKind::random_broker: {
       std::vector<int> pool(s.alive.begin(), s.alive.end());
-      if (pool.empty()) pool = all_broker_ids(s);
-      if (!pool.empty()) ids.push_back(pick_one(pool, rng));
+      if (pool.empty())
+        pool = all_broker_ids(s);
+      if (!pool.empty())
+        ids.push_back(pick_one(pool, rng));
       break;
     }
     case SelectorKind::minority:
@@ -211,32 +236,39 @@ std::vector<int> select_controllers(const Selector& sel, const ClusterSnapshot& 
   switch (sel.kind) {
     case SelectorKind::controller:
     case SelectorKind::active_controller:
-      if (active > 0) ids.push_back(active);
+      if (active > 0)
+        ids.push_back(active);
       break;
     case SelectorKind::controller_follower: {
       std::vector<int> live;
       for (int c : live_controllers(s))
-        if (c != active) live.push_back(c);
-      if (!live.empty()) ids.push_back(pick_one(live, rng));
+        if (c != active)
+          live.push_back(c);
+      if (!live.empty())
+        ids.push_back(pick_one(live, rng));
       break;
     }
     case SelectorKind::controller_minority: {
       // A minority that holds the active controller: cut off, it must step down.
       const size_t n = static_cast<size_t>(std::max(s.controllers - 1, 0) / 2);
-      if (active == 0 || n == 0) break;
+      if (active == 0 || n == 0)
+        break;
       std::vector<int> others;
       for (int c = 1; c <= s.controllers; ++c)
-        if (c != active) others.push_back(c);
+        if (c != active)
+          others.push_back(c);
       std::shuffle(others.begin(), others.end(), rng);
       ids.push_back(active);
       ids.insert(ids.end(), others.begin(), others.begin() + static_cast<long>(n - 1));
       break;
     }
     case SelectorKind::all_controllers:
-      for (int c = 1; c <= s.controllers; ++c) ids.push_back(c);
+      for (int c = 1; c <= s.controllers; ++c)
+        ids.push_back(c);
       break;
     case SelectorKind::all_nodes:
-      for (int c : live_controllers(s)) ids.push_back(c);
+      for (int c : live_controllers(s))
+        ids.push_back(c);
       break;
     default:
       break;
@@ -273,14 +305,17 @@ std::string describe(const Selector& sel, const std::vector<std::string>& nodes)
 std::vector<std::string> default_isolation_peers(const FaultStep& step, const ClusterSnapshot& s,
                                                  const std::string& target, std::mt19937_64& rng) {
   std::vector<std::string> peers;
-  if (step.target.kind == SelectorKind::leader || step.target.kind == SelectorKind::preferred_leader) {
+  if (step.target.kind == SelectorKind::leader ||
+      step.target.kind == SelectorKind::preferred_leader) {
     Selector followers{SelectorKind::followers, step.target.partition, 0};
     for (int b : select_brokers(followers, s, rng))
-      if (node(b) != target) peers.push_back(node(b));
+      if (node(b) != target)
+        peers.push_back(node(b));
   }
   if (peers.empty())
     for (int b : all_broker_ids(s))
-      if (node(b) != target) peers.push_back(node(b));
+      if (node(b) != target)
+        peers.push_back(node(b));
   return peers;
 }
 
@@ -288,10 +323,12 @@ std::vector<std::string> default_isolation_peers(const FaultStep& step, const Cl
 std::map<int, int> leaders_hit(const FaultStep& step, const ClusterSnapshot& s,
                                const std::vector<std::string>& nodes) {
   std::map<int, int> out;
-  if (step.target.kind != SelectorKind::leader && step.target.kind != SelectorKind::preferred_leader)
+  if (step.target.kind != SelectorKind::leader &&
+      step.target.kind != SelectorKind::preferred_leader)
     return out;
   for (const auto& [p, v] : s.partitions) {
-    if (v.leader < 1) continue;
+    if (v.leader < 1)
+      continue;
     bool named = step.target.partition.kind == PartitionRef::Kind::all ||
                  (step.target.partition.kind == PartitionRef::Kind::index &&
                   step.target.partition.index == p);
@@ -309,7 +346,8 @@ milliseconds planned_end(const PlannedStep& p) {
 
 std::vector<PlannedStep> make_schedule(const Scenario& s, uint64_t seed) {
   std::vector<PlannedStep> out;
-  if (!s.nemesis) return out;
+  if (!s.nemesis)
+    return out;
   std::mt19937_64 rng(sub_seed(seed, "schedule"));
   Layout layout{rng, s.workload.partitions, std::chrono::duration_cast<milliseconds>(s.duration)};
   layout.new_round();
@@ -328,7 +366,8 @@ nlohmann::json to_json(const PlannedStep& p) {
                       {"fault", std::string(to_string(p.step.kind))},
                       {"target", p.step.target.str()},
                       {"params", to_json(FaultSpec{p.step.kind, {}, p.step.params})["params"]}};
-  if (p.step.peers) j["peers"] = p.step.peers->str();
+  if (p.step.peers)
+    j["peers"] = p.step.peers->str();
   if (p.step.on) {
     j["on"] = p.step.on->str();
     j["within_ms"] = p.step.on->within.count();
@@ -339,23 +378,33 @@ nlohmann::json to_json(const PlannedStep& p) {
 std::vector<std::string> select_nodes(const Selector& sel, const ClusterSnapshot& snapshot,
                                       std::mt19937_64& rng) {
   std::vector<std::string> out;
-  for (int c : select_controllers(sel, snapshot, rng)) out.push_back(controller_node(c));
-  if (is_controller_selector(sel.kind)) return out;
-  for (int b : select_brokers(sel, snapshot, rng)) out.push_back(node(b));
+  for (int c : select_controllers(sel, snapshot, rng))
+    out.push_back(controller_node(c));
+  if (is_controller_selector(sel.kind))
+    return out;
+  for (int b : select_brokers(sel, snapshot, rng))
+    out.push_back(node(b));
   return out;
 }
 
-std::string controller_node(int controller) { return fmt::format("c{}", controller); }
-std::string broker_node(int broker) { return fmt::format("b{}", broker); }
+std::string controller_node(int controller) {
+  return fmt::format("c{}", controller);
+}
+std::string broker_node(int broker) {
+  return fmt::format("b{}", broker);
+}
 
 int active_controller(const ClusterSnapshot& s) {
-  if (s.active_controller > 0) return s.active_controller;
+  if (s.active_controller > 0)
+    return s.active_controller;
   return s.controllers == 1 && s.controllers_up.empty() && s.controller_up ? 1 : 0;
 }
 
 std::set<int> live_controllers(const ClusterSnapshot& s) {
-  if (!s.controllers_up.empty()) return s.controllers_up;
-  if (s.controllers == 1 && s.controller_up) return {1};
+  if (!s.controllers_up.empty())
+    return s.controllers_up;
+  if (s.controllers == 1 && s.controller_up)
+    return {1};
   return {};
 }
 
@@ -395,7 +444,8 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
       r.specs.push_back({step.kind, targets, step.params});
       break;
     case FaultKind::isolate_leader: {
-      if (peers.empty()) peers = default_isolation_peers(step, snapshot, targets.front(), rng);
+      if (peers.empty())
+        peers = default_isolation_peers(step, snapshot, targets.front(), rng);
       std::vector<NodeName> nodes{targets.front()};
       nodes.insert(nodes.end(), peers.begin(), peers.end());
       r.specs.push_back({step.kind, nodes, step.params});
@@ -405,7 +455,8 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
       // Every other kind hits each selected node on its own.
       for (const auto& t : targets) {
         FaultSpec spec{step.kind, {t}, step.params};
-        if (auto* p = std::get_if<PacketParams>(&spec.params); p && !peers.empty()) p->peers = peers;
+        if (auto* p = std::get_if<PacketParams>(&spec.params); p && !peers.empty())
+          p->peers = peers;
         r.specs.push_back(std::move(spec));
       }
   }
@@ -425,7 +476,8 @@ Resolution resolve(const FaultStep& step, const ClusterSnapshot& snapshot, uint6
   // A lone controller is the one whatever it answered (the checks that use it stay as they were).
   if (int active = snapshot.controllers == 1 ? 1 : active_controller(snapshot); active > 0)
     r.active_controller = controller_node(active);
-  for (int b = 1; b <= snapshot.brokers; ++b) all_nodes.push_back(node(b));
+  for (int b = 1; b <= snapshot.brokers; ++b)
+    all_nodes.push_back(node(b));
   for (const auto& spec : r.specs) {
     if (fault_class(spec.kind) == FaultClass::partition) {
       const auto plan = plan_partition(spec, all_nodes);
@@ -454,21 +506,26 @@ std::vector<int> untouched_partitions(int min_insync, const Reach& reach,
   // The quorum goes on deciding (fencing, ISR changes) only with its active controller and a
   // majority linked with it.
   const std::string& active = reach.active_controller;
-  if (active.empty() || reach.touched.count(active)) return out;
-  const auto with_active = std::count_if(
-      reach.controllers.begin(), reach.controllers.end(), [&](const std::string& c) {
+  if (active.empty() || reach.touched.count(active))
+    return out;
+  const auto with_active =
+      std::count_if(reach.controllers.begin(), reach.controllers.end(), [&](const std::string& c) {
         return !reach.touched.count(c) && (c == active || reach.linked(active, c));
       });
-  if (2 * static_cast<size_t>(with_active) <= reach.controllers.size()) return out;
+  if (2 * static_cast<size_t>(with_active) <= reach.controllers.size())
+    return out;
   for (const auto& [p, v] : partitions) {
-    if (v.leader < 1) continue;
+    if (v.leader < 1)
+      continue;
     const std::string leader = node(v.leader);
-    if (reach.touched.count(leader) || !reach.linked(leader, active)) continue;
+    if (reach.touched.count(leader) || !reach.linked(leader, active))
+      continue;
     const auto quorum = std::count_if(v.isr.begin(), v.isr.end(), [&](int b) {
       const std::string member = node(b);
       return !reach.touched.count(member) && (member == leader || reach.linked(leader, member));
     });
-    if (quorum >= min_insync) out.push_back(p);
+    if (quorum >= min_insync)
+      out.push_back(p);
   }
   return out;
 }
@@ -476,16 +533,18 @@ std::vector<int> untouched_partitions(int min_insync, const Reach& reach,
 bool trigger_fired(const Trigger& t, const ClusterSnapshot& armed, const ClusterSnapshot& now) {
   if (t.kind == TriggerKind::fenced) {
     for (int b : now.fenced)
-      if (!armed.fenced.count(b)) return true;
+      if (!armed.fenced.count(b))
+        return true;
     return false;
   }
   if (t.kind == TriggerKind::controller_change) {
     const int active = active_controller(now);
-    return active > 0 && (active != active_controller(armed) ||
-                          now.controller_epoch != armed.controller_epoch);
+    return active > 0 &&
+           (active != active_controller(armed) || now.controller_epoch != armed.controller_epoch);
   }
   for (const auto& [p, view] : now.partitions) {
-    if (t.partition.kind == PartitionRef::Kind::index && t.partition.index != p) continue;
+    if (t.partition.kind == PartitionRef::Kind::index && t.partition.index != p)
+      continue;
     auto before = armed.partitions.find(p);
     PartitionView was = before == armed.partitions.end() ? PartitionView{} : before->second;
     if (t.kind == TriggerKind::leader_change && view.leader >= 1 &&
@@ -493,10 +552,12 @@ bool trigger_fired(const Trigger& t, const ClusterSnapshot& armed, const Cluster
       return true;
     if (t.kind == TriggerKind::isr_shrink)
       for (int r : was.isr)
-        if (std::find(view.isr.begin(), view.isr.end(), r) == view.isr.end()) return true;
+        if (std::find(view.isr.begin(), view.isr.end(), r) == view.isr.end())
+          return true;
     if (t.kind == TriggerKind::isr_expand && !was.isr.empty())
       for (int r : view.isr)
-        if (std::find(was.isr.begin(), was.isr.end(), r) == was.isr.end()) return true;
+        if (std::find(was.isr.begin(), was.isr.end(), r) == was.isr.end())
+          return true;
   }
   return false;
 }

@@ -1,19 +1,20 @@
 // `faultline shrink DIR`: the I/O around ddmin (ddmin.cpp). Reads the failing run's scenario,
 // seed and duration from run.json, re-runs subsets of its planned schedule (same seed: the same
 // workload and the same planned times) and writes the smallest failing schedule as a scenario.
+#include "faultline/chaos/runner/shrink.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <toml++/toml.h>
 
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "faultline/chaos/runner/runner.h"
 #include "faultline/chaos/runner/schedule.h"
-#include "faultline/chaos/runner/shrink.h"
 
 namespace faultline::chaos {
 namespace {
@@ -23,9 +24,11 @@ using Clock = std::chrono::steady_clock;
 
 std::optional<nlohmann::json> read_json(const fs::path& p) {
   std::ifstream in(p);
-  if (!in) return std::nullopt;
+  if (!in)
+    return std::nullopt;
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
+  if (j.is_discarded())
+    return std::nullopt;
   return j;
 }
 
@@ -33,7 +36,8 @@ std::optional<nlohmann::json> read_json(const fs::path& p) {
 std::string toml_value(const nlohmann::json& v) {
   if (v.is_array()) {
     std::vector<std::string> items;
-    for (const auto& e : v) items.push_back(toml_value(e));
+    for (const auto& e : v)
+      items.push_back(toml_value(e));
     return fmt::format("[{}]", fmt::join(items, ", "));
   }
   return v.dump();  // numbers, booleans, and strings (JSON escapes are valid TOML basic strings)
@@ -44,7 +48,8 @@ std::string step_toml(const PlannedStep& p) {
   std::vector<std::string> keys{fmt::format("after_s = {}", p.at.count() / 1000.0),
                                 fmt::format("fault = \"{}\"", to_string(p.step.kind)),
                                 fmt::format("target = \"{}\"", p.step.target.str())};
-  if (p.step.peers) keys.push_back(fmt::format("peers = \"{}\"", p.step.peers->str()));
+  if (p.step.peers)
+    keys.push_back(fmt::format("peers = \"{}\"", p.step.peers->str()));
   if (p.step.on) {
     keys.push_back(fmt::format("on = \"{}\"", p.step.on->str()));
     keys.push_back(fmt::format("within_s = {}", p.step.on->within.count() / 1000.0));
@@ -53,26 +58,30 @@ std::string step_toml(const PlannedStep& p) {
     keys.push_back(fmt::format("hold_s = {}", p.step.hold.count() / 1000.0));
   const auto params = to_json(FaultSpec{p.step.kind, {}, p.step.params})["params"];
   for (const auto& [key, value] : params.items())
-    if (key != "peers" && !value.is_object()) keys.push_back(fmt::format("{} = {}", key, toml_value(value)));
+    if (key != "peers" && !value.is_object())
+      keys.push_back(fmt::format("{} = {}", key, toml_value(value)));
   return fmt::format("  {{ {} }},\n", fmt::join(keys, ", "));
 }
 
 }  // namespace
 
-std::string minimal_scenario_toml(const std::string& original, const std::vector<PlannedStep>& steps,
+std::string minimal_scenario_toml(const std::string& original,
+                                  const std::vector<PlannedStep>& steps,
                                   std::chrono::seconds duration, uint64_t seed) {
   toml::table t = toml::parse(original);  // it parsed as a scenario when the run started
   const std::string name = t["name"].value_or(std::string("scenario"));
   t.erase("nemesis");
   t.insert_or_assign("name", name + "-shrunk");
-  t.insert_or_assign("description",
-                     fmt::format("{} step{} of {} (seed {}) that still fail{}, found by faultline shrink",
-                                 steps.size(), steps.size() == 1 ? "" : "s", name, seed,
-                                 steps.size() == 1 ? "s" : ""));
+  t.insert_or_assign(
+      "description",
+      fmt::format("{} step{} of {} (seed {}) that still fail{}, found by faultline shrink",
+                  steps.size(), steps.size() == 1 ? "" : "s", name, seed,
+                  steps.size() == 1 ? "s" : ""));
   t.insert_or_assign("duration_s", duration.count());
   std::ostringstream out;
   out << t << "\n\n[nemesis]\nconcurrent = [\n";
-  for (const auto& p : steps) out << step_toml(p);
+  for (const auto& p : steps)
+    out << step_toml(p);
   out << "]\n";
   return out.str();
 }
@@ -101,13 +110,15 @@ struct Failing {
 int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& out) {
   const auto verdict = read_json(dir / "verdict.json");
   if (!fs::exists(dir / "run.json") || !verdict) {
-    out << fmt::format("shrink: {}: not a finished run (needs run.json and verdict.json)\n", dir.string());
+    out << fmt::format("shrink: {}: not a finished run (needs run.json and verdict.json)\n",
+                       dir.string());
     return 2;
   }
   const Failing failing{verdict->value("verdict", ""), verdict->value("expected", "")};
   if (verdict->value("matches_expectation", true) || failing.verdict == "unknown") {
-    out << fmt::format("shrink: the run in {} did not fail (verdict {}, expected {}): nothing to shrink\n",
-                       dir.string(), failing.verdict, failing.expected);
+    out << fmt::format(
+        "shrink: the run in {} did not fail (verdict {}, expected {}): nothing to shrink\n",
+        dir.string(), failing.verdict, failing.expected);
     return 2;
   }
   std::string why;
@@ -124,7 +135,8 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
   const auto schedule = make_schedule(scenario, seed);
   StepSet all(schedule.size());
   std::iota(all.begin(), all.end(), size_t{0});
-  if (recorded->options.only_steps) all = *recorded->options.only_steps;
+  if (recorded->options.only_steps)
+    all = *recorded->options.only_steps;
   if (all.empty()) {
     out << "shrink: the run injected nothing: nothing to shrink\n";
     return 2;
@@ -135,12 +147,14 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
   const auto started = Clock::now();
   int attempt = 0;
   bool stopped = false;  // interrupted, or the harness failed: no further runs
-  out << fmt::format("shrink: {} (seed {}, {} s) failed with {} steps; at most {} runs, each in {}\n",
-                     scenario.name, seed, duration.count(), all.size(), options.max_runs,
-                     (work / "attempt-N").string());
+  out << fmt::format(
+      "shrink: {} (seed {}, {} s) failed with {} steps; at most {} runs, each in {}\n",
+      scenario.name, seed, duration.count(), all.size(), options.max_runs,
+      (work / "attempt-N").string());
   out.flush();
   auto fails = [&](const StepSet& steps) {
-    if (stopped) return false;
+    if (stopped)
+      return false;
     ++attempt;
     RunOptions ro;
     ro.seed = seed;
@@ -153,11 +167,14 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
     const auto v = read_json(ro.out_dir / "verdict.json");
     const std::string got = v ? v->value("verdict", "?") : "none";
     const bool still = code == 1 && got == failing.verdict;
-    if (code == 4 || code == 3) stopped = true;
-    out << fmt::format("  attempt {:>2}: {} of {} steps [{}] -> {} ({:.0f} s){}\n", attempt, steps.size(),
-                       all.size(), fmt::join(steps, ","), got,
+    if (code == 4 || code == 3)
+      stopped = true;
+    out << fmt::format("  attempt {:>2}: {} of {} steps [{}] -> {} ({:.0f} s){}\n", attempt,
+                       steps.size(), all.size(), fmt::join(steps, ","), got,
                        std::chrono::duration<double>(Clock::now() - t0).count(),
-                       still ? ", still fails" : code == 4 ? ", the harness failed: stopping" : "");
+                       still       ? ", still fails"
+                       : code == 4 ? ", the harness failed: stopping"
+                                   : "");
     out.flush();
     return still;
   };
@@ -169,18 +186,22 @@ int shrink_run(const fs::path& dir, const ShrinkOptions& options, std::ostream& 
     return stopped ? 4 : 1;
   }
   const auto result = ddmin(all, fails, options.max_runs - 1);
-  if (stopped) return 4;
+  if (stopped)
+    return 4;
 
   std::vector<PlannedStep> kept;
-  for (size_t i : result.minimal) kept.push_back(schedule[i]);
+  for (size_t i : result.minimal)
+    kept.push_back(schedule[i]);
   const fs::path minimal = work / "minimal.toml";
   std::ofstream(minimal) << minimal_scenario_toml(text, kept, duration, seed);
   const double took = std::chrono::duration<double>(Clock::now() - started).count();
-  out << fmt::format("\nbefore: {} steps\n{}after: {} step{}{}\n{}", all.size(), describe(schedule, all),
-                     result.minimal.size(), result.minimal.size() == 1 ? "" : "s",
-                     result.exhausted ? " (the run budget ran out: smaller may exist)" : " (each one needed)",
-                     describe(schedule, result.minimal));
-  out << fmt::format("{} runs in {:.0f} s; minimal scenario: {}\n", attempt, took, minimal.string());
+  out << fmt::format(
+      "\nbefore: {} steps\n{}after: {} step{}{}\n{}", all.size(), describe(schedule, all),
+      result.minimal.size(), result.minimal.size() == 1 ? "" : "s",
+      result.exhausted ? " (the run budget ran out: smaller may exist)" : " (each one needed)",
+      describe(schedule, result.minimal));
+  out << fmt::format("{} runs in {:.0f} s; minimal scenario: {}\n", attempt, took,
+                     minimal.string());
   out << fmt::format("replay: faultline run --scenario {} --seed {}\n", minimal.string(), seed);
   return 0;
 }

@@ -18,7 +18,9 @@ Workload::Workload(WorkloadShape shape, WorkloadClientFactory clients, uint64_t 
                    checker::HistoryRecorder& history)
     : shape_(shape), clients_(std::move(clients)), seed_(seed), history_(history) {}
 
-Workload::~Workload() { stop(); }
+Workload::~Workload() {
+  stop();
+}
 
 void Workload::start() {
   stop_ = false;
@@ -36,14 +38,16 @@ void Workload::start() {
     threads_.emplace_back([this, c] {
       auto client = clients_();
       std::vector<int64_t> next(shape_.partitions, 0);
-      while (!stop_) poll_all(kConsumerProcess + c, *client, next, false);
+      while (!stop_)
+        poll_all(kConsumerProcess + c, *client, next, false);
     });
 }
 
 void Workload::stop() {
   stop_ = true;
   for (auto& t : threads_)
-    if (t.joinable()) t.join();
+    if (t.joinable())
+      t.join();
   threads_.clear();
 }
 
@@ -64,8 +68,8 @@ void Workload::produce(int process, int partition, uint64_t seed) {
                                           : std::chrono::nanoseconds(0);
   auto next_send = Clock::now();
   if (pace.count() > 0)
-    next_send += std::chrono::nanoseconds(
-        std::uniform_int_distribution<int64_t>(0, pace.count() - 1)(rng));
+    next_send +=
+        std::chrono::nanoseconds(std::uniform_int_distribution<int64_t>(0, pace.count() - 1)(rng));
   for (int64_t n = 0; !stop_; ++n) {
     if (pace.count() > 0) {
       std::this_thread::sleep_until(next_send);
@@ -76,7 +80,8 @@ void Workload::produce(int process, int partition, uint64_t seed) {
     in.partition = checker::PartitionId{partition};
     in.value = value;
     auto op = history_.invoke(checker::ProcessId{process}, checker::Function::send, in);
-    if (!op) continue;
+    if (!op)
+      continue;
     record_send(*op, partition, value, client->send(partition, value_text(value), shape_.acks_all));
   }
 }
@@ -89,9 +94,12 @@ void Workload::record_send(const checker::HistoryRecorder::OpHandle& op, int par
   if (r.outcome == checker::Outcome::ok) {
     // A client that cannot tell the epoch or the broker leaves them out; the checker then skips
     // the acknowledgement checks that need them for this op (split-brain-ack, zombie-ack).
-    if (r.offset) done.offset = checker::Offset{*r.offset};
-    if (r.leader_epoch) done.epoch = checker::LeaderEpoch{*r.leader_epoch};
-    if (r.leader) done.leader = checker::BrokerId{*r.leader};
+    if (r.offset)
+      done.offset = checker::Offset{*r.offset};
+    if (r.leader_epoch)
+      done.epoch = checker::LeaderEpoch{*r.leader_epoch};
+    if (r.leader)
+      done.leader = checker::BrokerId{*r.leader};
     history_.complete(op, checker::Outcome::ok, done);
     {
       std::lock_guard lock(mu_);
@@ -113,7 +121,8 @@ void Workload::poll_all(int process, WorkloadClient& client, std::vector<int64_t
     in.partition = checker::PartitionId{p};
     in.final_read = final_read;
     auto op = history_.invoke(checker::ProcessId{process}, checker::Function::poll, in);
-    if (!op) continue;
+    if (!op)
+      continue;
     auto r = client.poll(p, next[p], final_read ? 0ms : 100ms, final_read);
     checker::OpFields done = in;
     if (!r.error.empty()) {
@@ -142,7 +151,8 @@ void Workload::final_read() {
   for (int round = 0; round < 1000; ++round) {
     auto before = next;
     poll_all(kFinalReaderProcess, *reader, next, true);
-    if (round > 0 && before == next) break;
+    if (round > 0 && before == next)
+      break;
   }
 }
 
@@ -151,17 +161,20 @@ double Workload::longest_gap_ms(const std::vector<int>& partitions, Clock::time_
   std::lock_guard lock(mu_);
   std::vector<int> which = partitions;
   if (which.empty())
-    for (int p = 0; p < shape_.partitions; ++p) which.push_back(p);
+    for (int p = 0; p < shape_.partitions; ++p)
+      which.push_back(p);
   Clock::duration worst{};
   for (int p : which) {
     auto it = acks_.find(p);
-    std::vector<Clock::time_point> times = it == acks_.end() ? std::vector<Clock::time_point>{}
-                                                             : it->second;
+    std::vector<Clock::time_point> times =
+        it == acks_.end() ? std::vector<Clock::time_point>{} : it->second;
     std::sort(times.begin(), times.end());
     Clock::time_point last = from;
     for (auto t : times) {
-      if (t < from) continue;
-      if (t > to) break;
+      if (t < from)
+        continue;
+      if (t > to)
+        break;
       worst = std::max(worst, t - last);
       last = t;
     }

@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "faultline/checker/recorder.h"
 #include "faultline/chaos/runner/scenario.h"
+#include "faultline/checker/recorder.h"
 #include "workload_client.h"
 
 namespace faultline::chaos {

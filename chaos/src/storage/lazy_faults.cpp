@@ -38,7 +38,8 @@ bool parse_number(std::string_view text, T& out) {
 }
 
 // Splits the words after the command into key=value pairs; false on a word without '='.
-bool key_values(const std::vector<std::string>& words, std::vector<std::pair<std::string, std::string>>& out) {
+bool key_values(const std::vector<std::string>& words,
+                std::vector<std::pair<std::string, std::string>>& out) {
   for (size_t i = 1; i < words.size(); ++i) {
     const auto eq = words[i].find('=');
     if (eq == std::string::npos)
@@ -54,8 +55,8 @@ std::optional<ControlCommand> fail(std::string* why, std::string reason) {
   return std::nullopt;
 }
 
-std::optional<ControlCommand> parse_error_rule(const std::vector<std::pair<std::string, std::string>>& kv,
-                                               std::string* why) {
+std::optional<ControlCommand> parse_error_rule(
+    const std::vector<std::pair<std::string, std::string>>& kv, std::string* why) {
   ErrorRule rule;
   for (const auto& [k, v] : kv) {
     bool ok = true;
@@ -83,8 +84,8 @@ std::optional<ControlCommand> parse_error_rule(const std::vector<std::pair<std::
   return rule;
 }
 
-std::optional<ControlCommand> parse_slow_fsync(const std::vector<std::pair<std::string, std::string>>& kv,
-                                               std::string* why) {
+std::optional<ControlCommand> parse_slow_fsync(
+    const std::vector<std::pair<std::string, std::string>>& kv, std::string* why) {
   SlowFsync slow;
   bool have_delay = false;
   for (const auto& [k, v] : kv) {

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "faultline/cluster/log/record_batch.h"
-#include "faultline/cluster/log/truncation.h"
 #include "broker/kafka_server.h"
 #include "broker/storage_canary.h"
+#include "faultline/cluster/log/record_batch.h"
+#include "faultline/cluster/log/truncation.h"
 
 #ifdef FAULTLINE_MUTANTS
 #include "faultline/cluster/mutants.h"
@@ -54,9 +54,11 @@ std::vector<std::unique_ptr<PartitionLog>> open_logs_in_parallel(
     }
   };
   std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min(kLogOpeners, tps.size()); ++t) threads.emplace_back(work);
+  for (size_t t = 1; t < std::min(kLogOpeners, tps.size()); ++t)
+    threads.emplace_back(work);
   work();
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   return logs;
 }
 
@@ -77,12 +79,19 @@ Broker::Broker(asio::io_context& io, BrokerConfig config, MetricsEndpoint& metri
 
 Broker::~Broker() {
   abandon_log_opening_ = true;
-  if (log_opener_.joinable()) log_opener_.join();
+  if (log_opener_.joinable())
+    log_opener_.join();
 }
 
-uint16_t Broker::internal_port() const { return internal_server_ ? internal_server_->port() : 0; }
-uint16_t Broker::client_port() const { return client_server_ ? client_server_->port() : 0; }
-uint16_t Broker::kafka_port() const { return kafka_server_ ? kafka_server_->port() : 0; }
+uint16_t Broker::internal_port() const {
+  return internal_server_ ? internal_server_->port() : 0;
+}
+uint16_t Broker::client_port() const {
+  return client_server_ ? client_server_->port() : 0;
+}
+uint16_t Broker::kafka_port() const {
+  return kafka_server_ ? kafka_server_->port() : 0;
+}
 
 bool Broker::start() {
   if (config_.controllers.empty()) {
@@ -97,8 +106,8 @@ bool Broker::start() {
     return false;
   }
   try {
-    internal_server_ = std::make_unique<RpcServer>(io_, config_.internal_listener,
-                                                   ListenerKind::internal, *this);
+    internal_server_ =
+        std::make_unique<RpcServer>(io_, config_.internal_listener, ListenerKind::internal, *this);
     client_server_ =
         std::make_unique<RpcServer>(io_, config_.client_listener, ListenerKind::client, *this);
     if (config_.kafka_listener)
@@ -112,18 +121,22 @@ bool Broker::start() {
     canary.file = config_.data_dir / "storage-canary";
     canary.interval = config_.storage_canary_interval;
     canary_ = std::make_unique<StorageCanary>(canary, metrics_);
-    if (canary_->start()) return false;
+    if (canary_->start())
+      return false;
   }
   internal_server_->start();
   client_server_->start();
-  if (kafka_server_) kafka_server_->start();
+  if (kafka_server_)
+    kafka_server_->start();
   // Re-open the partitions found on disk: their logs recover now, before any request.
   std::vector<TopicPartition> found;
   for (const auto& entry : std::filesystem::directory_iterator(config_.data_dir, ec)) {
-    if (!entry.is_directory()) continue;
+    if (!entry.is_directory())
+      continue;
     auto name = entry.path().filename().string();
     auto dash = name.rfind('-');
-    if (dash == std::string::npos || dash == 0) continue;
+    if (dash == std::string::npos || dash == 0)
+      continue;
     try {
       int32_t index = std::stoi(name.substr(dash + 1));
       found.push_back({name.substr(0, dash), PartitionIndex{index}});
@@ -132,8 +145,8 @@ bool Broker::start() {
     }
   }
   std::vector<std::error_code> errors;
-  auto logs = open_logs_in_parallel(config_.data_dir, log_config(), found, abandon_log_opening_,
-                                    errors);
+  auto logs =
+      open_logs_in_parallel(config_.data_dir, log_config(), found, abandon_log_opening_, errors);
   for (size_t i = 0; i < found.size(); ++i) {
     if (!logs[i]) {
       spdlog::critical("event=log_open_failed tp={} error=\"{}\"", found[i], errors[i].message());
@@ -152,29 +165,40 @@ bool Broker::start() {
 }
 
 void Broker::begin_controlled_shutdown() {
-  if (want_shutdown_) return;
+  if (want_shutdown_)
+    return;
   want_shutdown_ = true;
   shutdown_deadline_ = Clock::now() + config_.controlled_shutdown_timeout;
   spdlog::info("event=controlled_shutdown_requested broker={}", config_.broker_id);
   // Ask the controller now, not at the next heartbeat (up to a heartbeat interval later).
-  if (heartbeat_wait_ != nullptr) heartbeat_wait_->cancel();
+  if (heartbeat_wait_ != nullptr)
+    heartbeat_wait_->cancel();
 }
 
 void Broker::stop() {
-  if (stopping_) return;
+  if (stopping_)
+    return;
   stopping_ = true;
-  for (auto& [leader, fetcher] : fetchers_) ++fetcher.generation;
+  for (auto& [leader, fetcher] : fetchers_)
+    ++fetcher.generation;
   for (auto& [tp, p] : partitions_) {
-    if (p->replication) complete(p->replication->abandon_pending_produces());
+    if (p->replication)
+      complete(p->replication->abandon_pending_produces());
     wake(*p);
-    if (auto job = flush_job(*p)) run_flush_job(*job);
+    if (auto job = flush_job(*p))
+      run_flush_job(*job);
   }
-  if (internal_server_) internal_server_->stop();
-  if (client_server_) client_server_->stop();
-  if (kafka_server_) kafka_server_->stop();
-  if (canary_) canary_->stop();
+  if (internal_server_)
+    internal_server_->stop();
+  if (client_server_)
+    client_server_->stop();
+  if (kafka_server_)
+    kafka_server_->stop();
+  if (canary_)
+    canary_->stop();
   abandon_log_opening_ = true;
-  if (log_opener_.joinable()) log_opener_.join();
+  if (log_opener_.joinable())
+    log_opener_.join();
   peers_.close_all();
   io_.stop();
 }
@@ -183,21 +207,25 @@ void Broker::stop() {
 // Requests
 
 awaitable<Response> Broker::handle(Request request, ListenerKind listener) {
-  if (auto* r = std::get_if<ProduceRequest>(&request)) co_return co_await handle_produce(std::move(*r));
+  if (auto* r = std::get_if<ProduceRequest>(&request))
+    co_return co_await handle_produce(std::move(*r));
   if (auto* r = std::get_if<FetchRequest>(&request))
     co_return co_await handle_fetch(std::move(*r), listener);
   if (auto* r = std::get_if<ReplicaFetchRequest>(&request))
     co_return co_await handle_replica_fetch(std::move(*r), listener);
-  if (auto* r = std::get_if<ListOffsetsRequest>(&request)) co_return handle_list_offsets(*r);
+  if (auto* r = std::get_if<ListOffsetsRequest>(&request))
+    co_return handle_list_offsets(*r);
   if (auto* r = std::get_if<OffsetForLeaderEpochRequest>(&request))
     co_return handle_offset_for_leader_epoch(*r);
-  if (auto* r = std::get_if<MetadataRequest>(&request)) co_return handle_metadata(*r);
+  if (auto* r = std::get_if<MetadataRequest>(&request))
+    co_return handle_metadata(*r);
   if (std::holds_alternative<ApiVersionsRequest>(request)) {
     ApiVersionsResponse resp;
     resp.broker_id = config_.broker_id;
     co_return resp;
   }
-  if (std::holds_alternative<BrokerHealthRequest>(request)) co_return handle_broker_health();
+  if (std::holds_alternative<BrokerHealthRequest>(request))
+    co_return handle_broker_health();
   // Controller APIs are not served by brokers.
   co_return error_response_for(request, errc::not_controller);
 }
@@ -207,8 +235,8 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
   ProduceResponse resp;
   Partition* p = find(req.tp);
   if (p == nullptr) {
-    resp.error = image_.partition(req.tp) ? errc::not_leader_or_follower
-                                          : errc::unknown_topic_or_partition;
+    resp.error =
+        image_.partition(req.tp) ? errc::not_leader_or_follower : errc::unknown_topic_or_partition;
     co_return resp;
   }
   // The epoch this broker holds; while it leads, the one it appends (and acknowledges) under.
@@ -307,7 +335,8 @@ awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener
       resp.log_start_offset = p->log->log_start_offset().value();
       resp.log_end_offset = p->log->log_end_offset().value();
     }
-    if (resp.error != errc::none || resp.diverging) co_return resp;
+    if (resp.error != errc::none || resp.diverging)
+      co_return resp;
   }
 
   auto read = [&](Partition& part, std::error_code& ec) {
@@ -315,7 +344,8 @@ awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener
 #ifdef FAULTLINE_MUTANTS
     // Mutant consume-above-hw: consumers are served up to the log end, records not yet
     // replicated included (a fetch path that uses the follower's bound for everyone).
-    if (mutant_active(Mutant::consume_above_hw)) upper = part.log->log_end_offset();
+    if (mutant_active(Mutant::consume_above_hw))
+      upper = part.log->log_end_offset();
 #endif
     return part.log->read(fetch_offset, static_cast<size_t>(std::max(req.max_bytes, 1)), upper, ec);
   };
@@ -348,8 +378,10 @@ errc Broker::check_leader(Partition* p, const TopicPartition& tp,
                                                  : errc::not_leader_or_follower;
   }
   if (current_leader_epoch >= 0) {
-    if (LeaderEpoch{current_leader_epoch} < p->leader_epoch) return errc::fenced_leader_epoch;
-    if (LeaderEpoch{current_leader_epoch} > p->leader_epoch) return errc::unknown_leader_epoch;
+    if (LeaderEpoch{current_leader_epoch} < p->leader_epoch)
+      return errc::fenced_leader_epoch;
+    if (LeaderEpoch{current_leader_epoch} > p->leader_epoch)
+      return errc::unknown_leader_epoch;
   }
   return errc::none;
 }
@@ -365,7 +397,8 @@ errc Broker::accept_follower_fetch(Partition& p, BrokerId follower, Offset fetch
       return errc::none;
     }
   }
-  if (fetch_offset > p.log->log_end_offset()) return errc::offset_out_of_range;
+  if (fetch_offset > p.log->log_end_offset())
+    return errc::offset_out_of_range;
   if (p.replication->on_follower_fetch(follower, fetch_offset, Clock::now())) {
     after_replication_change(p);
   }
@@ -413,7 +446,8 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
     bool found = false;
     int64_t budget = std::max(req.max_bytes, 1);
     for (size_t i = 0; i < n; ++i) {
-      if (settled[i]) continue;
+      if (settled[i])
+        continue;
       auto& a = answers[i];
       Partition* p = find(a.tp);
       if (p == nullptr || !p->replication || p->leader_epoch != epochs[i]) {
@@ -424,8 +458,8 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
       }
       if (budget > 0) {
         std::error_code ec;
-        int32_t max_bytes = static_cast<int32_t>(
-            std::min<int64_t>(std::max(req.partition_max_bytes, 1), budget));
+        int32_t max_bytes =
+            static_cast<int32_t>(std::min<int64_t>(std::max(req.partition_max_bytes, 1), budget));
         a.records = p->log->read(Offset{req.partitions[i].fetch_offset},
                                  static_cast<size_t>(max_bytes), p->log->log_end_offset(), ec);
         if (ec) {
@@ -439,7 +473,8 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
       }
       // A new HW alone does not end the poll (it rides along when the answer goes): ending it
       // would cost every acks=all produce an extra round trip per follower.
-      if (!a.records.empty()) found = true;
+      if (!a.records.empty())
+        found = true;
     }
     return found;
   };
@@ -449,10 +484,11 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
     std::vector<TopicPartition> waiting;
     waiting.reserve(n);
     for (size_t i = 0; i < n; ++i) {
-      if (!settled[i]) waiting.push_back(answers[i].tp);
+      if (!settled[i])
+        waiting.push_back(answers[i].tp);
     }
-    co_await wait_for_any(waiting, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       deadline - Clock::now()));
+    co_await wait_for_any(
+        waiting, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     any = read_all();
   }
   for (size_t i = 0; i < n; ++i) {
@@ -465,7 +501,8 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
       a.log_end_offset = p->log->log_end_offset().value();
       has_news = has_news || a.high_watermark != req.partitions[i].known_high_watermark;
     }
-    if (has_news) resp.partitions.push_back(std::move(a));
+    if (has_news)
+      resp.partitions.push_back(std::move(a));
   }
   co_return resp;
 }
@@ -474,7 +511,8 @@ awaitable<errc> Broker::create_topic(std::string name, int32_t partitions,
                                      int32_t replication_factor) {
   CreateTopicRequest req{std::move(name), partitions, replication_factor};
   auto res = co_await controllers_.call(std::move(req), config_.request_timeout);
-  if (res.error) co_return errc::network_exception;
+  if (res.error)
+    co_return errc::network_exception;
   co_return std::get<CreateTopicResponse>(res.response).error;
 }
 
@@ -486,9 +524,15 @@ Response Broker::handle_list_offsets(const ListOffsetsRequest& req) {
     return resp;
   }
   switch (req.which) {
-    case OffsetSpec::earliest: resp.offset = p->log->log_start_offset().value(); break;
-    case OffsetSpec::latest: resp.offset = p->log->log_end_offset().value(); break;
-    case OffsetSpec::high_watermark: resp.offset = high_watermark(*p).value(); break;
+    case OffsetSpec::earliest:
+      resp.offset = p->log->log_start_offset().value();
+      break;
+    case OffsetSpec::latest:
+      resp.offset = p->log->log_end_offset().value();
+      break;
+    case OffsetSpec::high_watermark:
+      resp.offset = high_watermark(*p).value();
+      break;
   }
   return resp;
 }
@@ -517,7 +561,8 @@ Response Broker::handle_metadata(const MetadataRequest& req) {
   resp.controller = controllers_.followed();
   resp.metadata_offset = reconciled_offset_.value();
   for (const auto& [id, b] : image_.brokers()) {
-    if (!b.registered) continue;
+    if (!b.registered)
+      continue;
     BrokerMetadata bm;
     bm.id = id;
     bm.client_endpoint = b.client_endpoint;
@@ -545,7 +590,8 @@ Response Broker::handle_metadata(const MetadataRequest& req) {
     }
   };
   if (req.topics.empty()) {
-    for (const auto& t : image_.topics()) add_topic(t);
+    for (const auto& t : image_.topics())
+      add_topic(t);
   } else {
     for (const auto& name : req.topics) {
       if (const auto* t = image_.topic(name)) {
@@ -566,7 +612,8 @@ Response Broker::handle_metadata(const MetadataRequest& req) {
 Response Broker::handle_broker_health() const {
   BrokerHealthResponse resp;
   resp.broker_id = config_.broker_id;
-  if (canary_) canary_->report(resp);
+  if (canary_)
+    canary_->report(resp);
   // A failed log directory is a storage failure to the health manager, whatever the canary (in
   // the data directory, not in a partition's log) last managed.
   if (log_dir_offline() && resp.canary_error.empty())
@@ -592,7 +639,8 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
       req.incarnation = incarnation_;
       req.internal_endpoint = internal;
       req.client_endpoint = client;
-      if (config_.kafka_listener) req.kafka_endpoint = Endpoint{config_.kafka_listener->host, kafka_port()};
+      if (config_.kafka_listener)
+        req.kafka_endpoint = Endpoint{config_.kafka_listener->host, kafka_port()};
       auto res = co_await controllers_.call(req, 2000ms);
       if (!res.error) {
         auto& r = std::get<BrokerRegistrationResponse>(res.response);
@@ -614,7 +662,8 @@ awaitable<void> Broker::registration_and_heartbeat_loop() {
     req.want_shutdown = want_shutdown_;
     req.log_dir_offline = log_dir_offline();
     if (canary_) {
-      if (auto latency = canary_->current_latency()) req.storage_canary_us = latency->count();
+      if (auto latency = canary_->current_latency())
+        req.storage_canary_us = latency->count();
       req.storage_canary_error = canary_->current_error();
     }
     auto res = co_await controllers_.call(req, 2000ms);
@@ -662,7 +711,8 @@ awaitable<void> Broker::metadata_loop() {
     // Whichever controller answers serves the same replicated log: a new active one continues
     // from the broker's own next offset. The long-poll's wait is not a sign of a dead controller.
     auto res = co_await controllers_.call(req, 3000ms, std::chrono::milliseconds(req.max_wait_ms));
-    if (stopping_) co_return;
+    if (stopping_)
+      co_return;
     if (res.error) {
       // The controller is away: keep serving with what we know (ARCHITECTURE.md §2 item 9).
       co_await sleep(100ms);
@@ -677,10 +727,12 @@ awaitable<void> Broker::metadata_loop() {
       co_await sleep(100ms);
       continue;
     }
-    if (stopping_) co_return;
+    if (stopping_)
+      co_return;
     auto slice_started = Clock::now();
     for (const auto& entry : r.entries) {
-      if (entry.offset < image_.next_offset()) continue;
+      if (entry.offset < image_.next_offset())
+        continue;
       if (auto ec = image_.apply(entry)) {
         spdlog::critical("event=metadata_apply_failed offset={} error=\"{}\"", entry.offset,
                          ec.message());
@@ -689,7 +741,8 @@ awaitable<void> Broker::metadata_loop() {
       co_await on_metadata_entry(entry);
       reconciled_offset_ = entry.offset;
       co_await yield_if_busy(slice_started);
-      if (stopping_) co_return;
+      if (stopping_)
+        co_return;
     }
     restart_fetchers();
     update_gauges();
@@ -697,7 +750,8 @@ awaitable<void> Broker::metadata_loop() {
 }
 
 awaitable<void> Broker::yield_if_busy(Clock::time_point& slice_started) {
-  if (Clock::now() - slice_started < kApplySlice) co_return;
+  if (Clock::now() - slice_started < kApplySlice)
+    co_return;
   restart_fetchers();  // the partitions applied so far start replicating now
   co_await asio::post(io_, use_awaitable);
   slice_started = Clock::now();
@@ -709,16 +763,19 @@ awaitable<void> Broker::on_metadata_entry(const MetadataEntry& entry) {
     reconcile(change->tp);
   } else if (const auto* topic = std::get_if<TopicCreated>(&entry.record)) {
     co_await open_hosted(topic->name, topic->partitions.size());
-    if (stopping_) co_return;
+    if (stopping_)
+      co_return;
     for (size_t i = 0; i < topic->partitions.size(); ++i) {
       reconcile({topic->name, PartitionIndex{static_cast<int32_t>(i)}});
       co_await yield_if_busy(slice_started);
-      if (stopping_) co_return;
+      if (stopping_)
+        co_return;
     }
   } else if (std::holds_alternative<BrokerRegistered>(entry.record)) {
     // A broker's endpoints changed: followers of partitions it leads reconnect to the new ones.
     const auto& reg = std::get<BrokerRegistered>(entry.record);
-    if (auto it = fetchers_.find(reg.broker); it != fetchers_.end()) it->second.restart = true;
+    if (auto it = fetchers_.find(reg.broker); it != fetchers_.end())
+      it->second.restart = true;
   }
 }
 
@@ -728,13 +785,16 @@ awaitable<void> Broker::open_hosted(const std::string& topic, size_t partitions)
     TopicPartition tp{topic, PartitionIndex{static_cast<int32_t>(i)}};
     const PartitionState* state = image_.partition(tp);
     if (state != nullptr && find(tp) == nullptr &&
-        (state->replicas.contains(config_.broker_id) || state->adding.contains(config_.broker_id))) {
+        (state->replicas.contains(config_.broker_id) ||
+         state->adding.contains(config_.broker_id))) {
       hosted.push_back(tp);
     }
   }
   auto logs = co_await open_logs(hosted);
-  if (stopping_) co_return;
-  for (size_t i = 0; i < hosted.size(); ++i) open_partition(hosted[i], std::move(logs[i]));
+  if (stopping_)
+    co_return;
+  for (size_t i = 0; i < hosted.size(); ++i)
+    open_partition(hosted[i], std::move(logs[i]));
 }
 
 awaitable<bool> Broker::on_metadata_snapshot(std::span<const uint8_t> bytes) {
@@ -744,7 +804,8 @@ awaitable<bool> Broker::on_metadata_snapshot(std::span<const uint8_t> bytes) {
     spdlog::error("event=metadata_snapshot_refused error=\"{}\"", why);
     co_return false;
   }
-  if (snapshot->last_offset < image_.next_offset()) co_return true;  // already past it
+  if (snapshot->last_offset < image_.next_offset())
+    co_return true;  // already past it
   spdlog::info("event=metadata_snapshot_applied from={} through={} topics={}",
                image_.applied_offset().value(), snapshot->last_offset.value(),
                snapshot->image.topics().size());
@@ -754,14 +815,17 @@ awaitable<bool> Broker::on_metadata_snapshot(std::span<const uint8_t> bytes) {
   auto slice_started = Clock::now();
   for (const TopicState& topic : image_.topics()) {
     co_await open_hosted(topic.name, topic.partitions.size());
-    if (stopping_) co_return true;
+    if (stopping_)
+      co_return true;
     for (size_t i = 0; i < topic.partitions.size(); ++i) {
       reconcile({topic.name, PartitionIndex{static_cast<int32_t>(i)}});
       co_await yield_if_busy(slice_started);
-      if (stopping_) co_return true;
+      if (stopping_)
+        co_return true;
     }
   }
-  for (auto& [id, fetcher] : fetchers_) fetcher.restart = true;
+  for (auto& [id, fetcher] : fetchers_)
+    fetcher.restart = true;
   reconciled_offset_ = image_.applied_offset();
   co_return true;
 }
@@ -769,16 +833,22 @@ awaitable<bool> Broker::on_metadata_snapshot(std::span<const uint8_t> bytes) {
 awaitable<void> Broker::isr_loop() {
   while (!stopping_) {
     co_await sleep(kIsrCheckInterval);
-    if (gauges_stale_) update_gauges();
-    if (alter_partitions_in_flight_) continue;  // one batch at a time
+    if (gauges_stale_)
+      update_gauges();
+    if (alter_partitions_in_flight_)
+      continue;  // one batch at a time
     auto now = Clock::now();
     std::vector<std::pair<TopicPartition, IsrChangeProposal>> batch;
     for (auto& [tp, p] : partitions_) {
-      if (batch.size() >= kMaxAlterPartitionBatch) break;
-      if (!p->replication) continue;
-      if (auto proposal = p->replication->propose_isr_change(now)) batch.emplace_back(tp, *proposal);
+      if (batch.size() >= kMaxAlterPartitionBatch)
+        break;
+      if (!p->replication)
+        continue;
+      if (auto proposal = p->replication->propose_isr_change(now))
+        batch.emplace_back(tp, *proposal);
     }
-    if (batch.empty()) continue;
+    if (batch.empty())
+      continue;
     alter_partitions_in_flight_ = true;
     asio::co_spawn(io_, send_alter_partitions(std::move(batch)), asio::detached);
   }
@@ -804,9 +874,10 @@ awaitable<void> Broker::send_alter_partitions(
   alter_partitions_in_flight_ = false;
   const auto* answer = res.error ? nullptr : std::get_if<AlterPartitionsResponse>(&res.response);
   errc batch_error = errc::request_timed_out;
-  if (answer != nullptr && answer->error != errc::none) batch_error = answer->error;
-  bool answered_each = answer != nullptr && answer->error == errc::none &&
-                       answer->partitions.size() == batch.size();
+  if (answer != nullptr && answer->error != errc::none)
+    batch_error = answer->error;
+  bool answered_each =
+      answer != nullptr && answer->error == errc::none && answer->partitions.size() == batch.size();
   for (size_t i = 0; i < batch.size(); ++i) {
     AlterPartitionResponse r;
     if (answered_each) {
@@ -821,7 +892,8 @@ awaitable<void> Broker::send_alter_partitions(
 void Broker::on_alter_partition_answer(const TopicPartition& tp, const IsrChangeProposal& proposal,
                                        const AlterPartitionResponse& r) {
   Partition* p = find(tp);
-  if (p == nullptr || !p->replication || p->leader_epoch != proposal.leader_epoch) return;
+  if (p == nullptr || !p->replication || p->leader_epoch != proposal.leader_epoch)
+    return;
   size_t before = p->replication->isr().size();
   if (!p->replication->on_alter_partition_result(proposal, r.error, r.isr, r.partition_epoch)) {
     spdlog::info("event=alter_partition_superseded tp={} error={} partition_epoch={}", tp,
@@ -830,10 +902,12 @@ void Broker::on_alter_partition_answer(const TopicPartition& tp, const IsrChange
   }
   size_t after = p->replication->isr().size();
   if (r.error == errc::none) {
-    if (after < before) metrics_.isr_shrinks.Increment();
-    if (after > before) metrics_.isr_expands.Increment();
-    spdlog::info("event=isr_changed tp={} isr_size={} -> {} partition_epoch={}", tp, before,
-                 after, r.partition_epoch);
+    if (after < before)
+      metrics_.isr_shrinks.Increment();
+    if (after > before)
+      metrics_.isr_expands.Increment();
+    spdlog::info("event=isr_changed tp={} isr_size={} -> {} partition_epoch={}", tp, before, after,
+                 r.partition_epoch);
   } else {
     spdlog::info("event=alter_partition_refused tp={} error={}", tp, errc_name(r.error));
   }
@@ -848,15 +922,19 @@ void Broker::on_alter_partition_answer(const TopicPartition& tp, const IsrChange
 awaitable<void> Broker::flush_loop() {
   while (!stopping_) {
     co_await sleep(config_.flush_interval);
-    if (stopping_) co_return;
+    if (stopping_)
+      co_return;
     std::vector<FlushJob> jobs;
     for (auto& [tp, p] : partitions_) {
-      if (auto job = flush_job(*p)) jobs.push_back(*job);
+      if (auto job = flush_job(*p))
+        jobs.push_back(*job);
     }
-    if (jobs.empty()) continue;
+    if (jobs.empty())
+      continue;
     asio::steady_timer done(io_, asio::steady_timer::time_point::max());
     asio::post(flusher_, [this, &jobs, &done] {
-      for (const auto& job : jobs) run_flush_job(job);
+      for (const auto& job : jobs)
+        run_flush_job(job);
       asio::post(io_, [&done] { done.cancel(); });
     });
     co_await done.async_wait(use_tuple);
@@ -866,11 +944,13 @@ awaitable<void> Broker::flush_loop() {
 // Only what changed: with thousands of idle partitions, an fsync and a checkpoint rewrite for each
 // every flush interval would keep the disk busy for nothing.
 std::optional<Broker::FlushJob> Broker::flush_job(Partition& p) {
-  if (!p.log) return std::nullopt;
+  if (!p.log)
+    return std::nullopt;
   const bool sync = p.unflushed && !config_.flush_every_batch && !config_.flush_never;
   FlushJob job{p.tp, p.log.get(), sync, high_watermark(p)};
   p.unflushed = false;
-  if (!job.sync && job.hw == p.log->high_watermark_checkpoint()) return std::nullopt;
+  if (!job.sync && job.hw == p.log->high_watermark_checkpoint())
+    return std::nullopt;
   return job;
 }
 
@@ -883,7 +963,8 @@ void Broker::run_flush_job(const FlushJob& job) {
     }
     metrics_.storage_fsync.Observe(std::chrono::duration<double>(Clock::now() - started).count());
   }
-  if (job.hw != job.log->high_watermark_checkpoint()) job.log->write_high_watermark_checkpoint(job.hw);
+  if (job.hw != job.log->high_watermark_checkpoint())
+    job.log->write_high_watermark_checkpoint(job.hw);
 }
 
 awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
@@ -894,7 +975,8 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
   std::vector<TopicPartition> order;
   while (!stopping_) {
     Fetcher* f = current();
-    if (f == nullptr || f->partitions.empty()) co_return;
+    if (f == nullptr || f->partitions.empty())
+      co_return;
     const BrokerState* leader = image_.broker(leader_id);
     if (leader == nullptr) {
       co_await sleep(kRetryBackoff);
@@ -906,7 +988,8 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
     req.partition_max_bytes = config_.replica_fetch_max_bytes;
     req.max_bytes = std::max(config_.replica_fetch_max_bytes, 16 << 20);
     order.assign(f->partitions.begin(), f->partitions.end());
-    std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(f->rotation % order.size()),
+    std::rotate(order.begin(),
+                order.begin() + static_cast<std::ptrdiff_t>(f->rotation % order.size()),
                 order.end());
     f->rotation += 1;
     auto now = Clock::now();
@@ -914,11 +997,12 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
     req.partitions.reserve(order.size());
     for (const auto& tp : order) {
       Partition* p = find(tp);
-      if (p == nullptr) continue;
+      if (p == nullptr)
+        continue;
       if (p->fetch_backoff_until > now) {
         // Come back for it when its backoff ends, not a whole long-poll later.
-        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
-                                  p->fetch_backoff_until - now));
+        wait = std::min(wait,
+                        std::chrono::ceil<std::chrono::milliseconds>(p->fetch_backoff_until - now));
         continue;
       }
       ReplicaFetchPartition part;
@@ -930,7 +1014,8 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
       // Mutant no-divergence-truncation: the follower never tells the leader the epoch of its
       // last record, so a divergent suffix (an old leader's unreplicated records) is never
       // truncated and the logs differ below the HW (what KIP-101/279/320 fixed).
-      if (mutant_active(Mutant::no_divergence_truncation)) part.last_fetched_epoch = -1;
+      if (mutant_active(Mutant::no_divergence_truncation))
+        part.last_fetched_epoch = -1;
 #endif
       part.known_high_watermark = p->follower_high_watermark.value();
       req.partitions.push_back(std::move(part));
@@ -941,9 +1026,11 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
     }
     req.max_wait_ms = static_cast<int32_t>(wait.count());
     Endpoint leader_endpoint = leader->internal_endpoint;
-    auto res = co_await peers_.get(leader_endpoint).call(req, wait + std::chrono::milliseconds(2000));
+    auto res =
+        co_await peers_.get(leader_endpoint).call(req, wait + std::chrono::milliseconds(2000));
     // Restarted meanwhile (partitions added, epochs changed): the new loop asks again.
-    if (current() == nullptr) co_return;
+    if (current() == nullptr)
+      co_return;
     if (res.error) {
       co_await sleep(kRetryBackoff);
       continue;
@@ -954,10 +1041,12 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
       continue;
     }
     std::map<TopicPartition, const ReplicaFetchPartition*> asked;
-    for (const auto& part : req.partitions) asked.emplace(part.tp, &part);
+    for (const auto& part : req.partitions)
+      asked.emplace(part.tp, &part);
     for (const auto& answer : r.partitions) {
       auto it = asked.find(answer.tp);
-      if (it == asked.end()) continue;
+      if (it == asked.end())
+        continue;
       Partition* p = find(answer.tp);
       // Only for the partition as it was asked for: still fetched from this leader, same epoch.
       if (p == nullptr || p->fetching_from != leader_id || p->replication ||
@@ -978,9 +1067,9 @@ void Broker::apply_fetched(Partition& p, const ReplicaFetchPartitionResponse& r)
   }
   if (r.diverging) {
     auto [own_epoch, own_end] = p.log->end_offset_for_epoch(LeaderEpoch{r.diverging->epoch});
-    Offset target = follower_truncation_offset(LeaderEpoch{r.diverging->epoch},
-                                               Offset{r.diverging->end_offset}, own_epoch, own_end,
-                                               p.log->log_end_offset());
+    Offset target =
+        follower_truncation_offset(LeaderEpoch{r.diverging->epoch}, Offset{r.diverging->end_offset},
+                                   own_epoch, own_end, p.log->log_end_offset());
     spdlog::info("event=truncate tp={} from={} to={} leader_epoch={} diverging_epoch={}", p.tp,
                  p.log->log_end_offset(), target, p.leader_epoch, r.diverging->epoch);
     if (auto ec = p.log->truncate_to(target)) {
@@ -1005,7 +1094,8 @@ void Broker::apply_fetched(Partition& p, const ReplicaFetchPartitionResponse& r)
 }
 
 void Broker::follow(Partition& p, BrokerId leader) {
-  if (p.fetching_from != leader) unfollow(p);
+  if (p.fetching_from != leader)
+    unfollow(p);
   p.fetching_from = leader;
   p.fetch_backoff_until = {};
   Fetcher& f = fetchers_[leader];
@@ -1015,7 +1105,8 @@ void Broker::follow(Partition& p, BrokerId leader) {
 
 // A partition leaving a fetcher needs no restart: the answer in flight is dropped for it.
 void Broker::unfollow(Partition& p) {
-  if (p.fetching_from == kNoBroker) return;
+  if (p.fetching_from == kNoBroker)
+    return;
   if (auto it = fetchers_.find(p.fetching_from); it != fetchers_.end()) {
     it->second.partitions.erase(p.tp);
   }
@@ -1023,12 +1114,15 @@ void Broker::unfollow(Partition& p) {
 }
 
 void Broker::restart_fetchers() {
-  if (stopping_) return;
+  if (stopping_)
+    return;
   for (auto& [leader, f] : fetchers_) {
-    if (!f.restart) continue;
+    if (!f.restart)
+      continue;
     f.restart = false;
     uint64_t generation = ++f.generation;
-    if (!f.partitions.empty()) asio::co_spawn(io_, fetcher_loop(leader, generation), asio::detached);
+    if (!f.partitions.empty())
+      asio::co_spawn(io_, fetcher_loop(leader, generation), asio::detached);
   }
 }
 
@@ -1051,16 +1145,19 @@ awaitable<std::vector<std::unique_ptr<PartitionLog>>> Broker::open_logs(
     std::vector<TopicPartition> tps) {
   std::vector<std::unique_ptr<PartitionLog>> logs;
   std::vector<std::error_code> errors;
-  if (tps.empty() || stopping_) co_return logs;
+  if (tps.empty() || stopping_)
+    co_return logs;
   asio::steady_timer done(io_, asio::steady_timer::time_point::max());
-  if (log_opener_.joinable()) log_opener_.join();
+  if (log_opener_.joinable())
+    log_opener_.join();
   log_opener_ = std::thread([&] {
     logs = open_logs_in_parallel(config_.data_dir, log_config(), tps, abandon_log_opening_, errors);
     asio::post(io_, [&done] { done.cancel(); });
   });
   co_await done.async_wait(use_tuple);
   log_opener_.join();
-  if (stopping_) co_return logs;  // abandoned: some are missing
+  if (stopping_)
+    co_return logs;  // abandoned: some are missing
   for (size_t i = 0; i < tps.size(); ++i) {
     if (!logs[i]) {
       spdlog::critical("event=log_open_failed tp={} error=\"{}\"", tps[i], errors[i].message());
@@ -1072,7 +1169,8 @@ awaitable<std::vector<std::unique_ptr<PartitionLog>>> Broker::open_logs(
 
 Broker::Partition* Broker::open_partition(const TopicPartition& tp,
                                           std::unique_ptr<PartitionLog> log) {
-  if (auto* p = find(tp)) return p;
+  if (auto* p = find(tp))
+    return p;
   if (!log) {
     std::error_code ec;
     log = PartitionLog::open(partition_dir(config_.data_dir, tp), log_config(), ec);
@@ -1094,8 +1192,7 @@ Broker::Partition* Broker::open_partition(const TopicPartition& tp,
 #endif
   auto p = std::make_unique<Partition>();
   p->tp = tp;
-  p->follower_high_watermark =
-      std::min(log->high_watermark_checkpoint(), log->log_end_offset());
+  p->follower_high_watermark = std::min(log->high_watermark_checkpoint(), log->log_end_offset());
   p->log = std::move(log);
   auto* raw = p.get();
   partitions_.emplace(tp, std::move(p));
@@ -1105,7 +1202,8 @@ Broker::Partition* Broker::open_partition(const TopicPartition& tp,
 void Broker::reconcile(const TopicPartition& tp) {
   const PartitionState* state = image_.partition(tp);
   BrokerId self = config_.broker_id;
-  if (state == nullptr) return;
+  if (state == nullptr)
+    return;
   bool hosted = state->replicas.contains(self) || state->adding.contains(self);
   Partition* p = find(tp);
   if (!hosted) {
@@ -1117,7 +1215,8 @@ void Broker::reconcile(const TopicPartition& tp) {
     }
     return;
   }
-  if (p == nullptr) p = open_partition(tp);
+  if (p == nullptr)
+    p = open_partition(tp);
 
   bool epoch_changed = p->leader_epoch != state->leader_epoch;
   if (state->leader == self) {
@@ -1146,7 +1245,8 @@ void Broker::reconcile(const TopicPartition& tp) {
   p->partition_epoch = state->partition_epoch;
   p->replicas = state->replicas;
   p->isr = state->isr;
-  if (p->replication) after_replication_change(*p);
+  if (p->replication)
+    after_replication_change(*p);
   wake(*p);
   gauges_stale_ = true;
 }
@@ -1173,7 +1273,8 @@ void Broker::become_leader(Partition& p, const PartitionState& state) {
 }
 
 void Broker::stop_leading(Partition& p) {
-  if (!p.replication) return;
+  if (!p.replication)
+    return;
   p.follower_high_watermark = p.replication->high_watermark();
   complete(p.replication->abandon_pending_produces());
   p.replication.reset();
@@ -1185,7 +1286,8 @@ Offset Broker::high_watermark(const Partition& p) const {
 }
 
 void Broker::after_replication_change(Partition& p) {
-  if (!p.replication) return;
+  if (!p.replication)
+    return;
   Offset hw_before = p.follower_high_watermark;
   complete(p.replication->take_completed_produces());
   if (p.replication->high_watermark() != hw_before) {
@@ -1197,7 +1299,8 @@ void Broker::after_replication_change(Partition& p) {
 void Broker::complete(const std::vector<ProduceCompletion>& completions) {
   for (const auto& c : completions) {
     auto it = pending_.find(c.request_id);
-    if (it == pending_.end()) continue;
+    if (it == pending_.end())
+      continue;
     it->second.result = c.error;
     it->second.timer->cancel();
   }
@@ -1206,19 +1309,22 @@ void Broker::complete(const std::vector<ProduceCompletion>& completions) {
 void Broker::wake(Partition& p) {
   auto waiters = std::move(p.waiters);
   p.waiters.clear();
-  for (auto* t : waiters) t->cancel();
+  for (auto* t : waiters)
+    t->cancel();
 }
 
 awaitable<void> Broker::wait_for_any(const std::vector<TopicPartition>& tps,
                                      std::chrono::milliseconds max_wait) {
   asio::steady_timer timer(io_, max_wait);
   for (const auto& tp : tps) {
-    if (Partition* p = find(tp)) p->waiters.push_back(&timer);
+    if (Partition* p = find(tp))
+      p->waiters.push_back(&timer);
   }
   co_await timer.async_wait(use_tuple);
   // Woken by one partition (or timed out): the others must not keep a pointer to this timer.
   for (const auto& tp : tps) {
-    if (Partition* p = find(tp)) std::erase(p->waiters, &timer);
+    if (Partition* p = find(tp))
+      std::erase(p->waiters, &timer);
   }
 }
 
@@ -1236,9 +1342,11 @@ awaitable<void> Broker::wait_for_data(Partition& p, std::chrono::milliseconds ma
 void Broker::update_gauges() {
   int leaders = 0, under_replicated = 0;
   for (auto& [tp, p] : partitions_) {
-    if (!p->replication) continue;
+    if (!p->replication)
+      continue;
     ++leaders;
-    if (p->replication->isr().size() < p->replicas.size()) ++under_replicated;
+    if (p->replication->isr().size() < p->replicas.size())
+      ++under_replicated;
   }
   metrics_.leader_partitions.Set(leaders);
   metrics_.under_replicated_partitions.Set(under_replicated);

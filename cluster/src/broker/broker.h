@@ -15,7 +15,7 @@
 #pragma once
 
 #include <asio.hpp>
-
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -24,10 +24,10 @@
 #include <random>
 #include <set>
 #include <thread>
-#include <atomic>
 #include <unordered_map>
 #include <vector>
 
+#include "broker/kafka_gateway.h"
 #include "faultline/cluster/config.h"
 #include "faultline/cluster/controller/metadata.h"
 #include "faultline/cluster/log/partition_log.h"
@@ -36,7 +36,6 @@
 #include "faultline/cluster/net/rpc.h"
 #include "faultline/cluster/replication/partition_replication.h"
 #include "faultline/cluster/wire/messages.h"
-#include "broker/kafka_gateway.h"
 
 namespace faultline::cluster {
 
@@ -152,8 +151,8 @@ class Broker final : public RequestHandler, public KafkaBackend {
   struct FlushJob {
     TopicPartition tp;
     PartitionLog* log;
-    bool sync;    // appended since the last round
-    Offset hw;    // checkpointed when it moved
+    bool sync;  // appended since the last round
+    Offset hw;  // checkpointed when it moved
   };
   // Nothing (nullopt) when the partition has nothing to flush or checkpoint.
   std::optional<FlushJob> flush_job(Partition& p);

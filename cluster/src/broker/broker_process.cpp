@@ -17,11 +17,13 @@ int run_broker_process(const BrokerConfig& config) {
   asio::io_context io;
   MetricsEndpoint metrics(config.internal_listener.host, config.metrics_port);
   Broker broker(io, config, metrics);
-  if (!broker.start()) return 1;
+  if (!broker.start())
+    return 1;
   asio::signal_set signals(io, SIGTERM, SIGINT);
   std::function<void(const std::error_code&, int)> on_signal;
   on_signal = [&](const std::error_code& ec, int sig) {
-    if (ec) return;
+    if (ec)
+      return;
 #ifdef FAULTLINE_MUTANTS
     // Mutant exit-without-handover: SIGTERM stops the broker at once, without asking the
     // controller to move its leadership first (clients wait a whole session timeout).

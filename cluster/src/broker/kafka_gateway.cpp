@@ -37,14 +37,17 @@ awaitable<void> run_counted(std::shared_ptr<Countdown> state, awaitable<void> ta
   } catch (const std::exception& e) {
     spdlog::error("event=kafka_task_failed error=\"{}\"", e.what());
   }
-  if (--state->left == 0) state->done.cancel();
+  if (--state->left == 0)
+    state->done.cancel();
 }
 awaitable<void> run_all(std::vector<awaitable<void>> tasks) {
   auto executor = co_await asio::this_coro::executor;
   auto state = std::make_shared<Countdown>(
       Countdown{tasks.size(), asio::steady_timer(executor, asio::steady_timer::time_point::max())});
-  for (auto& task : tasks) asio::co_spawn(executor, run_counted(state, std::move(task)), asio::detached);
-  if (state->left > 0) co_await state->done.async_wait(use_tuple);
+  for (auto& task : tasks)
+    asio::co_spawn(executor, run_counted(state, std::move(task)), asio::detached);
+  if (state->left > 0)
+    co_await state->done.async_wait(use_tuple);
 }
 
 kafka::MetadataPartition to_kafka_partition(const PartitionMetadata& pm,
@@ -56,9 +59,11 @@ kafka::MetadataPartition to_kafka_partition(const PartitionMetadata& pm,
   out.leader_epoch = pm.leader_epoch.value();
   for (BrokerId r : pm.replicas) {
     out.replica_nodes.push_back(r.value());
-    if (!available.contains(r)) out.offline_replicas.push_back(r.value());
+    if (!available.contains(r))
+      out.offline_replicas.push_back(r.value());
   }
-  for (BrokerId r : pm.isr) out.isr_nodes.push_back(r.value());
+  for (BrokerId r : pm.isr)
+    out.isr_nodes.push_back(r.value());
   return out;
 }
 
@@ -93,14 +98,16 @@ kafka::MetadataResponse to_kafka_metadata(const MetadataResponse& cluster,
   out.cluster_id = "faultline";
   std::set<BrokerId> available;
   for (const auto& b : cluster.brokers) {
-    if (b.fenced || !b.kafka_endpoint) continue;
+    if (b.fenced || !b.kafka_endpoint)
+      continue;
     available.insert(b.id);
     out.brokers.push_back({b.id.value(), b.kafka_endpoint->host, b.kafka_endpoint->port, {}});
   }
   // Kafka clients send admin requests (CreateTopics) to the "controller" named here. Every broker
   // forwards them to the real controller, so any available one will do (KRaft, whose controllers
   // clients cannot reach, names a live broker the same way).
-  if (!out.brokers.empty()) out.controller_id = out.brokers.front().node_id;
+  if (!out.brokers.empty())
+    out.controller_id = out.brokers.front().node_id;
   std::map<std::string, kafka::MetadataTopic> by_name;
   for (const auto& pm : cluster.partitions) {
     auto& topic = by_name[pm.tp.topic];
@@ -122,7 +129,8 @@ kafka::MetadataResponse to_kafka_metadata(const MetadataResponse& cluster,
       }
     }
   } else {
-    for (auto& [name, topic] : by_name) out.topics.push_back(std::move(topic));
+    for (auto& [name, topic] : by_name)
+      out.topics.push_back(std::move(topic));
   }
   for (auto& t : out.topics)
     std::sort(t.partitions.begin(), t.partitions.end(),
@@ -137,14 +145,17 @@ awaitable<std::optional<kafka::Response>> KafkaGateway::handle(kafka::Request re
     resp.api_keys.assign(apis.begin(), apis.end());
     co_return resp;
   }
-  if (auto* r = std::get_if<kafka::MetadataRequest>(&request)) co_return co_await metadata(std::move(*r));
+  if (auto* r = std::get_if<kafka::MetadataRequest>(&request))
+    co_return co_await metadata(std::move(*r));
   if (auto* r = std::get_if<kafka::ProduceRequest>(&request)) {
     bool answer = r->acks != 0;
     auto resp = co_await produce(std::move(*r));
-    if (!answer) co_return std::nullopt;
+    if (!answer)
+      co_return std::nullopt;
     co_return resp;
   }
-  if (auto* r = std::get_if<kafka::FetchRequest>(&request)) co_return co_await fetch(std::move(*r));
+  if (auto* r = std::get_if<kafka::FetchRequest>(&request))
+    co_return co_await fetch(std::move(*r));
   if (auto* r = std::get_if<kafka::CreateTopicsRequest>(&request))
     co_return co_await create_topics(std::move(*r));
   auto& r = std::get<kafka::ListOffsetsRequest>(request);
@@ -155,10 +166,12 @@ awaitable<kafka::MetadataResponse> KafkaGateway::metadata(kafka::MetadataRequest
   MetadataRequest internal;
   // The cluster's "no topics" means all of them; Kafka's empty list means none.
   bool none = req.topics && req.topics->empty();
-  if (req.topics) internal.topics = *req.topics;
+  if (req.topics)
+    internal.topics = *req.topics;
   Response r = co_await call(backend_, std::move(internal));
   auto out = to_kafka_metadata(std::get<MetadataResponse>(r), req.topics);
-  if (none) out.topics.clear();
+  if (none)
+    out.topics.clear();
   co_return out;
 }
 
@@ -172,19 +185,21 @@ awaitable<kafka::ProduceResponse> KafkaGateway::produce(kafka::ProduceRequest re
     for (const auto& part : req.topics[t].partitions) {
       kafka::ProducePartitionResponse pr;
       pr.index = part.index;
-      if (!valid_acks) pr.error_code = static_cast<int16_t>(errc::invalid_request);
+      if (!valid_acks)
+        pr.error_code = static_cast<int16_t>(errc::invalid_request);
       resp.topics[t].partitions.push_back(pr);
     }
   }
-  if (!valid_acks) co_return resp;
+  if (!valid_acks)
+    co_return resp;
   // resp is fully sized before any task starts: each task writes its own element.
   std::vector<awaitable<void>> tasks;
   for (size_t t = 0; t < req.topics.size(); ++t)
     for (size_t i = 0; i < req.topics[t].partitions.size(); ++i)
-      tasks.push_back(fill_produce(resp.topics[t].partitions[i],
-                                   produce_one(req.topics[t].name,
-                                               std::move(req.topics[t].partitions[i]), acks,
-                                               req.timeout_ms)));
+      tasks.push_back(
+          fill_produce(resp.topics[t].partitions[i],
+                       produce_one(req.topics[t].name, std::move(req.topics[t].partitions[i]), acks,
+                                   req.timeout_ms)));
   co_await run_all(std::move(tasks));
   co_return resp;
 }
@@ -201,11 +216,13 @@ awaitable<kafka::ProducePartitionResponse> KafkaGateway::produce_one(std::string
   internal.timeout_ms = std::max(timeout_ms, 1);
   int32_t records = 0;
   out.error_code = kafka::to_internal_batch(part.records, internal.batch, records);
-  if (out.error_code != 0) co_return out;
+  if (out.error_code != 0)
+    co_return out;
   Response r = co_await call(backend_, std::move(internal));
   const auto& pr = std::get<ProduceResponse>(r);
   out.error_code = to_kafka_error(pr.error);
-  if (pr.error == errc::none) out.base_offset = pr.base_offset.value();
+  if (pr.error == errc::none)
+    out.base_offset = pr.base_offset.value();
   co_return out;
 }
 
@@ -214,11 +231,14 @@ awaitable<kafka::FetchResponse> KafkaGateway::fetch(kafka::FetchRequest req) {
   size_t bytes = co_await fetch_pass(req, resp);
   bool any_error = false;
   for (const auto& t : resp.topics)
-    for (const auto& p : t.partitions) any_error = any_error || p.error_code != 0;
-  if (bytes > 0 || any_error || req.max_wait_ms <= 0 || req.replica_id >= 0) co_return resp;
+    for (const auto& p : t.partitions)
+      any_error = any_error || p.error_code != 0;
+  if (bytes > 0 || any_error || req.max_wait_ms <= 0 || req.replica_id >= 0)
+    co_return resp;
   std::vector<TopicPartition> tps;
   for (const auto& t : req.topics)
-    for (const auto& p : t.partitions) tps.push_back({t.name, PartitionIndex{p.index}});
+    for (const auto& p : t.partitions)
+      tps.push_back({t.name, PartitionIndex{p.index}});
   co_await backend_.wait_for_any(tps, std::chrono::milliseconds(req.max_wait_ms));
   resp = kafka::FetchResponse{};
   co_await fetch_pass(req, resp);
@@ -247,9 +267,10 @@ awaitable<size_t> KafkaGateway::fetch_pass(const kafka::FetchRequest& req,
       // a partition past the budget is still asked, for its errors and high watermark.
       int64_t budget = static_cast<int64_t>(req.max_bytes) - static_cast<int64_t>(total);
       const bool over_budget = total > 0 && budget <= 0;
-      internal.max_bytes = total == 0 || over_budget
-                               ? std::max(part.partition_max_bytes, 1)
-                               : static_cast<int32_t>(std::min<int64_t>(budget, part.partition_max_bytes));
+      internal.max_bytes =
+          total == 0 || over_budget
+              ? std::max(part.partition_max_bytes, 1)
+              : static_cast<int32_t>(std::min<int64_t>(budget, part.partition_max_bytes));
       Response r = co_await call(backend_, std::move(internal));
       const auto& fr = std::get<FetchResponse>(r);
       pr.error_code = to_kafka_error(fr.error);
@@ -258,7 +279,8 @@ awaitable<size_t> KafkaGateway::fetch_pass(const kafka::FetchRequest& req,
       pr.log_start_offset = fr.log_start_offset;
       if (fr.error == errc::none && !fr.records.empty() && !over_budget) {
         int16_t e = kafka::to_kafka_batches(fr.records, pr.records);
-        if (e != 0) pr.error_code = e;
+        if (e != 0)
+          pr.error_code = e;
         total += pr.records.size();
       }
       tr.partitions.push_back(std::move(pr));
@@ -312,10 +334,12 @@ std::optional<kafka::CreateTopicResult> refuse(const kafka::CreatableTopic& t, b
   if (t.configs > 0)
     return no(errc::invalid_config,
               "topic configs are not supported: the cluster's settings apply to every topic");
-  if (t.num_partitions < 1) return no(errc::invalid_partitions, "give num_partitions (>= 1)");
+  if (t.num_partitions < 1)
+    return no(errc::invalid_partitions, "give num_partitions (>= 1)");
   if (t.replication_factor < 1)
     return no(errc::invalid_replication_factor, "give replication_factor (>= 1)");
-  if (validate_only) return no(errc::invalid_request, "validate_only is not supported");
+  if (validate_only)
+    return no(errc::invalid_request, "validate_only is not supported");
   return std::nullopt;
 }
 

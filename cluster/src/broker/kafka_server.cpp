@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-
 #include "faultline/cluster/kafka/protocol.h"
 #include "faultline/cluster/net/rpc.h"
 
@@ -29,7 +28,8 @@ namespace {
 awaitable<std::error_code> read_frame(tcp::socket& socket, std::string& body) {
   char prefix[kFrameSizeBytes];
   auto [ec, n] = co_await asio::async_read(socket, asio::buffer(prefix), use_tuple);
-  if (ec) co_return ec;
+  if (ec)
+    co_return ec;
   // Kafka frames have the cluster's own size prefix and the same smallest header (8 bytes).
   uint32_t size = 0;
   if (decode_frame_size(std::span<const char, kFrameSizeBytes>(prefix, kFrameSizeBytes),
@@ -48,24 +48,31 @@ KafkaServer::KafkaServer(asio::io_context& io, const Endpoint& endpoint, KafkaBa
       gateway_(backend),
       port_(acceptor_.local_endpoint().port()) {}
 
-KafkaServer::~KafkaServer() { stop(); }
+KafkaServer::~KafkaServer() {
+  stop();
+}
 
-void KafkaServer::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
+void KafkaServer::start() {
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+}
 
 void KafkaServer::stop() {
-  if (stopped_) return;
+  if (stopped_)
+    return;
   stopped_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
   for (auto& [id, weak] : connections_)
-    if (auto c = weak.lock()) c->close();
+    if (auto c = weak.lock())
+      c->close();
   connections_.clear();
 }
 
 awaitable<void> KafkaServer::accept_loop() {
   while (!stopped_) {
     auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-    if (stopped_) co_return;
+    if (stopped_)
+      co_return;
     if (ec) {
       spdlog::warn("event=accept_failed listener=kafka port={} error=\"{}\"", port_, ec.message());
       asio::steady_timer t(io_, std::chrono::milliseconds(100));
@@ -91,10 +98,13 @@ awaitable<void> KafkaServer::serve(std::shared_ptr<Connection> c) {
       break;
     }
     auto out = co_await answer(frame, c->peer);
-    if (!out) break;
-    if (out->empty()) continue;
+    if (!out)
+      break;
+    if (out->empty())
+      continue;
     auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(*out), use_tuple);
-    if (ec) break;
+    if (ec)
+      break;
   }
   c->close();
   connections_.erase(id);
@@ -132,7 +142,8 @@ awaitable<std::optional<std::string>> KafkaServer::answer(const std::string& fra
                   header->api_key, e.what());
     co_return std::nullopt;
   }
-  if (!response) co_return std::string();
+  if (!response)
+    co_return std::string();
   co_return kafka::encode_response(*header, *response);
 }
 

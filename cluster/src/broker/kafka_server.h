@@ -10,7 +10,6 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>

@@ -33,7 +33,8 @@ StorageCanary::StorageCanary(Options options, BrokerMetrics& metrics)
 
 StorageCanary::~StorageCanary() {
   stop();
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0)
+    ::close(fd_);
 }
 
 std::error_code StorageCanary::start() {
@@ -54,7 +55,8 @@ void StorageCanary::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable())
+    thread_.join();
 }
 
 std::string StorageCanary::append_and_sync(int64_t seq) {
@@ -65,13 +67,15 @@ std::string StorageCanary::append_and_sync(int64_t seq) {
   while (done < record_.size()) {
     ssize_t n = ::write(fd_, record_.data() + done, record_.size() - done);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return errno_message("write");
     }
     done += static_cast<size_t>(n);
   }
   file_bytes_ += record_.size();
-  if (::fsync(fd_) != 0) return errno_message("fsync");
+  if (::fsync(fd_) != 0)
+    return errno_message("fsync");
   return {};
 }
 
@@ -81,7 +85,8 @@ void StorageCanary::run() {
   while (true) {
     {
       std::unique_lock lock(mu_);
-      if (wake_.wait_until(lock, next, [&] { return stopping_; })) return;
+      if (wake_.wait_until(lock, next, [&] { return stopping_; }))
+        return;
       pending_seq_ = ++seq;
       pending_since_ = Clock::now();
     }
@@ -90,7 +95,8 @@ void StorageCanary::run() {
     next = std::max(next + options_.interval, Clock::now());
     if (file_bytes_ + record_.size() > options_.max_file_bytes) {
       // Start the file over; not measured, but still `pending`, so a stall here shows too.
-      if (::ftruncate(fd_, 0) == 0) file_bytes_ = 0;
+      if (::ftruncate(fd_, 0) == 0)
+        file_bytes_ = 0;
     }
     const auto started = Clock::now();
     std::string error = append_and_sync(seq);
@@ -110,7 +116,8 @@ void StorageCanary::run() {
       }
       last_error_.clear();
       recent_.push_back({seq, latency, completed});
-      while (recent_.size() > options_.keep_samples) recent_.pop_front();
+      while (recent_.size() > options_.keep_samples)
+        recent_.pop_front();
     }
     const double seconds = std::chrono::duration<double>(latency).count();
     metrics_.storage_canary.Observe(seconds);
@@ -139,11 +146,13 @@ void StorageCanary::report(BrokerHealthResponse& out) const {
 std::optional<std::chrono::microseconds> StorageCanary::current_latency() const {
   std::lock_guard lock(mu_);
   std::optional<std::chrono::microseconds> latency;
-  if (!recent_.empty()) latency = recent_.back().latency;
+  if (!recent_.empty())
+    latency = recent_.back().latency;
   if (pending_seq_ != 0) {
-    auto running = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
-                                                                         pending_since_);
-    if (!latency || running > *latency) latency = running;
+    auto running =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - pending_since_);
+    if (!latency || running > *latency)
+      latency = running;
   }
   return latency;
 }

@@ -1,6 +1,6 @@
-// The broker's storage canary (ARCHITECTURE.md §4, probes/README.md): every interval it appends a small
-// record to a file in the data dir and fsyncs it, and keeps the latency of the last few, so the
-// prober can tell a broker whose disk is much slower than its peers' from a healthy one.
+// The broker's storage canary (ARCHITECTURE.md §4, probes/README.md): every interval it appends a
+// small record to a file in the data dir and fsyncs it, and keeps the latency of the last few, so
+// the prober can tell a broker whose disk is much slower than its peers' from a healthy one.
 //
 // It runs on a thread of its own: a stalled disk stalls only the canary, and the latency of the
 // write in progress (`pending`) keeps growing where the prober can read it, instead of the

@@ -1,9 +1,9 @@
 #include "faultline/cluster/client/cli.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <CLI/CLI.hpp>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -15,7 +15,8 @@ namespace {
 
 std::string replicas_str(const ReplicaList& l) {
   std::vector<int32_t> ids;
-  for (BrokerId b : l) ids.push_back(b.value());
+  for (BrokerId b : l)
+    ids.push_back(b.value());
   return fmt::format("{}", fmt::join(ids, ","));
 }
 
@@ -23,18 +24,20 @@ void print_metadata(const MetadataResponse& md) {
   for (const auto& b : md.brokers) {
     std::string storage;
     if (b.storage_canary_us >= 0)
-      storage = fmt::format(" storage_canary_ms={:.1f}", static_cast<double>(b.storage_canary_us) / 1e3);
-    if (!b.storage_canary_error.empty()) storage += " storage_error=\"" + b.storage_canary_error + "\"";
+      storage =
+          fmt::format(" storage_canary_ms={:.1f}", static_cast<double>(b.storage_canary_us) / 1e3);
+    if (!b.storage_canary_error.empty())
+      storage += " storage_error=\"" + b.storage_canary_error + "\"";
     fmt::print("broker {} client={} internal={}{}{}{}\n", b.id, b.client_endpoint.str(),
                b.internal_endpoint.str(), b.fenced ? " fenced" : "",
                b.demoted ? " demoted(" + b.demotion_reason + ")" : "", storage);
   }
   for (const auto& p : md.partitions) {
-    fmt::print("{} leader={} leader_epoch={} replicas=[{}] isr=[{}]{}{}\n", p.tp, p.leader,
-               p.leader_epoch, replicas_str(p.replicas), replicas_str(p.isr),
-               p.unclean_elections > 0 ? fmt::format(" unclean_elections={}", p.unclean_elections)
-                                       : "",
-               p.error != errc::none ? fmt::format(" error={}", errc_name(p.error)) : "");
+    fmt::print(
+        "{} leader={} leader_epoch={} replicas=[{}] isr=[{}]{}{}\n", p.tp, p.leader, p.leader_epoch,
+        replicas_str(p.replicas), replicas_str(p.isr),
+        p.unclean_elections > 0 ? fmt::format(" unclean_elections={}", p.unclean_elections) : "",
+        p.error != errc::none ? fmt::format(" error={}", errc_name(p.error)) : "");
   }
 }
 
@@ -117,7 +120,8 @@ bool read_partition_list(const std::string& file, std::vector<TopicPartition>& o
 
 int describe(const Options& o) {
   auto client = o.conn.connect();
-  if (!client) return 2;
+  if (!client)
+    return 2;
   auto md = client->controller_metadata();
   if (!md) {
     fmt::print(stderr, "describe: controller {} unreachable\n", o.conn.controller);
@@ -142,7 +146,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<Options>();
   auto run = [&exit_code, o](auto body) { return [&exit_code, o, body] { exit_code = body(*o); }; };
 
-  auto* produce = app.add_subcommand("produce", "send values as one batch; prints ok, fail or info");
+  auto* produce =
+      app.add_subcommand("produce", "send values as one batch; prints ok, fail or info");
   o->conn.add_to(produce);
   produce->add_option("topic", o->topic)->required();
   produce->add_option("values", o->values)->required();
@@ -150,7 +155,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   produce->add_option("--acks", o->acks)->check(CLI::IsMember({"0", "1", "all"}));
   produce->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     TopicPartition tp{o.topic, PartitionIndex{o.partition}};
     Acks a = o.acks == "0" ? Acks::none : o.acks == "1" ? Acks::leader : Acks::all;
     auto r = client->send(tp, o.values, a);
@@ -172,7 +178,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   consume->add_option("--from", o->from, "first offset");
   consume->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     TopicPartition tp{o.topic, PartitionIndex{o.partition}};
     auto records = client->read_all(tp, Offset{o.from});
     if (!records) {
@@ -193,9 +200,11 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   create->add_option("--replication-factor", o->replication_factor);
   create->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     auto r = client->create_topic(o.topic, o.partitions, o.replication_factor);
-    if (r.error != errc::none) return report("topic create", r.error);
+    if (r.error != errc::none)
+      return report("topic create", r.error);
     for (size_t i = 0; i < r.assignment.size(); ++i)
       fmt::print("{}-{} replicas=[{}]\n", o.topic, i, replicas_str(r.assignment[i]));
     return 0;
@@ -210,7 +219,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   o->conn.add_to(admin_describe);
   admin_describe->callback(run(describe));
 
-  auto* elect = admin->add_subcommand("elect", "preferred or unclean election (kafka-leader-election.sh)");
+  auto* elect =
+      admin->add_subcommand("elect", "preferred or unclean election (kafka-leader-election.sh)");
   o->conn.add_to(elect);
   elect->add_option("--topic", o->topic, "one topic's partitions (default: all partitions)");
   elect->add_option("--partition", o->partition);
@@ -220,9 +230,11 @@ void add_client_commands(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"preferred", "unclean"}));
   elect->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     std::vector<TopicPartition> tps;
-    if (!o.topic.empty()) tps.push_back({o.topic, PartitionIndex{o.partition}});
+    if (!o.topic.empty())
+      tps.push_back({o.topic, PartitionIndex{o.partition}});
     std::string why;
     if (!o.json_file.empty() && !read_partition_list(o.json_file, tps, why)) {
       fmt::print(stderr, "elect: {}\n", why);
@@ -230,11 +242,13 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     }
     auto type = o.election_type == "unclean" ? ElectionType::unclean : ElectionType::preferred;
     auto r = client->elect_leaders(type, tps);
-    if (r.error != errc::none) return report("elect", r.error);
+    if (r.error != errc::none)
+      return report("elect", r.error);
     int code = 0;
     for (const auto& p : r.results) {
       fmt::print("{} {}\n", p.tp, errc_name(p.error));
-      if (p.error != errc::none && p.error != errc::election_not_needed) code = 1;
+      if (p.error != errc::none && p.error != errc::election_not_needed)
+        code = 1;
     }
     return code;
   }));
@@ -245,7 +259,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   demote->add_option("--reason", o->reason);
   demote->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     return report(fmt::format("demote {}", o.broker), client->demote(BrokerId{o.broker}, o.reason));
   }));
 
@@ -254,7 +269,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   promote->add_option("broker", o->broker)->required();
   promote->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     return report(fmt::format("promote {}", o.broker), client->promote(BrokerId{o.broker}));
   }));
 
@@ -265,19 +281,23 @@ void add_client_commands(CLI::App& app, int& exit_code) {
   reassign->add_option("--replicas", o->replicas)->required()->delimiter(',');
   reassign->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     ReplicaList target;
-    for (int32_t id : o.replicas) target.push_back(BrokerId{id});
+    for (int32_t id : o.replicas)
+      target.push_back(BrokerId{id});
     return report("reassign", client->reassign({o.topic, PartitionIndex{o.partition}}, target));
   }));
 
-  auto* set_config = admin->add_subcommand("set-config", "dynamic cluster config (e.g. unclean.leader.election.enable)");
+  auto* set_config = admin->add_subcommand(
+      "set-config", "dynamic cluster config (e.g. unclean.leader.election.enable)");
   o->conn.add_to(set_config);
   set_config->add_option("key", o->key)->required();
   set_config->add_option("value", o->value)->required();
   set_config->callback(run([](const Options& o) {
     auto client = o.conn.connect();
-    if (!client) return 2;
+    if (!client)
+      return 2;
     return report("set-config", client->set_config(o.key, o.value));
   }));
 }

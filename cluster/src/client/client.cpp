@@ -52,7 +52,10 @@ int64_t now_ms() {
 }  // namespace
 
 Client::Client(asio::io_context& io, ClientConfig config)
-    : io_(io), config_(std::move(config)), pool_(io), controllers_(io, pool_, config_.controllers) {}
+    : io_(io),
+      config_(std::move(config)),
+      pool_(io),
+      controllers_(io, pool_, config_.controllers) {}
 
 awaitable<void> Client::sleep(std::chrono::milliseconds d) {
   asio::steady_timer t(io_, d);
@@ -60,15 +63,18 @@ awaitable<void> Client::sleep(std::chrono::milliseconds d) {
 }
 
 void Client::learn(const MetadataResponse& md) {
-  for (const auto& b : md.brokers) brokers_[b.id] = b.client_endpoint;
+  for (const auto& b : md.brokers)
+    brokers_[b.id] = b.client_endpoint;
   for (const auto& p : md.partitions) {
-    if (p.error == errc::none || p.error == errc::leader_not_available) leaders_[p.tp] = p;
+    if (p.error == errc::none || p.error == errc::leader_not_available)
+      leaders_[p.tp] = p;
   }
 }
 
 std::optional<PartitionMetadata> Client::cached(const TopicPartition& tp) const {
   auto it = leaders_.find(tp);
-  if (it == leaders_.end()) return std::nullopt;
+  if (it == leaders_.end())
+    return std::nullopt;
   return it->second;
 }
 
@@ -84,7 +90,8 @@ awaitable<std::optional<MetadataResponse>> Client::metadata(std::vector<std::str
     MetadataRequest req;
     req.topics = topics;
     CallResult res = co_await pool_.get(ep).call(std::move(req), config_.request_timeout);
-    if (res.error) continue;
+    if (res.error)
+      continue;
     auto& md = std::get<MetadataResponse>(res.response);
     next_bootstrap_ = (next_bootstrap_ + i) % candidates.size();
     learn(md);
@@ -97,7 +104,8 @@ awaitable<std::optional<MetadataResponse>> Client::metadata(std::vector<std::str
 awaitable<std::optional<MetadataResponse>> Client::controller_metadata() {
   MetadataRequest req;
   CallResult res = co_await call_controller(std::move(req));
-  if (res.error) co_return std::nullopt;
+  if (res.error)
+    co_return std::nullopt;
   auto& md = std::get<MetadataResponse>(res.response);
   learn(md);
   co_return md;
@@ -139,7 +147,8 @@ awaitable<std::optional<MetadataResponse>> Client::watch_metadata(
   req.seen_metadata_offset = seen_offset;
   req.max_wait_ms = static_cast<int32_t>(std::max<int64_t>(max_wait.count(), 0));
   CallResult res = co_await call_controller(std::move(req), max_wait);
-  if (res.error) co_return std::nullopt;
+  if (res.error)
+    co_return std::nullopt;
   auto& md = std::get<MetadataResponse>(res.response);
   learn(md);
   co_return md;
@@ -148,7 +157,8 @@ awaitable<std::optional<MetadataResponse>> Client::watch_metadata(
 awaitable<SendResult> Client::send(TopicPartition tp, std::vector<std::string> values, Acks acks) {
   auto deadline = Clock::now() + config_.delivery_timeout;
   BatchBuilder builder(now_ms());
-  for (const auto& v : values) builder.add(std::nullopt, v);
+  for (const auto& v : values)
+    builder.add(std::nullopt, v);
   std::string batch = builder.finish();
   SendResult result;
   while (true) {
@@ -164,10 +174,11 @@ awaitable<SendResult> Client::send(TopicPartition tp, std::vector<std::string> v
     // The broker that answered, and the epoch it answered under (-1 without an answer).
     result.leader = leader.leader;
     result.leader_epoch = LeaderEpoch{-1};
-    spdlog::debug("event=send_attempt tp={} attempt={} leader={} transport=\"{}\" maybe_sent={} "
-                  "error={}",
-                  tp, result.attempts, leader.leader, res.error.message(), res.maybe_sent,
-                  res.error ? "-" : errc_name(response_error(res.response)));
+    spdlog::debug(
+        "event=send_attempt tp={} attempt={} leader={} transport=\"{}\" maybe_sent={} "
+        "error={}",
+        tp, result.attempts, leader.leader, res.error.message(), res.maybe_sent,
+        res.error ? "-" : errc_name(response_error(res.response)));
     errc e;
     if (res.error) {
       e = as_errc(res.error);
@@ -216,7 +227,8 @@ awaitable<PollResult> Client::poll(TopicPartition tp, Offset from, int32_t max_b
   req.fetch_offset = from.value();
   req.max_bytes = max_bytes;
   req.max_wait_ms = static_cast<int32_t>(max_wait.count());
-  if (auto c = cached(tp)) req.current_leader_epoch = c->leader_epoch.value();
+  if (auto c = cached(tp))
+    req.current_leader_epoch = c->leader_epoch.value();
   PartitionMetadata leader;
   CallResult res =
       co_await call_leader(tp, std::move(req), config_.request_timeout + max_wait, leader);
@@ -229,14 +241,16 @@ awaitable<PollResult> Client::poll(TopicPartition tp, Offset from, int32_t max_b
     out.error = r.error;
     out.high_watermark = r.high_watermark;
     if (r.error == errc::none) {
-      errc e = decode_records(std::span<const char>(r.records.data(), r.records.size()),
-                              out.records);
+      errc e =
+          decode_records(std::span<const char>(r.records.data(), r.records.size()), out.records);
       // A batch may start below `from`: drop the records before it.
       std::erase_if(out.records, [&](const Record& rec) { return rec.offset < from; });
-      if (e != errc::none) out.error = e;
+      if (e != errc::none)
+        out.error = e;
     }
   }
-  if (out.error != errc::none && out.error != errc::offset_out_of_range) leaders_.erase(tp);
+  if (out.error != errc::none && out.error != errc::offset_out_of_range)
+    leaders_.erase(tp);
   co_return out;
 }
 
@@ -332,7 +346,7 @@ std::optional<MetadataResponse> SyncClient::metadata(std::vector<std::string> to
   return run(client_.metadata(std::move(topics)));
 }
 std::optional<MetadataResponse> SyncClient::watch_metadata(int64_t seen_offset,
-                                                          std::chrono::milliseconds max_wait) {
+                                                           std::chrono::milliseconds max_wait) {
   return run(client_.watch_metadata(seen_offset, max_wait));
 }
 
@@ -350,7 +364,9 @@ ElectLeadersResponse SyncClient::elect_leaders(ElectionType type,
 errc SyncClient::demote(BrokerId broker, const std::string& reason) {
   return run(client_.demote(broker, reason));
 }
-errc SyncClient::promote(BrokerId broker) { return run(client_.promote(broker)); }
+errc SyncClient::promote(BrokerId broker) {
+  return run(client_.promote(broker));
+}
 errc SyncClient::reassign(const TopicPartition& tp, const ReplicaList& replicas) {
   return run(client_.reassign(tp, replicas));
 }
@@ -365,10 +381,12 @@ std::optional<PartitionMetadata> SyncClient::wait_for_leader(
   while (true) {
     if (auto md = metadata({tp.topic})) {
       for (const auto& p : md->partitions) {
-        if (p.tp == tp && p.leader != kNoBroker && (!accept || accept(p))) return p;
+        if (p.tp == tp && p.leader != kNoBroker && (!accept || accept(p)))
+          return p;
       }
     }
-    if (Clock::now() >= deadline) return std::nullopt;
+    if (Clock::now() >= deadline)
+      return std::nullopt;
     std::this_thread::sleep_for(50ms);
   }
 }
@@ -383,13 +401,16 @@ std::optional<std::vector<Record>> SyncClient::read_all(const TopicPartition& tp
       std::this_thread::sleep_for(50ms);
       continue;
     }
-    if (end < 0) end = r.high_watermark;
+    if (end < 0)
+      end = r.high_watermark;
     for (auto& rec : r.records) {
-      if (rec.offset.value() >= end) break;
+      if (rec.offset.value() >= end)
+        break;
       next = Offset{rec.offset.value() + 1};
       out.push_back(std::move(rec));
     }
-    if (next.value() >= end) return out;
+    if (next.value() >= end)
+      return out;
   }
   return std::nullopt;
 }

@@ -17,10 +17,10 @@ ClusterView ClusterView::from(const MetadataImage& image) {
     // Mutant ignore-demotion: leadership priority lost between the metadata and the elections (the
     // demotion is recorded and shown, but no election looks at it), as when a priority or
     // preferred-leader flag is dropped while the controller rebuilds its view of the brokers.
-    if (mutant_active(Mutant::ignore_demotion)) demoted = false;
+    if (mutant_active(Mutant::ignore_demotion))
+      demoted = false;
 #endif
-    view.brokers_.emplace_back(id,
-                               BrokerStatus{b.registered, b.fenced, b.shutting_down, demoted});
+    view.brokers_.emplace_back(id, BrokerStatus{b.registered, b.fenced, b.shutting_down, demoted});
   }
   return view;
 }
@@ -127,14 +127,16 @@ void mutate_offline_election(const PartitionState& p, const ClusterView& view, B
     BrokerId any = pick_leader(p.replicas, view, [](BrokerId) { return true; });
     if (any != kNoBroker) {
       leader = any;
-      if (!isr.contains(any)) isr.push_back(any);
+      if (!isr.contains(any))
+        isr.push_back(any);
     }
   }
   if (mutant_active(Mutant::fenced_stays_in_isr) && leader != kNoBroker) {
     // Mutant fenced-stays-in-isr: a fenced (or departing) broker is not removed from the ISR, so
     // it may be elected when it returns without the records acknowledged meanwhile.
     for (BrokerId b : p.isr) {
-      if (!isr.contains(b)) isr.push_back(b);
+      if (!isr.contains(b))
+        isr.push_back(b);
     }
   }
 }

@@ -1,11 +1,11 @@
 #include "faultline/cluster/controller/metadata.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <boost/crc.hpp>
 #include <cstring>
 #include <type_traits>
-
-#include <fmt/format.h>
 
 namespace faultline::cluster {
 
@@ -553,7 +553,8 @@ void MetadataImage::rebuild_indexes() {
   offline_count_ = 0;
   for (uint32_t t = 0; t < topics_.size(); ++t) {
     const auto& partitions = topics_[t].partitions;
-    topic_by_name_.emplace(topics_[t].name, t);  // a duplicate name keeps the first (decoder checks)
+    topic_by_name_.emplace(topics_[t].name,
+                           t);  // a duplicate name keeps the first (decoder checks)
     partition_count_ += partitions.size();
     for (size_t i = 0; i < partitions.size(); ++i) {
       // Like apply(): the replicas, which during a reassignment include the adding ones. After a
@@ -778,9 +779,8 @@ std::string decode_brokers(Reader& r, std::map<BrokerId, BrokerState>& brokers) 
     if (!r.ok())
       break;
     if (!brokers.empty() && id <= brokers.rbegin()->first)
-      return id == brokers.rbegin()->first
-                 ? fmt::format("duplicate broker id {}", id.value())
-                 : fmt::format("broker id {} out of order", id.value());
+      return id == brokers.rbegin()->first ? fmt::format("duplicate broker id {}", id.value())
+                                           : fmt::format("broker id {} out of order", id.value());
     brokers.emplace_hint(brokers.end(), id, std::move(b));
   }
   return {};

@@ -4,11 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace faultline::cluster {
 
@@ -198,13 +197,13 @@ std::error_code MetadataStore::compact_through(MetadataOffset offset) {
   if (offset < base_)
     return {};
   // The records after `offset`, as they are in the file.
-  auto dropped = static_cast<size_t>(std::min<int64_t>(offset.value() + 1 - base_.value(),
-                                                       static_cast<int64_t>(starts_.size())));
+  auto dropped = static_cast<size_t>(
+      std::min<int64_t>(offset.value() + 1 - base_.value(), static_cast<int64_t>(starts_.size())));
   uint64_t from = dropped < starts_.size() ? starts_[dropped] : end_;
   std::vector<uint8_t> kept(end_ - from);
   for (size_t done = 0; done < kept.size();) {
-    ssize_t n = ::pread(fd_, kept.data() + done, kept.size() - done,
-                        static_cast<off_t>(from + done));
+    ssize_t n =
+        ::pread(fd_, kept.data() + done, kept.size() - done, static_cast<off_t>(from + done));
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -278,8 +277,7 @@ QuorumStateLoad load_quorum_state(const std::filesystem::path& file) {
 std::error_code save_quorum_state(const std::filesystem::path& file, const RaftHardState& state) {
   std::string text =
       nlohmann::json{{"term", state.term}, {"voted_for", state.voted_for}}.dump() + "\n";
-  return replace_file(
-      file, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  return replace_file(file, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
 SnapshotFileLoad load_metadata_snapshot(const std::filesystem::path& file) {

@@ -470,9 +470,9 @@ MetadataOffset RaftNode::retry_point(const Peer& peer, MetadataOffset hint) cons
   MetadataOffset retry = hint.next();
   if (hint >= prev && prev > snapshot_.offset) {
     int64_t conflicting = term_at(prev);
-    auto first_of_term = std::partition_point(
-        log_.begin(), log_.begin() + static_cast<ptrdiff_t>(index_of(prev)),
-        [&](const MetadataEntry& e) { return e.term < conflicting; });
+    auto first_of_term =
+        std::partition_point(log_.begin(), log_.begin() + static_cast<ptrdiff_t>(index_of(prev)),
+                             [&](const MetadataEntry& e) { return e.term < conflicting; });
     retry = MetadataOffset{snapshot_.offset.value() + 1 + (first_of_term - log_.begin())};
   }
   return std::clamp(retry, peer.match.next(), last_offset().next());

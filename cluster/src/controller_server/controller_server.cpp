@@ -3,8 +3,8 @@
 // Threading: one io_context thread; ControllerService is only touched from it.
 #include <spdlog/spdlog.h>
 
-#include <asio.hpp>
 #include <algorithm>
+#include <asio.hpp>
 #include <csignal>
 #include <random>
 
@@ -37,7 +37,8 @@ class ControllerServer final : public RequestHandler {
 
   void stop() {
     stopping_ = true;
-    if (server_) server_->stop();
+    if (server_)
+      server_->stop();
     peers_.close_all();
     wake_waiters();
     io_.stop();
@@ -46,12 +47,16 @@ class ControllerServer final : public RequestHandler {
   uint16_t port() const { return server_ ? server_->port() : 0; }
 
   awaitable<Response> handle(Request request, ListenerKind /*listener*/) override {
-    if (auto* r = std::get_if<QuorumVoteRequest>(&request)) co_return on_vote(*r);
-    if (auto* r = std::get_if<QuorumAppendRequest>(&request)) co_return on_append(*r);
+    if (auto* r = std::get_if<QuorumVoteRequest>(&request))
+      co_return on_vote(*r);
+    if (auto* r = std::get_if<QuorumAppendRequest>(&request))
+      co_return on_append(*r);
     if (auto* r = std::get_if<QuorumInstallSnapshotRequest>(&request))
       co_return on_install_snapshot(*r);
-    if (std::holds_alternative<DescribeQuorumRequest>(request)) co_return describe_quorum();
-    if (std::holds_alternative<ApiVersionsRequest>(request)) co_return ApiVersionsResponse{};
+    if (std::holds_alternative<DescribeQuorumRequest>(request))
+      co_return describe_quorum();
+    if (std::holds_alternative<ApiVersionsRequest>(request))
+      co_return ApiVersionsResponse{};
     if (auto* r = std::get_if<FetchMetadataLogRequest>(&request); r && r->any_voter)
       co_return committed_log(*r);
     if (!service_.active()) {
@@ -89,21 +94,24 @@ class ControllerServer final : public RequestHandler {
   }
 
   Response on_vote(const QuorumVoteRequest& r) {
-    if (!is_voter(r.candidate)) return error_response_for(Request(r), errc::invalid_request);
+    if (!is_voter(r.candidate))
+      return error_response_for(Request(r), errc::invalid_request);
     VoteResponse v = service_.on_vote(r, ControllerClock::now());
     flush_outgoing();
     return QuorumVoteResponse{errc::none, v.term, v.granted, v.pre_vote};
   }
 
   Response on_append(const QuorumAppendRequest& r) {
-    if (!is_voter(r.leader)) return error_response_for(Request(r), errc::invalid_request);
+    if (!is_voter(r.leader))
+      return error_response_for(Request(r), errc::invalid_request);
     AppendResponse a = service_.on_append(r, ControllerClock::now());
     flush_outgoing();
     return QuorumAppendResponse{errc::none, a.term, a.success, a.match_offset};
   }
 
   Response on_install_snapshot(const QuorumInstallSnapshotRequest& r) {
-    if (!is_voter(r.leader)) return error_response_for(Request(r), errc::invalid_request);
+    if (!is_voter(r.leader))
+      return error_response_for(Request(r), errc::invalid_request);
     InstallSnapshotRequest request{r.term, r.leader, {r.last_offset, r.last_term}, r.data};
     AppendResponse a = service_.on_install_snapshot(request, ControllerClock::now());
     flush_outgoing();
@@ -149,16 +157,19 @@ class ControllerServer final : public RequestHandler {
   awaitable<void> send(RaftOutgoing m) {
     const Endpoint* endpoint = nullptr;
     for (const QuorumVoter& v : service_.voters()) {
-      if (v.id == m.to) endpoint = &v.endpoint;
+      if (v.id == m.to)
+        endpoint = &v.endpoint;
     }
-    if (endpoint == nullptr) co_return;
+    if (endpoint == nullptr)
+      co_return;
     bool vote = std::holds_alternative<VoteRequest>(m.message);
     Request request = to_request(std::move(m.message));
     // Half an election timeout: a lost append is retried well before followers give up on us.
     auto timeout = std::max<std::chrono::milliseconds>(config_.quorum_election_timeout / 2, 50ms);
     const auto sent = ControllerClock::now();  // the answer's read lease runs from here
     CallResult res = co_await peers_.get(*endpoint).call_request(std::move(request), timeout);
-    if (stopping_) co_return;
+    if (stopping_)
+      co_return;
     auto now = ControllerClock::now();
     const auto* vr = std::get_if<QuorumVoteResponse>(&res.response);
     std::optional<AppendResponse> ar = append_answer(res.response);
@@ -173,8 +184,10 @@ class ControllerServer final : public RequestHandler {
   }
 
   static Request to_request(RaftMessage message) {
-    if (auto* v = std::get_if<VoteRequest>(&message)) return QuorumVoteRequest(*v);
-    if (auto* a = std::get_if<AppendRequest>(&message)) return QuorumAppendRequest(std::move(*a));
+    if (auto* v = std::get_if<VoteRequest>(&message))
+      return QuorumVoteRequest(*v);
+    if (auto* a = std::get_if<AppendRequest>(&message))
+      return QuorumAppendRequest(std::move(*a));
     auto& s = std::get<InstallSnapshotRequest>(message);
     return QuorumInstallSnapshotRequest{s.term, s.leader, s.snapshot.offset, s.snapshot.term,
                                         std::move(s.data)};
@@ -289,7 +302,8 @@ class ControllerServer final : public RequestHandler {
     if (auto* r = std::get_if<ElectLeadersRequest>(&request)) {
       auto results = service_.elect_leaders(r->type, r->partitions, now);
       ElectLeadersResponse resp;
-      for (auto& pr : results) resp.results.push_back({pr.tp, pr.error});
+      for (auto& pr : results)
+        resp.results.push_back({pr.tp, pr.error});
       co_return resp;
     }
     if (auto* r = std::get_if<DemoteBrokerRequest>(&request)) {
@@ -314,7 +328,8 @@ class ControllerServer final : public RequestHandler {
     }
     if (auto* r = std::get_if<MetadataRequest>(&request)) {
       co_await watch_metadata(*r);
-      if (!service_.active()) co_return error_response_for(request, errc::not_controller);
+      if (!service_.active())
+        co_return error_response_for(request, errc::not_controller);
       co_return metadata(*r);
     }
     // Data-path requests belong to brokers.
@@ -327,12 +342,14 @@ class ControllerServer final : public RequestHandler {
     FetchMetadataLogResponse resp;
     auto log = service_.raft().log();
     const int64_t start = service_.log_start().value();  // offset of log[0]
-    if (req.from.value() < start) resp.snapshot = service_.snapshot_bytes();
+    if (req.from.value() < start)
+      resp.snapshot = service_.snapshot_bytes();
     int64_t end = std::min<int64_t>(service_.committed_offset().value() + 1 - start,
                                     static_cast<int64_t>(log.size()));
     int64_t begin = std::max<int64_t>(req.from.value() - start, 0);
     end = std::min<int64_t>(end, begin + static_cast<int64_t>(req.max_records));
-    for (int64_t i = begin; i < end; ++i) resp.entries.push_back(log[static_cast<size_t>(i)]);
+    for (int64_t i = begin; i < end; ++i)
+      resp.entries.push_back(log[static_cast<size_t>(i)]);
     resp.durable_offset = service_.committed_offset();
     return resp;
   }
@@ -345,9 +362,11 @@ class ControllerServer final : public RequestHandler {
       co_await timer.async_wait(use_tuple);
       std::erase(waiters_, &timer);
     }
-    if (!service_.active()) co_return error_response_for(Request(req), errc::not_controller);
+    if (!service_.active())
+      co_return error_response_for(Request(req), errc::not_controller);
     FetchMetadataLogResponse resp;
-    if (req.from < service_.controller().log_start()) resp.snapshot = service_.snapshot_bytes();
+    if (req.from < service_.controller().log_start())
+      resp.snapshot = service_.snapshot_bytes();
     auto records = service_.records_since(req.from, req.max_records);
     resp.entries.assign(records.begin(), records.end());
     resp.durable_offset = service_.controller().durable_offset();
@@ -371,7 +390,8 @@ class ControllerServer final : public RequestHandler {
   void wake_waiters() {
     auto waiters = std::move(waiters_);
     waiters_.clear();
-    for (auto* t : waiters) t->cancel();
+    for (auto* t : waiters)
+      t->cancel();
   }
 
   // Metadata as brokers answer it, from the controller's image (for admin clients).
@@ -381,7 +401,8 @@ class ControllerServer final : public RequestHandler {
     const auto& image = service_.image();
     resp.metadata_offset = image.applied_offset().value();
     for (const auto& [id, b] : image.brokers()) {
-      if (!b.registered) continue;
+      if (!b.registered)
+        continue;
       BrokerMetadata bm;
       bm.id = id;
       bm.client_endpoint = b.client_endpoint;
@@ -429,7 +450,8 @@ class ControllerServer final : public RequestHandler {
     while (!stopping_) {
       timer.expires_after(interval);
       co_await timer.async_wait(use_tuple);
-      if (stopping_) break;
+      if (stopping_)
+        break;
       service_.tick(ControllerClock::now());
       flush_outgoing();
     }
@@ -450,7 +472,7 @@ int run_controller_process(const ControllerConfig& config) {
   asio::io_context io;
   MetricsEndpoint metrics(config.listener.host, config.metrics_port);
   auto opened = ControllerService::open(config, metrics.registry(), ControllerClock::now(),
-                                       std::random_device{}());
+                                        std::random_device{}());
   if (opened.error) {
     spdlog::error("event=controller_open_failed dir={} error=\"{}\"", config.data_dir.string(),
                   opened.error.message());
@@ -470,7 +492,8 @@ int run_controller_process(const ControllerConfig& config) {
                server.port(), metrics.port());
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const std::error_code& ec, int sig) {
-    if (ec) return;
+    if (ec)
+      return;
     spdlog::info("event=stopping signal={}", sig);
     server.stop();
   });

@@ -101,8 +101,8 @@ ControllerService::OpenResult ControllerService::open(const ControllerConfig& co
   }
   result.replayed_records = opened.records.size();
   result.dropped_tail_bytes = opened.dropped_tail_bytes;
-  RaftNode raft(raft_config(config, voters), state.state, snapshot.point,
-                std::move(opened.records), seed, now);
+  RaftNode raft(raft_config(config, voters), state.state, snapshot.point, std::move(opened.records),
+                seed, now);
   auto service = std::unique_ptr<ControllerService>(
       new ControllerService(config, registry, std::move(opened.store), std::move(raft)));
   service->quorum_state_path_ = std::move(quorum_state_path);
@@ -115,8 +115,7 @@ ControllerService::OpenResult ControllerService::open(const ControllerConfig& co
   return result;
 }
 
-ControllerService::ControllerService(const ControllerConfig& config,
-                                     prometheus::Registry& registry,
+ControllerService::ControllerService(const ControllerConfig& config, prometheus::Registry& registry,
                                      std::unique_ptr<MetadataStore> store, RaftNode raft)
     : config_(config),
       voters_(voters_of(config)),
@@ -184,8 +183,8 @@ void ControllerService::persist(RaftReady& ready) {
 void ControllerService::take_office(ControllerTime now) {
   auto controller = std::make_unique<Controller>(config_, now);
   std::optional<MetadataImage> base = snapshot_image();
-  if (auto ec = controller->replay(raft_.log(), now, raft_.commit_offset(),
-                                   base ? &*base : nullptr)) {
+  if (auto ec =
+          controller->replay(raft_.log(), now, raft_.commit_offset(), base ? &*base : nullptr)) {
     spdlog::critical("event=metadata_replay_failed error=\"{}\"", ec.message());
     std::abort();
   }
@@ -357,14 +356,13 @@ AppendResponse ControllerService::on_append(const AppendRequest& request, Contro
 }
 
 AppendResponse ControllerService::on_install_snapshot(const InstallSnapshotRequest& request,
-                                                     ControllerTime now) {
+                                                      ControllerTime now) {
   std::string why;
   auto snapshot = decode_metadata_snapshot(request.data, &why);
   if (!snapshot || snapshot->last_offset != request.snapshot.offset ||
       snapshot->last_term != request.snapshot.term) {
     spdlog::warn("event=snapshot_refused from={} offset={} error=\"{}\"", request.leader,
-                 request.snapshot.offset.value(),
-                 snapshot ? "point differs from its data" : why);
+                 request.snapshot.offset.value(), snapshot ? "point differs from its data" : why);
     return AppendResponse{raft_.term(), false, raft_.last_offset()};
   }
   arriving_snapshot_ = &request.data;

@@ -385,7 +385,7 @@ void encode(Writer& w, int16_t version, const CreateTopicsResponse& r) {
 
 constexpr ApiKey key_of_response(const Response& response) {
   constexpr std::array<ApiKey, std::variant_size_v<Response>> keys{
-      ApiKey::api_versions, ApiKey::metadata,      ApiKey::produce,
+      ApiKey::api_versions, ApiKey::metadata,     ApiKey::produce,
       ApiKey::fetch,        ApiKey::list_offsets, ApiKey::create_topics};
   return keys[response.index()];
 }

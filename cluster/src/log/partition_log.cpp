@@ -1,8 +1,7 @@
 #include "faultline/cluster/log/partition_log.h"
 
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>

@@ -46,7 +46,8 @@ asio::awaitable<CallResult> ControllerCaller::call_request(Request request, mill
     // With several controllers one attempt gets a share of the call, so a paused or cut-off
     // controller (which answers nothing) leaves time to try the others within the same call.
     if (rotation_.size() > 1)
-      left = std::min(left, std::max(kMinAttempt + hold, timeout / static_cast<int>(rotation_.size())));
+      left = std::min(left,
+                      std::max(kMinAttempt + hold, timeout / static_cast<int>(rotation_.size())));
     Request copy = request;
     result = co_await pool_.get(target).call_request(std::move(copy), left);
     const bool refused = !result.error && response_error(result.response) == errc::not_controller;

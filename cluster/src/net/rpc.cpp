@@ -23,7 +23,8 @@ constexpr auto kConnectTimeout = 1500ms;
 awaitable<std::error_code> read_frame(tcp::socket& socket, uint32_t max_bytes, std::string& body) {
   std::array<char, kFrameSizeBytes> prefix{};
   auto [ec, n] = co_await asio::async_read(socket, asio::buffer(prefix), use_tuple);
-  if (ec) co_return ec;
+  if (ec)
+    co_return ec;
   uint32_t size = 0;
   if (errc e = decode_frame_size(prefix, max_bytes, size); e != errc::none) {
     co_return make_error_code(e);
@@ -61,7 +62,8 @@ template <typename OnError>
 void send(asio::io_context& io, const std::shared_ptr<tcp::socket>& socket,
           const std::shared_ptr<Outbox>& outbox, std::string frame, OnError on_error) {
   outbox->frames.push_back(std::move(frame));
-  if (outbox->writing) return;
+  if (outbox->writing)
+    return;
   outbox->writing = true;
   asio::co_spawn(io, drain(socket, outbox, std::move(on_error)), asio::detached);
 }
@@ -84,7 +86,8 @@ struct RpcServer::Connection {
   std::string peer;
   bool closed = false;
   void close() {
-    if (closed) return;
+    if (closed)
+      return;
     closed = true;
     close_socket(*socket);
   }
@@ -115,31 +118,39 @@ RpcServer::RpcServer(asio::io_context& io, const Endpoint& endpoint, ListenerKin
       max_frame_bytes_(max_frame_bytes),
       port_(acceptor_.local_endpoint().port()) {}
 
-RpcServer::~RpcServer() { stop(); }
+RpcServer::~RpcServer() {
+  stop();
+}
 
-void RpcServer::start() { asio::co_spawn(io_, accept_loop(), asio::detached); }
+void RpcServer::start() {
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+}
 
 void RpcServer::stop() {
-  if (stopped_) return;
+  if (stopped_)
+    return;
   stopped_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
   for (auto& [id, weak] : connections_) {
-    if (auto c = weak.lock()) c->close();
+    if (auto c = weak.lock())
+      c->close();
   }
   connections_.clear();
 }
 
 size_t RpcServer::open_connections() const {
   size_t n = 0;
-  for (const auto& [id, weak] : connections_) n += weak.expired() ? 0 : 1;
+  for (const auto& [id, weak] : connections_)
+    n += weak.expired() ? 0 : 1;
   return n;
 }
 
 awaitable<void> RpcServer::accept_loop() {
   while (!stopped_) {
     auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-    if (stopped_) co_return;
+    if (stopped_)
+      co_return;
     if (ec) {
       // EMFILE and friends: back off instead of spinning.
       spdlog::warn("event=accept_failed port={} error=\"{}\"", port_, ec.message());
@@ -199,7 +210,8 @@ awaitable<void> RpcServer::answer(std::shared_ptr<Connection> c, int32_t correla
     c->close();
     co_return;
   }
-  if (c->closed) co_return;
+  if (c->closed)
+    co_return;
   std::string frame;
   encode_response(correlation_id, response, frame);
   send(io_, c->socket, c->outbox, std::move(frame), [c](std::error_code) { c->close(); });
@@ -232,12 +244,14 @@ struct RpcClient::State {
   void wake_connect_waiters() {
     auto waiters = std::move(connect_waiters);
     connect_waiters.clear();
-    for (auto& t : waiters) t->cancel();
+    for (auto& t : waiters)
+      t->cancel();
   }
 
   // The connection of generation `gen` is gone: every request on it fails.
   void fail(uint64_t gen, std::error_code ec) {
-    if (gen != generation || phase != Phase::connected) return;
+    if (gen != generation || phase != Phase::connected)
+      return;
     phase = Phase::idle;
     close_socket(*socket);
     auto failed = std::move(pending);
@@ -266,13 +280,15 @@ awaitable<void> connect(std::shared_ptr<RpcClient::State> st) {
   if (!ec) {
     asio::steady_timer timeout(st->io, kConnectTimeout);
     timeout.async_wait([socket](std::error_code e) {
-      if (!e) close_socket(*socket);
+      if (!e)
+        close_socket(*socket);
     });
     auto [cec, ep] = co_await asio::async_connect(*socket, results, use_tuple);
     timeout.cancel();
     ec = cec == asio::error::operation_aborted ? asio::error::timed_out : cec;
   }
-  if (gen != st->generation) co_return;  // closed meanwhile
+  if (gen != st->generation)
+    co_return;  // closed meanwhile
   if (ec) {
     st->phase = Phase::idle;
     st->connect_error = ec;
@@ -305,7 +321,8 @@ awaitable<void> read_responses(std::shared_ptr<RpcClient::State> st, uint64_t ge
       co_return;
     }
     auto it = st->pending.find(decoded.correlation_id);
-    if (it == st->pending.end()) continue;  // the caller timed out already
+    if (it == st->pending.end())
+      continue;  // the caller timed out already
     auto p = it->second;
     st->pending.erase(it);
     if (decoded.response.index() != p->expected_index) {
@@ -322,7 +339,9 @@ awaitable<void> read_responses(std::shared_ptr<RpcClient::State> st, uint64_t ge
 RpcClient::RpcClient(asio::io_context& io, Endpoint endpoint)
     : endpoint_(endpoint), state_(std::make_shared<State>(io, std::move(endpoint))) {}
 
-RpcClient::~RpcClient() { close(); }
+RpcClient::~RpcClient() {
+  close();
+}
 
 void RpcClient::close() {
   auto& st = *state_;
@@ -340,7 +359,8 @@ awaitable<CallResult> RpcClient::call_request(Request request, std::chrono::mill
   auto st = state_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   if (st->phase != State::Phase::connected) {
-    if (st->phase == State::Phase::idle) asio::co_spawn(st->io, connect(st), asio::detached);
+    if (st->phase == State::Phase::idle)
+      asio::co_spawn(st->io, connect(st), asio::detached);
     auto waiter = std::make_shared<asio::steady_timer>(st->io, deadline);
     st->connect_waiters.push_back(waiter);
     co_await waiter->async_wait(use_tuple);
@@ -375,12 +395,14 @@ awaitable<CallResult> RpcClient::call_request(Request request, std::chrono::mill
 
 RpcClient& ClientPool::get(const Endpoint& endpoint) {
   auto& slot = clients_[endpoint.str()];
-  if (!slot) slot = std::make_unique<RpcClient>(io_, endpoint);
+  if (!slot)
+    slot = std::make_unique<RpcClient>(io_, endpoint);
   return *slot;
 }
 
 void ClientPool::close_all() {
-  for (auto& [name, client] : clients_) client->close();
+  for (auto& [name, client] : clients_)
+    client->close();
 }
 
 }  // namespace faultline::cluster

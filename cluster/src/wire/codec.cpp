@@ -31,7 +31,7 @@ class Writer {
   explicit Writer(std::string& out) : out_(out) {}
 
   template <typename T>
-    requires std::is_integral_v<T>
+  requires std::is_integral_v<T>
   void integer(T v) {
     using U = std::make_unsigned_t<T>;
     auto u = static_cast<U>(v);
@@ -63,9 +63,10 @@ class Reader {
   explicit Reader(std::span<const char> in) : in_(in) {}
 
   template <typename T>
-    requires std::is_integral_v<T>
+  requires std::is_integral_v<T>
   bool integer(T& v) {
-    if (!take(sizeof(T))) return false;
+    if (!take(sizeof(T)))
+      return false;
     using U = std::make_unsigned_t<T>;
     U u;
     std::memcpy(&u, in_.data() + pos_ - sizeof(T), sizeof(T));
@@ -75,7 +76,8 @@ class Reader {
   }
   bool bytes(std::string& s) {
     int32_t n = 0;
-    if (!integer(n) || n < 0 || static_cast<size_t>(n) > remaining()) return fail();
+    if (!integer(n) || n < 0 || static_cast<size_t>(n) > remaining())
+      return fail();
     s.assign(in_.data() + pos_, static_cast<size_t>(n));
     pos_ += static_cast<size_t>(n);
     return true;
@@ -83,7 +85,8 @@ class Reader {
   // A count of elements that take at least `min_element_bytes` each.
   bool count(uint32_t& n, size_t min_element_bytes) {
     int32_t c = 0;
-    if (!integer(c) || c < 0) return fail();
+    if (!integer(c) || c < 0)
+      return fail();
     if (static_cast<size_t>(c) > remaining() / std::max<size_t>(min_element_bytes, 1))
       return fail();
     n = static_cast<uint32_t>(c);
@@ -95,7 +98,8 @@ class Reader {
 
  private:
   bool take(size_t n) {
-    if (!ok_ || in_.size() - pos_ < n) return fail();
+    if (!ok_ || in_.size() - pos_ < n)
+      return fail();
     pos_ += n;
     return true;
   }
@@ -120,7 +124,9 @@ template <typename T>
 struct is_vector<std::vector<T>> : std::true_type {};
 
 template <typename T>
-concept Message = requires(T& t) { T::fields(t); };
+concept Message = requires(T& t) {
+  T::fields(t);
+};
 
 template <typename T>
 void put(Writer& w, const T& v);
@@ -147,7 +153,8 @@ void put(Writer& w, const T& v) {
     w.integer(v.partition.value());
   } else if constexpr (std::is_same_v<T, ReplicaList>) {
     w.integer(static_cast<int32_t>(v.size()));
-    for (BrokerId id : v) w.integer(id.value());
+    for (BrokerId id : v)
+      w.integer(id.value());
   } else if constexpr (std::is_same_v<T, MetadataEntry>) {
     // The metadata log's own framing (with its CRC) travels as an opaque byte string.
     std::vector<uint8_t> frame;
@@ -158,10 +165,12 @@ void put(Writer& w, const T& v) {
     w.bytes(std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
   } else if constexpr (is_optional<T>::value) {
     put(w, v.has_value());
-    if (v) put(w, *v);
+    if (v)
+      put(w, *v);
   } else if constexpr (is_vector<T>::value) {
     w.integer(static_cast<int32_t>(v.size()));
-    for (const auto& e : v) put(w, e);
+    for (const auto& e : v)
+      put(w, e);
   } else {
     static_assert(Message<T>, "no wire encoding for this type");
     std::apply([&](const auto&... f) { (put(w, f), ...); }, T::fields(v));
@@ -172,7 +181,8 @@ template <typename T>
 bool get(Reader& r, T& v) {
   if constexpr (std::is_same_v<T, bool>) {
     uint8_t b = 0;
-    if (!r.integer(b) || b > 1) return r.fail();
+    if (!r.integer(b) || b > 1)
+      return r.fail();
     v = b == 1;
     return true;
   } else if constexpr (std::is_integral_v<T>) {
@@ -181,12 +191,14 @@ bool get(Reader& r, T& v) {
     // Enum values are not range-checked here: the handlers treat an unknown value as a bad
     // request, and errc values from a newer peer must survive a round trip.
     std::underlying_type_t<T> u{};
-    if (!r.integer(u)) return false;
+    if (!r.integer(u))
+      return false;
     v = static_cast<T>(u);
     return true;
   } else if constexpr (is_named_type<T>::value) {
     typename T::value_type u{};
-    if (!r.integer(u)) return false;
+    if (!r.integer(u))
+      return false;
     v = T{u};
     return true;
   } else if constexpr (std::is_same_v<T, std::string>) {
@@ -195,35 +207,42 @@ bool get(Reader& r, T& v) {
     return r.bytes(v.host) && r.integer(v.port);
   } else if constexpr (std::is_same_v<T, TopicPartition>) {
     int32_t p = 0;
-    if (!r.bytes(v.topic) || !r.integer(p)) return false;
+    if (!r.bytes(v.topic) || !r.integer(p))
+      return false;
     v.partition = PartitionIndex{p};
     return true;
   } else if constexpr (std::is_same_v<T, ReplicaList>) {
     uint32_t n = 0;
-    if (!r.count(n, sizeof(int32_t))) return false;
+    if (!r.count(n, sizeof(int32_t)))
+      return false;
     v.clear();
     for (uint32_t i = 0; i < n; ++i) {
       int32_t id = 0;
-      if (!r.integer(id)) return false;
+      if (!r.integer(id))
+        return false;
       v.push_back(BrokerId{id});
     }
     return true;
   } else if constexpr (std::is_same_v<T, MetadataEntry>) {
     std::string frame;
-    if (!r.bytes(frame)) return false;
+    if (!r.bytes(frame))
+      return false;
     auto decoded = decode_metadata_entry(
         std::span(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()));
-    if (decoded.status != DecodeStatus::ok || decoded.consumed != frame.size()) return r.fail();
+    if (decoded.status != DecodeStatus::ok || decoded.consumed != frame.size())
+      return r.fail();
     v = std::move(decoded.entry);
     return true;
   } else if constexpr (std::is_same_v<T, std::vector<uint8_t>>) {
     std::string bytes;
-    if (!r.bytes(bytes)) return false;
+    if (!r.bytes(bytes))
+      return false;
     v.assign(bytes.begin(), bytes.end());
     return true;
   } else if constexpr (is_optional<T>::value) {
     bool present = false;
-    if (!get(r, present)) return false;
+    if (!get(r, present))
+      return false;
     if (!present) {
       v.reset();
       return true;
@@ -232,11 +251,13 @@ bool get(Reader& r, T& v) {
     return get(r, *v);
   } else if constexpr (is_vector<T>::value) {
     uint32_t n = 0;
-    if (!r.count(n, 1)) return false;
+    if (!r.count(n, 1))
+      return false;
     v.clear();
     v.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
-      if (!get(r, v.emplace_back())) return false;
+      if (!get(r, v.emplace_back()))
+        return false;
     }
     return true;
   } else {
@@ -254,7 +275,8 @@ bool decode_alternative(Reader& r, size_t key, Variant& out, std::index_sequence
 
 template <typename Variant>
 bool decode_variant(Reader& r, size_t key, Variant& out) {
-  if (key >= std::variant_size_v<Variant>) return false;
+  if (key >= std::variant_size_v<Variant>)
+    return false;
   return decode_alternative(r, key, out, std::make_index_sequence<std::variant_size_v<Variant>>{});
 }
 
@@ -272,12 +294,29 @@ void encode_frame(const Header& write_header, const Body& body, std::string& out
 }
 
 constexpr std::array<std::string_view, std::variant_size_v<Request>> kApiNames = {
-    "Produce",        "Fetch",          "ListOffsets",         "OffsetForLeaderEpoch",
-    "Metadata",       "ApiVersions",    "BrokerRegistration",  "BrokerHeartbeat",
-    "FetchMetadataLog", "AlterPartition", "CreateTopic",       "ElectLeaders",
-    "DemoteBroker",   "PromoteBroker",  "Reassign",            "SetConfig",
-    "BrokerHealth",   "ReplicaFetch",   "QuorumVote",     "QuorumAppend",    "DescribeQuorum",
-    "QuorumInstallSnapshot", "AlterPartitions"};
+    "Produce",
+    "Fetch",
+    "ListOffsets",
+    "OffsetForLeaderEpoch",
+    "Metadata",
+    "ApiVersions",
+    "BrokerRegistration",
+    "BrokerHeartbeat",
+    "FetchMetadataLog",
+    "AlterPartition",
+    "CreateTopic",
+    "ElectLeaders",
+    "DemoteBroker",
+    "PromoteBroker",
+    "Reassign",
+    "SetConfig",
+    "BrokerHealth",
+    "ReplicaFetch",
+    "QuorumVote",
+    "QuorumAppend",
+    "DescribeQuorum",
+    "QuorumInstallSnapshot",
+    "AlterPartitions"};
 
 }  // namespace
 
@@ -290,7 +329,8 @@ Response error_response_for(const Request& request, errc error) {
   [&]<size_t... I>(std::index_sequence<I...>) {
     ((request.index() == I ? (out.emplace<I>(), std::get<I>(out).error = error, true) : false),
      ...);
-  }(std::make_index_sequence<std::variant_size_v<Response>>{});
+  }
+  (std::make_index_sequence<std::variant_size_v<Response>>{});
   return out;
 }
 
@@ -321,8 +361,10 @@ errc decode_frame_size(std::span<const char, kFrameSizeBytes> prefix, uint32_t m
                        uint32_t& size) {
   Reader r(prefix);
   r.integer(size);
-  if (size > max_bytes) return errc::frame_too_large;
-  if (size < kResponseHeaderBytes) return errc::malformed_frame;
+  if (size > max_bytes)
+    return errc::frame_too_large;
+  if (size < kResponseHeaderBytes)
+    return errc::malformed_frame;
   return errc::none;
 }
 

@@ -26,11 +26,11 @@
 #include <system_error>
 #include <vector>
 
+#include "faultline/chaos/cluster_definition.h"
 #include "faultline/chaos/faults/adapters.h"
 #include "faultline/chaos/faults/disk.h"
 #include "faultline/chaos/faults/fault.h"
 #include "faultline/chaos/faults/storage.h"
-#include "faultline/chaos/cluster_definition.h"
 #include "faultline/chaos/journal.h"
 #include "faultline/chaos/supervisor.h"
 #include "faultline/chaos/topology.h"
@@ -131,9 +131,9 @@ class ClusterHarness {
   std::string create_topic(const std::string& topic, int partitions, int replication_factor);
 
   // Starts one node's process in its namespace and waits until `port` of `address` accepts.
-  using StartNode = std::function<bool(const NodeInfo&, std::vector<std::string> argv,
-                                       const std::string& address, uint16_t port,
-                                       std::chrono::seconds ready_timeout)>;
+  using StartNode =
+      std::function<bool(const NodeInfo&, std::vector<std::string> argv, const std::string& address,
+                         uint16_t port, std::chrono::seconds ready_timeout)>;
 
  private:
   ClusterHarness() = default;

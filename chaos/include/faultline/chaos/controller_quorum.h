@@ -11,7 +11,6 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <chrono>
 #include <optional>
 #include <set>

@@ -1,7 +1,7 @@
-// The run's network (ARCHITECTURE.md §1): bridges "int" and "ext" in the root namespace (the harness has
-// .1 on both), and per node a network namespace joined to its bridges by veth pairs whose node end
-// is named "int"/"ext" inside the namespace. Built with libnl-route; every resource is journaled
-// before it is created.
+// The run's network (ARCHITECTURE.md §1): bridges "int" and "ext" in the root namespace (the
+// harness has .1 on both), and per node a network namespace joined to its bridges by veth pairs
+// whose node end is named "int"/"ext" inside the namespace. Built with libnl-route; every resource
+// is journaled before it is created.
 //
 // Isolation: each bridge is its own /24 and a node only has the connected route of its own
 // interfaces, so clients (ext only) have no route to the int network. Host sysctls (ip_forward)

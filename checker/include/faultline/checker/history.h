@@ -41,7 +41,7 @@ enum class NemesisKind : uint8_t {
 
 // The producer's acks setting, from the history header ("acks": "all" | "1"); unknown if absent.
 enum class Acks : uint8_t { unknown, all, one };
-std::string_view to_string(Acks a) noexcept;                // "unknown", "all", "1"
+std::string_view to_string(Acks a) noexcept;                 // "unknown", "all", "1"
 std::optional<Acks> acks_from(std::string_view s) noexcept;  // "all" or "1" only
 
 std::string_view to_string(EventType t) noexcept;
@@ -89,10 +89,10 @@ struct Event {
   std::vector<BrokerId> demoted;     // cluster_state
   std::vector<BrokerId> shutting_down;  // cluster_state: controlled shutdown in progress
   bool graceful = false;  // process_exit: it exited after SIGTERM (a controlled shutdown)
-  std::string error;                 // fail/info: why
-  std::string fault;                 // nemesis: fault kind
-  std::string target;                // nemesis: what the fault hit
-  std::size_t line = 0;              // 1-based line in the file (0 when built in memory)
+  std::string error;      // fail/info: why
+  std::string fault;      // nemesis: fault kind
+  std::string target;     // nemesis: what the fault hit
+  std::size_t line = 0;   // 1-based line in the file (0 when built in memory)
 };
 
 // Serialises one event as a single JSON line (no trailing newline).
@@ -151,7 +151,7 @@ struct NemesisEvent {
 struct History {
   int version = kHistoryFormatVersion;
   std::string workload;
-  Acks acks = Acks::unknown;  // from the header
+  Acks acks = Acks::unknown;          // from the header
   std::vector<Operation> ops;         // ordered by invocation
   std::vector<NemesisEvent> nemesis;  // ordered by time
 };

@@ -1,5 +1,6 @@
 // The Kafka-log checker: did the log keep every acknowledged write, in one order, and did every
-// consumer read it in that order? Anomaly names follow Jepsen's Kafka workload (ARCHITECTURE.md §5).
+// consumer read it in that order? Anomaly names follow Jepsen's Kafka workload (ARCHITECTURE.md
+// §5).
 //
 // Values are unique per run, so the version order of a partition comes straight from offsets: the
 // check sorts observations once per partition and is O(n log n) in time, O(n) in memory.

@@ -54,20 +54,20 @@ struct BrokerConfig {
   // Every controller of the quorum (one or more); the broker follows whichever is active
   // (net/controller_rotation.h).
   std::vector<Endpoint> controllers;
-  uint16_t metrics_port = 0;                    // on the internal address; 0 = no exporter
-  milliseconds heartbeat_interval{2000};        // broker.heartbeat.interval.ms
-  milliseconds replica_lag_time_max{30000};     // replica.lag.time.max.ms
-  int min_insync_replicas = 1;                  // min.insync.replicas
-  milliseconds replica_fetch_wait_max{500};     // replica.fetch.wait.max.ms
-  milliseconds request_timeout{30000};          // request.timeout.ms (acks=all wait cap)
+  uint16_t metrics_port = 0;                 // on the internal address; 0 = no exporter
+  milliseconds heartbeat_interval{2000};     // broker.heartbeat.interval.ms
+  milliseconds replica_lag_time_max{30000};  // replica.lag.time.max.ms
+  int min_insync_replicas = 1;               // min.insync.replicas
+  milliseconds replica_fetch_wait_max{500};  // replica.fetch.wait.max.ms
+  milliseconds request_timeout{30000};       // request.timeout.ms (acks=all wait cap)
   milliseconds controlled_shutdown_timeout{30000};
-  bool flush_every_batch = false;               // log.flush.interval.messages=1 when true
-  milliseconds flush_interval{1000};            // log.flush.interval.ms
+  bool flush_every_batch = false;     // log.flush.interval.messages=1 when true
+  milliseconds flush_interval{1000};  // log.flush.interval.ms
   // No periodic fsync of the logs at all (Kafka's default: the OS decides); the high-watermark
   // checkpoint is still written every flush_interval.
   bool flush_never = false;
-  int64_t segment_bytes = 64ll << 20;           // log.segment.bytes
-  int32_t replica_fetch_max_bytes = 4 << 20;    // replica.fetch.max.bytes
+  int64_t segment_bytes = 64ll << 20;         // log.segment.bytes
+  int32_t replica_fetch_max_bytes = 4 << 20;  // replica.fetch.max.bytes
   // Append+fsync of a canary file in the data dir, read by faultline-probe; 0 = no canary.
   milliseconds storage_canary_interval{1000};
 };
@@ -76,10 +76,10 @@ struct ControllerConfig {
   std::filesystem::path data_dir = "controller";
   Endpoint listener{"127.0.0.1", 0};
   uint16_t metrics_port = 0;
-  milliseconds session_timeout{9000};             // broker.session.timeout.ms
+  milliseconds session_timeout{9000};  // broker.session.timeout.ms
   int default_min_insync_replicas = 1;
-  bool unclean_leader_election = false;           // unclean.leader.election.enable
-  bool auto_leader_rebalance = true;              // auto.leader.rebalance.enable
+  bool unclean_leader_election = false;  // unclean.leader.election.enable
+  bool auto_leader_rebalance = true;     // auto.leader.rebalance.enable
   std::chrono::seconds leader_imbalance_check_interval{300};
   int leader_imbalance_per_broker_percentage = 10;
   int rebalance_batch_cap = 1000;

@@ -1,5 +1,5 @@
-// Prometheus metrics of the cluster's processes (ARCHITECTURE.md §6), exported with prometheus-cpp on
-// the process's internal address. Names start with faultline_ and carry their unit.
+// Prometheus metrics of the cluster's processes (ARCHITECTURE.md §6), exported with prometheus-cpp
+// on the process's internal address. Names start with faultline_ and carry their unit.
 //
 // Threading: prometheus-cpp metrics are thread-safe; the exposer serves scrapes on its own threads.
 #pragma once
@@ -66,7 +66,9 @@ class QuorumMetrics {
     leaderless_seconds_.Observe(leaderless.count());
   }
   // A record went from proposal to majority commit in `latency` (active controller only).
-  void committed(std::chrono::duration<double> latency) { commit_seconds_.Observe(latency.count()); }
+  void committed(std::chrono::duration<double> latency) {
+    commit_seconds_.Observe(latency.count());
+  }
   void set_state(bool active, int64_t epoch) {
     active_.Set(active ? 1 : 0);
     epoch_.Set(static_cast<double>(epoch));

@@ -1,5 +1,5 @@
-// What the health policy decides, with the evidence behind it (ARCHITECTURE.md §4: "every decision is
-// logged with its evidence"). Plain values; to_string() for log lines, to_json() for the run
+// What the health policy decides, with the evidence behind it (ARCHITECTURE.md §4: "every decision
+// is logged with its evidence"). Plain values; to_string() for log lines, to_json() for the run
 // directory and for tests that compare whole decisions.
 #pragma once
 
@@ -25,8 +25,8 @@ enum class Reason : uint8_t {
 
 // Why a demotion the policy wanted was not made this round.
 enum class HeldBack : uint8_t {
-  cap_reached,          // max_demoted brokers are already demoted (by anyone)
-  last_healthy_broker,  // it is the last non-demoted broker: availability wins
+  cap_reached,           // max_demoted brokers are already demoted (by anyone)
+  last_healthy_broker,   // it is the last non-demoted broker: availability wins
   promoted_by_operator,  // someone promoted it after this policy demoted it, within recovery_hold
 };
 
@@ -34,8 +34,8 @@ std::string_view to_string(Action a) noexcept;
 std::string_view to_string(Reason r) noexcept;
 std::string_view to_string(HeldBack h) noexcept;
 
-// The reason string recorded with a demotion in the controller's metadata log (ARCHITECTURE.md §2 item
-// 16): "network-health" or "storage-health".
+// The reason string recorded with a demotion in the controller's metadata log (ARCHITECTURE.md §2
+// item 16): "network-health" or "storage-health".
 std::string_view controller_reason(Reason r) noexcept;
 
 // The numbers a human needs to agree (or not) with a decision. Fields that do not apply to the

@@ -1,5 +1,6 @@
-// The health manager's policy (ARCHITECTURE.md §4): turns reachability and storage observations into
-// demote / promote decisions for the controller's leadership priority (ARCHITECTURE.md §2 item 16).
+// The health manager's policy (ARCHITECTURE.md §4): turns reachability and storage observations
+// into demote / promote decisions for the controller's leadership priority (ARCHITECTURE.md §2 item
+// 16).
 //
 // Pure and deterministic: no I/O, no clock (time arrives inside the observations), no randomness.
 // The shell calls step() once per probing round, sends each decision to the controller, and calls

@@ -38,7 +38,7 @@ struct ProbeOptions {
   std::chrono::milliseconds controller_refresh{1000};
   HealthConfig health;
   std::string metrics_host = "0.0.0.0";
-  uint16_t metrics_port = 0;  // 0: no exporter
+  uint16_t metrics_port = 0;             // 0: no exporter
   std::filesystem::path log_file;        // empty: stderr
   std::filesystem::path decisions_file;  // JSON Lines of decisions and held demotions; empty: none
 

@@ -44,10 +44,10 @@ class StorageReportReader {
  private:
   struct BrokerState {
     uint64_t canary_run = 0;
-    int64_t last_seq = 0;      // the newest completed sample already passed on
-    int64_t overrun_seq = 0;   // the sample whose overrun slots were passed on ...
-    int64_t overrun_slots = 0; // ... and how many of them
-    TimePoint last_at{};       // observations leave in time order, even across answers
+    int64_t last_seq = 0;       // the newest completed sample already passed on
+    int64_t overrun_seq = 0;    // the sample whose overrun slots were passed on ...
+    int64_t overrun_slots = 0;  // ... and how many of them
+    TimePoint last_at{};        // observations leave in time order, even across answers
   };
   std::map<BrokerId, BrokerState> brokers_;
 };

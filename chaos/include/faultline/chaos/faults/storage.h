@@ -38,8 +38,8 @@ class LazyFsMount {
                                            const std::filesystem::path& binary,
                                            const std::string& process_name,
                                            const std::filesystem::path& backing,
-                                           const std::filesystem::path& mount_point,
-                                           uint64_t seed, std::error_code& ec);
+                                           const std::filesystem::path& mount_point, uint64_t seed,
+                                           std::error_code& ec);
   LazyFsMount(LazyFsMount&& other) noexcept;
   LazyFsMount& operator=(LazyFsMount&&) = delete;
   LazyFsMount(const LazyFsMount&) = delete;

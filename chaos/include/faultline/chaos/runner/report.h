@@ -1,5 +1,5 @@
-// report.html: one self-contained page per run directory (ARCHITECTURE.md §6) — the fault windows as
-// shaded bands over time, the leader of every partition over time, write latency and throughput
+// report.html: one self-contained page per run directory (ARCHITECTURE.md §6) — the fault windows
+// as shaded bands over time, the leader of every partition over time, write latency and throughput
 // over time, the checker's anomalies with their evidence, and relative links to the run's files
 // and process logs. Plots are inline SVG drawn here; the page has no scripts, no external fonts
 // or stylesheets and no network references, so it opens from a CI artifact or a copied directory.

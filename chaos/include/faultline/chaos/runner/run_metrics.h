@@ -1,5 +1,5 @@
-// The harness's own Prometheus metrics during `faultline run` (ARCHITECTURE.md §6): how many faults of
-// each kind were injected, and the client-observed write unavailability each one caused.
+// The harness's own Prometheus metrics during `faultline run` (ARCHITECTURE.md §6): how many faults
+// of each kind were injected, and the client-observed write unavailability each one caused.
 #pragma once
 
 #include <prometheus/counter.h>

@@ -1,8 +1,9 @@
-// `faultline run`: one scenario end to end (ARCHITECTURE.md §3, §6, §7). The cluster comes up in the
-// run's namespaces; producers and a consumer record a history through the checker's recorder while
-// the nemesis injects the scenario's seeded schedule; then everything is healed, the partitions
-// are read to the end, and the Kafka-log checker decides. The run directory holds history.jsonl,
-// faults.jsonl, verdict.json, junit.xml, run.json (scenario text and seed, for replay) and logs/.
+// `faultline run`: one scenario end to end (ARCHITECTURE.md §3, §6, §7). The cluster comes up in
+// the run's namespaces; producers and a consumer record a history through the checker's recorder
+// while the nemesis injects the scenario's seeded schedule; then everything is healed, the
+// partitions are read to the end, and the Kafka-log checker decides. The run directory holds
+// history.jsonl, faults.jsonl, verdict.json, junit.xml, run.json (scenario text and seed, for
+// replay) and logs/.
 #pragma once
 
 #include <chrono>
@@ -42,8 +43,8 @@ struct RunOptions {
   std::filesystem::path cluster_definition;
 };
 
-// Exit codes (ARCHITECTURE.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a capability
-// is missing, 4 the harness failed.
+// Exit codes (ARCHITECTURE.md §7): 0 the verdict matches the expectation, 1 it does not, 3 a
+// capability is missing, 4 the harness failed.
 int run_scenario(Scenario scenario, const std::string& scenario_text, const RunOptions& options,
                  std::ostream& out);
 

@@ -14,8 +14,8 @@
 //   every_s = 10                          # with `repeat`/`mix`: a round every 10 s ...
 //   jitter_s = 2                          #   ... plus a seeded 0..2 s
 //   repeat.sequence = [
-//     { fault = "packets", target = "followers(any)", interface = "int", delay_us = 80000, hold_s = 6 },
-//     { after_s = 2, fault = "kill", target = "leader(any)", hold_s = 3 },
+//     { fault = "packets", target = "followers(any)", interface = "int", delay_us = 80000, hold_s =
+//     6 }, { after_s = 2, fault = "kill", target = "leader(any)", hold_s = 3 },
 //   ]
 //   [checks]                              # leadership bounds besides the checker's
 //
@@ -31,7 +31,8 @@
 //   concurrent = [nodes] together
 //   choice = [nodes]    one of them, seeded, by `weight`
 //   repeat = node       rounds every `every_s` (+ seeded `jitter_s`) until the run ends (or
-//                       `times` rounds), a round never starting before the previous one's last planned heal + 0.5 s
+//                       `times` rounds), a round never starting before the previous one's last
+//                       planned heal + 0.5 s
 //   mix = [nodes]       repeat + choice: a seeded draw from the set every round
 // Every node may have `after_s` (delay within its sequence) and `weight` (within a choice).
 //
@@ -68,20 +69,20 @@ struct PartitionRef {
 
 // What a step aims at, resolved against the cluster's metadata at injection time.
 enum class SelectorKind {
-  leader,            // the leader of P
-  followers,         // the replicas of P other than its leader
-  follower,          // one of them, seeded
-  lagging_follower,  // a replica of P outside its ISR (none when every replica is in sync)
-  preferred_leader,  // the first replica of P
-  controller,        // the active controller (c1 with a single controller): kept for old files
+  leader,               // the leader of P
+  followers,            // the replicas of P other than its leader
+  follower,             // one of them, seeded
+  lagging_follower,     // a replica of P outside its ISR (none when every replica is in sync)
+  preferred_leader,     // the first replica of P
+  controller,           // the active controller (c1 with a single controller): kept for old files
   active_controller,    // the active controller node c<k> of the quorum
   controller_follower,  // one live controller other than the active one, seeded
   controller_minority,  // (n-1)/2 controllers: the active one plus seeded others
   all_controllers,      // every controller c1..cN, up or not
-  broker,            // broker N
-  random_broker,     // a seeded pick among the live brokers
-  minority,          // (n-1)/2 brokers, seeded
-  majority,          // n/2+1 brokers, seeded
+  broker,               // broker N
+  random_broker,        // a seeded pick among the live brokers
+  minority,             // (n-1)/2 brokers, seeded
+  majority,             // n/2+1 brokers, seeded
   all_brokers,
   all_nodes,  // every live controller and every broker (partition shapes)
 };
@@ -99,10 +100,10 @@ struct Selector {
 std::optional<Selector> parse_selector(std::string_view text, std::string* why = nullptr);
 
 enum class TriggerKind {
-  leader_change,  // P's leader (or epoch) changed after the step was armed
-  isr_shrink,     // P's ISR lost a member after the step was armed
-  isr_expand,     // a replica joined P's ISR after the step was armed
-  fenced,         // some broker became fenced after the step was armed
+  leader_change,      // P's leader (or epoch) changed after the step was armed
+  isr_shrink,         // P's ISR lost a member after the step was armed
+  isr_expand,         // a replica joined P's ISR after the step was armed
+  fenced,             // some broker became fenced after the step was armed
   controller_change,  // another controller became active (or the same one at a new epoch)
 };
 struct Trigger {
@@ -153,8 +154,8 @@ struct WorkloadShape {
   int producers = 1;  // per partition: each producer process sends to one partition
   int consumers = 1;  // each polls every partition from offset 0
   bool acks_all = true;
-  int rate_per_s = 0;    // per producer; 0 = as fast as acknowledgements come back
-  int value_bytes = 0;   // values are padded to this size (0: just the number)
+  int rate_per_s = 0;   // per producer; 0 = as fast as acknowledgements come back
+  int value_bytes = 0;  // values are padded to this size (0: just the number)
   WorkloadClientKind client = WorkloadClientKind::faultline;
 };
 

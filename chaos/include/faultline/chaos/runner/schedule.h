@@ -48,8 +48,8 @@ struct PartitionView {
   friend bool operator==(const PartitionView&, const PartitionView&) = default;
 };
 struct ClusterSnapshot {
-  int brokers = 3;              // broker ids 1..brokers
-  bool controller_up = true;    // an active controller answered (its metadata is the rest)
+  int brokers = 3;            // broker ids 1..brokers
+  bool controller_up = true;  // an active controller answered (its metadata is the rest)
   // The controller quorum, nodes c1..c<controllers>: which answered DescribeQuorum, and which is
   // active (0: none known, e.g. during an election). Without any answer (a cluster definition,
   // which has no DescribeQuorum), a single controller counts as up and active while
@@ -58,7 +58,7 @@ struct ClusterSnapshot {
   int active_controller = 0;
   int64_t controller_epoch = -1;  // the active controller's epoch
   std::set<int> controllers_up;
-  std::set<int> alive;          // registered and unfenced
+  std::set<int> alive;  // registered and unfenced
   std::set<int> fenced;
   std::set<int> demoted;
   std::map<int, PartitionView> partitions;

@@ -18,8 +18,8 @@ namespace faultline::chaos {
 using StepSet = std::vector<size_t>;  // indices into a run's schedule, ascending
 
 struct DdminResult {
-  StepSet minimal;       // still fails; 1-minimal unless `exhausted`
-  int tests = 0;         // calls of the predicate (each a run)
+  StepSet minimal;         // still fails; 1-minimal unless `exhausted`
+  int tests = 0;           // calls of the predicate (each a run)
   bool exhausted = false;  // stopped at max_tests before the search ended
 };
 
@@ -34,7 +34,8 @@ struct PlannedStep;
 // The scenario `original` (TOML text) with its nemesis replaced by `steps` at their planned
 // times: a `concurrent` group whose steps carry absolute `after_s`, kinds, targets, peers,
 // triggers, holds and every parameter. Parsed and planned again, it gives the same steps.
-std::string minimal_scenario_toml(const std::string& original, const std::vector<PlannedStep>& steps,
+std::string minimal_scenario_toml(const std::string& original,
+                                  const std::vector<PlannedStep>& steps,
                                   std::chrono::seconds duration, uint64_t seed);
 
 struct ShrinkOptions {

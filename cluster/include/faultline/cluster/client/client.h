@@ -1,4 +1,5 @@
-// The cluster's client library: producer, consumer and admin (ARCHITECTURE.md §2, issue "cluster part 1").
+// The cluster's client library: producer, consumer and admin (ARCHITECTURE.md §2, issue "cluster
+// part 1").
 //
 // `Client` is asynchronous (Asio coroutines on the caller's io_context); `SyncClient` wraps it
 // with its own io thread for tests, tools and the workload's threads.
@@ -13,7 +14,6 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <chrono>
 #include <map>
 #include <optional>

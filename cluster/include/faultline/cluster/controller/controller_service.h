@@ -15,11 +15,12 @@
 // the call, within the same epoch). records_since() serves committed records only.
 //
 // Snapshots: once config.metadata_snapshot_records records were committed since the last one, the
-// member saves the committed image up to the older half of them (metadata.snapshot, written before the log is compacted) and
-// compacts the RaftNode, the store and the Controller. A leader sends it to a voter behind its log
-// start (attached to the RaftNode's InstallSnapshotRequest in take_outgoing()); a voter that
-// installs one stores its bytes and starts its log empty after it. Brokers and readers asking for
-// records before log_start() get the snapshot first (snapshot_bytes()).
+// member saves the committed image up to the older half of them (metadata.snapshot, written before
+// the log is compacted) and compacts the RaftNode, the store and the Controller. A leader sends it
+// to a voter behind its log start (attached to the RaftNode's InstallSnapshotRequest in
+// take_outgoing()); a voter that installs one stores its bytes and starts its log empty after it.
+// Brokers and readers asking for records before log_start() get the snapshot first
+// (snapshot_bytes()).
 //
 // Threading: none; the process's event loop serialises calls. `on_commit` (optional) is called
 // after the commit offset moved, so the process can wake metadata long-polls and waiting answers.
@@ -69,8 +70,8 @@ class ControllerService {
   AppendResponse on_install_snapshot(const InstallSnapshotRequest& request, ControllerTime now);
   void on_vote_response(ControllerNodeId from, const VoteResponse& response, ControllerTime now);
   // `sent`: when the request it answers was sent (the read lease, raft.h).
-  void on_append_response(ControllerNodeId from, const AppendResponse& response,
-                          ControllerTime now, ControllerTime sent);
+  void on_append_response(ControllerNodeId from, const AppendResponse& response, ControllerTime now,
+                          ControllerTime sent);
   void on_unreachable(ControllerNodeId peer, ControllerTime now);
   // Messages to other voters produced by the events so far, already safe to send (snapshots
   // with their data attached).
@@ -104,8 +105,8 @@ class ControllerService {
                                  int32_t replication_factor, ControllerTime now);
   AlterPartitionResult alter_partition(const AlterPartitionRequest& request, ControllerTime now);
   // Each request decided on its own, their records proposed (and persisted) together.
-  std::vector<AlterPartitionResult> alter_partitions(std::span<const AlterPartitionRequest> requests,
-                                                     ControllerTime now);
+  std::vector<AlterPartitionResult> alter_partitions(
+      std::span<const AlterPartitionRequest> requests, ControllerTime now);
   std::vector<PartitionElectionResult> elect_leaders(ElectionType type,
                                                      std::span<const TopicPartition> partitions,
                                                      ControllerTime now);

@@ -1,5 +1,5 @@
-// Leader elections (ARCHITECTURE.md §2 items 11-17) as pure functions of one partition's state and a
-// view of broker liveness and priority. No I/O, no clock, no allocation beyond the returned
+// Leader elections (ARCHITECTURE.md §2 items 11-17) as pure functions of one partition's state and
+// a view of broker liveness and priority. No I/O, no clock, no allocation beyond the returned
 // record: the controller calls them for hundreds of thousands of partitions when a broker fails.
 //
 // Every function returns either the partition's complete new state as a PartitionChanged (with the

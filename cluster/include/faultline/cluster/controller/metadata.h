@@ -1,5 +1,5 @@
-// The controller's event-sourced metadata log (ARCHITECTURE.md §2 item 8) and the state machine that
-// replays it.
+// The controller's event-sourced metadata log (ARCHITECTURE.md §2 item 8) and the state machine
+// that replays it.
 //
 // Every controller decision is a MetadataRecord appended at the next MetadataOffset. The
 // controller and every broker keep a MetadataImage and apply the same records in the same order,
@@ -127,10 +127,9 @@ struct ControllerElected {
   friend bool operator==(const ControllerElected&, const ControllerElected&) = default;
 };
 
-using MetadataRecord =
-    std::variant<BrokerRegistered, BrokerFenced, BrokerUnfenced, BrokerControlledShutdown,
-                 TopicCreated, PartitionChanged, BrokerPriorityChanged, ConfigChanged,
-                 ControllerElected>;
+using MetadataRecord = std::variant<BrokerRegistered, BrokerFenced, BrokerUnfenced,
+                                    BrokerControlledShutdown, TopicCreated, PartitionChanged,
+                                    BrokerPriorityChanged, ConfigChanged, ControllerElected>;
 
 struct MetadataEntry {
   MetadataOffset offset;
@@ -140,8 +139,8 @@ struct MetadataEntry {
 };
 
 // ---- binary encoding ---------------------------------------------------------------------------
-// Frame: u32 payload length | u32 CRC32C(payload) | payload; payload = i64 offset | i64 term | u8 type |
-// fields (big-endian integers, u16-length strings, u32-count lists). The same frames are the
+// Frame: u32 payload length | u32 CRC32C(payload) | payload; payload = i64 offset | i64 term | u8
+// type | fields (big-endian integers, u16-length strings, u32-count lists). The same frames are the
 // on-disk log and the wire format of metadata pulls.
 
 inline constexpr size_t kMetadataFrameHeaderBytes = 8;

@@ -46,7 +46,8 @@
 //    stops serving reads on its own, before anyone could be elected in its place. A node that
 //    starts also refuses votes for its first election_timeout, since it has forgotten when it last
 //    heard from a leader. The times are one host's steady clock.
-//  - Snapshots (the thesis's chapter 5, KRaft's metadata snapshots): the shell saves the state as of
+//  - Snapshots (the thesis's chapter 5, KRaft's metadata snapshots): the shell saves the state as
+//  of
 //    a committed offset and calls compact(offset); the entries up to it leave the log, and the
 //    snapshot's (offset, term) takes the place of the last one. A follower that needs an entry
 //    the leader no longer holds gets an InstallSnapshotRequest instead of an append; the shell
@@ -84,7 +85,7 @@ inline constexpr ControllerNodeId kNoNode = -1;
 
 struct RaftConfig {
   ControllerNodeId id = 0;
-  std::vector<ControllerNodeId> voters{0};          // every voter, this node included
+  std::vector<ControllerNodeId> voters{0};           // every voter, this node included
   std::chrono::milliseconds election_timeout{1000};  // controller.quorum.election.timeout.ms
   std::chrono::milliseconds heartbeat_interval{100};
   size_t max_entries_per_append = 2048;
@@ -157,14 +158,14 @@ struct RaftOutgoing {
 
 // What the shell must do after an event, in field order (see the top of this file).
 struct RaftReady {
-  std::optional<RaftHardState> hard_state;    // changed: persist before anything else
+  std::optional<RaftHardState> hard_state;  // changed: persist before anything else
   // A leader's snapshot replaced the whole log: persist the snapshot just received, then start
   // the log empty after its offset (before truncate_after and append, which then apply to it).
   std::optional<RaftSnapshotPoint> install_snapshot;
   std::optional<MetadataOffset> truncate_after;  // drop persisted entries with offset > this
-  std::vector<MetadataEntry> append;            // then persist these
-  std::vector<RaftOutgoing> messages;           // then send these
-  MetadataOffset commit{-1};                    // then apply up to here (never decreases)
+  std::vector<MetadataEntry> append;             // then persist these
+  std::vector<RaftOutgoing> messages;            // then send these
+  MetadataOffset commit{-1};                     // then apply up to here (never decreases)
   bool empty() const {
     return !hard_state && !install_snapshot && !truncate_after && append.empty() &&
            messages.empty();
@@ -177,7 +178,7 @@ std::string_view to_string(RaftRole role) noexcept;
 // The leader's view of one voter, for DescribeQuorum and metrics.
 struct VoterProgress {
   ControllerNodeId id = kNoNode;
-  MetadataOffset match_offset{-1};  // highest offset known replicated there (-1: unknown)
+  MetadataOffset match_offset{-1};       // highest offset known replicated there (-1: unknown)
   std::optional<RaftTime> last_contact;  // last answer from it (the leader itself: now)
 };
 
@@ -297,7 +298,7 @@ class RaftNode {
   std::mt19937_64 rng_;
   RaftTime election_deadline_{};
   std::optional<RaftTime> last_leader_contact_;
-  std::vector<ControllerNodeId> votes_;  // granted (pre-)votes of the current round
+  std::vector<ControllerNodeId> votes_;               // granted (pre-)votes of the current round
   std::unordered_map<ControllerNodeId, Peer> peers_;  // the leader's replication state
   // When this node last became leader: check-quorum gives its followers an election timeout.
   RaftTime leader_since_{};

@@ -1,7 +1,7 @@
 // The leader-epoch history of one partition log: for every leader epoch the log holds records of,
-// the offset of its first record (ARCHITECTURE.md §2.6, Kafka's LeaderEpochFileCache). Followers use it
-// to find where their log diverges from the leader's (KIP-101, KIP-279) instead of truncating to
-// their high watermark.
+// the offset of its first record (ARCHITECTURE.md §2.6, Kafka's LeaderEpochFileCache). Followers
+// use it to find where their log diverges from the leader's (KIP-101, KIP-279) instead of
+// truncating to their high watermark.
 //
 // Pure value type: no I/O. PartitionLog persists it as the `leader-epoch-checkpoint` text file
 // (Kafka's format: a version line "0", a count line, then one "epoch start_offset" line per entry).

@@ -1,4 +1,5 @@
-// The record batch: the unit the partition log stores, replicates and serves (ARCHITECTURE.md §2.7).
+// The record batch: the unit the partition log stores, replicates and serves (ARCHITECTURE.md
+// §2.7).
 //
 // The format is Kafka's v2 batch without varints or compression; all integers are big-endian.
 // Header (61 bytes):

@@ -1,5 +1,6 @@
 // Where a follower truncates its log after asking the leader for the end offset of its latest
-// epoch (ARCHITECTURE.md §2.6; Kafka KIP-101 and KIP-279, AbstractFetcherThread's truncation logic).
+// epoch (ARCHITECTURE.md §2.6; Kafka KIP-101 and KIP-279, AbstractFetcherThread's truncation
+// logic).
 //
 // Protocol: the follower sends its latest epoch E; the leader answers with
 // end_offset_for_epoch(E) = (leader_epoch, leader_end): the largest epoch <= E it knows and where

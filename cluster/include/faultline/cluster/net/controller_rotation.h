@@ -18,7 +18,6 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <vector>

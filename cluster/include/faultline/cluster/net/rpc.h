@@ -10,7 +10,6 @@
 
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <map>

@@ -1,7 +1,7 @@
-// The leader side of one partition's replication rules (ARCHITECTURE.md §2 items 3-5), pure: follower
-// progress, the high watermark, ISR shrink/expand decisions, the single in-flight AlterPartition,
-// and the outcome of acks=all produce requests. The broker's replica manager feeds it fetches,
-// local appends and metadata, and carries out what it returns; time is passed in.
+// The leader side of one partition's replication rules (ARCHITECTURE.md §2 items 3-5), pure:
+// follower progress, the high watermark, ISR shrink/expand decisions, the single in-flight
+// AlterPartition, and the outcome of acks=all produce requests. The broker's replica manager feeds
+// it fetches, local appends and metadata, and carries out what it returns; time is passed in.
 //
 // Lifecycle: one instance per partition this broker leads, created when it becomes leader (a new
 // leader epoch) and dropped when it stops leading (pending produces are then abandoned).

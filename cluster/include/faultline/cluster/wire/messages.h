@@ -77,13 +77,14 @@ struct FetchResponse {
   }
 };
 
-// ---- replication fetch: one request per (follower, leader broker) pair ----------------------------
+// ---- replication fetch: one request per (follower, leader broker) pair
+// ----------------------------
 
 // A follower fetches every partition it replicates from one leader broker in one long-poll (Kafka's
 // multi-partition FetchRequest, without incremental fetch sessions): the leader answers as soon as
-// any of them has records, a divergence or an error for it, or after max_wait_ms. Consumers keep the single-partition
-// Fetch. Each partition is checked on its own (epochs, KIP-320 divergence, follower position for
-// the ISR), exactly as a single-partition follower Fetch would be.
+// any of them has records, a divergence or an error for it, or after max_wait_ms. Consumers keep
+// the single-partition Fetch. Each partition is checked on its own (epochs, KIP-320 divergence,
+// follower position for the ISR), exactly as a single-partition follower Fetch would be.
 struct ReplicaFetchPartition {
   TopicPartition tp;
   int32_t current_leader_epoch = -1;  // the follower's view; fenced/unknown answered per partition
@@ -105,8 +106,8 @@ struct ReplicaFetchRequest {
   int32_t partition_max_bytes = 1 << 20;  // one partition (replica.fetch.max.bytes)
   std::vector<ReplicaFetchPartition> partitions;
   static auto fields(auto& s) {
-    return std::tie(s.replica_id, s.broker_epoch, s.max_wait_ms, s.max_bytes,
-                    s.partition_max_bytes, s.partitions);
+    return std::tie(s.replica_id, s.broker_epoch, s.max_wait_ms, s.max_bytes, s.partition_max_bytes,
+                    s.partitions);
   }
 };
 struct ReplicaFetchPartitionResponse {
@@ -177,8 +178,8 @@ struct BrokerMetadata {
   std::optional<Endpoint> kafka_endpoint;  // its Kafka-protocol listener, if it runs one
   static auto fields(auto& s) {
     return std::tie(s.id, s.client_endpoint, s.internal_endpoint, s.fenced, s.demoted,
-                    s.demotion_reason, s.storage_canary_us, s.storage_canary_error,
-                    s.shutting_down, s.kafka_endpoint);
+                    s.demotion_reason, s.storage_canary_us, s.storage_canary_error, s.shutting_down,
+                    s.kafka_endpoint);
   }
 };
 struct PartitionMetadata {
@@ -271,7 +272,9 @@ struct FetchMetadataLogRequest {
   // Any voter of the controller quorum answers with what it knows is committed (no long-poll),
   // instead of only the active controller: how the harness reads every voter's log back.
   bool any_voter = false;
-  static auto fields(auto& s) { return std::tie(s.from, s.max_records, s.max_wait_ms, s.any_voter); }
+  static auto fields(auto& s) {
+    return std::tie(s.from, s.max_records, s.max_wait_ms, s.any_voter);
+  }
 };
 struct FetchMetadataLogResponse {
   errc error = errc::none;
@@ -280,9 +283,7 @@ struct FetchMetadataLogResponse {
   // When `from` is before the start of the controller's compacted log: its latest snapshot
   // (encode_metadata_snapshot, metadata.h), which `entries` then continue. Empty otherwise.
   std::vector<uint8_t> snapshot;
-  static auto fields(auto& s) {
-    return std::tie(s.error, s.entries, s.durable_offset, s.snapshot);
-  }
+  static auto fields(auto& s) { return std::tie(s.error, s.entries, s.durable_offset, s.snapshot); }
 };
 
 // The controller's AlterPartitionRequest (controller.h) travels as it is.
@@ -373,7 +374,8 @@ struct SetConfigResponse {
   static auto fields(auto& s) { return std::tie(s.error); }
 };
 
-// ---- broker health (read by faultline-probe on the client listener; ARCHITECTURE.md §4) -------------
+// ---- broker health (read by faultline-probe on the client listener; ARCHITECTURE.md §4)
+// -------------
 
 // One append+fsync of the broker's storage canary (a small file in its data dir, written by a
 // thread of its own every canary interval, so a stalled disk never blocks the request path).
@@ -436,8 +438,8 @@ struct QuorumAppendResponse {
   static auto fields(auto& s) { return std::tie(s.error, s.term, s.success, s.match_offset); }
 };
 
-// Many partitions' ISR changes in one request, as Kafka's AlterPartition (KIP-497) carries many: the
-// controller decides each one as it would decide an AlterPartition alone and persists all of
+// Many partitions' ISR changes in one request, as Kafka's AlterPartition (KIP-497) carries many:
+// the controller decides each one as it would decide an AlterPartition alone and persists all of
 // their records together (one fsync, one quorum commit), and answers each in request order. An
 // error in `error` (NOT_CONTROLLER ...) answers every partition: their outcomes are unknown.
 struct AlterPartitionsRequest {
@@ -494,37 +496,39 @@ struct DescribeQuorumResponse {
   int64_t last_offset = -1;
   std::vector<QuorumVoterInfo> voters;
   static auto fields(auto& s) {
-    return std::tie(s.error, s.node_id, s.role, s.leader, s.epoch, s.commit_offset,
-                    s.last_offset, s.voters);
+    return std::tie(s.error, s.node_id, s.role, s.leader, s.epoch, s.commit_offset, s.last_offset,
+                    s.voters);
   }
 };
 
 // ---- the variants: index == api key ------------------------------------------------------------
 
-using Request = std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest,
-                             OffsetForLeaderEpochRequest, MetadataRequest, ApiVersionsRequest,
-                             BrokerRegistrationRequest, BrokerHeartbeatRequest,
-                             FetchMetadataLogRequest, AlterPartitionRequestMsg, CreateTopicRequest,
-                             ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
-                             ReassignRequest, SetConfigRequest, BrokerHealthRequest,
-                             ReplicaFetchRequest, QuorumVoteRequest, QuorumAppendRequest,
-                             DescribeQuorumRequest, QuorumInstallSnapshotRequest,
-                             AlterPartitionsRequest>;
-using Response = std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse,
-                              OffsetForLeaderEpochResponse, MetadataResponse, ApiVersionsResponse,
-                              BrokerRegistrationResponse, BrokerHeartbeatResponse,
-                              FetchMetadataLogResponse, AlterPartitionResponse, CreateTopicResponse,
-                              ElectLeadersResponse, DemoteBrokerResponse, PromoteBrokerResponse,
-                              ReassignResponse, SetConfigResponse, BrokerHealthResponse,
-                              ReplicaFetchResponse, QuorumVoteResponse, QuorumAppendResponse,
-                              DescribeQuorumResponse, QuorumInstallSnapshotResponse,
-                              AlterPartitionsResponse>;
+using Request =
+    std::variant<ProduceRequest, FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest,
+                 MetadataRequest, ApiVersionsRequest, BrokerRegistrationRequest,
+                 BrokerHeartbeatRequest, FetchMetadataLogRequest, AlterPartitionRequestMsg,
+                 CreateTopicRequest, ElectLeadersRequest, DemoteBrokerRequest, PromoteBrokerRequest,
+                 ReassignRequest, SetConfigRequest, BrokerHealthRequest, ReplicaFetchRequest,
+                 QuorumVoteRequest, QuorumAppendRequest, DescribeQuorumRequest,
+                 QuorumInstallSnapshotRequest, AlterPartitionsRequest>;
+using Response =
+    std::variant<ProduceResponse, FetchResponse, ListOffsetsResponse, OffsetForLeaderEpochResponse,
+                 MetadataResponse, ApiVersionsResponse, BrokerRegistrationResponse,
+                 BrokerHeartbeatResponse, FetchMetadataLogResponse, AlterPartitionResponse,
+                 CreateTopicResponse, ElectLeadersResponse, DemoteBrokerResponse,
+                 PromoteBrokerResponse, ReassignResponse, SetConfigResponse, BrokerHealthResponse,
+                 ReplicaFetchResponse, QuorumVoteResponse, QuorumAppendResponse,
+                 DescribeQuorumResponse, QuorumInstallSnapshotResponse, AlterPartitionsResponse>;
 static_assert(std::variant_size_v<Request> == std::variant_size_v<Response>);
 
 using ApiKey = int16_t;
 inline constexpr int16_t kApiVersion = 0;  // every API is at version 0 for now
-inline ApiKey api_key(const Request& r) { return static_cast<ApiKey>(r.index()); }
-inline ApiKey api_key(const Response& r) { return static_cast<ApiKey>(r.index()); }
+inline ApiKey api_key(const Request& r) {
+  return static_cast<ApiKey>(r.index());
+}
+inline ApiKey api_key(const Response& r) {
+  return static_cast<ApiKey>(r.index());
+}
 std::string_view api_name(ApiKey key) noexcept;
 
 // The response type that answers `request`, with `error` set and every other field defaulted.
