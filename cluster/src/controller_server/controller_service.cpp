@@ -156,7 +156,7 @@ void ControllerService::step(ControllerTime now) {
   }
   observe_leader(now);
   apply_commit(ready.commit, now);
-  maybe_snapshot(now);
+  maybe_snapshot();
 }
 
 void ControllerService::persist(RaftReady& ready) {
@@ -286,7 +286,7 @@ std::optional<MetadataImage> ControllerService::snapshot_image() const {
 // Once the log holds `every` committed records after its snapshot, the older half goes into a
 // new snapshot: the newer half stays as records, so a broker or voter only a little behind (a
 // long-poll waiting for the very record that triggered this) gets records, not the whole image.
-void ControllerService::maybe_snapshot(ControllerTime /*now*/) {
+void ControllerService::maybe_snapshot() {
   const int64_t every = config_.metadata_snapshot_records;
   const MetadataOffset commit = raft_.commit_offset();
   if (every > 0 && commit.value() - raft_.snapshot().offset.value() >= every)
@@ -320,7 +320,6 @@ void ControllerService::take_snapshot(MetadataOffset through) {
   if (controller_)
     controller_->compact(through);
   snapshot_bytes_ = std::move(bytes);
-  ++snapshots_taken_;
   spdlog::info("event=metadata_snapshot through={} bytes={} log_left={} took_ms={:.2f}",
                through.value(), snapshot_bytes_.size(), raft_.log().size(),
                std::chrono::duration<double, std::milli>(ControllerClock::now() - started).count());
@@ -336,7 +335,6 @@ void ControllerService::install_snapshot(const RaftSnapshotPoint& point) {
   if (auto ec = store_->reset_after(point.offset))
     die_on_disk_error("reset", ec);
   snapshot_bytes_ = *arriving_snapshot_;
-  ++snapshots_installed_;
   spdlog::info("event=metadata_snapshot_installed through={} term={} bytes={}",
                point.offset.value(), point.term, snapshot_bytes_.size());
 }

@@ -82,9 +82,6 @@ class ControllerService {
   // first offset of the log after it: a reader asking for less needs the snapshot.
   const std::vector<uint8_t>& snapshot_bytes() const { return snapshot_bytes_; }
   MetadataOffset log_start() const { return raft_.snapshot().offset.next(); }
-  // Snapshots this member made or installed since it started.
-  int64_t snapshots_taken() const { return snapshots_taken_; }
-  int64_t snapshots_installed() const { return snapshots_installed_; }
 
   // The last offset proposed by this member, and the quorum's commit offset.
   MetadataOffset proposed_offset() const { return proposed_; }
@@ -139,7 +136,7 @@ class ControllerService {
   void observe_leader(ControllerTime now);
   void publish_elections(MetadataOffset commit, ControllerTime now);
   void publish_broker_metrics();
-  void maybe_snapshot(ControllerTime now);
+  void maybe_snapshot();
   void take_snapshot(MetadataOffset through);
   void install_snapshot(const RaftSnapshotPoint& point);
   std::optional<MetadataImage> snapshot_image() const;
@@ -159,8 +156,6 @@ class ControllerService {
   // What an InstallSnapshotRequest being handled carries, for persist().
   const std::vector<uint8_t>* arriving_snapshot_ = nullptr;
   std::filesystem::path snapshot_path_;
-  int64_t snapshots_taken_ = 0;
-  int64_t snapshots_installed_ = 0;
   ControllerMetrics metrics_;
   QuorumMetrics quorum_metrics_;
   std::map<BrokerId, StorageReport> storage_;
