@@ -1,5 +1,6 @@
-// Where the public oracle histories (shared/oracles/porcupine) are: next to the source tree named
-// by $FAULTLINE_SOURCE_DIR, else next to the source tree this test was built from.
+// Where the public oracle histories are: checker/tests/oracles/porcupine (Porcupine's test data,
+// MIT, copied with its LICENSE.md and README.md) in the source tree named by
+// $FAULTLINE_SOURCE_DIR, else in the source tree this test was built from.
 #pragma once
 
 #include <cstdlib>
@@ -13,7 +14,7 @@ namespace faultline::checker::testing {
 inline std::filesystem::path oracle_dir() {
   const char* env = std::getenv("FAULTLINE_SOURCE_DIR");
   std::filesystem::path source = env && *env ? env : FAULTLINE_DEFAULT_SOURCE_DIR;
-  return source / ".." / "shared" / "oracles" / "porcupine";
+  return source / "checker" / "tests" / "oracles" / "porcupine";
 }
 
 inline std::string read_file(const std::filesystem::path& p) {

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps=11
 if [[ ${1:-} == --reps ]]; then reps=$2; shift 2; fi
-oracles=${1:-../shared/oracles/porcupine}
+oracles=${1:-checker/tests/oracles/porcupine}
 bin=${FAULTLINE_BUILD_DIR:-build}/bin
 for b in faultline faultline-harness; do
   [[ -x $bin/$b ]] || { echo "check_startup.sh: build first ($bin/$b missing)" >&2; exit 2; }
