@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git lld
-  clang libclang-rt-14-dev clang-format
+  clang libclang-rt-14-dev clang-format clang-tidy
   libasio-dev libboost-dev libboost-filesystem-dev
   libnl-3-dev libnl-route-3-dev
   prometheus-cpp-dev

@@ -29,6 +29,13 @@ export FAULTLINE_SOURCE_DIR=$root
 export FAULTLINE_BUILD_DIR=$build
 
 status=0
+echo "== clang-tidy (ci/tidy.sh, .clang-tidy), in the background at the lowest CPU priority"
+# About 10 CPU-minutes. It runs beside the unit, integration and parallel privileged tests (those
+# mostly wait on their own clocks, and at nice 19 it only takes CPU they leave idle) and is waited
+# for before the tests that judge timing.
+nice -n 19 ./ci/tidy.sh >"$build/tidy-summary.log" 2>&1 &
+tidy_pid=$!
+
 echo "== unit tests"
 ctest --test-dir "$build" -L '^unit$' -j"$jobs" --output-on-failure --timeout 300 || status=1
 echo "== integration tests (real processes)"
@@ -42,6 +49,10 @@ timing='Probe|DiskFaults|disk_|gray_failure|SlowFsync|Prometheus|Reproduces'
 ctest --test-dir "$build" -L '^privileged$' -E "$timing" -j2 --output-on-failure --timeout 600 2>&1 |
   tee "$privileged_log" || status=1
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+echo "== clang-tidy (waiting for it to finish)"
+wait "$tidy_pid" || status=1
+cat "$build/tidy-summary.log"
+echo "== privileged tests that judge timing, one at a time"
 ctest --test-dir "$build" -L '^privileged$' -R "$timing" --output-on-failure --timeout 600 2>&1 |
   tee -a "$privileged_log" || status=1
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1

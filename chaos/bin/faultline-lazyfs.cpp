@@ -479,6 +479,7 @@ int serve(LazyFs& state, const std::string& mount_point, bool debug) {
   if (debug)
     arg_text.push_back("-d");
   std::vector<char*> argv;
+  argv.reserve(arg_text.size());
   for (auto& a : arg_text)
     argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());

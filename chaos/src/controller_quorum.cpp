@@ -59,6 +59,7 @@ QuorumLook QuorumClient::describe(std::chrono::milliseconds timeout) {
   for (const auto& endpoint : controllers_)
     pending.push_back(asio::co_spawn(io_, ask(pool_, endpoint, timeout), asio::use_future));
   std::vector<Answer> answers;
+  answers.reserve(pending.size());
   for (auto& f : pending)
     answers.push_back(f.get());
   return summarize(std::move(answers));

@@ -136,10 +136,7 @@ std::vector<NodeInfo> plan_nodes(const TopologySpec& spec, std::string_view pref
 }
 
 Topology::Topology(TopologySpec spec, Journal& journal, std::vector<NodeInfo> nodes)
-    : spec_(std::move(spec)),
-      journal_(journal),
-      prefix_(journal.prefix()),
-      nodes_(std::move(nodes)) {}
+    : spec_(spec), journal_(journal), prefix_(journal.prefix()), nodes_(std::move(nodes)) {}
 
 std::unique_ptr<Topology> Topology::create(const TopologySpec& spec, Journal& journal,
                                            std::error_code& ec) {

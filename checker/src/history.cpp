@@ -227,7 +227,7 @@ class FastScanner {
         if (k == key)
           return std::nullopt;
       }
-      out.emplace_back(std::move(key), std::move(v));
+      out.emplace_back(key, std::move(v));
       skip();
       if (eat(','))
         continue;

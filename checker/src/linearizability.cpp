@@ -744,7 +744,7 @@ PartitionVerdict check_partition(const History& h, ModelKind model, const Partit
     if (one_key) {
       r = search(ops, inner, options, stop);
     } else {
-      MapModel m(keys.size(), std::move(inner));
+      MapModel m(keys.size(), inner);
       r = search(ops, m, options, stop);
     }
   } else {
@@ -752,7 +752,7 @@ PartitionVerdict check_partition(const History& h, ModelKind model, const Partit
     if (one_key) {
       r = search(ops, inner, options, stop);
     } else {
-      MapModel m(keys.size(), std::move(inner));
+      MapModel m(keys.size(), inner);
       r = search(ops, m, options, stop);
     }
   }
@@ -819,6 +819,7 @@ LinearizabilityResult check_linearizable(const History& history, ModelKind model
   // Smallest partitions first: the first invalid one is then the smallest failing partition, and
   // the search can stop there (one hard, valid key need not be searched to the end).
   std::vector<const Partition*> order;
+  order.reserve(by_key.size());
   for (const auto& [key, part] : by_key)
     order.push_back(&part);
   std::stable_sort(order.begin(), order.end(), [](const Partition* a, const Partition* b) {

@@ -10,7 +10,6 @@
 namespace faultline::probes {
 namespace {
 
-using std::chrono::duration_cast;
 using std::chrono::microseconds;
 
 // The lower middle element for an even count: for a broker's own window that asks for more than
@@ -70,7 +69,7 @@ nlohmann::json HealthConfig::to_json() const {
 }
 
 HealthPolicy::HealthPolicy(HealthConfig config, std::span<const BrokerId> brokers)
-    : config_(std::move(config)) {
+    : config_(config) {
   if (auto problem = config_.validate(); !problem.empty())
     throw std::invalid_argument("health policy config: " + problem);
   if (brokers.empty())

@@ -21,6 +21,7 @@ constexpr auto kHeldLogEvery = 5s;
 
 std::vector<BrokerId> ids_of(const std::vector<BrokerTarget>& targets) {
   std::vector<BrokerId> ids;
+  ids.reserve(targets.size());
   for (const auto& t : targets)
     ids.push_back(t.id);
   return ids;

@@ -241,6 +241,7 @@ std::error_code spawn_shaper(const fs::path& binary, const std::string& netns,
   args.push_back("--ready-fd");
   args.push_back(std::to_string(ready[1]));
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args)
     argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -332,6 +332,7 @@ int exec_in_netns(const std::string& netns, const std::vector<std::string>& argv
     return -1;
   std::vector<std::string> args = argv;
   std::vector<char*> cargv;
+  cargv.reserve(args.size() + 1);
   for (auto& a : args)
     cargv.push_back(a.data());
   cargv.push_back(nullptr);

@@ -29,6 +29,7 @@ constexpr size_t kPrefixTail = 20;
 
 std::string controller_names(const std::vector<int>& controllers) {
   std::vector<std::string> names;
+  names.reserve(controllers.size());
   for (int c : controllers)
     names.push_back(fmt::format("c{}", c));
   return names.empty() ? "none" : fmt::format("{}", fmt::join(names, " "));

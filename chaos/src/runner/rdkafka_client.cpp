@@ -203,7 +203,7 @@ bool RdKafkaWorkloadClient::ensure_producer(bool acks_all, std::string& why) {
     why = fmt::format("librdkafka producer: {}", err);
     return false;
   }
-  conf.release();  // rd_kafka_new owns it now
+  static_cast<void>(conf.release());  // rd_kafka_new owns it now
   producer_ = std::move(handle);
   producer_acks_all_ = acks_all;
   return true;
@@ -222,7 +222,7 @@ bool RdKafkaWorkloadClient::ensure_consumer(std::string& why) {
     why = fmt::format("librdkafka consumer: {}", err);
     return false;
   }
-  conf.release();
+  static_cast<void>(conf.release());  // rd_kafka_new owns it now
   handle->rkt = rd_kafka_topic_new(handle->rk, config_.topic.c_str(), nullptr);
   if (handle->rkt == nullptr) {
     why = fmt::format("librdkafka topic: {}", last_error_name());

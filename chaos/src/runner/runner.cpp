@@ -92,12 +92,13 @@ nlohmann::json failover_summary(const nlohmann::json& fault_results) {
     if (f.contains("unavailable_ms") && f.value("injected", false))
       by_kind[f["fault"].get<std::string>()].push_back(f["unavailable_ms"].get<double>() / 1000);
   nlohmann::json out = nlohmann::json::object();
-  for (auto& [kind, v] : by_kind) {
+  for (auto& entry : by_kind) {
+    auto& v = entry.second;  // not a structured binding: clang 14 (clang-tidy) cannot capture one
     std::sort(v.begin(), v.end());
     auto rank = [&](double q) {
       return v[std::min(v.size() - 1, size_t(std::ceil(q * v.size())) - 1)];
     };
-    out[kind] = {
+    out[entry.first] = {
         {"count", v.size()}, {"p50_s", rank(0.5)}, {"p99_s", rank(0.99)}, {"max_s", v.back()}};
   }
   return out;

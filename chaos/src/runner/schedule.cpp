@@ -79,6 +79,7 @@ struct Layout {
 
   const NemesisNode& pick(const std::vector<NemesisNode>& children) {
     std::vector<double> weights;
+    weights.reserve(children.size());
     for (const auto& c : children)
       weights.push_back(c.weight);
     std::discrete_distribution<size_t> d(weights.begin(), weights.end());

@@ -7,7 +7,6 @@
 namespace faultline::cluster {
 
 using asio::awaitable;
-using asio::use_awaitable;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -296,7 +295,7 @@ awaitable<errc> Client::demote(BrokerId broker, std::string reason) {
 awaitable<errc> Client::promote(BrokerId broker) {
   PromoteBrokerRequest req;
   req.broker = broker;
-  CallResult res = co_await call_controller(std::move(req));
+  CallResult res = co_await call_controller(req);
   co_return res.error ? as_errc(res.error) : response_error(res.response);
 }
 

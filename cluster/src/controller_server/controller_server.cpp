@@ -16,7 +16,6 @@
 namespace faultline::cluster {
 
 using asio::awaitable;
-using asio::use_awaitable;
 using namespace std::chrono_literals;
 
 namespace {

@@ -9,7 +9,6 @@
 namespace faultline::cluster {
 
 using asio::awaitable;
-using asio::use_awaitable;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
 
