@@ -74,6 +74,10 @@ std::string_view errc_name(errc e) noexcept {
       return "INCONSISTENT_CLUSTER_ID";
     case errc::unsupported_version:
       return "UNSUPPORTED_VERSION";
+    case errc::fetch_session_id_not_found:
+      return "FETCH_SESSION_ID_NOT_FOUND";
+    case errc::invalid_fetch_session_epoch:
+      return "INVALID_FETCH_SESSION_EPOCH";
     case errc::malformed_frame:
       return "MALFORMED_FRAME";
     case errc::frame_too_large:

@@ -9,6 +9,7 @@
 #include "broker/storage_canary.h"
 #include "faultline/cluster/log/record_batch.h"
 #include "faultline/cluster/log/truncation.h"
+#include "faultline/cluster/replication/fetch_session.h"
 
 #ifdef FAULTLINE_MUTANTS
 #include "faultline/cluster/mutants.h"
@@ -75,7 +76,8 @@ Broker::Broker(asio::io_context& io, BrokerConfig config, MetricsEndpoint& metri
       metrics_(metrics.registry()),
       peers_(io),
       controllers_(io, peers_, config_.controllers),
-      incarnation_(random_incarnation()) {}
+      incarnation_(random_incarnation()),
+      fetch_sessions_(incarnation_) {}
 
 Broker::~Broker() {
   abandon_log_opening_ = true;
@@ -408,7 +410,8 @@ errc Broker::accept_follower_fetch(Partition& p, BrokerId follower, Offset fetch
 // One long-poll for every partition a follower replicates from us. Each partition is answered as
 // a single-partition follower Fetch would be; the poll ends as soon as any of them has records, a
 // divergence or an error for the follower, or after max_wait_ms. The answer lists those and every
-// partition whose HW differs from the one the follower holds.
+// partition whose HW differs from the one the follower holds. In a fetch session the partitions
+// are the session's (the request carries only changes), each with the state the session holds.
 awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, ListenerKind listener) {
   ReplicaFetchResponse resp;
   if (listener == ListenerKind::client || req.replica_id < 0) {
@@ -420,13 +423,22 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
     co_return resp;
   }
   const BrokerId follower{req.replica_id};
-  const size_t n = req.partitions.size();
+  FetchSessionResolution session = fetch_sessions_.resolve(req);
+  if (session.error != errc::none) {
+    spdlog::info("event=fetch_session_refused follower={} session={} epoch={} error={}", follower,
+                 req.session_id, req.session_epoch, errc_name(session.error));
+    resp.error = session.error;
+    co_return resp;
+  }
+  resp.session_id = session.session_id;
+  const std::vector<ReplicaFetchPartition>& parts = session.partitions;
+  const size_t n = parts.size();
   std::vector<ReplicaFetchPartitionResponse> answers(n);
   std::vector<LeaderEpoch> epochs(n);
   std::vector<char> settled(n, 0);  // an error or a divergence: answered, nothing to read
   bool any = false;
   for (size_t i = 0; i < n; ++i) {
-    const auto& part = req.partitions[i];
+    const auto& part = parts[i];
     auto& a = answers[i];
     a.tp = part.tp;
     Partition* p = find(part.tp);
@@ -460,8 +472,8 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
         std::error_code ec;
         int32_t max_bytes =
             static_cast<int32_t>(std::min<int64_t>(std::max(req.partition_max_bytes, 1), budget));
-        a.records = p->log->read(Offset{req.partitions[i].fetch_offset},
-                                 static_cast<size_t>(max_bytes), p->log->log_end_offset(), ec);
+        a.records = p->log->read(Offset{parts[i].fetch_offset}, static_cast<size_t>(max_bytes),
+                                 p->log->log_end_offset(), ec);
         if (ec) {
           a.error = ec == make_error_code(errc::offset_out_of_range) ? errc::offset_out_of_range
                                                                      : errc::unknown_server_error;
@@ -499,11 +511,14 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
       a.high_watermark = high_watermark(*p).value();
       a.log_start_offset = p->log->log_start_offset().value();
       a.log_end_offset = p->log->log_end_offset().value();
-      has_news = has_news || a.high_watermark != req.partitions[i].known_high_watermark;
+      has_news = has_news || a.high_watermark != parts[i].known_high_watermark;
     }
     if (has_news)
       resp.partitions.push_back(std::move(a));
   }
+  // The session now holds, as each answered partition's known HW, the HW this answer carries (the
+  // follower records the same on receipt), so an idle partition is not answered again.
+  fetch_sessions_.on_answered(follower, session.session_id, session.session_epoch, resp.partitions);
   co_return resp;
 }
 
@@ -972,7 +987,10 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
     auto it = fetchers_.find(leader_id);
     return it == fetchers_.end() || it->second.generation != generation ? nullptr : &it->second;
   };
+  // This loop's fetch session with the leader: a restarted fetcher (new generation) opens its own.
+  FetchSessionBuilder session;
   std::vector<TopicPartition> order;
+  std::vector<ReplicaFetchPartition> wanted;
   while (!stopping_) {
     Fetcher* f = current();
     if (f == nullptr || f->partitions.empty())
@@ -994,13 +1012,15 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
     f->rotation += 1;
     auto now = Clock::now();
     auto wait = config_.replica_fetch_wait_max;
-    req.partitions.reserve(order.size());
+    wanted.clear();
+    wanted.reserve(order.size());
     for (const auto& tp : order) {
       Partition* p = find(tp);
       if (p == nullptr)
         continue;
       if (p->fetch_backoff_until > now) {
-        // Come back for it when its backoff ends, not a whole long-poll later.
+        // Come back for it when its backoff ends, not a whole long-poll later. Meanwhile it
+        // leaves the session (forgotten), so the leader does not answer its error on every poll.
         wait = std::min(wait,
                         std::chrono::ceil<std::chrono::milliseconds>(p->fetch_backoff_until - now));
         continue;
@@ -1018,12 +1038,14 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
         part.last_fetched_epoch = -1;
 #endif
       part.known_high_watermark = p->follower_high_watermark.value();
-      req.partitions.push_back(std::move(part));
+      wanted.push_back(std::move(part));
     }
-    if (req.partitions.empty() || log_dir_offline()) {
+    if (wanted.empty() || log_dir_offline()) {
       co_await sleep(wait);
       continue;
     }
+    // Only what changed since the leader last heard of it (everything when no session is open).
+    session.build(wanted, req);
     req.max_wait_ms = static_cast<int32_t>(wait.count());
     Endpoint leader_endpoint = leader->internal_endpoint;
     auto res =
@@ -1032,26 +1054,31 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
     if (current() == nullptr)
       co_return;
     if (res.error) {
+      session.reset();  // the leader may or may not have applied the request: start over
       co_await sleep(kRetryBackoff);
       continue;
     }
     auto& r = std::get<ReplicaFetchResponse>(res.response);
+    session.on_response(r);  // an error drops the session: the next request is a full one
+    if (r.error == errc::fetch_session_id_not_found ||
+        r.error == errc::invalid_fetch_session_epoch) {
+      spdlog::info("event=fetch_session_reset leader={} error={}", leader_id, errc_name(r.error));
+      continue;  // open a new session at once
+    }
     if (r.error != errc::none) {
       co_await sleep(kRetryBackoff);
       continue;
     }
-    std::map<TopicPartition, const ReplicaFetchPartition*> asked;
-    for (const auto& part : req.partitions)
-      asked.emplace(part.tp, &part);
     for (const auto& answer : r.partitions) {
-      auto it = asked.find(answer.tp);
-      if (it == asked.end())
+      // The state the leader answered for (in a session, maybe sent by an earlier request).
+      const ReplicaFetchPartition* asked = session.sent(answer.tp);
+      if (asked == nullptr)
         continue;
       Partition* p = find(answer.tp);
       // Only for the partition as it was asked for: still fetched from this leader, same epoch.
       if (p == nullptr || p->fetching_from != leader_id || p->replication ||
-          p->leader_epoch.value() != it->second->current_leader_epoch ||
-          p->log->log_end_offset().value() != it->second->fetch_offset) {
+          p->leader_epoch.value() != asked->current_leader_epoch ||
+          p->log->log_end_offset().value() != asked->fetch_offset) {
         continue;
       }
       apply_fetched(*p, answer);

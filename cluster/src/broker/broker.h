@@ -34,6 +34,7 @@
 #include "faultline/cluster/metrics.h"
 #include "faultline/cluster/net/controller_rotation.h"
 #include "faultline/cluster/net/rpc.h"
+#include "faultline/cluster/replication/fetch_session.h"
 #include "faultline/cluster/replication/partition_replication.h"
 #include "faultline/cluster/wire/messages.h"
 
@@ -94,7 +95,9 @@ class Broker final : public RequestHandler, public KafkaBackend {
   // One replication fetcher per leader broker this broker follows partitions from: a single
   // long-polling ReplicaFetch carries all of them (so 10k partitions cost 4 fetches in flight per
   // broker, not thousands). A fetcher whose set gained partitions or changed epochs is restarted
-  // (generation bump; the fetch in flight is abandoned and its answer dropped).
+  // (generation bump; the fetch in flight is abandoned and its answer dropped). Each run of
+  // fetcher_loop keeps its own fetch session with the leader (FetchSessionBuilder): a restart
+  // opens a new one with a full request, later polls carry only partitions whose state changed.
   struct Fetcher {
     std::set<TopicPartition> partitions;
     uint64_t generation = 0;
@@ -196,6 +199,8 @@ class Broker final : public RequestHandler, public KafkaBackend {
   std::unique_ptr<StorageCanary> canary_;  // its own thread; null when the interval is 0
 
   uint64_t incarnation_;
+  // Leader side of the followers' fetch sessions (one per follower broker).
+  FetchSessionCache fetch_sessions_;
   BrokerEpoch broker_epoch_{-1};
   bool registered_ = false;
   bool fenced_ = true;

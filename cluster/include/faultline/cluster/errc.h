@@ -43,6 +43,11 @@ enum class errc : int16_t {
   broker_id_not_registered = 102,
   inconsistent_cluster_id = 104,
   unsupported_version = 35,
+  // Replication fetch sessions (replication/fetch_session.h): the leader holds no session of that
+  // id for the follower, or the request's session epoch is not the next one. The follower opens a
+  // new session with a full request.
+  fetch_session_id_not_found = 70,
+  invalid_fetch_session_epoch = 71,
   // KAFKA_STORAGE_ERROR: the partition's log directory is offline on this broker. Answered before
   // any append is tried, so the client may refresh its metadata and retry elsewhere.
   storage_error = 56,

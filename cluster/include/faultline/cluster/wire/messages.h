@@ -81,10 +81,15 @@ struct FetchResponse {
 // ----------------------------
 
 // A follower fetches every partition it replicates from one leader broker in one long-poll (Kafka's
-// multi-partition FetchRequest, without incremental fetch sessions): the leader answers as soon as
-// any of them has records, a divergence or an error for it, or after max_wait_ms. Consumers keep
-// the single-partition Fetch. Each partition is checked on its own (epochs, KIP-320 divergence,
-// follower position for the ISR), exactly as a single-partition follower Fetch would be.
+// multi-partition FetchRequest): the leader answers as soon as any of them has records, a
+// divergence or an error for it, or after max_wait_ms. Consumers keep the single-partition Fetch.
+// Each partition is checked on its own (epochs, KIP-320 divergence, follower position for the
+// ISR), exactly as a single-partition follower Fetch would be.
+//
+// Fetch sessions (KIP-227's idea; replication/fetch_session.h): the leader keeps, per follower,
+// the last fetch state of every partition in the session, so an incremental request lists only
+// the partitions whose state changed and those that left (`forgotten`). The leader still checks
+// every partition of the session on every request (ISR liveness does not depend on resending).
 struct ReplicaFetchPartition {
   TopicPartition tp;
   int32_t current_leader_epoch = -1;  // the follower's view; fenced/unknown answered per partition
@@ -97,17 +102,29 @@ struct ReplicaFetchPartition {
     return std::tie(s.tp, s.current_leader_epoch, s.fetch_offset, s.last_fetched_epoch,
                     s.known_high_watermark);
   }
+  friend bool operator==(const ReplicaFetchPartition&, const ReplicaFetchPartition&) = default;
 };
+// session_epoch values with a meaning of their own (Kafka's INITIAL_EPOCH and FINAL_EPOCH).
+inline constexpr int32_t kFetchSessionOpen = 0;   // with session_id 0: open a new session
+inline constexpr int32_t kFetchSessionless = -1;  // a full fetch outside any session
 struct ReplicaFetchRequest {
   int32_t replica_id = -1;  // the follower (internal listener only)
   int64_t broker_epoch = -1;
   int32_t max_wait_ms = 0;
   int32_t max_bytes = 16 << 20;           // the whole answer (replica.fetch.response.max.bytes)
   int32_t partition_max_bytes = 1 << 20;  // one partition (replica.fetch.max.bytes)
+  // Sessionless and session-opening requests: every partition. Incremental ones: the partitions
+  // added to the session or whose fetch state changed since the follower last sent them.
   std::vector<ReplicaFetchPartition> partitions;
+  // 0: none (sessionless, or opening one). Otherwise the id the leader answered the opening with.
+  int32_t session_id = 0;
+  // kFetchSessionless, kFetchSessionOpen, or the session's next epoch (1, 2, ...) for an
+  // incremental request; the leader refuses any other with INVALID_FETCH_SESSION_EPOCH.
+  int32_t session_epoch = kFetchSessionless;
+  std::vector<TopicPartition> forgotten;  // incremental only: partitions that left the session
   static auto fields(auto& s) {
     return std::tie(s.replica_id, s.broker_epoch, s.max_wait_ms, s.max_bytes, s.partition_max_bytes,
-                    s.partitions);
+                    s.partitions, s.session_id, s.session_epoch, s.forgotten);
   }
 };
 struct ReplicaFetchPartitionResponse {
@@ -124,11 +141,14 @@ struct ReplicaFetchPartitionResponse {
   }
 };
 // Only the partitions with something to say: records, a divergence, an error or another HW than
-// the follower holds.
+// the follower holds (in a session: than the leader last answered or the follower last sent).
 struct ReplicaFetchResponse {
-  errc error = errc::none;  // for the whole request (refused on the client listener)
+  // For the whole request: invalid_request (client listener), storage_error, and the session's
+  // fetch_session_id_not_found / invalid_fetch_session_epoch (the follower then opens a new one).
+  errc error = errc::none;
   std::vector<ReplicaFetchPartitionResponse> partitions;
-  static auto fields(auto& s) { return std::tie(s.error, s.partitions); }
+  int32_t session_id = 0;  // the session this answer belongs to; 0 for a sessionless fetch
+  static auto fields(auto& s) { return std::tie(s.error, s.partitions, s.session_id); }
 };
 
 enum class OffsetSpec : int8_t { earliest = 0, latest = 1, high_watermark = 2 };
@@ -425,7 +445,8 @@ struct QuorumVoteResponse {
 };
 struct QuorumAppendRequest : AppendRequest {
   QuorumAppendRequest() = default;
-  QuorumAppendRequest(const AppendRequest& r) : AppendRequest(r) {}  // NOLINT
+  QuorumAppendRequest(const AppendRequest& r) : AppendRequest(r) {}        // NOLINT
+  QuorumAppendRequest(AppendRequest&& r) : AppendRequest(std::move(r)) {}  // NOLINT
   static auto fields(auto& s) {
     return std::tie(s.term, s.leader, s.prev_offset, s.prev_term, s.entries, s.commit_offset);
   }
