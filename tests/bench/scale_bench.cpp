@@ -1,6 +1,8 @@
-// Partition-count scale benchmark on loopback (issue 3), real processes: 1 controller (or a
-// quorum of 3) and 5 brokers, one topic of N partitions with 3 replicas (N = 1,000 and 10,000;
-// the second argument is the number of controllers).
+// Partition-count scale benchmark on loopback (issue 3, issue 17), real processes: 1 controller
+// (or a quorum of 3) and 5 brokers, one topic of N partitions with 3 replicas (arguments: N, and
+// the number of controllers: 1k, 10k, and 10k with 3 controllers, 3 iterations each; 15k, 50k and
+// 100k, one iteration each (a size whose open files the limits here cannot allow is skipped,
+// with the numbers). Pick sizes with --benchmark_filter, e.g. 'partitions:10000/').
 //
 //   create_to_full_isr_s   from CreateTopic until the controller lists every partition with a
 //                          leader and all 3 replicas in the ISR, and every broker has applied
@@ -8,20 +10,31 @@
 //   idle_cpu_pct_*         each broker's and the controller's CPU (user+system, % of one core)
 //                          over 10 s with nothing produced; the ISRs must stay full meanwhile
 //                          (a follower that stops fetching a partition is shrunk out of it)
-//   shutdown_exit_ms       SIGTERM (controlled shutdown) of the broker leading the most
-//                          partitions until the process exited; it must lead nothing by then
-//   leaders_moved_ms       SIGTERM until every partition it led has another leader
-//   elections_per_s        the partitions it led over leaders_moved_ms: the controller's election
-//                          rate, each election a committed metadata record (with a quorum, one
-//                          replicated to a majority of the controllers first)
-//   rejoin_s               restart of that broker until every ISR is full again
-// Medians over the iterations (a different broker each time: the one leading the most). Every
-// iteration also writes one acks=all record to 100 partitions spread over the topic, before the
-// shutdown and after it, and fails if any write is not acknowledged.
+// Then each iteration takes the broker leading the most partitions away twice, and brings it
+// back each time; the counters of the two departures are prefixed shutdown_ and kill_:
+//   shutdown_  SIGTERM, a controlled shutdown: the broker asks the controller to move its
+//              leaders away before it exits
+//   kill_      SIGKILL: the controller notices when the broker's session times out (3 s here),
+//              and the restarted broker recovers its logs from an unclean shutdown
+//   *_victim_led           partitions the departing broker led
+//   *_exit_ms              signal until the process exited
+//   *_fenced_ms            signal until the controller's metadata shows the broker fenced
+//   *_leaders_moved_ms     signal until every partition it led has another leader
+//   shutdown_elections_per_s  its partitions over shutdown_leaders_moved_ms: the controller's
+//                          election rate, each election a committed metadata record (with a
+//                          quorum, replicated to a majority first). Polled (every 10 ms, 1 ms per
+//                          1k partitions for larger topics), so a lower bound. After SIGKILL the
+//                          controller fences the broker and elects new leaders for all its
+//                          partitions in one step, so kill_fenced_ms and kill_leaders_moved_ms
+//                          are one poll apart at most: no rate can be read from them
+//   *_rejoin_s             restart of that broker until every ISR is full again
+// Medians over the iterations. Every departure is framed by one acks=all record to each of 100
+// partitions spread over the topic, before and after, and fails if any write is not acknowledged.
 //
 // Run from the build directory (it starts build/bin/faultline-*): cd build && bench/scale_bench
 // Heavier than the other benchmarks: about 2 minutes per iteration at 10k partitions here.
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -174,9 +187,177 @@ void fail(benchmark::State& state, LocalCluster& cluster, const std::string& wha
   state.SkipWithError((what + " (logs: scale_bench_failure.log)").c_str());
 }
 
+// How often the benchmark polls the controller's metadata while it waits: every 10 ms, and less
+// often for large topics (each poll lists every partition and costs the controller CPU that the
+// elections being measured need).
+std::chrono::milliseconds poll_interval(int partitions) {
+  return std::chrono::milliseconds(std::max(10, partitions / 1000));
+}
+
+// The broker leading the most partitions, and how many it leads.
+std::pair<int, int> busiest(const TopicView& v) {
+  auto most = std::max_element(v.leaders.begin(), v.leaders.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  return *most;
+}
+
+// True when every partition `victim` led in `before` has another leader in `now`.
+bool leaders_moved(const TopicView& before, const TopicView& now, int victim) {
+  for (size_t p = 0; p < before.leader_of.size(); ++p) {
+    if (before.leader_of[p] != victim)
+      continue;
+    if (now.leader_of[p] == -1 || now.leader_of[p] == victim)
+      return false;
+  }
+  return true;
+}
+
+// What one broker's departure took, in seconds from the signal (-1: did not happen in time).
+struct Departure {
+  double exited = -1;  // the process exited
+  double fenced = -1;  // the controller's metadata lists a fenced broker
+  double moved = -1;   // every partition it led has another leader
+};
+
+Departure watch_departure(LocalCluster& cluster, SyncClient& admin, const std::string& topic,
+                          const TopicView& before, int victim, Clock::time_point signalled,
+                          std::chrono::seconds timeout) {
+  const int partitions = static_cast<int>(before.leader_of.size());
+  Departure d;
+  auto deadline = signalled + timeout;
+  while ((d.exited < 0 || d.moved < 0) && Clock::now() < deadline) {
+    if (d.exited < 0 && cluster.broker(victim).wait_for(0ms) >= 0)
+      d.exited = seconds_since(signalled);
+    if (d.moved < 0) {
+      if (auto v = view_topic(admin, topic, partitions)) {
+        if (d.fenced < 0 && v->fenced_brokers > 0)
+          d.fenced = seconds_since(signalled);
+        if (leaders_moved(before, *v, victim))
+          d.moved = seconds_since(signalled);
+      }
+    }
+    std::this_thread::sleep_for(poll_interval(partitions));
+  }
+  return d;
+}
+
+// Everything a stage needs; a stage returns an empty string or what failed.
+struct ScaleRun {
+  LocalCluster& cluster;
+  SyncClient& admin;
+  std::string topic;
+  int partitions;
+  std::vector<int> brokers;
+  std::chrono::seconds timeout;
+  std::map<std::string, std::vector<double>> samples;  // counter name -> one value per iteration
+};
+
+std::string check_writes(ScaleRun& run, const char* when) {
+  if (write_sample(run.cluster, run.topic, run.partitions) != std::min(run.partitions, 100))
+    return std::string("an acks=all write ") + when + " was not acknowledged";
+  return "";
+}
+
+// Stops the busiest broker with `sig` (SIGTERM: controlled shutdown; SIGKILL: a crash, found by
+// the controller when its session times out), then restarts it until every ISR is full again.
+// Counters are prefixed with `name`.
+std::string depart_and_rejoin(ScaleRun& run, int sig, const std::string& name,
+                              double* iteration_time) {
+  if (auto e = check_writes(run, ("before the " + name).c_str()); !e.empty())
+    return e;
+  auto before = view_topic(run.admin, run.topic, run.partitions);
+  if (!before || !before->complete)
+    return "no complete view of the topic before the " + name;
+  auto [victim, led] = busiest(*before);
+  run.samples[name + "_victim_led"].push_back(led);
+
+  auto signalled = Clock::now();
+  run.cluster.broker(victim).signal(sig);
+  Departure d =
+      watch_departure(run.cluster, run.admin, run.topic, *before, victim, signalled, run.timeout);
+  if (d.exited < 0 || d.moved < 0)
+    return "the " + name + " did not complete in time";
+  auto after = view_topic(run.admin, run.topic, run.partitions);
+  if (!after || after->offline != 0 || after->leaders.count(victim) != 0)
+    return "after the " + name + " the broker still leads partitions, or some are offline";
+  run.samples[name + "_exit_ms"].push_back(d.exited * 1000);
+  run.samples[name + "_leaders_moved_ms"].push_back(d.moved * 1000);
+  if (d.fenced >= 0)
+    run.samples[name + "_fenced_ms"].push_back(d.fenced * 1000);
+  if (sig == SIGTERM)
+    run.samples[name + "_elections_per_s"].push_back(led / d.moved);
+  if (iteration_time != nullptr)
+    *iteration_time = d.exited;
+  if (auto e = check_writes(run, ("after the " + name).c_str()); !e.empty())
+    return e;
+
+  auto restarted_at = Clock::now();
+  run.cluster.start_broker(victim);
+  if (!wait_full_isr(run.cluster, run.admin, run.topic, run.partitions, run.brokers, run.timeout))
+    return "the broker restarted after the " + name + " never rejoined every ISR";
+  run.samples[name + "_rejoin_s"].push_back(seconds_since(restarted_at));
+  return "";
+}
+
+// Creates the topic and waits for full ISR; then measures every process's CPU while idle.
+std::string create_and_idle(ScaleRun& run, benchmark::State& state) {
+  auto created_at = Clock::now();
+  auto created = run.admin.create_topic(run.topic, run.partitions, 3);
+  if (created.error != errc::none)
+    return "CreateTopic failed";
+  if (!wait_full_isr(run.cluster, run.admin, run.topic, run.partitions, run.brokers, run.timeout))
+    return "the topic never reached full ISR";
+  state.counters["create_to_full_isr_s"] = seconds_since(created_at);
+
+  // Idle: nothing produced; followers long-poll, leaders check ISRs, brokers heartbeat.
+  std::map<int, double> cpu_before;
+  for (int id : run.brokers)
+    cpu_before[id] = cpu_seconds(run.cluster.broker(id).pid());
+  double controller_before = cpu_seconds(run.cluster.controller().pid());
+  auto idle_from = Clock::now();
+  std::this_thread::sleep_for(kIdleWindow);
+  double idle_s = seconds_since(idle_from);
+  std::vector<double> broker_cpu;
+  for (int id : run.brokers)
+    broker_cpu.push_back(100 * (cpu_seconds(run.cluster.broker(id).pid()) - cpu_before[id]) /
+                         idle_s);
+  state.counters["idle_cpu_pct_broker_avg"] =
+      std::accumulate(broker_cpu.begin(), broker_cpu.end(), 0.0) / kBrokers;
+  state.counters["idle_cpu_pct_broker_max"] =
+      *std::max_element(broker_cpu.begin(), broker_cpu.end());
+  state.counters["idle_cpu_pct_controller"] =
+      100 * (cpu_seconds(run.cluster.controller().pid()) - controller_before) / idle_s;
+  auto after_idle = view_topic(run.admin, run.topic, run.partitions);
+  if (!after_idle || !after_idle->complete || after_idle->fenced_brokers != 0)
+    return "ISRs shrank or a broker was fenced while idle";
+  return "";
+}
+
+// A broker holds two files open per replica (segment and index; faultline-broker raises its own
+// soft limit to the hard one, or as root to fs.nr_open). Empty when the hard limit suffices.
+std::string open_file_limit_problem(int partitions) {
+  const uint64_t replicas_per_broker =
+      (static_cast<uint64_t>(partitions) * 3 + kBrokers - 1) / kBrokers;
+  const uint64_t needed = 2 * replicas_per_broker + 1000;  // + sockets, checkpoints, the canary
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_max >= needed)
+    return "";
+  rlimit raised{needed, needed};
+  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+    ::setrlimit(RLIMIT_NOFILE, &lim);  // only a probe: the brokers raise their own
+    return "";
+  }
+  return "each broker needs ~" + std::to_string(needed) +
+         " open files and the hard RLIMIT_NOFILE here is " + std::to_string(lim.rlim_max) +
+         ", which this process may not raise (no CAP_SYS_RESOURCE)";
+}
+
 void BM_ControlledShutdownAtScale(benchmark::State& state) {
   const int partitions = static_cast<int>(state.range(0));
-  const std::string topic = "scale";
+  if (auto problem = open_file_limit_problem(partitions); !problem.empty()) {
+    state.SkipWithError(problem.c_str());
+    return;
+  }
   LocalClusterOptions options;
   options.controllers = static_cast<int>(state.range(1));
   options.brokers = kBrokers;
@@ -188,116 +369,29 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
   options.heartbeat_interval_ms = 300;
   options.replica_lag_time_max_ms = 5000;
   LocalCluster cluster(options);
-  std::vector<int> all_brokers;
-  for (int id = 1; id <= kBrokers; ++id)
-    all_brokers.push_back(id);
   SyncClient admin(cluster.client_config());
+  std::vector<int> brokers(kBrokers);
+  std::iota(brokers.begin(), brokers.end(), 1);
+  const auto timeout = std::chrono::seconds(std::max(300, partitions / 100));
+  ScaleRun run{cluster, admin, "scale", partitions, brokers, timeout, {}};
 
-  auto created_at = Clock::now();
-  auto created = admin.create_topic(topic, partitions, 3);
-  if (created.error != errc::none) {
-    fail(state, cluster, "CreateTopic failed");
+  if (auto e = create_and_idle(run, state); !e.empty()) {
+    fail(state, cluster, e);
     return;
   }
-  auto full = wait_full_isr(cluster, admin, topic, partitions, all_brokers, 300s);
-  if (!full) {
-    fail(state, cluster, "the topic never reached full ISR");
-    return;
-  }
-  state.counters["create_to_full_isr_s"] = seconds_since(created_at);
-
-  // Idle: nothing produced; followers long-poll, leaders check ISRs, brokers heartbeat.
-  std::map<int, double> cpu_before;
-  for (int id : all_brokers)
-    cpu_before[id] = cpu_seconds(cluster.broker(id).pid());
-  double controller_before = cpu_seconds(cluster.controller().pid());
-  auto idle_from = Clock::now();
-  std::this_thread::sleep_for(kIdleWindow);
-  double idle_s = seconds_since(idle_from);
-  std::vector<double> broker_cpu;
-  for (int id : all_brokers) {
-    broker_cpu.push_back(100 * (cpu_seconds(cluster.broker(id).pid()) - cpu_before[id]) / idle_s);
-  }
-  state.counters["idle_cpu_pct_broker_avg"] =
-      std::accumulate(broker_cpu.begin(), broker_cpu.end(), 0.0) / kBrokers;
-  state.counters["idle_cpu_pct_broker_max"] =
-      *std::max_element(broker_cpu.begin(), broker_cpu.end());
-  state.counters["idle_cpu_pct_controller"] =
-      100 * (cpu_seconds(cluster.controller().pid()) - controller_before) / idle_s;
-  auto after_idle = view_topic(admin, topic, partitions);
-  if (!after_idle || !after_idle->complete || after_idle->fenced_brokers != 0) {
-    fail(state, cluster, "ISRs shrank or a broker was fenced while idle");
-    return;
-  }
-
-  std::vector<double> exit_ms, moved_ms, rejoin_s, elections_per_s;
   for (auto _ : state) {
-    if (write_sample(cluster, topic, partitions) != std::min(partitions, 100)) {
-      fail(state, cluster, "an acks=all write before the shutdown was not acknowledged");
-      return;
-    }
-    auto before = view_topic(admin, topic, partitions);
-    if (!before || !before->complete) {
-      fail(state, cluster, "no complete view of the topic before the shutdown");
-      return;
-    }
-    auto most = std::max_element(before->leaders.begin(), before->leaders.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; });
-    const int victim = most->first;
-    state.counters["victim_led"] = most->second;
-
-    auto sigterm_at = Clock::now();
-    cluster.broker(victim).signal(SIGTERM);
-    double exited = -1, moved = -1;
-    auto deadline = sigterm_at + 120s;
-    while ((exited < 0 || moved < 0) && Clock::now() < deadline) {
-      if (exited < 0 && cluster.broker(victim).wait_for(0ms) >= 0)
-        exited = seconds_since(sigterm_at);
-      if (moved < 0) {
-        if (auto v = view_topic(admin, topic, partitions)) {
-          bool all_moved = true;
-          for (int p = 0; p < partitions && all_moved; ++p) {
-            if (before->leader_of[static_cast<size_t>(p)] != victim)
-              continue;
-            int now_leader = v->leader_of[static_cast<size_t>(p)];
-            all_moved = now_leader != -1 && now_leader != victim;
-          }
-          if (all_moved)
-            moved = seconds_since(sigterm_at);
-        }
+    double exited = 0;
+    for (auto [sig, name] : {std::pair{SIGTERM, "shutdown"}, std::pair{SIGKILL, "kill"}}) {
+      if (auto e = depart_and_rejoin(run, sig, name, sig == SIGTERM ? &exited : nullptr);
+          !e.empty()) {
+        fail(state, cluster, e);
+        return;
       }
-      std::this_thread::sleep_for(10ms);
     }
-    if (exited < 0 || moved < 0) {
-      fail(state, cluster, "the controlled shutdown did not complete within 120 s");
-      return;
-    }
-    auto after = view_topic(admin, topic, partitions);
-    if (!after || after->offline != 0 || after->leaders.count(victim) != 0) {
-      fail(state, cluster, "the shut-down broker still leads partitions, or some are offline");
-      return;
-    }
-    exit_ms.push_back(exited * 1000);
-    moved_ms.push_back(moved * 1000);
-    elections_per_s.push_back(most->second / moved);
     state.SetIterationTime(exited);
-    if (write_sample(cluster, topic, partitions) != std::min(partitions, 100)) {
-      fail(state, cluster, "an acks=all write after the shutdown was not acknowledged");
-      return;
-    }
-
-    auto restarted_at = Clock::now();
-    cluster.start_broker(victim);
-    if (!wait_full_isr(cluster, admin, topic, partitions, all_brokers, 300s)) {
-      fail(state, cluster, "the restarted broker never rejoined every ISR");
-      return;
-    }
-    rejoin_s.push_back(seconds_since(restarted_at));
   }
-  state.counters["shutdown_exit_ms"] = median(exit_ms);
-  state.counters["leaders_moved_ms"] = median(moved_ms);
-  state.counters["rejoin_s"] = median(rejoin_s);
-  state.counters["elections_per_s"] = median(elections_per_s);
+  for (const auto& [counter, values] : run.samples)
+    state.counters[counter] = median(values);
 }
 BENCHMARK(BM_ControlledShutdownAtScale)
     ->ArgNames({"partitions", "controllers"})
@@ -305,6 +399,16 @@ BENCHMARK(BM_ControlledShutdownAtScale)
     ->Args({10000, 1})
     ->Args({10000, 3})
     ->Iterations(3)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+// Larger topics, one iteration each (minutes per stage):
+//   bench/scale_bench --benchmark_filter='partitions:(15000|50000|100000)/'
+BENCHMARK(BM_ControlledShutdownAtScale)
+    ->ArgNames({"partitions", "controllers"})
+    ->Args({15000, 1})
+    ->Args({50000, 1})
+    ->Args({100000, 1})
+    ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
