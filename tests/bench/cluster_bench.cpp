@@ -1,6 +1,8 @@
 // Whole-cluster benchmarks on loopback (ARCHITECTURE.md §9), real processes:
 //   BM_ProduceAcksAll/N     acks=all, RF=3, 3 brokers, batches of 100 x 1 KiB records, N sends in
 //                           flight spread over 3 partitions: throughput and produce latency.
+//   BM_ProduceAcksAllStream/N  the same with N sends kept in flight all the time (a new send as
+//                           soon as one is acknowledged), as Kafka's producer-perf-test does.
 //   BM_ProduceAcksAllFlush/{plain,lazyfs}_{every_batch,never}/16   the same, 16 in flight, with
 //                           each flush policy, with and without faultline-lazyfs under the brokers
 //                           (root: FUSE mounts), side by side.
@@ -95,6 +97,57 @@ BENCHMARK(BM_ProduceAcksAll)
     ->Arg(1)
     ->Arg(4)
     ->Arg(16)
+    ->MinTime(5.0)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// A producer that keeps N sends in flight all the time (a new one as soon as one is acknowledged),
+// as Kafka's producer-perf-test does; BM_ProduceAcksAll instead sends N and waits for all of them
+// before the next N, so every round ends with the slowest of its sends. One iteration is one
+// acknowledged send.
+void BM_ProduceAcksAllStream(benchmark::State& state) {
+  const int in_flight = static_cast<int>(state.range(0));
+  constexpr int kRecords = 100;
+  constexpr size_t kRecordBytes = 1024;
+  LocalCluster cluster(LocalClusterOptions{});
+  if (!create_topic(cluster, "bench", 3)) {
+    state.SkipWithError("the cluster did not come up");
+    return;
+  }
+  asio::io_context io;
+  Client client(io, cluster.client_config());
+  std::vector<std::string> batch(kRecords, std::string(kRecordBytes, 'x'));
+  std::vector<double> latencies;
+  int failures = 0;
+  int outstanding = 0;
+  int64_t sent = 0;
+  auto spawn = [&] {
+    TopicPartition tp{"bench", PartitionIndex{static_cast<int32_t>(sent++ % 3)}};
+    ++outstanding;
+    asio::co_spawn(io, send_one(client, tp, batch, latencies, failures, outstanding),
+                   asio::detached);
+  };
+  for (int i = 0; i < in_flight; ++i)
+    spawn();
+  for (auto _ : state) {
+    while (outstanding == in_flight)
+      io.run_one();
+    spawn();
+  }
+  while (outstanding > 0)
+    io.run_one();
+  client.close();
+  io.run_for(100ms);
+  state.SetBytesProcessed(state.iterations() * kRecords * static_cast<int64_t>(kRecordBytes));
+  state.counters["p50_ms"] = percentile(latencies, 0.50);
+  state.counters["p99_ms"] = percentile(latencies, 0.99);
+  state.counters["failed_sends"] = failures;
+}
+BENCHMARK(BM_ProduceAcksAllStream)
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Arg(32)
     ->MinTime(5.0)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
