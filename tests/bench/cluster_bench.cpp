@@ -57,37 +57,62 @@ asio::awaitable<void> send_one(Client& client, TopicPartition tp, std::vector<st
   --outstanding;
 }
 
+// What every produce benchmark shares: a cluster with a 3-partition topic, a client, one batch of
+// 100 x 1 KiB records sent round-robin over the partitions, and the outcome of each send.
+struct Producer {
+  static constexpr int kRecords = 100;
+  static constexpr size_t kRecordBytes = 1024;
+
+  explicit Producer(const LocalClusterOptions& options)
+      : cluster(options),
+        up(create_topic(cluster, "bench", 3)),
+        client(io, cluster.client_config()) {}
+
+  void spawn() {
+    TopicPartition tp{"bench", PartitionIndex{static_cast<int32_t>(sent++ % 3)}};
+    ++outstanding;
+    asio::co_spawn(io, send_one(client, tp, batch, latencies, failures, outstanding),
+                   asio::detached);
+  }
+  // Waits for every send, then reports `batches` batches and the latency counters.
+  void finish(benchmark::State& state, int64_t batches) {
+    while (outstanding > 0)
+      io.run_one();
+    client.close();
+    io.run_for(100ms);
+    state.SetBytesProcessed(batches * kRecords * static_cast<int64_t>(kRecordBytes));
+    state.counters["p50_ms"] = percentile(latencies, 0.50);
+    state.counters["p99_ms"] = percentile(latencies, 0.99);
+    state.counters["failed_sends"] = failures;
+  }
+
+  LocalCluster cluster;
+  bool up;
+  asio::io_context io;
+  Client client;
+  std::vector<std::string> batch =
+      std::vector<std::string>(kRecords, std::string(kRecordBytes, 'x'));
+  std::vector<double> latencies;
+  int failures = 0;
+  int outstanding = 0;
+  int64_t sent = 0;
+};
+
+// N sends, then wait for all of them, then the next N.
 void produce_acks_all(benchmark::State& state, const LocalClusterOptions& options) {
   const int in_flight = static_cast<int>(state.range(0));
-  constexpr int kRecords = 100;
-  constexpr size_t kRecordBytes = 1024;
-  LocalCluster cluster(options);
-  if (!create_topic(cluster, "bench", 3)) {
+  Producer producer(options);
+  if (!producer.up) {
     state.SkipWithError("the cluster did not come up");
     return;
   }
-  asio::io_context io;
-  Client client(io, cluster.client_config());
-  std::vector<std::string> batch(kRecords, std::string(kRecordBytes, 'x'));
-  std::vector<double> latencies;
-  int failures = 0;
-  int64_t sent = 0;
   for (auto _ : state) {
-    int outstanding = in_flight;
-    for (int i = 0; i < in_flight; ++i) {
-      TopicPartition tp{"bench", PartitionIndex{static_cast<int32_t>(sent++ % 3)}};
-      asio::co_spawn(io, send_one(client, tp, batch, latencies, failures, outstanding),
-                     asio::detached);
-    }
-    while (outstanding > 0)
-      io.run_one();
+    for (int i = 0; i < in_flight; ++i)
+      producer.spawn();
+    while (producer.outstanding > 0)
+      producer.io.run_one();
   }
-  client.close();
-  io.run_for(100ms);
-  state.SetBytesProcessed(sent * kRecords * static_cast<int64_t>(kRecordBytes));
-  state.counters["p50_ms"] = percentile(latencies, 0.50);
-  state.counters["p99_ms"] = percentile(latencies, 0.99);
-  state.counters["failed_sends"] = failures;
+  producer.finish(state, producer.sent);
 }
 
 void BM_ProduceAcksAll(benchmark::State& state) {
@@ -107,41 +132,19 @@ BENCHMARK(BM_ProduceAcksAll)
 // acknowledged send.
 void BM_ProduceAcksAllStream(benchmark::State& state) {
   const int in_flight = static_cast<int>(state.range(0));
-  constexpr int kRecords = 100;
-  constexpr size_t kRecordBytes = 1024;
-  LocalCluster cluster(LocalClusterOptions{});
-  if (!create_topic(cluster, "bench", 3)) {
+  Producer producer(LocalClusterOptions{});
+  if (!producer.up) {
     state.SkipWithError("the cluster did not come up");
     return;
   }
-  asio::io_context io;
-  Client client(io, cluster.client_config());
-  std::vector<std::string> batch(kRecords, std::string(kRecordBytes, 'x'));
-  std::vector<double> latencies;
-  int failures = 0;
-  int outstanding = 0;
-  int64_t sent = 0;
-  auto spawn = [&] {
-    TopicPartition tp{"bench", PartitionIndex{static_cast<int32_t>(sent++ % 3)}};
-    ++outstanding;
-    asio::co_spawn(io, send_one(client, tp, batch, latencies, failures, outstanding),
-                   asio::detached);
-  };
   for (int i = 0; i < in_flight; ++i)
-    spawn();
+    producer.spawn();
   for (auto _ : state) {
-    while (outstanding == in_flight)
-      io.run_one();
-    spawn();
+    while (producer.outstanding == in_flight)
+      producer.io.run_one();
+    producer.spawn();
   }
-  while (outstanding > 0)
-    io.run_one();
-  client.close();
-  io.run_for(100ms);
-  state.SetBytesProcessed(state.iterations() * kRecords * static_cast<int64_t>(kRecordBytes));
-  state.counters["p50_ms"] = percentile(latencies, 0.50);
-  state.counters["p99_ms"] = percentile(latencies, 0.99);
-  state.counters["failed_sends"] = failures;
+  producer.finish(state, state.iterations());
 }
 BENCHMARK(BM_ProduceAcksAllStream)
     ->Arg(1)

@@ -48,16 +48,22 @@ FetchSessionBuilder opened_builder(const std::vector<ReplicaFetchPartition>& wan
   return b;
 }
 
-void BM_EncodeIdleRequest(benchmark::State& state) {
-  const bool incremental = state.range(1) != 0;
-  auto wanted = idle_partitions(state.range(0));
-  FetchSessionBuilder b = opened_builder(wanted);
+// An idle follower's request for `n` partitions: all of them, or (incremental) what a builder
+// with an open session over them sends.
+ReplicaFetchRequest idle_request(int64_t n, bool incremental) {
+  auto wanted = idle_partitions(n);
   ReplicaFetchRequest req = base_request();
   if (incremental) {
-    b.build(wanted, req);
+    opened_builder(wanted).build(wanted, req);
   } else {
     req.partitions = wanted;
   }
+  return req;
+}
+
+void BM_EncodeIdleRequest(benchmark::State& state) {
+  const bool incremental = state.range(1) != 0;
+  ReplicaFetchRequest req = idle_request(state.range(0), incremental);
   std::string frame;
   for (auto _ : state) {
     frame.clear();
@@ -74,14 +80,7 @@ BENCHMARK(BM_EncodeIdleRequest)
 
 void BM_DecodeIdleRequest(benchmark::State& state) {
   const bool incremental = state.range(1) != 0;
-  auto wanted = idle_partitions(state.range(0));
-  FetchSessionBuilder b = opened_builder(wanted);
-  ReplicaFetchRequest req = base_request();
-  if (incremental) {
-    b.build(wanted, req);
-  } else {
-    req.partitions = wanted;
-  }
+  ReplicaFetchRequest req = idle_request(state.range(0), incremental);
   std::string frame;
   encode_request(1, req, frame);
   std::span<const char> body(frame.data() + kFrameSizeBytes, frame.size() - kFrameSizeBytes);
