@@ -149,6 +149,32 @@ TEST(Scenario, TheProbeBoundIsDerivedFromTheProbeSettings) {
   EXPECT_EQ(probe_demotion_bound(disk->cluster, FaultKind::disk_throttle), 6100ms);
 }
 
+// A controlled shutdown's bounds stay below the earliest a broker that exits without handing over
+// is fenced (session - heartbeat after its exit): 2 s with the default 3 s / 500 ms, tighter with a
+// short session, never under 1 s. A kill's follow the session timeout.
+TEST(Scenario, DerivedBoundsFollowTheSessionAndHeartbeat) {
+  struct Row {
+    std::chrono::milliseconds session, heartbeat;
+    FaultKind kind;
+    std::chrono::milliseconds unavailable, moved;
+  };
+  for (const Row& row : {Row{3000ms, 500ms, FaultKind::stop, 2000ms, 2000ms},
+                         Row{3000ms, 500ms, FaultKind::restart, 2000ms, 2000ms},
+                         Row{2500ms, 500ms, FaultKind::stop, 1750ms, 1750ms},
+                         Row{1500ms, 500ms, FaultKind::stop, 1000ms, 1000ms},
+                         Row{9000ms, 2000ms, FaultKind::stop, 2000ms, 2000ms},
+                         Row{3000ms, 500ms, FaultKind::kill, 6000ms, 5000ms},
+                         Row{3000ms, 500ms, FaultKind::pause, 7000ms, 5000ms}}) {
+    ClusterShape shape;
+    shape.session_timeout = row.session;
+    shape.heartbeat_interval = row.heartbeat;
+    const DerivedBounds b = derived_bounds(shape, row.kind);
+    EXPECT_EQ(b.unavailable_max, row.unavailable) << to_string(row.kind) << " " << row.session;
+    EXPECT_EQ(b.leader_moved_within, row.moved) << to_string(row.kind) << " " << row.session;
+  }
+  EXPECT_FALSE(derived_bounds(ClusterShape{}, FaultKind::cut_link).unavailable_max);
+}
+
 TEST(Scenario, ChecksAreReadInSeconds) {
   ScenarioError error;
   auto s = parse_scenario(

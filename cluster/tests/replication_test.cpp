@@ -113,6 +113,34 @@ TEST(IsrExpand, NeedsTheHighWatermarkAndTheLeaderEpochStart) {
   EXPECT_EQ(f.rep.isr_expand_candidates(), (ReplicaList{kF3}));
 }
 
+// A broker in controlled shutdown keeps fetching until it stops, so it looks caught up; the
+// controller refuses it, and a proposal naming it would hold the HW to its progress while in
+// flight and keep a due shrink from landing.
+TEST(IsrExpand, LeavesOutBrokersTheMetadataShowsIneligible) {
+  Fixture f(1, ReplicaList{1, 2});
+  f.rep.on_leader_append(Offset{8});
+  f.rep.on_follower_fetch(kF2, Offset{8}, f.t0);
+  f.rep.on_follower_fetch(kF3, Offset{8}, f.t0);
+  EXPECT_EQ(f.rep.isr_expand_candidates(), (ReplicaList{kF3}));
+  EXPECT_TRUE(f.rep.isr_expand_candidates(ReplicaList{kF3}).empty());
+  EXPECT_FALSE(f.rep.propose_isr_change(f.t0, ReplicaList{kF3}).has_value())
+      << "nothing to propose while 3 is ineligible";
+  EXPECT_FALSE(f.rep.alter_partition_in_flight());
+  // Eligible again (e.g. restarted and unfenced): proposed as before.
+  auto proposal = f.rep.propose_isr_change(f.t0, ReplicaList{});
+  ASSERT_TRUE(proposal.has_value());
+  EXPECT_EQ(proposal->proposed_isr, (ReplicaList{1, 2, 3}));
+}
+
+TEST(IsrExpand, AnIneligibleBrokerDoesNotHoldBackADueShrink) {
+  Fixture f;  // ISR 1, 2, 3
+  f.rep.on_leader_append(Offset{10});
+  f.rep.on_follower_fetch(kF2, Offset{10}, f.t0 + 31s);
+  auto proposal = f.rep.propose_isr_change(f.t0 + 31s, ReplicaList{kF3});
+  ASSERT_TRUE(proposal.has_value());
+  EXPECT_EQ(proposal->proposed_isr, (ReplicaList{1, 2})) << "3 lagged: shrunk, ineligible or not";
+}
+
 TEST(AlterPartition, OneRequestInFlightAndFencingWaitsForMetadata) {
   Fixture f(1, ReplicaList{1, 2});
   f.rep.on_leader_append(Offset{5});

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <thread>
+
 namespace faultline::chaos {
 
 using namespace std::chrono_literals;
@@ -83,6 +86,22 @@ void ClusterWatcher::refresh() {
 ClusterSnapshot ClusterWatcher::snapshot() const {
   std::lock_guard lock(mu_);
   return snapshot_;
+}
+
+ClusterSnapshot ClusterWatcher::snapshot_with_active_controller(
+    std::chrono::milliseconds patience) {
+  const auto deadline = Clock::now() + patience;
+  ClusterSnapshot s = snapshot();
+  while (quorum_ && s.controllers > 1 && s.active_controller == 0 && Clock::now() < deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    apply_quorum(
+        quorum_->describe(std::clamp(left, std::chrono::milliseconds(1), kPatientQuorumTimeout)));
+    s = snapshot();
+    if (s.active_controller == 0 && Clock::now() < deadline)
+      std::this_thread::sleep_for(50ms);  // an election under way: give it a moment
+  }
+  return s;
 }
 
 std::vector<ClusterWatcher::LeaderSample> ClusterWatcher::leaders() const {

@@ -65,6 +65,13 @@ class ClusterWatcher {
   void refresh();
 
   ClusterSnapshot snapshot() const;
+  // The snapshot, after asking the quorum again (each look bounded by kPatientQuorumTimeout, all
+  // of them by `patience`) when it shows no active controller. The watcher's looks are short, and
+  // on a loaded machine a look that timed out is no election: a step aimed at the active
+  // controller must not be skipped for it. With one controller, or no quorum client (a cluster
+  // followed through Kafka), the snapshot as it is.
+  ClusterSnapshot snapshot_with_active_controller(std::chrono::milliseconds patience);
+  static constexpr std::chrono::milliseconds kPatientQuorumTimeout{1000};
   std::vector<LeaderSample> leaders() const;
   std::vector<ControllerSample> controllers() const;
   std::optional<cluster::MetadataResponse> metadata() const;

@@ -90,9 +90,32 @@ checker::NemesisFields Nemesis::fields(const StepOutcome& o) const {
   return f;
 }
 
+namespace {
+
+// A step whose targets depend on which controller is active.
+bool aims_at_active_controller(const FaultStep& step) {
+  auto needs = [](SelectorKind k) {
+    return k == SelectorKind::controller || k == SelectorKind::active_controller ||
+           k == SelectorKind::controller_follower || k == SelectorKind::controller_minority;
+  };
+  return needs(step.target.kind) || (step.peers && needs(step.peers->kind));
+}
+
+// How long a step aimed at the active controller waits for the quorum to name one before it is
+// skipped: an election (about one election timeout) or a look that timed out on a loaded machine.
+constexpr auto kActiveControllerPatience = std::chrono::milliseconds(2000);
+
+}  // namespace
+
 void Nemesis::inject(const PlannedStep& p, Clock::time_point now) {
   const auto began = Clock::now();
-  auto resolution = resolve(p.step, watcher_.snapshot(), p.variant);
+  ClusterSnapshot snapshot = watcher_.snapshot();
+  if (aims_at_active_controller(p.step) && snapshot.controllers > 1 &&
+      snapshot.active_controller == 0) {
+    snapshot = watcher_.snapshot_with_active_controller(kActiveControllerPatience);
+    now = Clock::now();  // the step's clocks start when it is injected, not before the wait
+  }
+  auto resolution = resolve(p.step, snapshot, p.variant);
   if (!resolution.skipped.empty())
     return skip(p, resolution.skipped);
   StepOutcome o;

@@ -853,13 +853,14 @@ awaitable<void> Broker::isr_loop() {
     if (alter_partitions_in_flight_)
       continue;  // one batch at a time
     auto now = Clock::now();
+    const ReplicaList ineligible = isr_ineligible_brokers();
     std::vector<std::pair<TopicPartition, IsrChangeProposal>> batch;
     for (auto& [tp, p] : partitions_) {
       if (batch.size() >= kMaxAlterPartitionBatch)
         break;
       if (!p->replication)
         continue;
-      if (auto proposal = p->replication->propose_isr_change(now))
+      if (auto proposal = p->replication->propose_isr_change(now, ineligible))
         batch.emplace_back(tp, *proposal);
     }
     if (batch.empty())
@@ -867,6 +868,18 @@ awaitable<void> Broker::isr_loop() {
     alter_partitions_in_flight_ = true;
     asio::co_spawn(io_, send_alter_partitions(std::move(batch)), asio::detached);
   }
+}
+
+// Brokers the applied metadata shows fenced, in controlled shutdown or unregistered: the
+// controller refuses them as new ISR members, so no proposal names them (a broker shutting down
+// keeps fetching until it stops, and would otherwise look caught up).
+ReplicaList Broker::isr_ineligible_brokers() const {
+  ReplicaList out;
+  for (const auto& [id, b] : image_.brokers()) {
+    if (!b.registered || b.fenced || b.shutting_down)
+      out.push_back(id);
+  }
+  return out;
 }
 
 // Every ISR change this broker has to propose goes in one request: the controller persists them

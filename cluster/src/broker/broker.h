@@ -129,6 +129,7 @@ class Broker final : public RequestHandler, public KafkaBackend {
   asio::awaitable<void> registration_and_heartbeat_loop();
   asio::awaitable<void> metadata_loop();
   asio::awaitable<void> isr_loop();
+  ReplicaList isr_ineligible_brokers() const;
   asio::awaitable<void> flush_loop();
   asio::awaitable<void> fetcher_loop(BrokerId leader, uint64_t generation);
   asio::awaitable<void> send_alter_partitions(

@@ -153,10 +153,10 @@ ReplicaList PartitionReplication::isr_shrink_candidates(ReplicationTime now) con
   return out;
 }
 
-ReplicaList PartitionReplication::isr_expand_candidates() const {
+ReplicaList PartitionReplication::isr_expand_candidates(const ReplicaList& ineligible) const {
   ReplicaList out;
   for (const FollowerProgress& f : followers_) {
-    if (isr_.contains(f.broker) || f.log_end_offset.value() < 0)
+    if (isr_.contains(f.broker) || f.log_end_offset.value() < 0 || ineligible.contains(f.broker))
       continue;
 #ifdef FAULTLINE_MUTANTS
     // Mutant isr-rejoin-early: a follower re-enters the ISR on its first fetch, before it caught
@@ -175,12 +175,13 @@ ReplicaList PartitionReplication::isr_expand_candidates() const {
   return out;
 }
 
-std::optional<IsrChangeProposal> PartitionReplication::propose_isr_change(ReplicationTime now) {
+std::optional<IsrChangeProposal> PartitionReplication::propose_isr_change(
+    ReplicationTime now, const ReplicaList& ineligible) {
   last_seen_time_ = std::max(last_seen_time_, now);
   if (in_flight_ || awaiting_metadata_ || now < retry_not_before_)
     return std::nullopt;
   ReplicaList shrink = isr_shrink_candidates(now);
-  ReplicaList expand = isr_expand_candidates();
+  ReplicaList expand = isr_expand_candidates(ineligible);
   if (shrink.empty() && expand.empty())
     return std::nullopt;
   ReplicaList proposed;

@@ -282,6 +282,8 @@ bool decode_variant(Reader& r, size_t key, Variant& out) {
 
 constexpr size_t kRequestHeaderBytes = 2 + 2 + 4;
 constexpr size_t kResponseHeaderBytes = 4 + 2;
+// No frame is shorter than a header with an empty body; a response's header is the shorter one.
+constexpr size_t kMinFrameBytes = std::min(kRequestHeaderBytes, kResponseHeaderBytes);
 
 template <typename Header, typename Body>
 void encode_frame(const Header& write_header, const Body& body, std::string& out) {
@@ -327,8 +329,8 @@ std::string_view api_name(ApiKey key) noexcept {
 Response error_response_for(const Request& request, errc error) {
   Response out;
   [&]<size_t... I>(std::index_sequence<I...>) {
-    ((request.index() == I ? (out.emplace<I>(), std::get<I>(out).error = error, true) : false),
-     ...);
+    // The alternative at the request's index answers it; the fold stops there.
+    (void)((request.index() == I && (out.emplace<I>().error = error, true)) || ...);
   }
   (std::make_index_sequence<std::variant_size_v<Response>>{});
   return out;
@@ -363,7 +365,7 @@ errc decode_frame_size(std::span<const char, kFrameSizeBytes> prefix, uint32_t m
   r.integer(size);
   if (size > max_bytes)
     return errc::frame_too_large;
-  if (size < kResponseHeaderBytes)
+  if (size < kMinFrameBytes)
     return errc::malformed_frame;
   return errc::none;
 }

@@ -183,7 +183,10 @@ struct Scenario {
 // What the cluster's own settings promise about a process fault on a broker, checked on every
 // round that holds exactly one such fault (a round of several mixes their effects):
 // - stop/restart (controlled shutdown): leadership is handed over before the process exits, so
-//   clients wait about one metadata refresh; bound 1 s of unavailability, leadership gone 1.5 s;
+//   clients wait about one controller commit and one metadata refresh; bound 2 s for both
+//   unavailability and leadership gone, less when the session timeout is short (never past
+//   session - heartbeat - 250 ms, when a broker that exits without handing over is fenced; never
+//   under 1 s);
 // - kill/kill-restart: the controller fences the broker after the session timeout; bound
 //   session + 3 s of unavailability, leadership gone within session + 2 s;
 // - pause: the same as a kill for leadership (the broker must be fenced while paused, not when

@@ -85,13 +85,18 @@ class PartitionReplication {
   // ISR members (not the leader) whose last catch-up is older than replica.lag.time.max.
   ReplicaList isr_shrink_candidates(ReplicationTime now) const;
   // Replicas outside the ISR whose log end reached the high watermark and the start of the
-  // current leader epoch.
-  ReplicaList isr_expand_candidates() const;
+  // current leader epoch, except `ineligible` ones: brokers the metadata shows fenced, in
+  // controlled shutdown or unregistered, which the controller refuses to add (Kafka's KIP-841).
+  // Proposing one anyway would get the whole proposal refused, and while it is in flight the
+  // high watermark waits for that broker too (maximal ISR).
+  ReplicaList isr_expand_candidates(const ReplicaList& ineligible = {}) const;
 
   // ---- AlterPartition (at most one in flight) ----
   // The ISR change to request now (shrink and expand combined), or nothing when none is due or a
-  // request is already in flight. Marks the request in flight.
-  std::optional<IsrChangeProposal> propose_isr_change(ReplicationTime now);
+  // request is already in flight. Marks the request in flight. `ineligible`: as for
+  // isr_expand_candidates (they may still be shrunk out).
+  std::optional<IsrChangeProposal> propose_isr_change(ReplicationTime now,
+                                                      const ReplicaList& ineligible = {});
   // The controller answered `answered` (or the request failed). On success pass the new ISR and
   // partition epoch; on fenced_leader_epoch / invalid_update_version the proposal is dropped and
   // the next metadata update decides; on other errors a new proposal waits
