@@ -4,7 +4,9 @@
 // works, and bad input exits 2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -59,6 +61,35 @@ std::string nemesis_timeline(const std::filesystem::path& run) {
   return out;
 }
 
+// What the cluster's processes logged (their `event=` lines, file by file), for the same failure
+// messages: an availability or leadership check that failed on a loaded CI machine is told apart
+// from a broker or controller bug by when each process acted.
+std::string cluster_events(const std::filesystem::path& run) {
+  std::vector<std::filesystem::path> logs;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(run / "logs", ec))
+    if (e.path().extension() == ".stdout" || e.path().extension() == ".stderr")
+      logs.push_back(e.path());
+  std::sort(logs.begin(), logs.end());
+  std::string out;
+  for (const auto& path : logs) {
+    std::ifstream in(path);
+    std::string line;
+    int kept = 0;
+    while (std::getline(in, line) && kept < 150) {
+      if (line.find("event=") == std::string::npos)
+        continue;
+      out += path.stem().string() + " " + line + "\n";
+      ++kept;
+    }
+  }
+  return out;
+}
+
+std::string diagnosis(const std::filesystem::path& run) {
+  return nemesis_timeline(run) + "\n" + cluster_events(run);
+}
+
 struct Case {
   const char* scenario;
   uint64_t seed;
@@ -99,9 +130,9 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
     args.insert(args.end(), {"--cluster-definition",
                              (source_dir() / "chaos/definitions" / c.definition).string()});
   RunOutcome r = faultline_run(dir, "run", args);
-  ASSERT_EQ(r.code, 0) << r.output << "\n" << nemesis_timeline(out);
+  ASSERT_EQ(r.code, 0) << r.output << "\n" << diagnosis(out);
   ASSERT_TRUE(r.verdict.is_object()) << r.output;
-  EXPECT_TRUE(r.verdict["matches_expectation"].get<bool>()) << nemesis_timeline(out);
+  EXPECT_TRUE(r.verdict["matches_expectation"].get<bool>()) << diagnosis(out);
   const auto& checker = r.verdict["checker"];
   EXPECT_GT(checker["acked"].get<int>(), 100) << "the workload barely ran";
   EXPECT_TRUE(checker["final_read"].get<bool>());
@@ -121,7 +152,7 @@ TEST_P(BuiltInScenario, GivesTheVerdictItExpects) {
   }
   if (c.controller_failover) {
     const auto& failover = r.verdict["controller_failover"];
-    EXPECT_GT(failover["count"].get<int>(), 0) << failover.dump(2);
+    EXPECT_GT(failover["count"].get<int>(), 0) << failover.dump(2) << "\n" << diagnosis(out);
     EXPECT_EQ(failover["not_moved"].get<int>(), 0) << failover.dump(2);
     for (const auto& f : r.verdict["faults"]) {
       if (!f.contains("controller_before"))
