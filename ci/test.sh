@@ -22,6 +22,16 @@ echo "== configure and build ($build)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld >/dev/null
+
+echo "== clang-tidy (ci/tidy.sh, .clang-tidy), in the background at the lowest CPU priority"
+# About 10 CPU-minutes; it needs only the configured compile commands. At nice 19 it takes the CPU
+# the build leaves idle (links, the last long compiles) and then runs beside the unit and
+# integration tests; it is waited for before the privileged ones: beside those (two scenario runs
+# at a time, each judged on failover time) it made timing checks fail.
+FAULTLINE_BUILD_DIR=$build nice -n 19 ./ci/tidy.sh >"$build/tidy-summary.log" 2>&1 &
+tidy_pid=$!
+trap 'kill "$tidy_pid" 2>/dev/null || true' EXIT
+
 cmake --build "$build" -j"$jobs"
 
 export FAULTLINE_REQUIRE_PRIVILEGED=1
@@ -29,13 +39,6 @@ export FAULTLINE_SOURCE_DIR=$root
 export FAULTLINE_BUILD_DIR=$build
 
 status=0
-echo "== clang-tidy (ci/tidy.sh, .clang-tidy), in the background at the lowest CPU priority"
-# About 10 CPU-minutes. It runs beside the unit and integration tests and is waited for before the
-# privileged ones: beside those (two scenario runs at a time, each judged on failover time) it made
-# controlled-shutdown availability checks fail in two CI runs out of three.
-nice -n 19 ./ci/tidy.sh >"$build/tidy-summary.log" 2>&1 &
-tidy_pid=$!
-
 echo "== unit tests"
 ctest --test-dir "$build" -L '^unit$' -j"$jobs" --output-on-failure --timeout 300 || status=1
 echo "== integration tests (real processes)"
