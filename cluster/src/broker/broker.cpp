@@ -870,13 +870,13 @@ awaitable<void> Broker::isr_loop() {
   }
 }
 
-// Brokers the applied metadata shows fenced, in controlled shutdown or unregistered: the
-// controller refuses them as new ISR members, so no proposal names them (a broker shutting down
-// keeps fetching until it stops, and would otherwise look caught up).
+// Brokers the applied metadata shows not BrokerState::isr_eligible(): the controller refuses them
+// as new ISR members, so no proposal names them (a broker shutting down keeps fetching until it
+// stops, and would otherwise look caught up).
 ReplicaList Broker::isr_ineligible_brokers() const {
   ReplicaList out;
   for (const auto& [id, b] : image_.brokers()) {
-    if (!b.registered || b.fenced || b.shutting_down)
+    if (!b.isr_eligible())
       out.push_back(id);
   }
   return out;

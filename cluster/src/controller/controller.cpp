@@ -482,9 +482,7 @@ AlterPartitionResult Controller::alter_partition(const AlterPartitionRequest& re
   for (uint32_t i = 0; i < isr.size(); ++i) {
     const BrokerState* member = image_.broker(isr[i]);
     bool duplicate = std::find(isr.begin(), isr.begin() + i, isr[i]) != isr.begin() + i;
-    // A fenced or departing broker joining the ISR could later be elected while it cannot serve.
-    if (duplicate || !p.replicas.contains(isr[i]) || member == nullptr || !member->registered ||
-        member->fenced || member->shutting_down) {
+    if (duplicate || !p.replicas.contains(isr[i]) || member == nullptr || !member->isr_eligible()) {
       result.error = errc::invalid_request;
       return result;
     }

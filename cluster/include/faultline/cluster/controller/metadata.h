@@ -181,6 +181,10 @@ struct BrokerState {
   bool shutting_down = false;
   bool demoted = false;
   std::string demotion_reason;
+  // May join an ISR: registered, unfenced and not in controlled shutdown. A fenced or departing
+  // broker added to an ISR could later be elected while it cannot serve (Kafka's KIP-841); the
+  // controller refuses such an AlterPartition, and leaders never propose one.
+  bool isr_eligible() const { return registered && !fenced && !shutting_down; }
   friend bool operator==(const BrokerState&, const BrokerState&) = default;
 };
 
