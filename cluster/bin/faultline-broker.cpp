@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
                  "append+fsync a canary file in the data dir this often, for faultline-probe "
                  "(0: off)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-open-log-files", config.max_open_log_files,
+                 "segment and index files held open at once over all partitions, the rest opened "
+                 "again when used (0: from the descriptor limit)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--flush-every-batch", config.flush_every_batch,
                "fsync after every batch (log.flush.interval.messages=1)");
 #ifdef FAULTLINE_MUTANTS

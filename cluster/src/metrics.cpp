@@ -160,6 +160,16 @@ BrokerMetrics::BrokerMetrics(prometheus::Registry& registry)
                               .Name("faultline_storage_canary_last_seconds")
                               .Help("The storage canary's latest append+fsync latency")
                               .Register(registry)
-                              .Add({})) {}
+                              .Add({})),
+      log_open_files(prometheus::BuildGauge()
+                         .Name("faultline_log_open_files")
+                         .Help("Partition log segment and index files held open")
+                         .Register(registry)
+                         .Add({})),
+      log_file_reopens(prometheus::BuildCounter()
+                           .Name("faultline_log_file_reopens_total")
+                           .Help("Log files opened again after the descriptor cache closed them")
+                           .Register(registry)
+                           .Add({})) {}
 
 }  // namespace faultline::cluster

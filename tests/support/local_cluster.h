@@ -39,6 +39,7 @@ struct LocalClusterOptions {
   // active one.
   int controllers = 1;
   int metadata_snapshot_records = 0;  // --metadata-snapshot-records; 0: the controller's default
+  int max_open_log_files = 0;         // the brokers' --max-open-log-files; 0: their default
 };
 
 class LocalCluster {
@@ -176,6 +177,10 @@ class LocalCluster {
     if (!options_.flush_policy.empty()) {
       argv.push_back("--flush-policy");
       argv.push_back(options_.flush_policy);
+    }
+    if (options_.max_open_log_files > 0) {
+      argv.push_back("--max-open-log-files");
+      argv.push_back(std::to_string(options_.max_open_log_files));
     }
     brokers_[id] = ChildProcess(argv, dir_.path() / ("broker-" + std::to_string(id) + ".log"));
   }

@@ -1,6 +1,7 @@
 #include "broker/broker.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -63,6 +64,20 @@ std::vector<std::unique_ptr<PartitionLog>> open_logs_in_parallel(
   return logs;
 }
 
+// Descriptors kept for everything but log segments: client, replication and controller sockets,
+// checkpoint files being replaced, the storage canary. A quarter of the limit, 128 to 4096.
+size_t descriptors_not_for_logs(uint64_t limit) {
+  return std::clamp<size_t>(static_cast<size_t>(limit / 4), 128, 4096);
+}
+
+size_t open_log_file_capacity(const BrokerConfig& config) {
+  if (config.max_open_log_files > 0)
+    return config.max_open_log_files;
+  rlimit lim{};
+  const uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
+  return OpenFileCache::capacity_for_limit(limit, descriptors_not_for_logs(limit));
+}
+
 uint64_t random_incarnation() {
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
@@ -77,7 +92,10 @@ Broker::Broker(asio::io_context& io, BrokerConfig config, MetricsEndpoint& metri
       peers_(io),
       controllers_(io, peers_, config_.controllers),
       incarnation_(random_incarnation()),
-      fetch_sessions_(incarnation_) {}
+      fetch_sessions_(incarnation_),
+      log_files_(std::make_shared<OpenFileCache>(open_log_file_capacity(config_))) {
+  spdlog::info("event=log_file_cache capacity={}", log_files_->capacity());
+}
 
 Broker::~Broker() {
   abandon_log_opening_ = true;
@@ -957,6 +975,7 @@ awaitable<void> Broker::flush_loop() {
       if (auto job = flush_job(*p))
         jobs.push_back(*job);
     }
+    publish_log_file_metrics();
     if (jobs.empty())
       continue;
     asio::steady_timer done(io_, asio::steady_timer::time_point::max());
@@ -1178,6 +1197,7 @@ LogConfig Broker::log_config() const {
   LogConfig log_config;
   log_config.segment_bytes = config_.segment_bytes;
   log_config.fsync_every_batch = config_.flush_every_batch;
+  log_config.files = log_files_;
   return log_config;
 }
 
@@ -1377,6 +1397,13 @@ awaitable<void> Broker::wait_for_data(Partition& p, std::chrono::milliseconds ma
   if (Partition* again = find(tp)) {
     std::erase(again->waiters, &timer);
   }
+}
+
+void Broker::publish_log_file_metrics() {
+  metrics_.log_open_files.Set(static_cast<double>(log_files_->held()));
+  const uint64_t reopens = log_files_->reopens();
+  metrics_.log_file_reopens.Increment(static_cast<double>(reopens - log_file_reopens_published_));
+  log_file_reopens_published_ = reopens;
 }
 
 void Broker::update_gauges() {

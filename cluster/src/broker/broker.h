@@ -178,6 +178,7 @@ class Broker final : public RequestHandler, public KafkaBackend {
   void wake(Partition& p);
   Offset high_watermark(const Partition& p) const;
   void update_gauges();
+  void publish_log_file_metrics();
   asio::awaitable<void> wait_for_data(Partition& p, std::chrono::milliseconds max_wait);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
@@ -202,6 +203,10 @@ class Broker final : public RequestHandler, public KafkaBackend {
   uint64_t incarnation_;
   // Leader side of the followers' fetch sessions (one per follower broker).
   FetchSessionCache fetch_sessions_;
+  // The descriptors of every partition log's files (log/open_file_cache.h), bounded by
+  // config_.max_open_log_files or the process's descriptor limit.
+  std::shared_ptr<OpenFileCache> log_files_;
+  uint64_t log_file_reopens_published_ = 0;
   BrokerEpoch broker_epoch_{-1};
   bool registered_ = false;
   bool fenced_ = true;

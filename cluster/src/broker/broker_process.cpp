@@ -16,10 +16,11 @@
 namespace faultline::cluster {
 namespace {
 
-// A broker holds two files open per replica (its active segment and its index), so 100k
-// partitions of RF 3 on 5 brokers need ~120k descriptors per broker, far above the usual soft
-// limit. Like Kafka's operators are told to, raise it: as root (CAP_SYS_RESOURCE) to the kernel's
-// fs.nr_open, otherwise to the hard limit. Logged, so a broker that runs out says what it had.
+// A broker has two files per replica (its active segment and its index), so 100k partitions of
+// RF 3 on 5 brokers have ~120k per broker. The logs' descriptor cache (log/open_file_cache.h)
+// keeps only as many open as the limit allows and reopens the rest on use; the higher the limit,
+// the fewer reopens. So raise it, as Kafka's operators are told to: as root (CAP_SYS_RESOURCE) to
+// the kernel's fs.nr_open, otherwise to the hard limit. Logged, so a broker says what it had.
 void raise_open_file_limit() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)

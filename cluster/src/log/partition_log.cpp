@@ -1,7 +1,6 @@
 #include "faultline/cluster/log/partition_log.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -24,6 +23,8 @@ namespace {
 constexpr const char* kEpochCheckpoint = "leader-epoch-checkpoint";
 constexpr const char* kHwCheckpoint = "hw-checkpoint";
 constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
+// Descriptors a log without a shared cache keeps for itself (LogConfig::files).
+constexpr size_t kOwnFiles = 64;
 
 // "<20 digits>.log" -> base offset.
 std::optional<int64_t> parse_segment_name(const std::string& name) {
@@ -53,11 +54,12 @@ std::optional<int64_t> parse_hw(std::string_view text) {
 // at the tail (the writer's rule replayed from the last entry). False: rebuild it.
 bool load_index(Segment& seg, size_t interval) {
   uint64_t bytes = 0;
-  if (fs::file_size(seg.index.get(), seg.index_path, bytes) ||
+  OpenFileCache::Lease index;
+  if (seg.index.open(index) || fs::file_size(index.fd(), seg.index.path(), bytes) ||
       bytes % log_detail::kIndexEntryBytes != 0 || bytes / log_detail::kIndexEntryBytes > seg.size)
     return false;
   std::string raw(bytes, '\0');
-  if (fs::pread_exact(seg.index.get(), raw, 0, seg.index_path))
+  if (fs::pread_exact(index.fd(), raw, 0, seg.index.path()))
     return false;
   seg.entries.clear();
   for (size_t i = 0; i < raw.size(); i += log_detail::kIndexEntryBytes) {
@@ -115,7 +117,7 @@ std::error_code rebuild_index(Segment& seg, size_t interval) {
     return ec;
   if (walked.stop == WalkStop::bad_batch)
     spdlog::warn("event=log_segment_unreadable_tail segment={} position={} size={}",
-                 seg.log_path.string(), walked.position, seg.size);
+                 seg.log.path().string(), walked.position, seg.size);
   return seg.write_index_from(0);
 }
 
@@ -130,6 +132,8 @@ std::unique_ptr<PartitionLog> PartitionLog::open(std::filesystem::path dir, LogC
                                                  std::error_code& ec) {
   ec.clear();
   cfg.segment_bytes = std::clamp<uint64_t>(cfg.segment_bytes, 1, kMaxSegmentBytes);
+  if (!cfg.files)
+    cfg.files = std::make_shared<OpenFileCache>(kOwnFiles);
   std::filesystem::create_directories(dir, ec);
   if (ec) {
     spdlog::error("event=log_open_failed dir={} error=\"{}\"", dir.string(), ec.message());
@@ -146,11 +150,10 @@ std::error_code PartitionLog::add_segment(Offset base) {
   auto seg = std::make_unique<Segment>();
   seg->base = base;
   seg->end = base;
-  seg->log_path = dir_ / (log_detail::segment_stem(base) + ".log");
-  seg->index_path = dir_ / (log_detail::segment_stem(base) + ".index");
-  if (auto ec = fs::open_rw(seg->log_path, seg->log))
+  const std::string stem = log_detail::segment_stem(base);
+  if (auto ec = OpenFileCache::create(cfg_.files, dir_ / (stem + ".log"), seg->log))
     return ec;
-  if (auto ec = fs::open_rw(seg->index_path, seg->index))
+  if (auto ec = OpenFileCache::create(cfg_.files, dir_ / (stem + ".index"), seg->index))
     return ec;
   segments_.push_back(std::move(seg));
   return {};
@@ -178,14 +181,17 @@ std::error_code PartitionLog::recover() {
     if (auto e = add_segment(Offset{base}))
       return e;
     Segment& seg = *segments_.back();
-    if (auto e = fs::file_size(seg.log.get(), seg.log_path, seg.size))
+    OpenFileCache::Lease fd;
+    if (auto e = seg.log.open(fd))
+      return e;
+    if (auto e = fs::file_size(fd.fd(), seg.log.path(), seg.size))
       return e;
   }
   for (size_t i = 0; i + 1 < segments_.size(); ++i) {
     Segment& seg = *segments_[i];
     seg.end = segments_[i + 1]->base;
     if (!load_index(seg, cfg_.index_interval_bytes)) {
-      spdlog::info("event=log_index_rebuilt segment={}", seg.log_path.string());
+      spdlog::info("event=log_index_rebuilt segment={}", seg.log.path().string());
       if (auto e = rebuild_index(seg, cfg_.index_interval_bytes))
         return e;
     }
@@ -237,10 +243,13 @@ std::error_code PartitionLog::recover() {
     spdlog::warn(
         "event=log_torn_tail_truncated segment={} valid_bytes={} dropped_bytes={} "
         "log_end_offset={}",
-        last.log_path.string(), good_end, last.size - good_end, expected.value());
-    if (auto e = fs::truncate_fd(last.log.get(), good_end, last.log_path))
+        last.log.path().string(), good_end, last.size - good_end, expected.value());
+    OpenFileCache::Lease fd;
+    if (auto e = last.log.open(fd))
       return e;
-    if (auto e = fs::sync_fd(last.log.get(), last.log_path))
+    if (auto e = fs::truncate_fd(fd.fd(), good_end, last.log.path()))
+      return e;
+    if (auto e = fs::sync_fd(fd.fd(), last.log.path()))
       return e;
     last.size = good_end;
   }
@@ -279,19 +288,18 @@ size_t PartitionLog::segment_index_for(Offset offset) const {
 
 std::error_code PartitionLog::roll_locked() {
   // Older segments are trusted at recovery, so they must be on disk before writes move on.
-  Segment& active = *segments_.back();
-  if (auto ec = fs::sync_fd(active.log.get(), active.log_path))
-    return ec;
-  if (auto ec = fs::sync_fd(active.index.get(), active.index_path))
+  if (auto ec = sync_segment(*segments_.back()))
     return ec;
   if (auto ec = add_segment(log_end_))
     return ec;
-  Segment& fresh = *segments_.back();
   // A stale file of the same name (an earlier life of this offset) must not leak into it.
-  if (auto ec = fs::truncate_fd(fresh.log.get(), 0, fresh.log_path))
-    return ec;
-  if (auto ec = fs::truncate_fd(fresh.index.get(), 0, fresh.index_path))
-    return ec;
+  for (const OpenFileCache::File* file : {&segments_.back()->log, &segments_.back()->index}) {
+    OpenFileCache::Lease fd;
+    if (auto ec = file->open(fd))
+      return ec;
+    if (auto ec = fs::truncate_fd(fd.fd(), 0, file->path()))
+      return ec;
+  }
   return fs::sync_dir(dir_);
 }
 
@@ -303,13 +311,16 @@ std::error_code PartitionLog::append_locked(std::span<const char> batch, Offset 
   const uint64_t pos = seg.size;
   const size_t entries_before = seg.entries.size();
   const uint64_t since_before = seg.bytes_since_index;
+  OpenFileCache::Lease fd;
+  if (auto ec = seg.log.open(fd))
+    return ec;
   const bool indexed = seg.note_batch(pos, base, batch.size(), cfg_.index_interval_bytes);
-  std::error_code ec = fs::pwrite_all(seg.log.get(), batch, pos, seg.log_path);
+  std::error_code ec = fs::pwrite_all(fd.fd(), batch, pos, seg.log.path());
   if (!ec && indexed)
     ec = seg.write_index_from(entries_before);
   if (ec) {
     // Leave the segment as it was: a half-written batch would otherwise sit before the next one.
-    (void)fs::truncate_fd(seg.log.get(), pos, seg.log_path);
+    (void)fs::truncate_fd(fd.fd(), pos, seg.log.path());
     seg.entries.resize(entries_before);
     seg.bytes_since_index = since_before;
     return ec;
@@ -329,8 +340,11 @@ std::error_code PartitionLog::sync_after_append(std::unique_lock<std::shared_mut
   lock.unlock();
   std::shared_lock shared(mu_);
   const Segment& seg = *segments_.back();
+  OpenFileCache::Lease fd;
+  if (auto ec = seg.log.open(fd))
+    return ec;
   const auto start = std::chrono::steady_clock::now();
-  auto ec = fs::sync_fd(seg.log.get(), seg.log_path);
+  auto ec = fs::sync_fd(fd.fd(), seg.log.path());
   last_fsync_ns_ =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count();
@@ -452,8 +466,10 @@ std::string PartitionLog::read(Offset from, size_t max_bytes, Offset upper_exclu
     if (range_end > range_start) {
       const size_t old = out.size();
       out.resize(old + (range_end - range_start));
-      if ((ec = fs::pread_exact(seg.log.get(), std::span<char>(out).subspan(old), range_start,
-                                seg.log_path)))
+      OpenFileCache::Lease fd;
+      if ((ec = seg.log.open(fd)) ||
+          (ec = fs::pread_exact(fd.fd(), std::span<char>(out).subspan(old), range_start,
+                                seg.log.path())))
         return {};
     }
   }
@@ -485,11 +501,11 @@ std::error_code PartitionLog::truncate_to(Offset new_end) {
   // Deleting whole segments first: a crash part way leaves a shorter log, which recovery handles.
   while (segments_.size() > idx + 1) {
     Segment& doomed = *segments_.back();
-    doomed.log.reset();
-    doomed.index.reset();
-    if (auto ec = fs::remove_file(doomed.log_path))
+    doomed.log.close();
+    doomed.index.close();
+    if (auto ec = fs::remove_file(doomed.log.path()))
       return ec;
-    if (auto ec = fs::remove_file(doomed.index_path))
+    if (auto ec = fs::remove_file(doomed.index.path()))
       return ec;
     segments_.pop_back();
   }
@@ -506,8 +522,13 @@ std::error_code PartitionLog::truncate_to(Offset new_end) {
         return true;
       }))
     return ec;
-  if (auto ec = fs::truncate_fd(seg.log.get(), cut, seg.log_path))
-    return ec;
+  {
+    OpenFileCache::Lease fd;
+    if (auto ec = seg.log.open(fd))
+      return ec;
+    if (auto ec = fs::truncate_fd(fd.fd(), cut, seg.log.path()))
+      return ec;
+  }
   seg.size = cut;
   seg.end = new_log_end;
   std::erase_if(seg.entries, [&](const IndexEntry& e) { return e.position >= cut; });
@@ -515,10 +536,10 @@ std::error_code PartitionLog::truncate_to(Offset new_end) {
   if (auto ec = seg.write_index_from(seg.entries.size()))
     return ec;
   log_end_ = new_log_end;
-  for (auto ec : {fs::sync_fd(seg.log.get(), seg.log_path),
-                  fs::sync_fd(seg.index.get(), seg.index_path), fs::sync_dir(dir_)})
-    if (ec)
-      return ec;
+  if (auto ec = sync_segment(seg))
+    return ec;
+  if (auto ec = fs::sync_dir(dir_))
+    return ec;
   {
     std::lock_guard hw_lock(hw_mu_);
     hw_checkpoint_ = std::min(hw_checkpoint_, log_end_);
@@ -533,27 +554,38 @@ std::error_code PartitionLog::truncate_to(Offset new_end) {
 }
 
 std::error_code PartitionLog::flush() {
-  // The fsyncs run on duplicates of the active segment's descriptors, outside the lock: a flush
-  // on a slow disk must not hold up appends and reads (they take the lock on the broker's io
-  // thread). A segment rolled meanwhile was fsynced by the roll; the duplicate keeps the file
-  // open whatever happens to the segment.
-  fs::FileHandle log;
-  fs::FileHandle index;
+  // The fsyncs run outside the lock on leases of the active segment's descriptors: a flush on a
+  // slow disk must not hold up appends and reads (they take the lock on the broker's io thread).
+  // A segment rolled meanwhile was fsynced by the roll; the leases keep the files open whatever
+  // happens to the segment.
+  OpenFileCache::Lease log;
+  OpenFileCache::Lease index;
   std::filesystem::path log_path;
   std::filesystem::path index_path;
   {
     std::shared_lock lock(mu_);
     const Segment& seg = *segments_.back();
-    log = fs::FileHandle(::dup(seg.log.get()));
-    index = fs::FileHandle(::dup(seg.index.get()));
-    log_path = seg.log_path;
-    index_path = seg.index_path;
+    if (auto ec = seg.log.open(log))
+      return ec;
+    if (auto ec = seg.index.open(index))
+      return ec;
+    log_path = seg.log.path();
+    index_path = seg.index.path();
   }
-  if (!log || !index)
-    return {errno, std::system_category()};
-  if (auto ec = fs::sync_fd(log.get(), log_path))
+  if (auto ec = fs::sync_fd(log.fd(), log_path))
     return ec;
-  return fs::sync_fd(index.get(), index_path);
+  return fs::sync_fd(index.fd(), index_path);
+}
+
+std::error_code PartitionLog::sync_segment(const Segment& seg) {
+  for (const OpenFileCache::File* file : {&seg.log, &seg.index}) {
+    OpenFileCache::Lease fd;
+    if (auto ec = file->open(fd))
+      return ec;
+    if (auto ec = fs::sync_fd(fd.fd(), file->path()))
+      return ec;
+  }
+  return {};
 }
 
 LeaderEpoch PartitionLog::latest_epoch() const {

@@ -55,9 +55,12 @@ std::error_code Segment::write_index_from(size_t from) {
     be::append<uint32_t>(bytes, entries[i].relative_offset);
     be::append<uint32_t>(bytes, entries[i].position);
   }
-  if (auto ec = fs::pwrite_all(index.get(), bytes, from * kIndexEntryBytes, index_path))
+  OpenFileCache::Lease fd;
+  if (auto ec = index.open(fd))
     return ec;
-  return fs::truncate_fd(index.get(), entries.size() * kIndexEntryBytes, index_path);
+  if (auto ec = fs::pwrite_all(fd.fd(), bytes, from * kIndexEntryBytes, index.path()))
+    return ec;
+  return fs::truncate_fd(fd.fd(), entries.size() * kIndexEntryBytes, index.path());
 }
 
 std::error_code walk_batches(const Segment& seg, uint64_t position, bool verify,
@@ -67,7 +70,15 @@ std::error_code walk_batches(const Segment& seg, uint64_t position, bool verify,
   WalkResult& out = result ? *result : ignored;
   // Verified walks read every byte anyway: a large window. Header walks skip over batch bodies:
   // a window a few headers wide is enough for small batches and wastes little on large ones.
-  WindowReader reader(seg.log.get(), seg.log_path, seg.size, verify ? (1 << 20) : (16 << 10));
+  if (position >= seg.size) {
+    out.stop = WalkStop::end_of_data;
+    out.position = position;
+    return {};
+  }
+  OpenFileCache::Lease fd;
+  if (auto ec = seg.log.open(fd))
+    return ec;
+  WindowReader reader(fd.fd(), seg.log.path(), seg.size, verify ? (1 << 20) : (16 << 10));
   out.stop = WalkStop::end_of_data;
   while (position < seg.size) {
     out.position = position;

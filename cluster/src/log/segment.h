@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "faultline/cluster/log/open_file_cache.h"
 #include "faultline/cluster/types.h"
 #include "log/file.h"
 
@@ -54,10 +55,9 @@ struct Segment {
   Offset base;
   Offset end;         // offset after the last record (== base when empty)
   uint64_t size = 0;  // bytes of complete batches in the .log file
-  std::filesystem::path log_path;
-  std::filesystem::path index_path;
-  fs::FileHandle log;
-  fs::FileHandle index;
+  // Reached through the process's OpenFileCache: open them for each use (open_file_cache.h).
+  OpenFileCache::File log;
+  OpenFileCache::File index;
   std::vector<IndexEntry> entries;
   uint64_t bytes_since_index = 0;  // batch bytes since the last index entry (Kafka's rule)
 

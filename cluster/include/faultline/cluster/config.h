@@ -68,6 +68,9 @@ struct BrokerConfig {
   bool flush_never = false;
   int64_t segment_bytes = 64ll << 20;         // log.segment.bytes
   int32_t replica_fetch_max_bytes = 4 << 20;  // replica.fetch.max.bytes
+  // Segment and index files held open at once over all partitions (the rest are opened again when
+  // used); 0: three quarters of the descriptor limit, at most all but 4096 of it.
+  size_t max_open_log_files = 0;
   // Append+fsync of a canary file in the data dir, read by faultline-probe; 0 = no canary.
   milliseconds storage_canary_interval{1000};
 };

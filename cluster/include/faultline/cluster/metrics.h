@@ -95,6 +95,9 @@ class BrokerMetrics {
   // path): what the prober compares across brokers.
   prometheus::Histogram& storage_canary;
   prometheus::Gauge& storage_canary_last;
+  // The partition logs' descriptor cache (log/open_file_cache.h).
+  prometheus::Gauge& log_open_files;
+  prometheus::Counter& log_file_reopens;
 };
 
 }  // namespace faultline::cluster

@@ -10,6 +10,9 @@
 //                                 format), replaced atomically on change
 //   hw-checkpoint                 the last high watermark the broker checkpointed (text)
 //
+// Descriptors: the segment files are reached through an OpenFileCache shared by the process's
+// logs (LogConfig::files), which bounds how many are open; a closed one is opened again on use.
+//
 // Durability: batches are written with pwrite; fsync per batch when fsync_every_batch, otherwise
 // on flush(), on a segment roll and on truncation. Epoch and HW checkpoints are always
 // written to a temp file, fsynced and renamed. The epoch checkpoint is written before the batch
@@ -49,6 +52,7 @@
 
 #include "faultline/cluster/errc.h"
 #include "faultline/cluster/log/leader_epoch_cache.h"
+#include "faultline/cluster/log/open_file_cache.h"
 #include "faultline/cluster/types.h"
 
 namespace faultline::cluster {
@@ -61,6 +65,10 @@ struct LogConfig {
   bool fsync_every_batch = false;
   // Bytes of batches between two offset-index entries (Kafka's index.interval.bytes).
   size_t index_interval_bytes = 4096;
+  // The descriptors of the log's segment files, shared by every log of a process so that the
+  // process holds a bounded number open however many partitions it has. Null: the log keeps a
+  // small cache of its own.
+  std::shared_ptr<OpenFileCache> files;
 };
 
 namespace log_detail {
@@ -139,6 +147,7 @@ class PartitionLog {
   std::error_code roll_locked();
   std::error_code persist_epochs(const LeaderEpochCache& cache);
   std::error_code sync_after_append(std::unique_lock<std::shared_mutex>& lock);
+  static std::error_code sync_segment(const log_detail::Segment& seg);
   size_t segment_index_for(Offset offset) const;
 
   std::filesystem::path dir_;
