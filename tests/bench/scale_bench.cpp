@@ -362,6 +362,12 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
   options.session_timeout_ms = 3000;
   options.heartbeat_interval_ms = 300;
   options.replica_lag_time_max_ms = 5000;
+  // Above 15k partitions each broker needs tens of seconds to open its logs (60k at 100k) after
+  // the topic is created, and the brokers finish seconds apart: a leader's followers may not have
+  // fetched 5 s after its election. Kafka's default lag (30 s) then, so that creation does not
+  // shrink ISRs that were never out of sync.
+  if (partitions > 15000)
+    options.replica_lag_time_max_ms = 30000;
   LocalCluster cluster(options);
   SyncClient admin(cluster.client_config());
   std::vector<int> brokers(kBrokers);

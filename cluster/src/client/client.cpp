@@ -100,6 +100,24 @@ awaitable<std::optional<MetadataResponse>> Client::metadata(std::vector<std::str
   co_return co_await controller_metadata();
 }
 
+// Sends to many partitions of a topic whose leaders are unknown share one metadata request, as
+// Kafka's producer does: at 100k partitions an answer is megabytes, and a hundred of them at once
+// time out on the broker that encodes them.
+awaitable<void> Client::refresh_topic(std::string topic) {
+  auto in_flight = refreshing_.find(topic);
+  if (in_flight != refreshing_.end()) {
+    std::shared_ptr<asio::steady_timer> done = in_flight->second;
+    co_await done->async_wait(use_tuple);
+    co_return;
+  }
+  auto done = std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+  refreshing_[topic] = done;
+  std::vector<std::string> topics{topic};
+  co_await metadata(std::move(topics));
+  refreshing_.erase(topic);
+  done->cancel();
+}
+
 awaitable<std::optional<MetadataResponse>> Client::controller_metadata() {
   MetadataRequest req;
   CallResult res = co_await call_controller(std::move(req));
@@ -115,8 +133,7 @@ awaitable<CallResult> Client::call_leader(const TopicPartition& tp, Request requ
                                           PartitionMetadata& leader) {
   auto it = leaders_.find(tp);
   if (it == leaders_.end() || it->second.leader == kNoBroker) {
-    std::vector<std::string> topics{tp.topic};
-    co_await metadata(std::move(topics));
+    co_await refresh_topic(tp.topic);
     it = leaders_.find(tp);
   }
   CallResult none;

@@ -16,6 +16,7 @@
 #include <asio.hpp>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -109,6 +110,7 @@ class Client {
   asio::awaitable<CallResult> call_controller(
       Request request, std::chrono::milliseconds extra_wait = std::chrono::milliseconds(0));
   void learn(const MetadataResponse& md);
+  asio::awaitable<void> refresh_topic(std::string topic);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
   asio::io_context& io_;
@@ -118,6 +120,8 @@ class Client {
   std::map<TopicPartition, PartitionMetadata> leaders_;
   std::map<BrokerId, Endpoint> brokers_;  // client endpoints
   size_t next_bootstrap_ = 0;
+  // Metadata requests in flight by topic; cancelled (woken) when the answer is learnt.
+  std::map<std::string, std::shared_ptr<asio::steady_timer>> refreshing_;
 };
 
 // A Client on its own io thread; every call blocks until the coroutine finishes.
