@@ -38,6 +38,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -159,34 +160,35 @@ std::optional<TopicView> wait_full_isr(LocalCluster& cluster, SyncClient& admin,
   return std::nullopt;
 }
 
-asio::awaitable<void> send_one(Client& client, TopicPartition tp, int& acknowledged,
-                               int& outstanding) {
+asio::awaitable<void> send_one(Client& client, TopicPartition tp,
+                               std::map<std::string, int>& outcomes, int& outstanding) {
   std::vector<std::string> values{"scale-" + std::to_string(tp.partition.value())};
   SendResult r = co_await client.send(tp, std::move(values), Acks::all);
-  if (r.acknowledged())
-    ++acknowledged;
+  ++outcomes[r.acknowledged() ? std::string("acknowledged") : std::string(errc_name(r.error))];
   --outstanding;
 }
 
-// One acks=all record to each of 100 partitions spread over the topic; the count acknowledged.
-int write_sample(LocalCluster& cluster, const std::string& topic, int partitions) {
+// One acks=all record to each of 100 partitions spread over the topic: how many ended how
+// ("acknowledged", or the error's name).
+std::map<std::string, int> write_sample(LocalCluster& cluster, const std::string& topic,
+                                        int partitions) {
   asio::io_context io;
   ClientConfig config = cluster.client_config();
   config.delivery_timeout = 20s;
   Client client(io, config);
-  int acknowledged = 0;
+  std::map<std::string, int> outcomes;
   int outstanding = 0;
   const int step = std::max(1, partitions / 100);
   for (int p = 0; p < partitions; p += step) {
     ++outstanding;
-    asio::co_spawn(io, send_one(client, {topic, PartitionIndex{p}}, acknowledged, outstanding),
+    asio::co_spawn(io, send_one(client, {topic, PartitionIndex{p}}, outcomes, outstanding),
                    asio::detached);
   }
   while (outstanding > 0)
     io.run_one();
   client.close();
   io.run_for(50ms);
-  return acknowledged;
+  return outcomes;
 }
 
 // Every process's log goes to scale_bench_failure.log in the working directory (the cluster's
@@ -262,9 +264,14 @@ struct ScaleRun {
 };
 
 std::string check_writes(ScaleRun& run, const char* when) {
-  if (write_sample(run.cluster, run.topic, run.partitions) != std::min(run.partitions, 100))
-    return std::string("an acks=all write ") + when + " was not acknowledged";
-  return "";
+  const auto outcomes = write_sample(run.cluster, run.topic, run.partitions);
+  const auto acked = outcomes.find("acknowledged");
+  if (acked != outcomes.end() && acked->second == std::min(run.partitions, 100))
+    return "";
+  std::string what = std::string("an acks=all write ") + when + " was not acknowledged:";
+  for (const auto& [outcome, n] : outcomes)
+    what += " " + outcome + "=" + std::to_string(n);
+  return what;
 }
 
 // Stops the busiest broker with `sig` (SIGTERM: controlled shutdown; SIGKILL: a crash, found by
@@ -341,6 +348,11 @@ std::string create_and_idle(ScaleRun& run, benchmark::State& state) {
     rss_max = std::max(rss_max, rss_mib(run.cluster.broker(id).pid()));
   state.counters["rss_mib_broker_max"] = rss_max;
   state.counters["rss_mib_controller"] = rss_mib(run.cluster.controller().pid());
+  // Progress on stderr: a large topic takes minutes per stage, and a later failure hides these.
+  std::cerr << "scale_bench: " << run.partitions << " partitions: create -> full ISR "
+            << state.counters["create_to_full_isr_s"] << " s, idle CPU per broker avg "
+            << state.counters["idle_cpu_pct_broker_avg"] << " % max "
+            << state.counters["idle_cpu_pct_broker_max"] << " %, RSS max " << rss_max << " MiB\n";
   auto after_idle = view_topic(run.admin, run.topic, run.partitions);
   if (!after_idle || !after_idle->complete || after_idle->fenced_brokers != 0)
     return "ISRs shrank or a broker was fenced while idle";
