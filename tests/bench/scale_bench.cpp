@@ -175,6 +175,12 @@ std::map<std::string, int> write_sample(LocalCluster& cluster, const std::string
   asio::io_context io;
   ClientConfig config = cluster.client_config();
   config.delivery_timeout = 20s;
+  // Above 15k partitions five brokers' idle work fills this 2-core machine (README), and right
+  // after a failover they apply tens of thousands of leadership changes: Kafka's default
+  // request.timeout.ms (30 s) then, so that "acknowledged" measures that writes work, not how
+  // quickly an overloaded box answers.
+  if (partitions > 15000)
+    config.request_timeout = 30s;
   Client client(io, config);
   std::map<std::string, int> outcomes;
   int outstanding = 0;
@@ -306,12 +312,17 @@ std::string depart_and_rejoin(ScaleRun& run, int sig, const std::string& name,
     *iteration_time = d.exited;
   if (auto e = check_writes(run, ("after the " + name).c_str()); !e.empty())
     return e;
+  std::cerr << "scale_bench: " << run.partitions << " partitions: " << name << " of broker "
+            << victim << " (led " << led << "): leaders moved " << d.moved * 1000 << " ms, exited "
+            << d.exited * 1000 << " ms\n";
 
   auto restarted_at = Clock::now();
   run.cluster.start_broker(victim);
   if (!wait_full_isr(run.cluster, run.admin, run.topic, run.partitions, run.brokers, run.timeout))
     return "the broker restarted after the " + name + " never rejoined every ISR";
   run.samples[name + "_rejoin_s"].push_back(seconds_since(restarted_at));
+  std::cerr << "scale_bench: " << run.partitions << " partitions: rejoin after the " << name << " "
+            << run.samples[name + "_rejoin_s"].back() << " s\n";
   return "";
 }
 
