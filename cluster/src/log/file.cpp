@@ -33,8 +33,8 @@ void FileHandle::reset() {
   fd_ = -1;
 }
 
-std::error_code open_rw(const std::filesystem::path& path, FileHandle& out) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+std::error_code open_rw(const std::filesystem::path& path, bool create, FileHandle& out) {
+  const int fd = ::open(path.c_str(), O_RDWR | (create ? O_CREAT : 0) | O_CLOEXEC, 0644);
   if (fd < 0)
     return fail("open", path);
   out = FileHandle(fd);

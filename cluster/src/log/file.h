@@ -32,8 +32,8 @@ class FileHandle {
   int fd_ = -1;
 };
 
-// Opens (creating if missing) a file for reading and writing.
-std::error_code open_rw(const std::filesystem::path& path, FileHandle& out);
+// Opens a file for reading and writing, creating it if missing when `create`.
+std::error_code open_rw(const std::filesystem::path& path, bool create, FileHandle& out);
 std::error_code file_size(int fd, const std::filesystem::path& path, uint64_t& size);
 std::error_code pwrite_all(int fd, std::span<const char> data, uint64_t pos,
                            const std::filesystem::path& path);

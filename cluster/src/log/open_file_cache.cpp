@@ -1,34 +1,10 @@
 #include "faultline/cluster/log/open_file_cache.h"
 
-#include <fcntl.h>
-#include <spdlog/spdlog.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
+
+#include "log/file.h"
 
 namespace faultline::cluster {
-namespace {
-
-// Owns one descriptor; the shared_ptr that holds it closes it with the last lease.
-struct Descriptor {
-  explicit Descriptor(int fd) : fd(fd) {}
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  ~Descriptor() { ::close(fd); }
-  int fd;
-};
-
-std::error_code open_fd(const std::filesystem::path& path, int flags, int& fd) {
-  fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
-  if (fd >= 0)
-    return {};
-  std::error_code ec(errno, std::system_category());
-  spdlog::error("event=log_io_error call=open path={} error=\"{}\"", path.string(), ec.message());
-  return ec;
-}
-
-}  // namespace
 
 OpenFileCache::OpenFileCache(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
 
@@ -44,7 +20,7 @@ std::error_code OpenFileCache::create(const std::shared_ptr<OpenFileCache>& cach
     key = cache->next_key_++;
   }
   Lease lease;
-  if (auto ec = cache->acquire(key, path, O_RDWR | O_CREAT, lease))
+  if (auto ec = cache->acquire(key, path, /*create=*/true, lease))
     return ec;
   out = File();
   out.cache_ = cache;
@@ -53,7 +29,7 @@ std::error_code OpenFileCache::create(const std::shared_ptr<OpenFileCache>& cach
   return {};
 }
 
-std::error_code OpenFileCache::acquire(uint64_t key, const std::filesystem::path& path, int flags,
+std::error_code OpenFileCache::acquire(uint64_t key, const std::filesystem::path& path, bool create,
                                        Lease& out) {
   {
     std::lock_guard lock(mu_);
@@ -64,10 +40,11 @@ std::error_code OpenFileCache::acquire(uint64_t key, const std::filesystem::path
     }
   }
   // Opened outside the lock, so a slow open (a busy disk) holds up no other log.
-  int fd = -1;
-  if (auto ec = open_fd(path, flags, fd))
+  fs::FileHandle handle;
+  if (auto ec = fs::open_rw(path, create, handle))
     return ec;
-  const auto owner = std::make_shared<const Descriptor>(fd);
+  // The last lease to let go closes it.
+  const auto owner = std::make_shared<const fs::FileHandle>(std::move(handle));
   std::list<Entry> evicted;  // closed after the lock is released
   {
     std::lock_guard lock(mu_);
@@ -76,9 +53,9 @@ std::error_code OpenFileCache::acquire(uint64_t key, const std::filesystem::path
       out = it->second->lease;
       return {};
     }
-    if ((flags & O_CREAT) == 0)
+    if (!create)
       ++reopens_;
-    out = Lease(owner, fd);
+    out = Lease(owner, owner->get());
     insert_locked(key, out, evicted);
   }
   return {};
@@ -135,7 +112,7 @@ OpenFileCache::File::~File() {
 std::error_code OpenFileCache::File::open(Lease& out) const {
   if (!cache_)
     return std::make_error_code(std::errc::bad_file_descriptor);
-  return cache_->acquire(key_, path_, O_RDWR, out);
+  return cache_->acquire(key_, path_, /*create=*/false, out);
 }
 
 void OpenFileCache::File::close() {

@@ -36,7 +36,6 @@ class OpenFileCache {
    public:
     Lease() = default;
     int fd() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
 
    private:
     friend class OpenFileCache;
@@ -93,7 +92,7 @@ class OpenFileCache {
   };
   using Lru = std::list<Entry>;  // most recently used first
 
-  std::error_code acquire(uint64_t key, const std::filesystem::path& path, int flags, Lease& out);
+  std::error_code acquire(uint64_t key, const std::filesystem::path& path, bool create, Lease& out);
   void insert_locked(uint64_t key, Lease lease, std::list<Entry>& evicted);
   void forget(uint64_t key);
 
