@@ -55,6 +55,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kBrokers = 5;
 constexpr auto kIdleWindow = 10s;
+// Above this many partitions the cluster runs with Kafka's default replica lag and the sample
+// writes with Kafka's default request timeout (30 s each; why at each use).
+constexpr int kKafkaDefaultsAbove = 15000;
 
 double median(std::vector<double> v) {
   if (v.empty())
@@ -179,7 +182,7 @@ std::map<std::string, int> write_sample(LocalCluster& cluster, const std::string
   // after a failover they apply tens of thousands of leadership changes: Kafka's default
   // request.timeout.ms (30 s) then, so that "acknowledged" measures that writes work, not how
   // quickly an overloaded box answers.
-  if (partitions > 15000)
+  if (partitions > kKafkaDefaultsAbove)
     config.request_timeout = 30s;
   Client client(io, config);
   std::map<std::string, int> outcomes;
@@ -389,7 +392,7 @@ void BM_ControlledShutdownAtScale(benchmark::State& state) {
   // the topic is created, and the brokers finish seconds apart: a leader's followers may not have
   // fetched 5 s after its election. Kafka's default lag (30 s) then, so that creation does not
   // shrink ISRs that were never out of sync.
-  if (partitions > 15000)
+  if (partitions > kKafkaDefaultsAbove)
     options.replica_lag_time_max_ms = 30000;
   LocalCluster cluster(options);
   SyncClient admin(cluster.client_config());
