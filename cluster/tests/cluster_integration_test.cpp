@@ -53,7 +53,7 @@ std::vector<std::vector<Record>> replica_logs(const LocalCluster& cluster, const
     EXPECT_TRUE(log) << dir << ": " << ec.message();
     if (!log)
       continue;
-    std::string bytes = log->read(Offset{0}, size_t{1} << 30, end, ec);
+    SharedBytes bytes = log->read(Offset{0}, size_t{1} << 30, end, ec);
     std::vector<Record> records;
     EXPECT_EQ(decode_records(std::span<const char>(bytes.data(), bytes.size()), records),
               errc::none);

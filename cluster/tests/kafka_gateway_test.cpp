@@ -45,7 +45,7 @@ class FakeBroker : public KafkaBackend {
         co_return r;
       }
       std::string& log = logs[f->tp.partition.value()];
-      r.records = log.substr(0, static_cast<size_t>(f->max_bytes));
+      r.records = SharedBytes(log.substr(0, static_cast<size_t>(f->max_bytes)));
       co_return r;
     }
     if (auto* l = std::get_if<ListOffsetsRequest>(&request)) {

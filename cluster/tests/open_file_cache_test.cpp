@@ -167,7 +167,7 @@ TEST(OpenFileCache, ManyLogsShareAFewDescriptors) {
   EXPECT_GT(logs[0]->segment_count(), 2u);
   for (int i = 0; i < kLogs; ++i) {
     ASSERT_FALSE(logs[i]->truncate_to(Offset{kBatches - 2}));
-    const std::string bytes = logs[i]->read(Offset{0}, 1 << 20, Offset{kBatches}, ec);
+    const SharedBytes bytes = logs[i]->read(Offset{0}, 1 << 20, Offset{kBatches}, ec);
     ASSERT_FALSE(ec) << ec.message();
     std::vector<Record> records;
     ASSERT_EQ(decode_records(bytes, records), errc::none);
@@ -206,7 +206,7 @@ TEST(OpenFileCache, ConcurrentLogsThroughATinyCache) {
       std::error_code e;
       for (int b = 0; b < kBatches; ++b) {
         logs[i]->append_as_leader(batch_of(b), LeaderEpoch{1}, e);
-        const std::string bytes = logs[i]->read(Offset{b}, 1 << 16, Offset{b + 1}, e);
+        const SharedBytes bytes = logs[i]->read(Offset{b}, 1 << 16, Offset{b + 1}, e);
         std::vector<Record> records;
         if (e || decode_records(bytes, records) != errc::none || records.size() != 1 ||
             records[0].value != "value-" + std::to_string(b))

@@ -45,7 +45,7 @@ std::string make_batch(int tag, int n, size_t value_bytes = 8) {
   return b.finish();
 }
 
-std::vector<Record> decode(const std::string& bytes) {
+std::vector<Record> decode(std::span<const char> bytes) {
   std::vector<Record> out;
   EXPECT_EQ(decode_records(bytes, out), errc::none);
   return out;
@@ -70,7 +70,7 @@ std::string read_all(const PartitionLog& log, Offset from = Offset{0}) {
   std::error_code ec;
   auto bytes = log.read(from, size_t{1} << 30, log.log_end_offset(), ec);
   EXPECT_FALSE(ec) << ec.message();
-  return bytes;
+  return bytes.str();
 }
 
 std::vector<fsys::path> files_with(const fsys::path& dir, const std::string& ext) {
@@ -400,7 +400,7 @@ TEST(PartitionLog, TruncateToDropsRecordsSegmentsAndEpochs) {
   ASSERT_GT(segments_before, 4u);
   const std::string prefix = [&] {
     std::error_code ec;
-    return log->read(Offset{0}, 1 << 20, Offset{14}, ec);
+    return log->read(Offset{0}, 1 << 20, Offset{14}, ec).str();
   }();
 
   ASSERT_FALSE(log->truncate_to(Offset{60})) << "at the end: nothing to do";
@@ -550,7 +550,7 @@ TEST(PartitionLog, ReadersSeeAConsistentPrefixWhileTheLeaderAppends) {
     while (!writer_done.load()) {
       std::error_code ec;
       const Offset leo = log->log_end_offset();
-      const std::string bytes = log->read(Offset{0}, size_t{1} << 20, leo, ec);
+      const SharedBytes bytes = log->read(Offset{0}, size_t{1} << 20, leo, ec);
       std::vector<Record> records;
       if (ec || decode_records(bytes, records) != errc::none)
         ++bad_reads;

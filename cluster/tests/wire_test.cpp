@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 #include "faultline/cluster/wire/codec.h"
@@ -16,7 +17,7 @@ ProduceRequest sample_produce() {
   r.tp = {"orders", PartitionIndex{3}};
   r.acks = Acks::all;
   r.timeout_ms = 1500;
-  r.batch = std::string("\x00\x01\x02 batch bytes", 15);
+  r.batch = SharedBytes(std::string("\x00\x01\x02 batch bytes", 15));
   return r;
 }
 
@@ -55,7 +56,7 @@ ReplicaFetchResponse sample_replica_fetch_response() {
   data.high_watermark = 95;
   data.log_start_offset = 0;
   data.log_end_offset = 120;
-  data.records = std::string("\x00batch\x01", 7);
+  data.records = SharedBytes(std::string("\x00batch\x01", 7));
   ReplicaFetchPartitionResponse diverged;
   diverged.tp = {"orders", PartitionIndex{7}};
   diverged.diverging = DivergingEpoch{1, 40};
@@ -134,7 +135,7 @@ TEST(Wire, ResponsesCarryTheirFields) {
   FetchResponse fetch;
   fetch.high_watermark = 10;
   fetch.diverging = DivergingEpoch{3, 120};
-  fetch.records = "records";
+  fetch.records = SharedBytes("records");
   MetadataResponse md;
   md.controller = {"198.18.0.10", 9090};
   md.brokers.push_back(
@@ -284,6 +285,51 @@ TEST(Wire, ReplicaFetchCarriesEveryPartition) {
     EXPECT_EQ(request ? decode_request(longer).error : decode_response(longer).error,
               errc::malformed_frame);
   }
+}
+
+// Batches from the attachment threshold up are referenced by the frame, not copied into it, and
+// the frame's bytes are exactly those of the copying encoder.
+TEST(Wire, LargeBatchesAreAttachedToTheFrameNotCopied) {
+  ReplicaFetchResponse resp;
+  const SharedBytes big(std::string(OutFrame::kAttachMinBytes, 'b'));
+  const SharedBytes bigger(std::string(3 * OutFrame::kAttachMinBytes + 5, 'c'));
+  resp.partitions.resize(3);
+  resp.partitions[0].records = big;
+  resp.partitions[1].records = SharedBytes(std::string(OutFrame::kAttachMinBytes - 1, 's'));
+  resp.partitions[2].records = bigger;
+  OutFrame frame;
+  encode_response(5, resp, frame);
+  ASSERT_EQ(frame.attachments.size(), 2u) << "the batch below the threshold is copied";
+  EXPECT_EQ(frame.attachments[0].bytes.data(), big.data());
+  EXPECT_EQ(frame.attachments[1].bytes.data(), bigger.data());
+  EXPECT_LT(frame.head.size(), OutFrame::kAttachMinBytes + 200);
+  std::string copied;
+  encode_response(5, resp, copied);
+  EXPECT_EQ(frame.size(), copied.size());
+  EXPECT_EQ(frame.flatten(), copied);
+}
+
+// Decoding a shared frame gives batches that are slices of it: no copy, and they keep the frame's
+// storage alive after the frame itself is gone.
+TEST(Wire, BatchesDecodedFromASharedFrameAreSlicesOfIt) {
+  ProduceRequest req = sample_produce();
+  req.batch = SharedBytes(std::string(10000, 'x'));
+  std::string encoded;
+  encode_request(8, req, encoded);
+  auto frame = std::make_optional(SharedBytes(encoded.substr(kFrameSizeBytes)));
+  DecodedRequest decoded = decode_request(*frame);
+  ASSERT_EQ(decoded.error, errc::none);
+  const SharedBytes batch = std::get<ProduceRequest>(decoded.request).batch;
+  EXPECT_GE(batch.data(), frame->data());
+  EXPECT_LE(batch.data() + batch.size(), frame->data() + frame->size());
+  frame.reset();
+  decoded = {};
+  EXPECT_EQ(batch, std::string(10000, 'x'));
+  // The copying decoder gives the same bytes in storage of their own.
+  DecodedRequest copied = decode_request(body(encoded));
+  const SharedBytes own = std::get<ProduceRequest>(copied.request).batch;
+  EXPECT_EQ(own, batch);
+  EXPECT_NE(own.data(), batch.data());
 }
 
 TEST(Wire, ReplicaFetchPartitionCountIsBoundedByTheFrame) {

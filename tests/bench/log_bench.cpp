@@ -100,7 +100,7 @@ void BM_Read(benchmark::State& state) {
   uint64_t bytes = 0;
   std::error_code ec;
   for (auto _ : state) {
-    const std::string chunk = log->read(from, max_bytes, log->log_end_offset(), ec);
+    const SharedBytes chunk = log->read(from, max_bytes, log->log_end_offset(), ec);
     if (ec || chunk.empty()) {
       state.SkipWithError("read failed");
       break;

@@ -285,7 +285,7 @@ awaitable<Response> Broker::handle_produce(ProduceRequest req) {
   BatchView view(std::span<const char>(req.batch.data(), req.batch.size()));
   int32_t count = view.record_count();
   std::error_code ec;
-  Offset base = p->log->append_as_leader(std::move(req.batch), p->leader_epoch, ec);
+  Offset base = p->log->append_as_leader(req.batch, p->leader_epoch, ec);
   if (ec) {
     spdlog::error("event=append_failed tp={} error=\"{}\"", p->tp, ec.message());
     mark_log_dir_offline(p->tp, ec);
@@ -370,7 +370,7 @@ awaitable<Response> Broker::handle_fetch(FetchRequest req, ListenerKind listener
     return part.log->read(fetch_offset, static_cast<size_t>(std::max(req.max_bytes, 1)), upper, ec);
   };
   std::error_code ec;
-  std::string data = read(*p, ec);
+  SharedBytes data = read(*p, ec);
   if (!ec && data.empty() && req.max_wait_ms > 0) {
     co_await wait_for_data(*p, std::chrono::milliseconds(req.max_wait_ms));
     p = find(tp);

@@ -215,9 +215,11 @@ awaitable<kafka::ProducePartitionResponse> KafkaGateway::produce_one(std::string
   internal.acks = acks;
   internal.timeout_ms = std::max(timeout_ms, 1);
   int32_t records = 0;
-  out.error_code = kafka::to_internal_batch(part.records, internal.batch, records);
+  std::string batch;
+  out.error_code = kafka::to_internal_batch(part.records, batch, records);
   if (out.error_code != 0)
     co_return out;
+  internal.batch = SharedBytes(std::move(batch));
   Response r = co_await call(backend_, std::move(internal));
   const auto& pr = std::get<ProduceResponse>(r);
   out.error_code = to_kafka_error(pr.error);

@@ -175,7 +175,7 @@ awaitable<SendResult> Client::send(TopicPartition tp, std::vector<std::string> v
   BatchBuilder builder(now_ms());
   for (const auto& v : values)
     builder.add(std::nullopt, v);
-  std::string batch = builder.finish();
+  const SharedBytes batch(builder.finish());  // retries resend it without a copy
   SendResult result;
   while (true) {
     ++result.attempts;

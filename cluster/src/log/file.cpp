@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 
 namespace faultline::cluster::fs {
@@ -60,6 +63,26 @@ std::error_code pwrite_all(int fd, std::span<const char> data, uint64_t pos,
     }
     data = data.subspan(static_cast<size_t>(n));
     pos += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+std::error_code pwritev_all(int fd, std::span<const char> first, std::span<const char> second,
+                            uint64_t pos, const std::filesystem::path& path) {
+  while (!first.empty() || !second.empty()) {
+    std::array<iovec, 2> iov{iovec{const_cast<char*>(first.data()), first.size()},
+                             iovec{const_cast<char*>(second.data()), second.size()}};
+    const ssize_t n = ::pwritev(fd, iov.data(), 2, static_cast<off_t>(pos));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return fail("pwritev", path);
+    }
+    auto written = static_cast<size_t>(n);
+    pos += written;
+    const size_t from_first = std::min(written, first.size());
+    first = first.subspan(from_first);
+    second = second.subspan(written - from_first);
   }
   return {};
 }

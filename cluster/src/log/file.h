@@ -37,6 +37,9 @@ std::error_code open_rw(const std::filesystem::path& path, bool create, FileHand
 std::error_code file_size(int fd, const std::filesystem::path& path, uint64_t& size);
 std::error_code pwrite_all(int fd, std::span<const char> data, uint64_t pos,
                            const std::filesystem::path& path);
+// Writes `first` then `second` at `pos` in one pwritev (more on a short write).
+std::error_code pwritev_all(int fd, std::span<const char> first, std::span<const char> second,
+                            uint64_t pos, const std::filesystem::path& path);
 // Reads exactly data.size() bytes; a file ending early is std::errc::io_error.
 std::error_code pread_exact(int fd, std::span<char> data, uint64_t pos,
                             const std::filesystem::path& path);

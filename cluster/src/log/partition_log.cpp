@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <limits>
 
@@ -303,8 +304,10 @@ std::error_code PartitionLog::roll_locked() {
   return fs::sync_dir(dir_);
 }
 
-std::error_code PartitionLog::append_locked(std::span<const char> batch, Offset base, Offset next) {
-  if (segments_.back()->size > 0 && segments_.back()->size + batch.size() > cfg_.segment_bytes)
+std::error_code PartitionLog::append_locked(std::span<const char> head, std::span<const char> rest,
+                                            Offset base, Offset next) {
+  const size_t size = head.size() + rest.size();
+  if (segments_.back()->size > 0 && segments_.back()->size + size > cfg_.segment_bytes)
     if (auto ec = roll_locked())
       return ec;
   Segment& seg = *segments_.back();
@@ -314,8 +317,8 @@ std::error_code PartitionLog::append_locked(std::span<const char> batch, Offset 
   OpenFileCache::Lease fd;
   if (auto ec = seg.log.open(fd))
     return ec;
-  const bool indexed = seg.note_batch(pos, base, batch.size(), cfg_.index_interval_bytes);
-  std::error_code ec = fs::pwrite_all(fd.fd(), batch, pos, seg.log.path());
+  const bool indexed = seg.note_batch(pos, base, size, cfg_.index_interval_bytes);
+  std::error_code ec = fs::pwritev_all(fd.fd(), head, rest, pos, seg.log.path());
   if (!ec && indexed)
     ec = seg.write_index_from(entries_before);
   if (ec) {
@@ -325,7 +328,7 @@ std::error_code PartitionLog::append_locked(std::span<const char> batch, Offset 
     seg.bytes_since_index = since_before;
     return ec;
   }
-  seg.size += batch.size();
+  seg.size += size;
   seg.end = next;
   log_end_ = next;
   return {};
@@ -351,7 +354,8 @@ std::error_code PartitionLog::sync_after_append(std::unique_lock<std::shared_mut
   return ec;
 }
 
-Offset PartitionLog::append_as_leader(std::string batch, LeaderEpoch epoch, std::error_code& ec) {
+Offset PartitionLog::append_as_leader(std::span<const char> batch, LeaderEpoch epoch,
+                                      std::error_code& ec) {
   std::unique_lock lock(mu_);
   ec.clear();
   const auto size = batch_size_at(batch);
@@ -368,7 +372,10 @@ Offset PartitionLog::append_as_leader(std::string batch, LeaderEpoch epoch, std:
     return log_end_;
   }
   const Offset base = log_end_;
-  stamp_batch(batch, base, epoch);
+  // Only the header is copied to be stamped; the rest is written from the caller's bytes.
+  std::array<char, batch_layout::kHeaderSize> header{};
+  std::copy_n(batch.begin(), header.size(), header.begin());
+  stamp_batch(header, base, epoch);
   const Offset next{base.value() + BatchView(batch).last_offset_delta() + 1};
   if (epoch > epochs_.latest_epoch()) {
     LeaderEpochCache updated = epochs_;
@@ -377,7 +384,7 @@ Offset PartitionLog::append_as_leader(std::string batch, LeaderEpoch epoch, std:
       return base;
     epochs_ = std::move(updated);
   }
-  if ((ec = append_locked(batch, base, next))) {
+  if ((ec = append_locked(header, batch.subspan(header.size()), base, next))) {
     // The new epoch has no record after all; the checkpoint is fixed at the next change or open.
     epochs_.truncate_from_end(log_end_);
     return base;
@@ -421,7 +428,7 @@ std::error_code PartitionLog::append_as_follower(std::span<const char> batches) 
   }
   for (const auto& part : parts) {
     const BatchView view(part);
-    if (auto ec = append_locked(part, view.base_offset(), view.last_offset().next())) {
+    if (auto ec = append_locked({}, part, view.base_offset(), view.last_offset().next())) {
       epochs_.truncate_from_end(log_end_);
       return ec;
     }
@@ -429,7 +436,7 @@ std::error_code PartitionLog::append_as_follower(std::span<const char> batches) 
   return sync_after_append(lock);
 }
 
-std::string PartitionLog::read(Offset from, size_t max_bytes, Offset upper_exclusive,
+SharedBytes PartitionLog::read(Offset from, size_t max_bytes, Offset upper_exclusive,
                                std::error_code& ec) const {
   std::shared_lock lock(mu_);
   ec.clear();
@@ -437,13 +444,20 @@ std::string PartitionLog::read(Offset from, size_t max_bytes, Offset upper_exclu
     ec = errc::offset_out_of_range;
     return {};
   }
-  std::string out;
+  // First the byte range to take from each segment (headers only), then one buffer for all of
+  // them, filled without being zeroed first.
+  struct Range {
+    const Segment* seg;
+    uint64_t start;
+    uint64_t end;
+  };
+  std::vector<Range> ranges;
+  size_t total = 0;
   bool done = false;
   for (size_t i = segment_index_for(from); i < segments_.size() && !done; ++i) {
     const Segment& seg = *segments_[i];
     const uint64_t scan_from = seg.base <= from ? seg.scan_start_for(from) : 0;
-    uint64_t range_start = 0;
-    uint64_t range_end = 0;
+    Range range{&seg, 0, 0};
     ec = walk_batches(seg, scan_from, /*verify=*/false, [&](const BatchHeader& h) {
       if (h.last < from)
         return true;
@@ -451,29 +465,33 @@ std::string PartitionLog::read(Offset from, size_t max_bytes, Offset upper_exclu
         done = true;
         return false;
       }
-      const uint64_t total = out.size() + (range_end - range_start);
-      if (total > 0 && total + h.size > max_bytes) {
+      const uint64_t taken = total + (range.end - range.start);
+      if (taken > 0 && taken + h.size > max_bytes) {
         done = true;
         return false;
       }
-      if (range_end == range_start)
-        range_start = h.position;
-      range_end = h.position + h.size;
+      if (range.end == range.start)
+        range.start = h.position;
+      range.end = h.position + h.size;
       return true;
     });
     if (ec)
       return {};
-    if (range_end > range_start) {
-      const size_t old = out.size();
-      out.resize(old + (range_end - range_start));
-      OpenFileCache::Lease fd;
-      if ((ec = seg.log.open(fd)) ||
-          (ec = fs::pread_exact(fd.fd(), std::span<char>(out).subspan(old), range_start,
-                                seg.log.path())))
-        return {};
+    if (range.end > range.start) {
+      total += range.end - range.start;
+      ranges.push_back(range);
     }
   }
-  return out;
+  auto [bytes, out] = SharedBytes::allocate(total);
+  for (const Range& range : ranges) {
+    const auto length = static_cast<size_t>(range.end - range.start);
+    OpenFileCache::Lease fd;
+    if ((ec = range.seg->log.open(fd)) ||
+        (ec = fs::pread_exact(fd.fd(), out.first(length), range.start, range.seg->log.path())))
+      return {};
+    out = out.subspan(length);
+  }
+  return bytes;
 }
 
 Offset PartitionLog::log_start_offset() const {

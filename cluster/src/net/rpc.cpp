@@ -5,6 +5,7 @@
 #include <array>
 #include <deque>
 #include <unordered_map>
+#include <vector>
 
 namespace faultline::cluster {
 
@@ -18,8 +19,9 @@ namespace {
 // sooner and tries again, so it reconnects promptly once the network heals.
 constexpr auto kConnectTimeout = 1500ms;
 
-// Reads one frame body (after its size prefix) into `body`.
-awaitable<std::error_code> read_frame(tcp::socket& socket, uint32_t max_bytes, std::string& body) {
+// Reads one frame body (after its size prefix) into a buffer of its own, not zeroed first: the
+// batches decoded from it share that buffer (shared_bytes.h).
+awaitable<std::error_code> read_frame(tcp::socket& socket, uint32_t max_bytes, SharedBytes& body) {
   std::array<char, kFrameSizeBytes> prefix{};
   auto [ec, n] = co_await asio::async_read(socket, asio::buffer(prefix), use_tuple);
   if (ec)
@@ -28,25 +30,40 @@ awaitable<std::error_code> read_frame(tcp::socket& socket, uint32_t max_bytes, s
   if (errc e = decode_frame_size(prefix, max_bytes, size); e != errc::none) {
     co_return make_error_code(e);
   }
-  body.resize(size);
-  auto [ec2, n2] = co_await asio::async_read(socket, asio::buffer(body), use_tuple);
+  auto [frame, space] = SharedBytes::allocate(size);
+  auto [ec2, n2] =
+      co_await asio::async_read(socket, asio::buffer(space.data(), space.size()), use_tuple);
+  body = std::move(frame);
   co_return ec2;
 }
 
-// Frames waiting to be written to one socket, written one at a time in order.
+// Frames waiting to be written to one socket, written in order.
 struct Outbox {
-  std::deque<std::string> frames;
+  std::deque<OutFrame> frames;
   bool writing = false;
 };
 
-// Drains `outbox` into `socket`; `on_error` runs once if a write fails.
+// At most this many frames go out in one gather write.
+constexpr size_t kFramesPerWrite = 64;
+
+// Drains `outbox` into `socket`: the frames queued meanwhile go out together, each frame's
+// attached batches straight from their buffers. `on_error` runs once if a write fails.
 template <typename OnError>
 awaitable<void> drain(std::shared_ptr<tcp::socket> socket, std::shared_ptr<Outbox> outbox,
                       OnError on_error) {
+  std::vector<OutFrame> batch;
+  std::vector<asio::const_buffer> pieces;
   while (!outbox->frames.empty()) {
-    std::string frame = std::move(outbox->frames.front());
-    outbox->frames.pop_front();
-    auto [ec, n] = co_await asio::async_write(*socket, asio::buffer(frame), use_tuple);
+    batch.clear();
+    pieces.clear();
+    while (!outbox->frames.empty() && batch.size() < kFramesPerWrite) {
+      batch.push_back(std::move(outbox->frames.front()));
+      outbox->frames.pop_front();
+    }
+    for (const OutFrame& frame : batch)
+      frame.for_each_piece(
+          [&](std::span<const char> piece) { pieces.emplace_back(piece.data(), piece.size()); });
+    auto [ec, n] = co_await asio::async_write(*socket, pieces, use_tuple);
     if (ec) {
       outbox->frames.clear();
       outbox->writing = false;
@@ -59,7 +76,7 @@ awaitable<void> drain(std::shared_ptr<tcp::socket> socket, std::shared_ptr<Outbo
 
 template <typename OnError>
 void send(asio::io_context& io, const std::shared_ptr<tcp::socket>& socket,
-          const std::shared_ptr<Outbox>& outbox, std::string frame, OnError on_error) {
+          const std::shared_ptr<Outbox>& outbox, OutFrame frame, OnError on_error) {
   outbox->frames.push_back(std::move(frame));
   if (outbox->writing)
     return;
@@ -168,7 +185,7 @@ awaitable<void> RpcServer::accept_loop() {
 awaitable<void> RpcServer::serve(std::shared_ptr<Connection> c) {
   uint64_t id = next_connection_id_++;
   connections_[id] = c;
-  std::string body;
+  SharedBytes body;
   const char* listener = kind_ == ListenerKind::internal ? "internal" : "client";
   while (!c->closed) {
     std::error_code ec = co_await read_frame(*c->socket, max_frame_bytes_, body);
@@ -211,7 +228,7 @@ awaitable<void> RpcServer::answer(std::shared_ptr<Connection> c, int32_t correla
   }
   if (c->closed)
     co_return;
-  std::string frame;
+  OutFrame frame;
   encode_response(correlation_id, response, frame);
   send(io_, c->socket, c->outbox, std::move(frame), [c](std::error_code) { c->close(); });
 }
@@ -305,7 +322,7 @@ awaitable<void> connect(std::shared_ptr<RpcClient::State> st) {
 
 awaitable<void> read_responses(std::shared_ptr<RpcClient::State> st, uint64_t gen) {
   auto socket = st->socket;
-  std::string body;
+  SharedBytes body;
   while (gen == st->generation) {
     std::error_code ec = co_await read_frame(*socket, kMaxFrameBytes, body);
     if (ec) {
@@ -375,7 +392,7 @@ awaitable<CallResult> RpcClient::call_request(Request request, std::chrono::mill
   p->timer = std::make_shared<asio::steady_timer>(st->io, deadline);
   p->expected_index = request.index();
   st->pending[id] = p;
-  std::string frame;
+  OutFrame frame;
   encode_request(id, request, frame);
   uint64_t gen = st->generation;
   send(st->io, st->socket, st->outbox, std::move(frame),

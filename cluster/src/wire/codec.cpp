@@ -28,7 +28,9 @@ constexpr U to_big_endian(U u) {
 
 class Writer {
  public:
-  explicit Writer(std::string& out) : out_(out) {}
+  // With `attachments`, long SharedBytes fields are referenced there instead of copied.
+  explicit Writer(std::string& out, std::vector<OutFrame::Attachment>* attachments = nullptr)
+      : out_(out), attachments_(attachments) {}
 
   template <typename T>
   requires std::is_integral_v<T>
@@ -44,7 +46,18 @@ class Writer {
     integer(static_cast<int32_t>(s.size()));
     out_.append(s);
   }
-  size_t position() const { return out_.size(); }
+  void shared(const SharedBytes& b) {
+    if (attachments_ == nullptr || b.size() < OutFrame::kAttachMinBytes) {
+      bytes(b.view());
+      return;
+    }
+    integer(static_cast<int32_t>(b.size()));
+    attachments_->push_back({out_.size(), b});
+    attached_ += b.size();
+  }
+  // Bytes written so far, attached ones included.
+  size_t position() const { return out_.size() + attached_; }
+  // Overwrites 4 bytes at `at`, an offset in the copied bytes taken before any attachment.
   void patch_u32(size_t at, uint32_t v) {
     v = to_big_endian(v);
     std::memcpy(out_.data() + at, &v, sizeof v);
@@ -52,6 +65,8 @@ class Writer {
 
  private:
   std::string& out_;
+  std::vector<OutFrame::Attachment>* attachments_;
+  size_t attached_ = 0;
 };
 
 // ---- reading -----------------------------------------------------------------------------------
@@ -61,6 +76,8 @@ class Writer {
 class Reader {
  public:
   explicit Reader(std::span<const char> in) : in_(in) {}
+  // Reads `frame`; SharedBytes fields become slices of it rather than copies.
+  explicit Reader(const SharedBytes& frame) : in_(frame.span()), frame_(&frame) {}
 
   template <typename T>
   requires std::is_integral_v<T>
@@ -80,6 +97,16 @@ class Reader {
       return fail();
     s.assign(in_.data() + pos_, static_cast<size_t>(n));
     pos_ += static_cast<size_t>(n);
+    return true;
+  }
+  bool shared(SharedBytes& b) {
+    int32_t n = 0;
+    if (!integer(n) || n < 0 || static_cast<size_t>(n) > remaining())
+      return fail();
+    const auto len = static_cast<size_t>(n);
+    b = frame_ != nullptr ? frame_->slice(pos_, len)
+                          : SharedBytes(std::string(in_.data() + pos_, len));
+    pos_ += len;
     return true;
   }
   // A count of elements that take at least `min_element_bytes` each.
@@ -104,6 +131,7 @@ class Reader {
     return true;
   }
   std::span<const char> in_;
+  const SharedBytes* frame_ = nullptr;
   size_t pos_ = 0;
   bool ok_ = true;
 };
@@ -145,6 +173,8 @@ void put(Writer& w, const T& v) {
     w.integer(v.value());
   } else if constexpr (std::is_same_v<T, std::string>) {
     w.bytes(v);
+  } else if constexpr (std::is_same_v<T, SharedBytes>) {
+    w.shared(v);
   } else if constexpr (std::is_same_v<T, Endpoint>) {
     w.bytes(v.host);
     w.integer(v.port);
@@ -203,6 +233,8 @@ bool get(Reader& r, T& v) {
     return true;
   } else if constexpr (std::is_same_v<T, std::string>) {
     return r.bytes(v);
+  } else if constexpr (std::is_same_v<T, SharedBytes>) {
+    return r.shared(v);
   } else if constexpr (std::is_same_v<T, Endpoint>) {
     return r.bytes(v.host) && r.integer(v.port);
   } else if constexpr (std::is_same_v<T, TopicPartition>) {
@@ -286,13 +318,54 @@ constexpr size_t kResponseHeaderBytes = 4 + 2;
 constexpr size_t kMinFrameBytes = std::min(kRequestHeaderBytes, kResponseHeaderBytes);
 
 template <typename Header, typename Body>
-void encode_frame(const Header& write_header, const Body& body, std::string& out) {
-  Writer w(out);
+void encode_frame(const Header& write_header, const Body& body, Writer& w) {
   size_t at = w.position();
   w.integer<uint32_t>(0);
   write_header(w);
   std::visit([&](const auto& m) { put(w, m); }, body);
   w.patch_u32(at, static_cast<uint32_t>(w.position() - at - kFrameSizeBytes));
+}
+
+void write_request_header(Writer& w, int32_t correlation_id, const Request& request) {
+  w.integer(api_key(request));
+  w.integer(kApiVersion);
+  w.integer(correlation_id);
+}
+
+void write_response_header(Writer& w, int32_t correlation_id, const Response& response) {
+  w.integer(correlation_id);
+  w.integer(api_key(response));
+}
+
+DecodedRequest decode_request_from(Reader& r) {
+  DecodedRequest out;
+  if (!r.integer(out.header.api_key) || !r.integer(out.header.api_version) ||
+      !r.integer(out.header.correlation_id)) {
+    out.error = errc::malformed_frame;
+    return out;
+  }
+  if (out.header.api_key < 0 ||
+      static_cast<size_t>(out.header.api_key) >= std::variant_size_v<Request> ||
+      out.header.api_version != kApiVersion) {
+    out.error = errc::unsupported_version;
+    return out;
+  }
+  if (!decode_variant(r, static_cast<size_t>(out.header.api_key), out.request) || !r.ok() ||
+      r.remaining() != 0) {
+    out.error = errc::malformed_frame;
+  }
+  return out;
+}
+
+DecodedResponse decode_response_from(Reader& r) {
+  DecodedResponse out;
+  ApiKey key = 0;
+  if (!r.integer(out.correlation_id) || !r.integer(key) ||
+      !decode_variant(r, static_cast<size_t>(static_cast<uint16_t>(key)), out.response) ||
+      !r.ok() || r.remaining() != 0) {
+    out.error = errc::malformed_frame;
+  }
+  return out;
 }
 
 constexpr std::array<std::string_view, std::variant_size_v<Request>> kApiNames = {
@@ -341,22 +414,37 @@ errc response_error(const Response& response) noexcept {
 }
 
 void encode_request(int32_t correlation_id, const Request& request, std::string& out) {
-  encode_frame(
-      [&](Writer& w) {
-        w.integer(api_key(request));
-        w.integer(kApiVersion);
-        w.integer(correlation_id);
-      },
-      request, out);
+  Writer w(out);
+  encode_frame([&](Writer& h) { write_request_header(h, correlation_id, request); }, request, w);
 }
 
 void encode_response(int32_t correlation_id, const Response& response, std::string& out) {
-  encode_frame(
-      [&](Writer& w) {
-        w.integer(correlation_id);
-        w.integer(api_key(response));
-      },
-      response, out);
+  Writer w(out);
+  encode_frame([&](Writer& h) { write_response_header(h, correlation_id, response); }, response, w);
+}
+
+void encode_request(int32_t correlation_id, const Request& request, OutFrame& out) {
+  Writer w(out.head, &out.attachments);
+  encode_frame([&](Writer& h) { write_request_header(h, correlation_id, request); }, request, w);
+}
+
+void encode_response(int32_t correlation_id, const Response& response, OutFrame& out) {
+  Writer w(out.head, &out.attachments);
+  encode_frame([&](Writer& h) { write_response_header(h, correlation_id, response); }, response, w);
+}
+
+size_t OutFrame::size() const {
+  size_t n = head.size();
+  for (const Attachment& a : attachments)
+    n += a.bytes.size();
+  return n;
+}
+
+std::string OutFrame::flatten() const {
+  std::string out;
+  out.reserve(size());
+  for_each_piece([&](std::span<const char> piece) { out.append(piece.data(), piece.size()); });
+  return out;
 }
 
 errc decode_frame_size(std::span<const char, kFrameSizeBytes> prefix, uint32_t max_bytes,
@@ -371,36 +459,23 @@ errc decode_frame_size(std::span<const char, kFrameSizeBytes> prefix, uint32_t m
 }
 
 DecodedRequest decode_request(std::span<const char> frame) {
-  DecodedRequest out;
   Reader r(frame);
-  if (!r.integer(out.header.api_key) || !r.integer(out.header.api_version) ||
-      !r.integer(out.header.correlation_id)) {
-    out.error = errc::malformed_frame;
-    return out;
-  }
-  if (out.header.api_key < 0 ||
-      static_cast<size_t>(out.header.api_key) >= std::variant_size_v<Request> ||
-      out.header.api_version != kApiVersion) {
-    out.error = errc::unsupported_version;
-    return out;
-  }
-  if (!decode_variant(r, static_cast<size_t>(out.header.api_key), out.request) || !r.ok() ||
-      r.remaining() != 0) {
-    out.error = errc::malformed_frame;
-  }
-  return out;
+  return decode_request_from(r);
+}
+
+DecodedRequest decode_request(const SharedBytes& frame) {
+  Reader r(frame);
+  return decode_request_from(r);
 }
 
 DecodedResponse decode_response(std::span<const char> frame) {
-  DecodedResponse out;
   Reader r(frame);
-  ApiKey key = 0;
-  if (!r.integer(out.correlation_id) || !r.integer(key) ||
-      !decode_variant(r, static_cast<size_t>(static_cast<uint16_t>(key)), out.response) ||
-      !r.ok() || r.remaining() != 0) {
-    out.error = errc::malformed_frame;
-  }
-  return out;
+  return decode_response_from(r);
+}
+
+DecodedResponse decode_response(const SharedBytes& frame) {
+  Reader r(frame);
+  return decode_response_from(r);
 }
 
 }  // namespace faultline::cluster

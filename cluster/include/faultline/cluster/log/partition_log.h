@@ -53,6 +53,7 @@
 #include "faultline/cluster/errc.h"
 #include "faultline/cluster/log/leader_epoch_cache.h"
 #include "faultline/cluster/log/open_file_cache.h"
+#include "faultline/cluster/shared_bytes.h"
 #include "faultline/cluster/types.h"
 
 namespace faultline::cluster {
@@ -85,11 +86,13 @@ class PartitionLog {
   PartitionLog(const PartitionLog&) = delete;
   PartitionLog& operator=(const PartitionLog&) = delete;
 
-  // Leader append of one batch the caller validated: stamps base_offset = log end and
-  // partition_leader_epoch = epoch into the batch (both outside the CRC), records `epoch` in the
-  // epoch history if it is new, writes. Returns the base offset. An epoch below the latest one is
-  // refused with errc::fenced_leader_epoch (a deposed leader must not write).
-  Offset append_as_leader(std::string batch, LeaderEpoch epoch, std::error_code& ec);
+  // Leader append of one batch the caller validated: writes it with base_offset = log end and
+  // partition_leader_epoch = epoch stamped in (both outside the CRC; the stamped header is a copy,
+  // the caller's bytes are written as they are, so a batch shared with a request frame is never
+  // copied), records `epoch` in the epoch history if it is new. Returns the base offset. An epoch
+  // below the latest one is refused with errc::fenced_leader_epoch (a deposed leader must not
+  // write).
+  Offset append_as_leader(std::span<const char> batch, LeaderEpoch epoch, std::error_code& ec);
 
   // Follower append of one or more complete batches copied from the leader, offsets and epochs
   // already assigned. The first must start exactly at the log end (else
@@ -102,8 +105,9 @@ class PartitionLog {
   // first batch whose base offset is >= upper_exclusive (the high watermark, for consumers) or
   // that would take the result past max_bytes. The first batch is returned even if larger than
   // max_bytes, so a reader always makes progress. from == log end: empty. from beyond the log end
-  // or before its start: errc::offset_out_of_range.
-  std::string read(Offset from, size_t max_bytes, Offset upper_exclusive,
+  // or before its start: errc::offset_out_of_range. The bytes are read once, into a buffer of
+  // their own that a fetch answer then refers to (shared_bytes.h).
+  SharedBytes read(Offset from, size_t max_bytes, Offset upper_exclusive,
                    std::error_code& ec) const;
 
   Offset log_start_offset() const;
@@ -143,7 +147,9 @@ class PartitionLog {
   PartitionLog(std::filesystem::path dir, LogConfig cfg);
   std::error_code recover();
   std::error_code add_segment(Offset base);
-  std::error_code append_locked(std::span<const char> batch, Offset base, Offset next);
+  // Appends the batch made of `head` followed by `rest` (one write).
+  std::error_code append_locked(std::span<const char> head, std::span<const char> rest, Offset base,
+                                Offset next);
   std::error_code roll_locked();
   std::error_code persist_epochs(const LeaderEpochCache& cache);
   std::error_code sync_after_append(std::unique_lock<std::shared_mutex>& lock);

@@ -22,6 +22,7 @@
 #include "faultline/cluster/controller/metadata.h"
 #include "faultline/cluster/controller/raft.h"
 #include "faultline/cluster/errc.h"
+#include "faultline/cluster/shared_bytes.h"
 #include "faultline/cluster/types.h"
 
 namespace faultline::cluster {
@@ -32,7 +33,7 @@ struct ProduceRequest {
   TopicPartition tp;
   Acks acks = Acks::all;
   int32_t timeout_ms = 30000;
-  std::string batch;  // exactly one record batch (log/record_batch.h)
+  SharedBytes batch;  // exactly one record batch (log/record_batch.h)
   static auto fields(auto& s) { return std::tie(s.tp, s.acks, s.timeout_ms, s.batch); }
 };
 struct ProduceResponse {
@@ -70,7 +71,7 @@ struct FetchResponse {
   int64_t log_start_offset = -1;
   int64_t log_end_offset = -1;
   std::optional<DivergingEpoch> diverging;
-  std::string records;  // whole batches
+  SharedBytes records;  // whole batches
   static auto fields(auto& s) {
     return std::tie(s.error, s.high_watermark, s.log_start_offset, s.log_end_offset, s.diverging,
                     s.records);
@@ -134,7 +135,7 @@ struct ReplicaFetchPartitionResponse {
   int64_t log_start_offset = -1;
   int64_t log_end_offset = -1;
   std::optional<DivergingEpoch> diverging;
-  std::string records;  // whole batches
+  SharedBytes records;  // whole batches
   static auto fields(auto& s) {
     return std::tie(s.tp, s.error, s.high_watermark, s.log_start_offset, s.log_end_offset,
                     s.diverging, s.records);
