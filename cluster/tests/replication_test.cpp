@@ -180,6 +180,36 @@ TEST(AlterPartition, ARejectedProposalIsRetriedOnlyAfterABackoff) {
   EXPECT_EQ(retry->proposed_isr, (ReplicaList{1, 2, 3}));
 }
 
+// changing_isr() keeps a partition on the broker's ISR watch list (checked every 50 ms rather than
+// at the slower sweeps): from the proposal until its outcome, through a retry's backoff and a
+// fenced proposal's wait for metadata.
+TEST(AlterPartition, ChangingIsrCoversEveryStateBetweenAProposalAndItsOutcome) {
+  Fixture f(1, ReplicaList{1, 2});
+  EXPECT_FALSE(f.rep.changing_isr());
+  f.rep.on_follower_fetch(kF3, Offset{0}, f.t0);
+  auto proposal = f.rep.propose_isr_change(f.t0);
+  ASSERT_TRUE(proposal.has_value());
+  EXPECT_TRUE(f.rep.changing_isr()) << "in flight";
+  f.rep.on_alter_partition_result(*proposal, errc::invalid_request, {}, PartitionEpoch{});
+  EXPECT_TRUE(f.rep.changing_isr()) << "refused: a retry is due after the backoff";
+  EXPECT_FALSE(f.rep.propose_isr_change(f.t0 + 100ms).has_value());
+  EXPECT_TRUE(f.rep.changing_isr()) << "still backing off";
+  auto retry = f.rep.propose_isr_change(f.t0 + 500ms);
+  ASSERT_TRUE(retry.has_value());
+  f.rep.on_alter_partition_result(*retry, errc::invalid_update_version, {}, PartitionEpoch{});
+  EXPECT_TRUE(f.rep.changing_isr()) << "fenced: waiting for the metadata log";
+  f.rep.on_metadata_update(ReplicaList{1, 2, 3}, PartitionEpoch{11}, ReplicaList{1, 2, 3});
+  EXPECT_FALSE(f.rep.changing_isr()) << "the metadata decided";
+  EXPECT_FALSE(f.rep.propose_isr_change(f.t0 + 600ms).has_value());
+
+  Fixture g(1, ReplicaList{1, 2});
+  g.rep.on_follower_fetch(kF3, Offset{0}, g.t0);
+  auto expand = g.rep.propose_isr_change(g.t0);
+  ASSERT_TRUE(expand.has_value());
+  g.rep.on_alter_partition_result(*expand, errc::none, ReplicaList{1, 2, 3}, PartitionEpoch{11});
+  EXPECT_FALSE(g.rep.changing_isr()) << "committed";
+}
+
 TEST(AlterPartition, PendingShrinkStillHoldsTheHighWatermarkBack) {
   Fixture f;
   f.rep.on_leader_append(Offset{10});

@@ -27,6 +27,9 @@ namespace {
 constexpr size_t kMetadataBatch = 4096;
 constexpr auto kRetryBackoff = 50ms;
 constexpr auto kIsrCheckInterval = 50ms;
+// The longest gap between two ISR sweeps over every partition led here (shrinks are found by the
+// sweeps); a tenth of replica.lag.time.max.ms when that is shorter. See Broker::isr_loop.
+constexpr auto kMaxIsrSweepInterval = 500ms;
 // Longest stretch of metadata application between two yields to the io_context: well under any
 // heartbeat interval, so a 10k-partition batch never holds up a heartbeat.
 constexpr auto kApplySlice = 5ms;
@@ -454,12 +457,14 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
   std::vector<ReplicaFetchPartitionResponse> answers(n);
   std::vector<LeaderEpoch> epochs(n);
   std::vector<char> settled(n, 0);  // an error or a divergence: answered, nothing to read
+  // Looked up once: partitions are never removed, so the pointers hold across the waits.
+  std::vector<Partition*> hosted(n, nullptr);
   bool any = false;
   for (size_t i = 0; i < n; ++i) {
     const auto& part = parts[i];
     auto& a = answers[i];
     a.tp = part.tp;
-    Partition* p = find(part.tp);
+    Partition* p = hosted[i] = find(part.tp);
     a.error = check_leader(p, part.tp, part.current_leader_epoch);
     if (a.error == errc::none) {
       epochs[i] = p->leader_epoch;
@@ -479,14 +484,16 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
       if (settled[i])
         continue;
       auto& a = answers[i];
-      Partition* p = find(a.tp);
+      Partition* p = hosted[i];
       if (p == nullptr || !p->replication || p->leader_epoch != epochs[i]) {
         a.error = errc::not_leader_or_follower;  // leadership moved while the poll waited
         settled[i] = 1;
         found = true;
         continue;
       }
-      if (budget > 0) {
+      // Nothing new past the follower's position (the usual case for an idle partition): no
+      // read, which would take the log's lock to find nothing.
+      if (budget > 0 && parts[i].fetch_offset != p->log->log_end_offset().value()) {
         std::error_code ec;
         int32_t max_bytes =
             static_cast<int32_t>(std::min<int64_t>(std::max(req.partition_max_bytes, 1), budget));
@@ -511,11 +518,11 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
   any = read_all() || any;
   auto deadline = Clock::now() + std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
   while (!any && !stopping_ && Clock::now() < deadline) {
-    std::vector<TopicPartition> waiting;
+    std::vector<Partition*> waiting;
     waiting.reserve(n);
     for (size_t i = 0; i < n; ++i) {
-      if (!settled[i])
-        waiting.push_back(answers[i].tp);
+      if (!settled[i] && hosted[i] != nullptr)
+        waiting.push_back(hosted[i]);
     }
     co_await wait_for_any(
         waiting, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
@@ -523,7 +530,7 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
   }
   for (size_t i = 0; i < n; ++i) {
     auto& a = answers[i];
-    Partition* p = find(a.tp);
+    Partition* p = hosted[i];
     bool has_news = a.error != errc::none || a.diverging || !a.records.empty();
     if (p != nullptr && p->log && a.error == errc::none) {
       a.high_watermark = high_watermark(*p).value();
@@ -863,23 +870,54 @@ awaitable<bool> Broker::on_metadata_snapshot(std::span<const uint8_t> bytes) {
   co_return true;
 }
 
+// Two cadences. Every kIsrCheckInterval the partitions on the watch list are checked: those led
+// here whose ISR lacks a replica (a follower that may catch up and be proposed back at once) or
+// that proposed a change (answer pending, or a retry due). Every sweep interval all of them are,
+// which finds the followers that fell behind (a shrink is due replica.lag.time.max after their
+// last catch-up, so a sweep every tenth of it adds at most 10 % to that), and the watch list is
+// rebuilt. An in-sync partition thus costs a sweep's visit, not twenty visits a second: at 50k
+// partitions the 50 ms pass over every partition was a third of an idle broker's CPU.
 awaitable<void> Broker::isr_loop() {
+  const auto sweep_interval = std::clamp<Clock::duration>(config_.replica_lag_time_max / 10,
+                                                          kIsrCheckInterval, kMaxIsrSweepInterval);
+  auto next_sweep = Clock::now();
   while (!stopping_) {
     co_await sleep(kIsrCheckInterval);
     if (gauges_stale_)
       update_gauges();
     if (alter_partitions_in_flight_)
       continue;  // one batch at a time
-    auto now = Clock::now();
+    const auto now = Clock::now();
     const ReplicaList ineligible = isr_ineligible_brokers();
     std::vector<std::pair<TopicPartition, IsrChangeProposal>> batch;
-    for (auto& [tp, p] : partitions_) {
-      if (batch.size() >= kMaxAlterPartitionBatch)
-        break;
-      if (!p->replication)
-        continue;
-      if (auto proposal = p->replication->propose_isr_change(now, ineligible))
-        batch.emplace_back(tp, *proposal);
+    // Proposes p's ISR change if one is due and the batch has room; true when p stays watched.
+    auto check = [&](const TopicPartition& tp, Partition& p) {
+      if (!p.replication)
+        return false;
+      if (batch.size() < kMaxAlterPartitionBatch) {
+        if (auto proposal = p.replication->propose_isr_change(now, ineligible)) {
+          batch.emplace_back(tp, *proposal);
+          return true;
+        }
+      }
+      return p.replication->isr().size() < p.replicas.size() || p.replication->changing_isr();
+    };
+    if (now >= next_sweep) {
+      next_sweep = now + sweep_interval;
+      isr_watch_.clear();
+      for (auto& [tp, p] : partitions_) {
+        if (check(tp, *p))
+          isr_watch_.insert(tp);
+      }
+    } else {
+      std::vector<TopicPartition> recovered;
+      for (const TopicPartition& tp : isr_watch_) {
+        Partition* p = find(tp);
+        if (p == nullptr || !check(tp, *p))
+          recovered.push_back(tp);
+      }
+      for (const TopicPartition& tp : recovered)
+        isr_watch_.erase(tp);
     }
     if (batch.empty())
       continue;
@@ -1375,17 +1413,23 @@ void Broker::wake(Partition& p) {
 
 awaitable<void> Broker::wait_for_any(const std::vector<TopicPartition>& tps,
                                      std::chrono::milliseconds max_wait) {
-  asio::steady_timer timer(io_, max_wait);
+  std::vector<Partition*> partitions;
   for (const auto& tp : tps) {
     if (Partition* p = find(tp))
-      p->waiters.push_back(&timer);
+      partitions.push_back(p);
   }
+  co_await wait_for_any(partitions, max_wait);
+}
+
+awaitable<void> Broker::wait_for_any(const std::vector<Partition*>& partitions,
+                                     std::chrono::milliseconds max_wait) {
+  asio::steady_timer timer(io_, max_wait);
+  for (Partition* p : partitions)
+    p->waiters.push_back(&timer);
   co_await timer.async_wait(use_tuple);
   // Woken by one partition (or timed out): the others must not keep a pointer to this timer.
-  for (const auto& tp : tps) {
-    if (Partition* p = find(tp))
-      std::erase(p->waiters, &timer);
-  }
+  for (Partition* p : partitions)
+    std::erase(p->waiters, &timer);
 }
 
 awaitable<void> Broker::wait_for_data(Partition& p, std::chrono::milliseconds max_wait) {

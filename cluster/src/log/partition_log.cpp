@@ -144,6 +144,7 @@ std::unique_ptr<PartitionLog> PartitionLog::open(std::filesystem::path dir, LogC
   ec = log->recover();
   if (ec)
     return nullptr;
+  log->publish_bounds();
   return log;
 }
 
@@ -331,6 +332,7 @@ std::error_code PartitionLog::append_locked(std::span<const char> head, std::spa
   seg.size += size;
   seg.end = next;
   log_end_ = next;
+  publish_bounds();
   return {};
 }
 
@@ -494,14 +496,17 @@ SharedBytes PartitionLog::read(Offset from, size_t max_bytes, Offset upper_exclu
   return bytes;
 }
 
+void PartitionLog::publish_bounds() {
+  start_published_.store(segments_.front()->base.value(), std::memory_order_release);
+  end_published_.store(log_end_.value(), std::memory_order_release);
+}
+
 Offset PartitionLog::log_start_offset() const {
-  std::shared_lock lock(mu_);
-  return segments_.front()->base;
+  return Offset{start_published_.load(std::memory_order_acquire)};
 }
 
 Offset PartitionLog::log_end_offset() const {
-  std::shared_lock lock(mu_);
-  return log_end_;
+  return Offset{end_published_.load(std::memory_order_acquire)};
 }
 
 size_t PartitionLog::segment_count() const {
@@ -554,6 +559,7 @@ std::error_code PartitionLog::truncate_to(Offset new_end) {
   if (auto ec = seg.write_index_from(seg.entries.size()))
     return ec;
   log_end_ = new_log_end;
+  publish_bounds();
   if (auto ec = sync_segment(seg))
     return ec;
   if (auto ec = fs::sync_dir(dir_))

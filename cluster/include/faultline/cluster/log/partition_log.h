@@ -155,12 +155,19 @@ class PartitionLog {
   std::error_code sync_after_append(std::unique_lock<std::shared_mutex>& lock);
   static std::error_code sync_segment(const log_detail::Segment& seg);
   size_t segment_index_for(Offset offset) const;
+  // Makes the log's bounds readable without the lock; called under the exclusive lock (or before
+  // the log is shared) whenever they change.
+  void publish_bounds();
 
   std::filesystem::path dir_;
   LogConfig cfg_;
   mutable std::shared_mutex mu_;
   std::vector<std::unique_ptr<log_detail::Segment>> segments_;  // by base offset, never empty
   Offset log_end_{0};
+  // log_start_offset() and log_end_offset() read these without the lock: a leader asks for both
+  // of every partition a follower's long-poll carries, tens of thousands of times a second.
+  std::atomic<int64_t> start_published_{0};
+  std::atomic<int64_t> end_published_{0};
   LeaderEpochCache epochs_;
   mutable std::mutex hw_mu_;  // separate, so a checkpoint fsync never stalls appends or reads
   Offset hw_checkpoint_{0};

@@ -113,6 +113,11 @@ class PartitionReplication {
   void on_metadata_update(const ReplicaList& isr, PartitionEpoch partition_epoch,
                           const ReplicaList& replicas);
   bool alter_partition_in_flight() const { return in_flight_.has_value(); }
+  // An ISR change is under way: a proposal in flight, a fenced one waiting for the metadata log,
+  // or a refused one waiting for its retry.
+  bool changing_isr() const {
+    return in_flight_.has_value() || awaiting_metadata_ || retry_not_before_ > last_seen_time_;
+  }
 
   // ---- acks=all ----
   // errc::not_enough_replicas when the ISR is smaller than min.insync.replicas (reject before
