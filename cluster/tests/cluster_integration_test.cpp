@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -365,6 +366,43 @@ TEST(ClusterIntegration, BrokersWithFarFewerDescriptorsThanLogFilesLoseNothing) 
   }
   EXPECT_GT(checked, size_t(kWide * 6));
   expect_no_loss(cluster, admin, producer);
+}
+
+// A follower learns the leader's high watermark from its long-polls even when they find nothing
+// new: the last acks=all write moves the HW only after the followers have fetched it, so their
+// next polls time out with nothing to read and must still carry the HW. Every replica's HW
+// checkpoint (written each flush interval) reaches the end of what was acknowledged.
+TEST(ClusterIntegration, IdleFollowersLearnTheHighWatermarkFromPollsThatFindNothingNew) {
+  LocalCluster cluster(LocalClusterOptions{});
+  SyncClient client(cluster.client_config());
+  create_and_wait(client, "events", 1, 3);
+  const int64_t writes = 10;
+  for (int64_t i = 0; i < writes; ++i) {
+    ASSERT_TRUE(client.send(kTp, {"v" + std::to_string(i)}, Acks::all).acknowledged());
+  }
+  // The checkpoint file holds a version line and the HW; -1 while it is missing or partial.
+  auto checkpointed_hw = [&](int id) -> int64_t {
+    std::ifstream in(cluster.dir() / ("broker-" + std::to_string(id)) /
+                     fmt::format("{}-{}", kTp.topic, kTp.partition.value()) / "hw-checkpoint");
+    int64_t version = -1, hw = -1;
+    if (!(in >> version >> hw))
+      return -1;
+    return hw;
+  };
+  std::map<int, int64_t> seen;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    bool all = true;
+    for (int id = 1; id <= 3; ++id) {
+      seen[id] = checkpointed_hw(id);
+      all = all && seen[id] == writes;
+    }
+    if (all || std::chrono::steady_clock::now() > deadline)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  for (int id = 1; id <= 3; ++id)
+    EXPECT_EQ(seen[id], writes) << "broker " << id << "'s HW checkpoint\n" << cluster.logs();
 }
 
 TEST(ClusterIntegration, AMalformedFrameClosesOneConnectionAndTheBrokerKeepsServing) {

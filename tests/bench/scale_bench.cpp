@@ -344,6 +344,14 @@ std::string create_and_idle(ScaleRun& run, benchmark::State& state) {
   for (int id : run.brokers)
     cpu_before[id] = cpu_seconds(run.cluster.broker(id).pid());
   double controller_before = cpu_seconds(run.cluster.controller().pid());
+  // Says when the idle window starts and which processes to watch (e.g. `perf record -p`).
+  std::cerr << "scale_bench: " << run.partitions << " partitions: full ISR after "
+            << seconds_since(created_at) << " s; idle for "
+            << std::chrono::duration_cast<std::chrono::seconds>(kIdleWindow).count()
+            << " s from now, broker pids";
+  for (int id : run.brokers)
+    std::cerr << ' ' << run.cluster.broker(id).pid();
+  std::cerr << std::endl;
   auto idle_from = Clock::now();
   std::this_thread::sleep_for(kIdleWindow);
   double idle_s = seconds_since(idle_from);

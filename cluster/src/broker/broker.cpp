@@ -459,6 +459,49 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
   std::vector<char> settled(n, 0);  // an error or a divergence: answered, nothing to read
   // Looked up once: partitions are never removed, so the pointers hold across the waits.
   std::vector<Partition*> hosted(n, nullptr);
+  int64_t budget = std::max(req.max_bytes, 1);
+  // Reads partition i past the follower's position; true when the answer now has something for
+  // the follower (records, an error, or leadership moved while the poll waited).
+  auto read_one = [&](size_t i) {
+    auto& a = answers[i];
+    Partition* p = hosted[i];
+    if (p == nullptr || !p->replication || p->leader_epoch != epochs[i]) {
+      a.error = errc::not_leader_or_follower;
+      settled[i] = 1;
+      return true;
+    }
+    // Nothing new past the follower's position (the usual case for an idle partition): no read,
+    // which would take the log's lock to find nothing.
+    if (budget <= 0 || parts[i].fetch_offset == p->log->log_end_offset().value())
+      return false;
+    std::error_code ec;
+    int32_t max_bytes =
+        static_cast<int32_t>(std::min<int64_t>(std::max(req.partition_max_bytes, 1), budget));
+    a.records = p->log->read(Offset{parts[i].fetch_offset}, static_cast<size_t>(max_bytes),
+                             p->log->log_end_offset(), ec);
+    if (ec) {
+      a.error = ec == make_error_code(errc::offset_out_of_range) ? errc::offset_out_of_range
+                                                                 : errc::unknown_server_error;
+      settled[i] = 1;
+      return true;
+    }
+    budget -= static_cast<int64_t>(a.records.size());
+    // A new HW alone does not end the poll (it rides along when the answer goes): ending it would
+    // cost every acks=all produce an extra round trip per follower.
+    return !a.records.empty();
+  };
+  // The HW and log bounds partition i's answer carries.
+  auto fill_bounds = [&](size_t i) {
+    auto& a = answers[i];
+    Partition* p = hosted[i];
+    if (p != nullptr && p->log && a.error == errc::none) {
+      a.high_watermark = high_watermark(*p).value();
+      a.log_start_offset = p->log->log_start_offset().value();
+      a.log_end_offset = p->log->log_end_offset().value();
+    }
+  };
+  // One pass while each partition is at hand: check, count the fetch for the ISR, read, bounds. At
+  // tens of thousands of partitions every extra pass costs a cache miss per partition.
   bool any = false;
   for (size_t i = 0; i < n; ++i) {
     const auto& part = parts[i];
@@ -474,48 +517,14 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
     if (a.error != errc::none || a.diverging) {
       settled[i] = 1;
       any = true;
+    } else {
+      any = read_one(i) || any;
     }
+    fill_bounds(i);
   }
-  // Reads every unsettled partition; true when one of them has something for the follower.
-  auto read_all = [&]() {
-    bool found = false;
-    int64_t budget = std::max(req.max_bytes, 1);
-    for (size_t i = 0; i < n; ++i) {
-      if (settled[i])
-        continue;
-      auto& a = answers[i];
-      Partition* p = hosted[i];
-      if (p == nullptr || !p->replication || p->leader_epoch != epochs[i]) {
-        a.error = errc::not_leader_or_follower;  // leadership moved while the poll waited
-        settled[i] = 1;
-        found = true;
-        continue;
-      }
-      // Nothing new past the follower's position (the usual case for an idle partition): no
-      // read, which would take the log's lock to find nothing.
-      if (budget > 0 && parts[i].fetch_offset != p->log->log_end_offset().value()) {
-        std::error_code ec;
-        int32_t max_bytes =
-            static_cast<int32_t>(std::min<int64_t>(std::max(req.partition_max_bytes, 1), budget));
-        a.records = p->log->read(Offset{parts[i].fetch_offset}, static_cast<size_t>(max_bytes),
-                                 p->log->log_end_offset(), ec);
-        if (ec) {
-          a.error = ec == make_error_code(errc::offset_out_of_range) ? errc::offset_out_of_range
-                                                                     : errc::unknown_server_error;
-          settled[i] = 1;
-          found = true;
-          continue;
-        }
-        budget -= static_cast<int64_t>(a.records.size());
-      }
-      // A new HW alone does not end the poll (it rides along when the answer goes): ending it
-      // would cost every acks=all produce an extra round trip per follower.
-      if (!a.records.empty())
-        found = true;
-    }
-    return found;
-  };
-  any = read_all() || any;
+  // Appends, HW moves, leadership changes and stopping all wake a partition's waiters: until one
+  // does, the bounds taken above still hold and no read would find more.
+  bool woken_once = false;
   auto deadline = Clock::now() + std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
   while (!any && !stopping_ && Clock::now() < deadline) {
     std::vector<Partition*> waiting;
@@ -524,20 +533,24 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
       if (!settled[i] && hosted[i] != nullptr)
         waiting.push_back(hosted[i]);
     }
-    co_await wait_for_any(
+    const bool woken = co_await wait_for_any(
         waiting, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-    any = read_all();
+    if (!woken)
+      break;
+    woken_once = true;
+    for (size_t i = 0; i < n; ++i) {
+      if (!settled[i])
+        any = read_one(i) || any;
+    }
   }
   for (size_t i = 0; i < n; ++i) {
     auto& a = answers[i];
-    Partition* p = hosted[i];
-    bool has_news = a.error != errc::none || a.diverging || !a.records.empty();
-    if (p != nullptr && p->log && a.error == errc::none) {
-      a.high_watermark = high_watermark(*p).value();
-      a.log_start_offset = p->log->log_start_offset().value();
-      a.log_end_offset = p->log->log_end_offset().value();
-      has_news = has_news || a.high_watermark != parts[i].known_high_watermark;
-    }
+    if (woken_once)
+      fill_bounds(i);
+    if (a.error != errc::none)  // maybe errored after the first pass took its bounds
+      a.high_watermark = a.log_start_offset = a.log_end_offset = -1;
+    bool has_news = a.error != errc::none || a.diverging || !a.records.empty() ||
+                    (a.high_watermark >= 0 && a.high_watermark != parts[i].known_high_watermark);
     if (has_news)
       resp.partitions.push_back(std::move(a));
   }
@@ -785,7 +798,8 @@ awaitable<void> Broker::metadata_loop() {
         co_return;
     }
     restart_fetchers();
-    update_gauges();
+    if (gauges_stale_)
+      update_gauges();  // a pass over every partition: only after something changed
   }
 }
 
@@ -1032,11 +1046,11 @@ std::optional<Broker::FlushJob> Broker::flush_job(Partition& p) {
   if (!p.log)
     return std::nullopt;
   const bool sync = p.unflushed && !config_.flush_every_batch && !config_.flush_never;
-  FlushJob job{p.tp, p.log.get(), sync, high_watermark(p)};
+  const Offset hw = high_watermark(p);
   p.unflushed = false;
-  if (!job.sync && job.hw == p.log->high_watermark_checkpoint())
+  if (!sync && hw == p.log->high_watermark_checkpoint())
     return std::nullopt;
-  return job;
+  return FlushJob{p.tp, p.log.get(), sync, hw};
 }
 
 void Broker::run_flush_job(const FlushJob& job) {
@@ -1059,11 +1073,21 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
   };
   // This loop's fetch session with the leader: a restarted fetcher (new generation) opens its own.
   FetchSessionBuilder session;
-  std::vector<TopicPartition> order;
+  // The fetcher's partitions, looked up once (partitions are never removed, so the pointers hold):
+  // a poll visits each without a lookup by name. One that joins the fetcher restarts it (follow),
+  // so this list lacks none; one that leaves it (unfollow) is skipped by its fetching_from.
+  std::vector<Partition*> members;
+  if (Fetcher* f = current()) {
+    members.reserve(f->partitions.size());
+    for (const auto& tp : f->partitions) {
+      if (Partition* p = find(tp))
+        members.push_back(p);
+    }
+  }
   std::vector<ReplicaFetchPartition> wanted;
   while (!stopping_) {
     Fetcher* f = current();
-    if (f == nullptr || f->partitions.empty())
+    if (f == nullptr || f->partitions.empty() || members.empty())
       co_return;
     const BrokerState* leader = image_.broker(leader_id);
     if (leader == nullptr) {
@@ -1075,19 +1099,16 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
     req.broker_epoch = broker_epoch_.value();
     req.partition_max_bytes = config_.replica_fetch_max_bytes;
     req.max_bytes = std::max(config_.replica_fetch_max_bytes, 16 << 20);
-    order.assign(f->partitions.begin(), f->partitions.end());
-    std::rotate(order.begin(),
-                order.begin() + static_cast<std::ptrdiff_t>(f->rotation % order.size()),
-                order.end());
+    const size_t first = f->rotation % members.size();
     f->rotation += 1;
     auto now = Clock::now();
     auto wait = config_.replica_fetch_wait_max;
     wanted.clear();
-    wanted.reserve(order.size());
-    for (const auto& tp : order) {
-      Partition* p = find(tp);
-      if (p == nullptr)
-        continue;
+    wanted.reserve(members.size());
+    for (size_t k = 0; k < members.size(); ++k) {
+      Partition* p = members[(first + k) % members.size()];
+      if (p->fetching_from != leader_id)
+        continue;  // left this fetcher since the loop started
       if (p->fetch_backoff_until > now) {
         // Come back for it when its backoff ends, not a whole long-poll later. Meanwhile it
         // leaves the session (forgotten), so the leader does not answer its error on every poll.
@@ -1096,7 +1117,7 @@ awaitable<void> Broker::fetcher_loop(BrokerId leader_id, uint64_t generation) {
         continue;
       }
       ReplicaFetchPartition part;
-      part.tp = tp;
+      part.tp = p->tp;
       part.current_leader_epoch = p->leader_epoch.value();
       part.fetch_offset = p->log->log_end_offset().value();
       part.last_fetched_epoch = p->log->latest_epoch().value();
@@ -1421,15 +1442,16 @@ awaitable<void> Broker::wait_for_any(const std::vector<TopicPartition>& tps,
   co_await wait_for_any(partitions, max_wait);
 }
 
-awaitable<void> Broker::wait_for_any(const std::vector<Partition*>& partitions,
+awaitable<bool> Broker::wait_for_any(const std::vector<Partition*>& partitions,
                                      std::chrono::milliseconds max_wait) {
   asio::steady_timer timer(io_, max_wait);
   for (Partition* p : partitions)
     p->waiters.push_back(&timer);
-  co_await timer.async_wait(use_tuple);
+  auto [ec] = co_await timer.async_wait(use_tuple);
   // Woken by one partition (or timed out): the others must not keep a pointer to this timer.
   for (Partition* p : partitions)
     std::erase(p->waiters, &timer);
+  co_return ec == asio::error::operation_aborted;  // wake() cancels the timer
 }
 
 awaitable<void> Broker::wait_for_data(Partition& p, std::chrono::milliseconds max_wait) {

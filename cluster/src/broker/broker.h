@@ -181,7 +181,8 @@ class Broker final : public RequestHandler, public KafkaBackend {
   void update_gauges();
   void publish_log_file_metrics();
   asio::awaitable<void> wait_for_data(Partition& p, std::chrono::milliseconds max_wait);
-  asio::awaitable<void> wait_for_any(const std::vector<Partition*>& partitions,
+  // True when a partition woke the wait (wake()), false when it timed out.
+  asio::awaitable<bool> wait_for_any(const std::vector<Partition*>& partitions,
                                      std::chrono::milliseconds max_wait);
   asio::awaitable<void> sleep(std::chrono::milliseconds d);
 

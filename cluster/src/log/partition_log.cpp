@@ -270,7 +270,7 @@ std::error_code PartitionLog::recover() {
     return e;
   if (exists) {
     if (const auto hw = parse_hw(text))
-      hw_checkpoint_ = std::min(Offset{*hw}, log_end_);
+      hw_checkpoint_.store(std::min(Offset{*hw}, log_end_).value());
     else
       spdlog::warn("event=log_hw_checkpoint_unreadable dir={}", dir_.string());
   }
@@ -566,7 +566,7 @@ std::error_code PartitionLog::truncate_to(Offset new_end) {
     return ec;
   {
     std::lock_guard hw_lock(hw_mu_);
-    hw_checkpoint_ = std::min(hw_checkpoint_, log_end_);
+    hw_checkpoint_.store(std::min(hw_checkpoint_.load(), log_end_.value()));
   }
   LeaderEpochCache updated = epochs_;
   if (updated.truncate_from_end(log_end_)) {
@@ -628,8 +628,7 @@ std::vector<EpochEntry> PartitionLog::epoch_entries() const {
 }
 
 Offset PartitionLog::high_watermark_checkpoint() const {
-  std::lock_guard lock(hw_mu_);
-  return hw_checkpoint_;
+  return Offset{hw_checkpoint_.load()};
 }
 
 std::error_code PartitionLog::write_high_watermark_checkpoint(Offset hw) {
@@ -637,7 +636,7 @@ std::error_code PartitionLog::write_high_watermark_checkpoint(Offset hw) {
   if (auto ec = fs::write_file_atomically(dir_ / kHwCheckpoint,
                                           "0\n" + std::to_string(hw.value()) + "\n"))
     return ec;
-  hw_checkpoint_ = hw;
+  hw_checkpoint_.store(hw.value());
   return {};
 }
 

@@ -169,8 +169,10 @@ class PartitionLog {
   std::atomic<int64_t> start_published_{0};
   std::atomic<int64_t> end_published_{0};
   LeaderEpochCache epochs_;
-  mutable std::mutex hw_mu_;  // separate, so a checkpoint fsync never stalls appends or reads
-  Offset hw_checkpoint_{0};
+  // Serializes the checkpoint's writers; separate, so a checkpoint fsync never stalls appends or
+  // reads. Readers of the value take no lock: the flush loop compares it for every partition.
+  std::mutex hw_mu_;
+  std::atomic<int64_t> hw_checkpoint_{0};
   std::atomic<int64_t> last_fsync_ns_{-1};  // -1: no fsync'd append yet
 };
 
