@@ -193,7 +193,11 @@ TEST(ElectionsIntegration, AnUncleanElectionIsRecordedInThePartitionMetadata) {
   const auto& p = md->partitions.at(0);
   EXPECT_NE(p.leader.value(), leader);
   EXPECT_EQ(p.unclean_elections, 1) << "the checker needs to know this loss was expected";
-  EXPECT_EQ(p.isr.size(), 1u);
+  // The election leaves the new leader alone in the ISR. The other follower holds the same log,
+  // so it may already be back in the ISR when this reads it (a CI run under load saw that); the
+  // dead old leader, whose acknowledged write the election gave up, is not.
+  EXPECT_TRUE(p.isr.contains(p.leader)) << "the new leader is in its ISR";
+  EXPECT_FALSE(p.isr.contains(BrokerId{leader})) << "the dead leader is still in the ISR";
 }
 
 TEST(ElectionsIntegration, AdminRequestsAreRefusedOnTheClientListener) {
