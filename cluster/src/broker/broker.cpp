@@ -905,12 +905,12 @@ awaitable<void> Broker::isr_loop() {
     const ReplicaList ineligible = isr_ineligible_brokers();
     std::vector<std::pair<TopicPartition, IsrChangeProposal>> batch;
     // Proposes p's ISR change if one is due and the batch has room; true when p stays watched.
-    auto check = [&](const TopicPartition& tp, Partition& p) {
+    auto check = [&](Partition& p) {
       if (!p.replication)
         return false;
       if (batch.size() < kMaxAlterPartitionBatch) {
         if (auto proposal = p.replication->propose_isr_change(now, ineligible)) {
-          batch.emplace_back(tp, *proposal);
+          batch.emplace_back(p.tp, *proposal);
           return true;
         }
       }
@@ -920,18 +920,11 @@ awaitable<void> Broker::isr_loop() {
       next_sweep = now + sweep_interval;
       isr_watch_.clear();
       for (auto& [tp, p] : partitions_) {
-        if (check(tp, *p))
-          isr_watch_.insert(tp);
+        if (check(*p))
+          isr_watch_.insert(p.get());
       }
     } else {
-      std::vector<TopicPartition> recovered;
-      for (const TopicPartition& tp : isr_watch_) {
-        Partition* p = find(tp);
-        if (p == nullptr || !check(tp, *p))
-          recovered.push_back(tp);
-      }
-      for (const TopicPartition& tp : recovered)
-        isr_watch_.erase(tp);
+      std::erase_if(isr_watch_, [&](Partition* p) { return !check(*p); });
     }
     if (batch.empty())
       continue;

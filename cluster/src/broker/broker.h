@@ -230,7 +230,7 @@ class Broker final : public RequestHandler, public KafkaBackend {
   std::map<BrokerId, Fetcher> fetchers_;
   bool alter_partitions_in_flight_ = false;
   // Partitions the ISR loop checks between its sweeps (Broker::isr_loop).
-  std::unordered_set<TopicPartition> isr_watch_;
+  std::unordered_set<Partition*> isr_watch_;
   asio::steady_timer* heartbeat_wait_ = nullptr;  // the heartbeat loop's pause, while it waits
   std::thread log_opener_;  // running while open_logs() waits; joined by stop()
   std::atomic<bool> abandon_log_opening_{false};
