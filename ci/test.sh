@@ -48,6 +48,7 @@ wait "$tidy_pid" || status=1
 cat "$build/tidy-summary.log"
 echo "== privileged tests (namespaces, cgroups, loop devices)"
 privileged_log=$build/privileged-tests.log
+host_before=$(./ci/leftovers.sh "$build/bin/faultline")
 # Two at a time: a scenario run mostly waits on its own clock, and each run has its own namespaces,
 # addresses and cgroups. Tests that judge disk latency or the probe's timing run alone afterwards:
 # another run's fsyncs and CPU would skew exactly what they measure.
@@ -59,6 +60,14 @@ echo "== privileged tests that judge timing, one at a time"
 ctest --test-dir "$build" -L '^privileged$' -R "$timing" --output-on-failure --timeout 600 2>&1 |
   tee -a "$privileged_log" || status=1
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+# Tests leave nothing behind: no namespace, link, nft table, cgroup, loop device, mount, process or
+# journaled resource that was not on this host before them.
+left=$(comm -13 <(echo "$host_before") <(./ci/leftovers.sh "$build/bin/faultline"))
+if [[ -n $left ]]; then
+  echo "ci/test.sh: the privileged tests left these behind (faultline clean; see ci/leftovers.sh):" >&2
+  echo "$left" >&2
+  status=1
+fi
 # A skipped privileged test is a test that did not run: CI runs as root, so it is a failure.
 if grep -q '(Skipped)' "$privileged_log"; then
   echo "ci/test.sh: a privileged test was skipped" >&2

@@ -3,6 +3,7 @@
 // left behind afterwards (also when the harness itself is killed with SIGKILL).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -167,6 +168,8 @@ TEST(ClusterUp, ServesKillsThroughTheRunDirectoryAndLeavesNothingBehind) {
   EXPECT_EQ(down_code, 0) << down;
   EXPECT_EQ(harness.wait_for(30s), 0) << harness.log();
   EXPECT_TRUE(namespaces_with(up->prefix).empty());
+  // `cluster down` keeps the run directory (data, logs) for the user; a test removes its own.
+  std::filesystem::remove_all(up->run_dir);
 }
 
 // A quorum of three controllers: the brokers, the clients and cluster.json know all three; kill -9
@@ -242,6 +245,8 @@ TEST(ClusterUp, AQuorumOfThreeElectsAnotherControllerWhenTheActiveOneIsKilled) {
   EXPECT_EQ(down_code, 0) << down;
   EXPECT_EQ(harness.wait_for(30s), 0) << harness.log();
   EXPECT_TRUE(namespaces_with(up->prefix).empty());
+  // `cluster down` keeps the run directory (data, logs) for the user; a test removes its own.
+  std::filesystem::remove_all(up->run_dir);
 }
 
 TEST(ClusterUp, CleanRemovesARunWhoseHarnessWasKilledWithFaultsActive) {

@@ -32,6 +32,7 @@
 #include "faultline/chaos/faults/injector.h"
 #include "faultline/chaos/faults/partition.h"
 #include "faultline/chaos/faults/process.h"
+#include "faultline/chaos/journal.h"
 #include "faultline_test_support.h"
 #include "faults/kernel.h"
 
@@ -42,18 +43,54 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Records what is live; at the end of a test everything recorded must have been removed.
-class MemoryRecorder final : public ResourceRecorder {
+// Journals what a test creates in a run directory under the default state root (/run/faultline
+// unless FAULTLINE_STATE_ROOT says otherwise), as a harness does: a test process killed midway
+// leaves a run whose namespaces, loop devices, mounts and cgroups `faultline clean` removes. It
+// also keeps what is live, so that a test can assert it removed everything it made.
+class TestJournal final : public ResourceRecorder {
  public:
+  explicit TestJournal(const std::string& prefix) {
+    std::error_code ec;
+    journal_ = Journal::open(default_state_root(), prefix, prefix, ec);
+    if (!journal_)
+      ADD_FAILURE() << "journal under " << default_state_root() << ": " << ec.message();
+  }
+  // A test that removed everything leaves no run directory; one that did not leaves its journal
+  // for `faultline clean`.
+  ~TestJournal() override {
+    if (!journal_)
+      return;
+    const fs::path dir = journal_->dir();
+    journal_.reset();
+    if (live.empty())
+      fs::remove_all(dir);
+  }
+  TestJournal(const TestJournal&) = delete;
+  TestJournal& operator=(const TestJournal&) = delete;
+
   std::error_code will_create(const std::string& kind, const std::string& name,
-                              const nlohmann::json&) override {
+                              const nlohmann::json& details) override {
+    if (!journal_)
+      return std::make_error_code(std::errc::bad_file_descriptor);
+    if (auto ec = journal_->intend(kind, name, {}, details))
+      return ec;
     live.insert(kind + ":" + name);
     return {};
   }
   void removed(const std::string& kind, const std::string& name) override {
+    if (journal_)
+      (void)journal_->removed(kind, name, {});
     live.erase(kind + ":" + name);
   }
+  // What the journal still lists as outstanding, as `faultline clean` would read it.
+  size_t outstanding_in_journal() const {
+    std::error_code ec;
+    return journal_ ? outstanding(read_journal(journal_->dir(), ec)).size() : 0;
+  }
   std::set<std::string> live;
+
+ private:
+  std::unique_ptr<Journal> journal_;
 };
 
 int sh(const std::string& cmd) {
@@ -78,7 +115,9 @@ class NetworkFaults : public ::testing::Test {
     FAULTLINE_REQUIRE_ROOT();
     prefix_ = fmt::format("flft{}", ::getpid() % 100000);
     topo_.run_prefix = prefix_;
+    recorder_ = std::make_unique<TestJournal>(prefix_);
     const std::string hub = prefix_ + "-hub";
+    ASSERT_FALSE(recorder_->will_create(std::string(resource_kind::netns), hub, {}));
     ASSERT_EQ(sh("ip netns add " + hub), 0);
     created_.push_back(hub);
     ASSERT_EQ(
@@ -87,6 +126,7 @@ class NetworkFaults : public ::testing::Test {
     int i = 1;
     for (const char* n : {"a", "b", "c"}) {
       const std::string ns = prefix_ + "-" + n;
+      ASSERT_FALSE(recorder_->will_create(std::string(resource_kind::netns), ns, {}));
       ASSERT_EQ(sh("ip netns add " + ns), 0);
       created_.push_back(ns);
       const std::string addr = fmt::format("198.18.200.{}", i++);
@@ -99,7 +139,7 @@ class NetworkFaults : public ::testing::Test {
       topo_.nodes.push_back(FaultNode{n, ns, {{"int", addr}}, std::nullopt, std::nullopt, {}});
     }
     ctx_.topology = &topo_;
-    ctx_.recorder = &recorder_;
+    ctx_.recorder = recorder_.get();
     ctx_.shaper_binary = shaper_path();
     ctx_.run_dir = fs::temp_directory_path() / (prefix_ + "-logs");  // shaper logs
     fs::create_directories(ctx_.run_dir);
@@ -110,15 +150,21 @@ class NetworkFaults : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (const auto& ns : created_)
+    for (const auto& ns : created_) {
       sh("ip netns del " + ns);
+      if (!fs::exists("/run/netns/" + ns))
+        recorder_->removed(std::string(resource_kind::netns), ns);
+    }
     for (const auto& ns : created_) {
       EXPECT_FALSE(fs::exists("/run/netns/" + ns)) << ns << " left behind";
     }
     if (!ctx_.run_dir.empty())
       fs::remove_all(ctx_.run_dir);
-    EXPECT_TRUE(recorder_.live.empty())
-        << "recorded resources not removed: " << *recorder_.live.begin();
+    if (recorder_) {
+      EXPECT_TRUE(recorder_->live.empty())
+          << "recorded resources not removed: " << *recorder_->live.begin();
+      EXPECT_EQ(recorder_->outstanding_in_journal(), 0u);
+    }
   }
 
   const FaultNode& node(const std::string& n) { return *topo_.find(n); }
@@ -244,7 +290,7 @@ class NetworkFaults : public ::testing::Test {
 
   std::string prefix_;
   FaultTopology topo_;
-  MemoryRecorder recorder_;
+  std::unique_ptr<TestJournal> recorder_;
   FaultContext ctx_;
   std::vector<std::string> created_;
 };
@@ -502,7 +548,7 @@ TEST(DiskFaults, ThrottleCapsDirectWritesOnTheLoopMount) {
   const std::string prefix = fmt::format("flfd{}", ::getpid() % 100000);
   const fs::path dir = fs::temp_directory_path() / prefix;
   fs::create_directories(dir);
-  MemoryRecorder recorder;
+  TestJournal recorder(prefix);
   std::string device;
   fs::path cgroup_path;
   {
@@ -543,6 +589,7 @@ TEST(DiskFaults, ThrottleCapsDirectWritesOnTheLoopMount) {
   EXPECT_FALSE(fs::exists(fmt::format("/sys/block/{}/loop", fs::path(device).filename().string())))
       << device << " still attached";
   EXPECT_TRUE(recorder.live.empty());
+  EXPECT_EQ(recorder.outstanding_in_journal(), 0u) << "faultline clean would find leftovers";
   fs::remove_all(dir);
 }
 

@@ -342,8 +342,10 @@ TEST(ClusterUpWithPrometheus, ScrapesARestartedBrokerAgainAndEveryDashboardSerie
   EXPECT_FALSE(prom.query("up")) << "prometheus outlived its cluster";
   EXPECT_TRUE(fs::exists(run_dir / "prometheus" / "data" / "wal"))
       << "the TSDB is kept in the run directory";
+  // `cluster down` keeps the run directory (data, logs, the TSDB) for the user; a test removes its
+  // own.
   std::error_code ec;
-  fs::remove_all(run_dir / "prometheus", ec);
+  fs::remove_all(run_dir, ec);
 }
 
 }  // namespace
