@@ -170,6 +170,41 @@ BrokerMetrics::BrokerMetrics(prometheus::Registry& registry)
                            .Name("faultline_log_file_reopens_total")
                            .Help("Log files opened again after the descriptor cache closed them")
                            .Register(registry)
-                           .Add({})) {}
+                           .Add({})),
+      replica_fetch_requests(prometheus::BuildCounter()
+                                 .Name("faultline_replica_fetch_requests_total")
+                                 .Help("Followers' fetch requests served, by session kind")
+                                 .Register(registry)),
+      replica_fetches_sessionless(replica_fetch_requests.Add({{"session", "none"}})),
+      replica_fetches_full(replica_fetch_requests.Add({{"session", "full"}})),
+      replica_fetches_incremental(replica_fetch_requests.Add({{"session", "incremental"}})),
+      replica_fetch_session_errors(
+          prometheus::BuildCounter()
+              .Name("faultline_replica_fetch_session_errors_total")
+              .Help("Follower fetches refused for an unknown session or a wrong session epoch")
+              .Register(registry)
+              .Add({})),
+      replica_fetch_partitions_sent(
+          prometheus::BuildCounter()
+              .Name("faultline_replica_fetch_partitions_sent_total")
+              .Help("Partitions listed in followers' fetch requests (changes only, in a session)")
+              .Register(registry)
+              .Add({})),
+      replica_fetch_partitions_served(
+          prometheus::BuildCounter()
+              .Name("faultline_replica_fetch_partitions_served_total")
+              .Help("Partitions served to followers' fetch requests (every one a session holds)")
+              .Register(registry)
+              .Add({})),
+      fetch_sessions(prometheus::BuildGauge()
+                         .Name("faultline_fetch_sessions")
+                         .Help("Followers' fetch sessions this broker holds as a leader")
+                         .Register(registry)
+                         .Add({})),
+      fetch_session_partitions(prometheus::BuildGauge()
+                                   .Name("faultline_fetch_session_partitions")
+                                   .Help("Partitions held across this broker's fetch sessions")
+                                   .Register(registry)
+                                   .Add({})) {}
 
 }  // namespace faultline::cluster

@@ -13,6 +13,7 @@
 
 #include "faultline/cluster/log/partition_log.h"
 #include "local_cluster.h"
+#include "scrape.h"
 #include "test_producer.h"
 
 namespace faultline::cluster {
@@ -403,6 +404,71 @@ TEST(ClusterIntegration, IdleFollowersLearnTheHighWatermarkFromPollsThatFindNoth
   }
   for (int id = 1; id <= 3; ++id)
     EXPECT_EQ(seen[id], writes) << "broker " << id << "'s HW checkpoint\n" << cluster.logs();
+}
+
+// Fetch sessions as a user sees them in /metrics: each leader holds one session per follower with
+// every partition that follower fetches from it, incremental polls are the rule, and they list far
+// fewer partitions than the leader serves from them (what the sessions save at scale).
+TEST(ClusterIntegration, FollowersFetchInSessionsThatListOnlyWhatChanged) {
+  LocalClusterOptions options;
+  options.metrics = true;
+  LocalCluster cluster(options);
+  SyncClient client(cluster.client_config());
+  const int partitions = 12;
+  auto created = client.create_topic("events", partitions, 3);
+  ASSERT_EQ(created.error, errc::none) << errc_name(created.error);
+  // Partitions each broker leads once every ISR is full (RF 3 of 3: both others follow all).
+  std::map<int, int> led;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto md = client.metadata({"events"});
+        led.clear();
+        if (!md || static_cast<int>(md->partitions.size()) != partitions)
+          return false;
+        for (const auto& p : md->partitions) {
+          if (p.leader == kNoBroker || p.isr.size() != 3)
+            return false;
+          ++led[p.leader.value()];
+        }
+        return true;
+      },
+      10s))
+      << cluster.logs();
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(client.send(kTp, {"v" + std::to_string(i)}, Acks::all).acknowledged());
+
+  auto scrape = [&](int id, const std::string& series) {
+    auto text = testing::http_get("127.0.0.1", cluster.metrics_port(id), "/metrics");
+    return testing::metric_value(text, series).value_or(-1);
+  };
+  for (const auto& [id, count] : led) {
+    // Both followers' sessions hold every partition this broker leads.
+    EXPECT_TRUE(testing::wait_until(
+        [&] {
+          return scrape(id, "faultline_fetch_sessions") == 2 &&
+                 scrape(id, "faultline_fetch_session_partitions") == 2 * count;
+        },
+        5s))
+        << "broker " << id << " leads " << count << ": sessions "
+        << scrape(id, "faultline_fetch_sessions") << ", partitions "
+        << scrape(id, "faultline_fetch_session_partitions");
+  }
+  // Idle polls go on meanwhile; give each follower a few.
+  std::this_thread::sleep_for(1500ms);
+  double full = 0, incremental = 0, sent = 0, served = 0;
+  for (int id = 1; id <= 3; ++id) {
+    full += scrape(id, "faultline_replica_fetch_requests_total{session=\"full\"}");
+    incremental += scrape(id, "faultline_replica_fetch_requests_total{session=\"incremental\"}");
+    sent += scrape(id, "faultline_replica_fetch_partitions_sent_total");
+    served += scrape(id, "faultline_replica_fetch_partitions_served_total");
+  }
+  RecordProperty("fetches_full", std::to_string(full));
+  RecordProperty("fetches_incremental", std::to_string(incremental));
+  RecordProperty("partitions_sent", std::to_string(sent));
+  RecordProperty("partitions_served", std::to_string(served));
+  EXPECT_GE(full, 2 * static_cast<double>(led.size())) << "each follower opens a session";
+  EXPECT_GT(incremental, 3 * full) << "polls in a session are incremental";
+  EXPECT_GT(served, 2 * sent) << "sent " << sent << ", served " << served;
 }
 
 TEST(ClusterIntegration, AMalformedFrameClosesOneConnectionAndTheBrokerKeepsServing) {

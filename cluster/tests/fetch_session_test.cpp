@@ -112,6 +112,21 @@ TEST(FetchSessionCache, ForgottenPartitionsLeaveTheSession) {
   EXPECT_EQ(by_tp(r.partitions), by_tp({part(1, 50), part(3, 8)}));
 }
 
+// What faultline_fetch_session_partitions exports: every session's partitions, summed.
+TEST(FetchSessionCache, CachedPartitionsSumEverySession) {
+  FetchSessionCache cache;
+  EXPECT_EQ(cache.cached_partitions(), 0u);
+  auto open = cache.resolve(request(0, kFetchSessionOpen, {part(0), part(1), part(2)}));
+  ReplicaFetchRequest other = request(0, kFetchSessionOpen, {part(0), part(5)});
+  other.replica_id = 3;
+  cache.resolve(other);
+  EXPECT_EQ(cache.cached_partitions(), 5u);
+  cache.resolve(request(open.session_id, 1, {part(7)}, {tp(0), tp(1)}));  // +1, -2
+  EXPECT_EQ(cache.cached_partitions(), 4u);
+  cache.drop(kFollower);
+  EXPECT_EQ(cache.cached_partitions(), 2u);
+}
+
 TEST(FetchSessionCache, RefusedRequestsServeNothingAndLeaveTheSessionForAFullReopen) {
   struct Case {
     std::string name;

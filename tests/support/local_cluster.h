@@ -40,6 +40,7 @@ struct LocalClusterOptions {
   int controllers = 1;
   int metadata_snapshot_records = 0;  // --metadata-snapshot-records; 0: the controller's default
   int max_open_log_files = 0;         // the brokers' --max-open-log-files; 0: their default
+  bool metrics = false;               // each broker serves /metrics (metrics_port(id))
 };
 
 class LocalCluster {
@@ -60,6 +61,8 @@ class LocalCluster {
       client_ports_[id] = free_port();
       internal_ports_[id] = free_port();
       kafka_ports_[id] = free_port();
+      if (options_.metrics)
+        metrics_ports_[id] = free_port();
     }
     for (int id = 1; id <= options_.brokers; ++id) {
       if (options_.lazyfs)
@@ -182,11 +185,17 @@ class LocalCluster {
       argv.push_back("--max-open-log-files");
       argv.push_back(std::to_string(options_.max_open_log_files));
     }
+    if (options_.metrics) {
+      argv.push_back("--metrics-port");
+      argv.push_back(std::to_string(metrics_ports_[id]));
+    }
     brokers_[id] = ChildProcess(argv, dir_.path() / ("broker-" + std::to_string(id) + ".log"));
   }
 
   ChildProcess& broker(int id) { return brokers_.at(id); }
   cluster::Endpoint client_endpoint(int id) const { return {"127.0.0.1", client_ports_.at(id)}; }
+  // The broker's Prometheus port on 127.0.0.1 (options.metrics).
+  uint16_t metrics_port(int id) const { return metrics_ports_.at(id); }
   ChildProcess& controller(int i = 0) { return quorum_ ? quorum_->process(i) : controller_; }
   // The brokers' Kafka-protocol listeners as librdkafka's bootstrap.servers ("host:port,...").
   std::string kafka_bootstrap() const {
@@ -229,6 +238,7 @@ class LocalCluster {
   std::map<int, uint16_t> client_ports_;
   std::map<int, uint16_t> internal_ports_;
   std::map<int, uint16_t> kafka_ports_;
+  std::map<int, uint16_t> metrics_ports_;
   ChildProcess controller_;
   std::optional<ControllerQuorum> quorum_;   // controllers > 1
   std::map<int, ChildProcess> filesystems_;  // before brokers_: destroyed after them

@@ -445,6 +445,7 @@ awaitable<Response> Broker::handle_replica_fetch(ReplicaFetchRequest req, Listen
   }
   const BrokerId follower{req.replica_id};
   FetchSessionResolution session = fetch_sessions_.resolve(req);
+  publish_fetch_session_metrics(req, session);
   if (session.error != errc::none) {
     spdlog::info("event=fetch_session_refused follower={} session={} epoch={} error={}", follower,
                  req.session_id, req.session_epoch, errc_name(session.error));
@@ -1463,6 +1464,25 @@ void Broker::publish_log_file_metrics() {
   const uint64_t reopens = log_files_->reopens();
   metrics_.log_file_reopens.Increment(static_cast<double>(reopens - log_file_reopens_published_));
   log_file_reopens_published_ = reopens;
+}
+
+void Broker::publish_fetch_session_metrics(const ReplicaFetchRequest& req,
+                                           const FetchSessionResolution& session) {
+  if (session.error != errc::none) {
+    metrics_.replica_fetch_session_errors.Increment();
+  } else {
+    if (req.session_epoch == kFetchSessionless)
+      metrics_.replica_fetches_sessionless.Increment();
+    else if (req.session_epoch == kFetchSessionOpen)
+      metrics_.replica_fetches_full.Increment();
+    else
+      metrics_.replica_fetches_incremental.Increment();
+    metrics_.replica_fetch_partitions_sent.Increment(static_cast<double>(req.partitions.size()));
+    metrics_.replica_fetch_partitions_served.Increment(
+        static_cast<double>(session.partitions.size()));
+  }
+  metrics_.fetch_sessions.Set(static_cast<double>(fetch_sessions_.size()));
+  metrics_.fetch_session_partitions.Set(static_cast<double>(fetch_sessions_.cached_partitions()));
 }
 
 void Broker::update_gauges() {

@@ -180,6 +180,9 @@ class Broker final : public RequestHandler, public KafkaBackend {
   Offset high_watermark(const Partition& p) const;
   void update_gauges();
   void publish_log_file_metrics();
+  // Counts a follower's fetch by session kind (or its refusal) and refreshes the session gauges.
+  void publish_fetch_session_metrics(const ReplicaFetchRequest& req,
+                                     const FetchSessionResolution& session);
   asio::awaitable<void> wait_for_data(Partition& p, std::chrono::milliseconds max_wait);
   // True when a partition woke the wait (wake()), false when it timed out.
   asio::awaitable<bool> wait_for_any(const std::vector<Partition*>& partitions,

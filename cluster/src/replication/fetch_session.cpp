@@ -155,6 +155,13 @@ size_t FetchSessionCache::session_partitions(BrokerId follower) const {
   return it == sessions_.end() ? 0 : it->second.partitions.size();
 }
 
+size_t FetchSessionCache::cached_partitions() const {
+  size_t n = 0;
+  for (const auto& [follower, session] : sessions_)
+    n += session.partitions.size();
+  return n;
+}
+
 int32_t FetchSessionCache::session_id(BrokerId follower) const {
   auto it = sessions_.find(follower);
   return it == sessions_.end() ? 0 : it->second.id;

@@ -98,6 +98,19 @@ class BrokerMetrics {
   // The partition logs' descriptor cache (log/open_file_cache.h).
   prometheus::Gauge& log_open_files;
   prometheus::Counter& log_file_reopens;
+  // Replication fetch sessions on the leader side (replication/fetch_session.h): how followers'
+  // long-polls arrive, and what a session saves them: partitions_sent counts the partitions the
+  // requests listed, partitions_served those the leader served from them.
+  // By session kind: "none" (sessionless), "full" (opens a session), "incremental".
+  prometheus::Family<prometheus::Counter>& replica_fetch_requests;
+  prometheus::Counter& replica_fetches_sessionless;
+  prometheus::Counter& replica_fetches_full;
+  prometheus::Counter& replica_fetches_incremental;
+  prometheus::Counter& replica_fetch_session_errors;
+  prometheus::Counter& replica_fetch_partitions_sent;
+  prometheus::Counter& replica_fetch_partitions_served;
+  prometheus::Gauge& fetch_sessions;
+  prometheus::Gauge& fetch_session_partitions;
 };
 
 }  // namespace faultline::cluster

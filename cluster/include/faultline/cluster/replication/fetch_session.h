@@ -79,6 +79,8 @@ class FetchSessionCache {
   const ReplicaFetchPartition* held(BrokerId follower, const TopicPartition& tp) const;
   // The partitions in the follower's session, 0 without one.
   size_t session_partitions(BrokerId follower) const;
+  // The partitions held across every session (metrics; one pass over the sessions).
+  size_t cached_partitions() const;
   // The follower's session id, 0 without one.
   int32_t session_id(BrokerId follower) const;
 
