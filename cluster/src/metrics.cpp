@@ -8,6 +8,21 @@ prometheus::Histogram::BucketBoundaries latency_buckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
           0.25,   0.5,     1.0,    1.5,   2.0,    3.0,   5.0,  10.0,  30.0};
 }
+
+// The one unlabelled series of a new family.
+prometheus::Counter& counter(prometheus::Registry& registry, const std::string& name,
+                             const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+}
+prometheus::Gauge& gauge(prometheus::Registry& registry, const std::string& name,
+                         const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
+}
+prometheus::Histogram& latency_histogram(prometheus::Registry& registry, const std::string& name,
+                                         const std::string& help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add(
+      {}, latency_buckets());
+}
 }  // namespace
 
 MetricsEndpoint::MetricsEndpoint(const std::string& host, uint16_t port)
@@ -34,11 +49,8 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                             .Name("faultline_election_seconds")
                             .Help("Time from an election's trigger to its committed change")
                             .Register(registry)),
-      offline_partitions_(prometheus::BuildGauge()
-                              .Name("faultline_offline_partitions")
-                              .Help("Partitions without a leader")
-                              .Register(registry)
-                              .Add({})),
+      offline_partitions_(
+          gauge(registry, "faultline_offline_partitions", "Partitions without a leader")),
       broker_fenced_(prometheus::BuildGauge()
                          .Name("faultline_broker_fenced")
                          .Help("1 while the broker is fenced")
@@ -54,33 +66,20 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& registry)
                                  .Register(registry)) {}
 
 QuorumMetrics::QuorumMetrics(prometheus::Registry& registry)
-    : elections_(prometheus::BuildCounter()
-                     .Name("faultline_controller_elections_total")
-                     .Help("Elections of the controller quorum this controller won")
-                     .Register(registry)
-                     .Add({})),
-      leaderless_seconds_(prometheus::BuildHistogram()
-                              .Name("faultline_controller_leaderless_seconds")
-                              .Help("Time without an active controller, from this voter's last "
-                                    "contact with the previous one to the next one being known")
-                              .Register(registry)
-                              .Add({}, latency_buckets())),
-      commit_seconds_(prometheus::BuildHistogram()
-                          .Name("faultline_metadata_commit_seconds")
-                          .Help("Metadata record proposal to majority commit, on the active "
-                                "controller")
-                          .Register(registry)
-                          .Add({}, latency_buckets())),
-      active_(prometheus::BuildGauge()
-                  .Name("faultline_controller_active")
-                  .Help("1 while this controller is the active controller")
-                  .Register(registry)
-                  .Add({})),
-      epoch_(prometheus::BuildGauge()
-                 .Name("faultline_controller_epoch")
-                 .Help("The controller epoch (Raft term) this controller is in")
-                 .Register(registry)
-                 .Add({})) {}
+    : elections_(counter(registry, "faultline_controller_elections_total",
+                         "Elections of the controller quorum this controller won")),
+      leaderless_seconds_(
+          latency_histogram(registry, "faultline_controller_leaderless_seconds",
+                            "Time without an active controller, from this voter's last "
+                            "contact with the previous one to the next one being known")),
+      commit_seconds_(
+          latency_histogram(registry, "faultline_metadata_commit_seconds",
+                            "Metadata record proposal to majority commit, on the active "
+                            "controller")),
+      active_(gauge(registry, "faultline_controller_active",
+                    "1 while this controller is the active controller")),
+      epoch_(gauge(registry, "faultline_controller_epoch",
+                   "The controller epoch (Raft term) this controller is in")) {}
 
 void ControllerMetrics::set_broker_storage_canary(BrokerId broker, int64_t canary_us) {
   if (canary_us < 0)
@@ -121,56 +120,27 @@ void ControllerMetrics::set_broker_demoted(BrokerId broker, const std::string& r
 }
 
 BrokerMetrics::BrokerMetrics(prometheus::Registry& registry)
-    : isr_shrinks(prometheus::BuildCounter()
-                      .Name("faultline_isr_shrinks_total")
-                      .Help("ISR shrinks committed for partitions this broker leads")
-                      .Register(registry)
-                      .Add({})),
-      isr_expands(prometheus::BuildCounter()
-                      .Name("faultline_isr_expands_total")
-                      .Help("ISR expansions committed for partitions this broker leads")
-                      .Register(registry)
-                      .Add({})),
-      under_replicated_partitions(prometheus::BuildGauge()
-                                      .Name("faultline_under_replicated_partitions")
-                                      .Help("Led partitions whose ISR is smaller than the replicas")
-                                      .Register(registry)
-                                      .Add({})),
-      leader_partitions(prometheus::BuildGauge()
-                            .Name("faultline_leader_partitions")
-                            .Help("Partitions this broker leads")
-                            .Register(registry)
-                            .Add({})),
-      produce_latency(prometheus::BuildHistogram()
-                          .Name("faultline_produce_latency_seconds")
-                          .Help("Produce request latency as seen by the broker")
-                          .Register(registry)
-                          .Add({}, latency_buckets())),
-      storage_fsync(prometheus::BuildHistogram()
-                        .Name("faultline_storage_fsync_seconds")
-                        .Help("Partition log fsync latency")
-                        .Register(registry)
-                        .Add({}, latency_buckets())),
-      storage_canary(prometheus::BuildHistogram()
-                         .Name("faultline_storage_canary_seconds")
-                         .Help("Append+fsync latency of the storage canary file in the data dir")
-                         .Register(registry)
-                         .Add({}, latency_buckets())),
-      storage_canary_last(prometheus::BuildGauge()
-                              .Name("faultline_storage_canary_last_seconds")
-                              .Help("The storage canary's latest append+fsync latency")
-                              .Register(registry)
-                              .Add({})),
-      log_open_files(prometheus::BuildGauge()
-                         .Name("faultline_log_open_files")
-                         .Help("Partition log segment and index files held open")
-                         .Register(registry)
-                         .Add({})),
-      log_file_reopens(prometheus::BuildCounter()
-                           .Name("faultline_log_file_reopens_total")
-                           .Help("Log files opened again after the descriptor cache closed them")
-                           .Register(registry)
-                           .Add({})),
+    : isr_shrinks(counter(registry, "faultline_isr_shrinks_total",
+                          "ISR shrinks committed for partitions this broker leads")),
+      isr_expands(counter(registry, "faultline_isr_expands_total",
+                          "ISR expansions committed for partitions this broker leads")),
+      under_replicated_partitions(gauge(registry, "faultline_under_replicated_partitions",
+                                        "Led partitions whose ISR is smaller than the replicas")),
+      leader_partitions(
+          gauge(registry, "faultline_leader_partitions", "Partitions this broker leads")),
+      produce_latency(latency_histogram(registry, "faultline_produce_latency_seconds",
+                                        "Produce request latency as seen by the broker")),
+      storage_fsync(latency_histogram(registry, "faultline_storage_fsync_seconds",
+                                      "Partition log fsync latency")),
+      storage_canary(
+          latency_histogram(registry, "faultline_storage_canary_seconds",
+                            "Append+fsync latency of the storage canary file in the data dir")),
+      storage_canary_last(gauge(registry, "faultline_storage_canary_last_seconds",
+                                "The storage canary's latest append+fsync latency")),
+      log_open_files(gauge(registry, "faultline_log_open_files",
+                           "Partition log segment and index files held open")),
+      log_file_reopens(counter(registry, "faultline_log_file_reopens_total",
+                               "Log files opened again after the descriptor cache closed them")),
       replica_fetch_requests(prometheus::BuildCounter()
                                  .Name("faultline_replica_fetch_requests_total")
                                  .Help("Followers' fetch requests served, by session kind")
@@ -179,32 +149,17 @@ BrokerMetrics::BrokerMetrics(prometheus::Registry& registry)
       replica_fetches_full(replica_fetch_requests.Add({{"session", "full"}})),
       replica_fetches_incremental(replica_fetch_requests.Add({{"session", "incremental"}})),
       replica_fetch_session_errors(
-          prometheus::BuildCounter()
-              .Name("faultline_replica_fetch_session_errors_total")
-              .Help("Follower fetches refused for an unknown session or a wrong session epoch")
-              .Register(registry)
-              .Add({})),
+          counter(registry, "faultline_replica_fetch_session_errors_total",
+                  "Follower fetches refused for an unknown session or a wrong session epoch")),
       replica_fetch_partitions_sent(
-          prometheus::BuildCounter()
-              .Name("faultline_replica_fetch_partitions_sent_total")
-              .Help("Partitions listed in followers' fetch requests (changes only, in a session)")
-              .Register(registry)
-              .Add({})),
+          counter(registry, "faultline_replica_fetch_partitions_sent_total",
+                  "Partitions listed in followers' fetch requests (changes only, in a session)")),
       replica_fetch_partitions_served(
-          prometheus::BuildCounter()
-              .Name("faultline_replica_fetch_partitions_served_total")
-              .Help("Partitions served to followers' fetch requests (every one a session holds)")
-              .Register(registry)
-              .Add({})),
-      fetch_sessions(prometheus::BuildGauge()
-                         .Name("faultline_fetch_sessions")
-                         .Help("Followers' fetch sessions this broker holds as a leader")
-                         .Register(registry)
-                         .Add({})),
-      fetch_session_partitions(prometheus::BuildGauge()
-                                   .Name("faultline_fetch_session_partitions")
-                                   .Help("Partitions held across this broker's fetch sessions")
-                                   .Register(registry)
-                                   .Add({})) {}
+          counter(registry, "faultline_replica_fetch_partitions_served_total",
+                  "Partitions served to followers' fetch requests (every one a session holds)")),
+      fetch_sessions(gauge(registry, "faultline_fetch_sessions",
+                           "Followers' fetch sessions this broker holds as a leader")),
+      fetch_session_partitions(gauge(registry, "faultline_fetch_session_partitions",
+                                     "Partitions held across this broker's fetch sessions")) {}
 
 }  // namespace faultline::cluster
